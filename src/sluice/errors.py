@@ -1,0 +1,80 @@
+"""The SluiceError tree. Each class fixes its error code and HTTP status; nothing web here."""
+
+from __future__ import annotations
+
+
+class SluiceError(Exception):
+    """Base of every error sluice reports to a user."""
+
+    code = "InternalFailure"
+    status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class ValidationError(SluiceError):
+    """The request is malformed or names something invalid."""
+
+    code = "ValidationError"
+    status = 400
+
+
+class UnsupportedContentType(ValidationError):
+    code = "UnsupportedContentType"
+    status = 415
+
+
+class PayloadTooLarge(ValidationError):
+    code = "PayloadTooLarge"
+    status = 413
+
+
+class NotFound(SluiceError):
+    code = "ResourceNotFound"
+    status = 404
+
+
+class AlreadyExists(SluiceError):
+    code = "ResourceInUse"
+    status = 409
+
+
+class InvalidState(SluiceError):
+    """The resource exists but is not in a state that allows the operation."""
+
+    code = "ResourceInUse"
+    status = 409
+
+
+class ModelError(SluiceError):
+    """The model raised while handling a request (SageMaker's ModelError, HTTP 424)."""
+
+    code = "ModelError"
+    status = 424
+
+    def __init__(self, message: str, *, original_status: int = 500) -> None:
+        super().__init__(message)
+        self.original_status = original_status
+
+
+class WorkerUnavailable(SluiceError):
+    """No worker could take the request, or the worker died while holding it."""
+
+    code = "ServiceUnavailable"
+    status = 503
+
+
+class ModelLoadError(SluiceError):
+    """A model could not be loaded by its runtime."""
+
+    code = "ModelLoadError"
+    status = 500

@@ -1,0 +1,1 @@
+"""Model runtimes: plug-ins that load and run one kind of model."""

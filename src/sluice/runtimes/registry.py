@@ -1,0 +1,65 @@
+"""Runtime names to classes (built-ins plus entry points "sluice.runtimes"), and detection."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from sluice.errors import ValidationError
+from sluice.runtimes.base import Runtime
+
+BUILTIN = {
+    "sklearn": "sluice.runtimes.sklearn:SklearnRuntime",
+    "onnx": "sluice.runtimes.onnx:OnnxRuntime",
+    "python": "sluice.runtimes.handler:HandlerRuntime",
+}
+ALIASES = {"scikit-learn": "sklearn", "handler": "python", "onnxruntime": "onnx"}
+# Image-name hints, checked in order (SageMaker's framework container names).
+IMAGE_HINTS = (("scikit-learn", "sklearn"), ("sklearn", "sklearn"), ("onnx", "onnx"), ("pytorch", "python"))
+
+
+def available() -> dict[str, str]:
+    """Every runtime name with the import path of its class."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group="sluice.runtimes"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def canonical(name: str) -> str:
+    name = ALIASES.get(name.strip().lower(), name.strip().lower())
+    if name not in available():
+        raise ValidationError(
+            f"unknown runtime {name!r}; known: {', '.join(sorted(available()))}", field="runtime"
+        )
+    return name
+
+
+def runtime_class(name: str) -> type[Runtime]:
+    module_name, _, attr = available()[canonical(name)].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    assert issubclass(cls, Runtime)
+    return cls
+
+
+def detect(model_dir: Path, environment: Mapping[str, str], image: str | None = None) -> str:
+    """Choose a runtime: SLUICE_RUNTIME, then a handler script, then the image name, then files."""
+    if environment.get("SLUICE_RUNTIME"):
+        return canonical(environment["SLUICE_RUNTIME"])
+    if (model_dir / "code" / "inference.py").is_file():
+        return "python"
+    lowered = (image or "").lower()
+    for hint, name in IMAGE_HINTS:
+        if hint in lowered:
+            return name
+    if any(model_dir.glob("*.onnx")):
+        return "onnx"
+    if any(p for pattern in ("*.joblib", "*.pkl", "*.pickle") for p in model_dir.glob(pattern)):
+        return "sklearn"
+    raise ValidationError(
+        "cannot tell which runtime serves this model: set SLUICE_RUNTIME in its environment "
+        "(sklearn, onnx, python) or ship model.joblib, model.onnx or code/inference.py",
+        field="runtime",
+    )

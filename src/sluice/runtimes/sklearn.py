@@ -1,0 +1,52 @@
+"""scikit-learn models stored with joblib or pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sluice.codecs import Prediction
+from sluice.errors import ValidationError
+from sluice.runtimes.base import Runtime, find_one
+
+MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "*.joblib", "*.pkl", "*.pickle")
+
+
+def load_estimator(model_dir: Path) -> Any:
+    import joblib  # joblib reads plain pickles too
+
+    return joblib.load(find_one(model_dir, MODEL_FILES, "scikit-learn model"))
+
+
+def check_width(model: Any, rows: np.ndarray) -> None:
+    expected = getattr(model, "n_features_in_", None)
+    if expected is not None and rows.shape[1] != expected:
+        raise ValidationError(
+            f"each row must have {expected} features, got {rows.shape[1]}", field="body"
+        )
+
+
+class SklearnRuntime(Runtime):
+    """`predict`, plus `predict_proba` when the estimator has it.
+
+    Environment: `SLUICE_PREDICT_PROBA=false` leaves probabilities out of the answer.
+    """
+
+    name = "sklearn"
+
+    def load(self) -> None:
+        self.model = load_estimator(self.model_dir)
+        if not hasattr(self.model, "predict"):
+            raise TypeError(f"{type(self.model).__name__} has no predict method")
+        wants_proba = self.environment.get("SLUICE_PREDICT_PROBA", "true").lower() != "false"
+        self.with_proba = wants_proba and hasattr(self.model, "predict_proba")
+
+    def predict(self, rows: np.ndarray) -> Prediction:
+        check_width(self.model, rows)
+        if self.with_proba:
+            proba = self.model.predict_proba(rows)
+            classes = self.model.classes_
+            return {"predictions": classes[np.argmax(proba, axis=1)], "probabilities": proba}
+        return {"predictions": self.model.predict(rows)}

@@ -1,0 +1,71 @@
+"""Settings: one typed object, read from the environment (prefix SLUICE_) in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SLUICE_HOME") or Path.home() / ".sluice")
+
+
+class Settings(BaseSettings):
+    """Every knob of a sluice server. Environment variables: SLUICE_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    """Directory for the metadata database, artifacts, captures and worker sockets."""
+
+    database_url: str | None = None
+    """Any SQLAlchemy URL; default: a SQLite file under `home`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    max_payload_bytes: int = 6 * 1024 * 1024
+    """Largest request body accepted on the inference path (SageMaker's limit is 6 MB)."""
+
+    invocation_timeout_s: float = 60.0
+    """How long the gateway waits for a worker's answer before a 503."""
+
+    model_load_timeout_s: float = 120.0
+    """How long a worker may take to load its model before the endpoint fails."""
+
+    worker_restart_backoff_s: float = 0.5
+    """First delay before restarting a dead worker; doubles per consecutive crash."""
+
+    worker_restart_backoff_max_s: float = 30.0
+
+    shadow_queue_size: int = 1000
+    """Copies waiting per shadow variant; beyond it copies are shed and counted."""
+
+    shadow_concurrency: int = 16
+    """Copies in flight per shadow variant."""
+
+    capture_flush_interval_s: float = 1.0
+    capture_buffer_records: int = 10_000
+    """Records held in memory before a flush is forced; beyond twice this, records are dropped."""
+
+    shutdown_grace_s: float = 10.0
+    """How long a stopping server waits for in-flight requests."""
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def capture_dir(self) -> Path:
+        return self.home / "capture"

@@ -1,0 +1,1 @@
+"""Model execution in worker processes, separate from the gateway."""

@@ -1,0 +1,236 @@
+"""The instances of one variant: spawn worker processes, restart them, pick the least busy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sluice.errors import ModelLoadError, WorkerUnavailable
+from sluice.workers.client import Answer, WorkerConnection
+
+log = logging.getLogger(__name__)
+
+# Threads per worker for numeric libraries unless the model's environment says otherwise:
+# many single-request workers on few cores run best without thread pools fighting.
+THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every instance of a variant runs."""
+
+    label: str
+    model_dir: Path
+    runtime: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PoolSettings:
+    socket_dir: Path
+    load_timeout_s: float = 120.0
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    invocation_timeout_s: float = 60.0
+
+
+class WorkerInstance:
+    """One worker process and its connection; restarts the process when it dies."""
+
+    def __init__(self, spec: WorkerSpec, index: int, settings: PoolSettings,
+                 on_change: Callable[[], None], on_restart: Callable[[], None]) -> None:
+        self.spec = spec
+        self.name = f"{spec.label}/{index}"
+        self.settings = settings
+        self.on_change = on_change
+        self.on_restart = on_restart
+        self.process: asyncio.subprocess.Process | None = None
+        self.connection: WorkerConnection | None = None
+        self.restarts = 0
+        self.stopping = False
+        self.supervisor: asyncio.Task[None] | None = None
+        self.socket_path = str(settings.socket_dir / f"{uuid.uuid4().hex[:12]}.sock")
+
+    @property
+    def alive(self) -> bool:
+        return self.connection is not None and self.connection.alive
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def start(self) -> None:
+        """Spawn the process and connect; raise ModelLoadError with the loader's message."""
+        env = {**os.environ, **THREAD_DEFAULTS, **self.spec.environment}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sluice.workers.main", "--socket", self.socket_path,
+            "--model-dir", str(self.spec.model_dir), "--runtime", self.spec.runtime,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, env=env,
+        )
+        assert self.process.stdout is not None
+        try:
+            line = await asyncio.wait_for(
+                self.process.stdout.readline(), self.settings.load_timeout_s
+            )
+        except TimeoutError:
+            await self._kill()
+            raise ModelLoadError(
+                f"{self.name}: model did not load within {self.settings.load_timeout_s:g} s "
+                "(setting model_load_timeout_s)"
+            ) from None
+        status = _parse_ready(line)
+        if "error" in status:
+            await self.process.wait()
+            raise ModelLoadError(f"{self.name}: model failed to load: {status['error']}")
+        self.connection = await WorkerConnection.open(self.socket_path, self.name)
+        self.on_change()
+        if self.supervisor is None:
+            self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+
+    async def _supervise(self) -> None:
+        consecutive = 0
+        while not self.stopping:
+            assert self.process is not None
+            started = time.monotonic()
+            code = await self.process.wait()
+            if self.connection is not None:
+                self.connection.close()
+            self.connection = None
+            self.on_change()
+            if self.stopping:
+                return
+            consecutive = 1 if time.monotonic() - started > 30 else consecutive + 1
+            delay = min(self.settings.backoff_s * 2 ** (consecutive - 1), self.settings.backoff_max_s)
+            log.warning("worker %s exited with code %s; restarting in %.1f s", self.name, code, delay)
+            self.restarts += 1
+            self.on_restart()
+            await asyncio.sleep(delay)
+            while not self.stopping:
+                try:
+                    await self.start()
+                    break
+                except (ModelLoadError, OSError) as exc:
+                    log.error("restart of %s failed: %s", self.name, exc)
+                    consecutive += 1
+                    await asyncio.sleep(min(self.settings.backoff_s * 2**consecutive,
+                                            self.settings.backoff_max_s))
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.connection is not None:
+            self.connection.close()
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                await self._kill()
+        if self.supervisor is not None:
+            self.supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.supervisor
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket_path)
+
+    async def _kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+class WorkerPool:
+    """All instances of one variant. `invoke` goes to the instance with fewest requests in flight."""
+
+    def __init__(self, spec: WorkerSpec, settings: PoolSettings,
+                 on_restart: Callable[[], None] = lambda: None) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.on_restart = on_restart
+        self.instances: list[WorkerInstance] = []
+        self.live: list[WorkerConnection] = []
+        self.any_live = asyncio.Event()
+
+    async def start(self, count: int) -> None:
+        """Start `count` instances; if any fails to load, stop them all and raise."""
+        await self.scale(count)
+
+    async def scale(self, count: int) -> None:
+        while len(self.instances) > count:
+            await self.instances.pop().stop()
+            self._refresh()
+        new = [
+            WorkerInstance(self.spec, i, self.settings, self._refresh, self.on_restart)
+            for i in range(len(self.instances), count)
+        ]
+        results = await asyncio.gather(*(w.start() for w in new), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(w.stop() for w in new))
+            raise failures[0]
+        self.instances.extend(new)
+
+    def _refresh(self) -> None:
+        self.live = [w.connection for w in self.instances if w.connection and w.connection.alive]
+        if self.live:
+            self.any_live.set()
+        else:
+            self.any_live.clear()
+
+    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
+        live = self.live
+        if not live or not live[0].alive:
+            self._refresh()
+            if not self.live:
+                await self._wait_for_live()
+            live = self.live
+        connection = min(live, key=_outstanding) if len(live) > 1 else live[0]
+        return await connection.invoke(
+            body, content_type, accept, self.settings.invocation_timeout_s
+        )
+
+    async def _wait_for_live(self) -> None:
+        try:
+            await asyncio.wait_for(self.any_live.wait(), self.settings.invocation_timeout_s)
+        except TimeoutError:
+            raise WorkerUnavailable(
+                f"no live worker for {self.spec.label} within "
+                f"{self.settings.invocation_timeout_s:g} s (setting invocation_timeout_s)"
+            ) from None
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.instances if w.pid is not None and w.alive]
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self.instances)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.instances))
+        self.instances.clear()
+        self._refresh()
+
+
+def _outstanding(connection: WorkerConnection) -> int:
+    return connection.outstanding
+
+
+def _parse_ready(line: bytes) -> dict[str, object]:
+    if not line:
+        return {"error": "worker exited before it was ready (see the server log)"}
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return {"error": f"unexpected worker output {line[:200]!r}"}
+    return parsed if isinstance(parsed, dict) else {"error": f"unexpected worker output {parsed!r}"}
