@@ -14,6 +14,11 @@ class SluiceError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def server_side(self) -> bool:
+        """Counts as a 5xx (the service's or the model's fault) rather than a 4xx."""
+        return self.status >= 500
+
     def to_dict(self) -> dict[str, object]:
         body: dict[str, object] = {"error": self.code, "message": self.message}
         if self.field is not None:
@@ -64,6 +69,10 @@ class ModelError(SluiceError):
     def __init__(self, message: str, *, original_status: int = 500) -> None:
         super().__init__(message)
         self.original_status = original_status
+
+    @property
+    def server_side(self) -> bool:
+        return self.original_status >= 500
 
 
 class WorkerUnavailable(SluiceError):

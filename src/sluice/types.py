@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -21,7 +21,8 @@ class InvokeRequest:
     target_variant: str | None = None
     inference_id: str | None = None
     custom_attributes: str | None = None
-    sticky_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Other request headers, lower-cased (a sticky-routing header among them)."""
 
 
 @dataclass(slots=True)

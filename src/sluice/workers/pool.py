@@ -208,6 +208,11 @@ class WorkerPool:
                 f"{self.settings.invocation_timeout_s:g} s (setting invocation_timeout_s)"
             ) from None
 
+    async def drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(c.outstanding for c in self.live) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
     @property
     def pids(self) -> list[int]:
         return [w.pid for w in self.instances if w.pid is not None and w.alive]

@@ -1,0 +1,103 @@
+"""One handler per operation: parse, call a service, shape the answer. No logic here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from sluice import __version__
+from sluice.api.schemas import (
+    EndpointConfigCreate,
+    EndpointConfigOut,
+    EndpointCreate,
+    EndpointOut,
+    ErrorOut,
+    ModelCreate,
+    ModelOut,
+    WeightsUpdate,
+)
+from sluice.control.endpoints import EndpointService
+from sluice.errors import SluiceError
+
+ERRORS = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+
+
+def build_api(service: EndpointService) -> FastAPI:
+    api = FastAPI(title="sluice", version=__version__, openapi_url="/openapi.json",
+                  docs_url="/docs", redoc_url=None)
+    router = APIRouter(responses=ERRORS)
+
+    @router.post("/models", status_code=201, tags=["models"])
+    async def create_model(body: ModelCreate) -> ModelOut:
+        return ModelOut.of(await service.create_model(
+            body.name, body.artifact, body.runtime, body.image, body.environment))
+
+    @router.get("/models", tags=["models"])
+    def list_models() -> list[ModelOut]:
+        return [ModelOut.of(m) for m in service.list_models()]
+
+    @router.get("/models/{name}", tags=["models"])
+    def get_model(name: str) -> ModelOut:
+        return ModelOut.of(service.get_model(name))
+
+    @router.delete("/models/{name}", status_code=204, tags=["models"])
+    def delete_model(name: str) -> Response:
+        service.delete_model(name)
+        return Response(status_code=204)
+
+    @router.post("/endpoint-configs", status_code=201, tags=["endpoint configs"])
+    def create_endpoint_config(body: EndpointConfigCreate) -> EndpointConfigOut:
+        return EndpointConfigOut.of(service.create_endpoint_config(body.to_entity()))
+
+    @router.get("/endpoint-configs", tags=["endpoint configs"])
+    def list_endpoint_configs() -> list[EndpointConfigOut]:
+        return [EndpointConfigOut.of(c) for c in service.list_endpoint_configs()]
+
+    @router.get("/endpoint-configs/{name}", tags=["endpoint configs"])
+    def get_endpoint_config(name: str) -> EndpointConfigOut:
+        return EndpointConfigOut.of(service.get_endpoint_config(name))
+
+    @router.delete("/endpoint-configs/{name}", status_code=204, tags=["endpoint configs"])
+    def delete_endpoint_config(name: str) -> Response:
+        service.delete_endpoint_config(name)
+        return Response(status_code=204)
+
+    @router.post("/endpoints", status_code=201, tags=["endpoints"])
+    async def create_endpoint(body: EndpointCreate) -> EndpointOut:
+        return EndpointOut.of(await service.create_endpoint(body.name, body.config))
+
+    @router.get("/endpoints", tags=["endpoints"])
+    async def list_endpoints() -> list[EndpointOut]:
+        return [EndpointOut.of(ep) for ep in service.list_endpoints()]
+
+    @router.get("/endpoints/{name}", tags=["endpoints"])
+    async def get_endpoint(name: str) -> EndpointOut:
+        return EndpointOut.of(service.get_endpoint(name))
+
+    @router.put("/endpoints/{name}/weights", tags=["endpoints"])
+    async def update_weights(name: str, body: WeightsUpdate) -> EndpointOut:
+        return EndpointOut.of(await service.update_weights(name, body.weights))
+
+    @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
+    async def delete_endpoint(name: str) -> Response:
+        await service.delete_endpoint(name)
+        return Response(status_code=204)
+
+    api.include_router(router)
+
+    @api.exception_handler(SluiceError)
+    async def sluice_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SluiceError)
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        message = f"{field}: {first['msg']}" if field else str(first["msg"])
+        return JSONResponse({"error": "ValidationError", "message": message, "field": field},
+                            status_code=400)
+
+    return api

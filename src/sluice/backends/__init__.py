@@ -1,0 +1,1 @@
+"""Where variant instances run: local worker processes, or (later) a Ray cluster."""

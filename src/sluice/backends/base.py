@@ -1,0 +1,50 @@
+"""The Backend contract: start, scale and stop a variant's instances."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Protocol
+
+from sluice.entities import Model
+from sluice.workers.client import Answer
+
+
+class VariantInstances(Protocol):
+    """The running instances of one variant, as a backend hands them back."""
+
+    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
+        """Send one request to the least busy instance."""
+
+    async def scale(self, count: int) -> None:
+        """Start or stop instances until `count` run."""
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until no request is in flight."""
+
+    async def stop(self) -> None:
+        """Stop every instance."""
+
+    @property
+    def pids(self) -> list[int]:
+        """OS process ids of live instances on this machine (for CPU and memory)."""
+
+    @property
+    def restarts(self) -> int: ...
+
+
+class Backend(ABC):
+    @abstractmethod
+    async def start_variant(self, label: str, model: Model, instance_count: int,
+                            on_restart: Callable[[], None]) -> VariantInstances:
+        """Start `instance_count` instances of `model`; raise ModelLoadError if it cannot load.
+
+        Args:
+            label: "endpoint/variant", for logs and error messages.
+            model: the model to serve (its unpacked directory, runtime and environment).
+            instance_count: how many instances to start.
+            on_restart: called each time a dead instance is restarted.
+        """
+
+    async def close(self) -> None:
+        """Release whatever the backend holds (sockets, cluster connections)."""

@@ -1,0 +1,36 @@
+"""The local backend: each instance is a worker process on this machine."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sluice.backends.base import Backend, VariantInstances
+from sluice.entities import Model
+from sluice.settings import Settings
+from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
+
+
+class LocalBackend(Backend):
+    def __init__(self, settings: Settings) -> None:
+        # Unix socket paths are limited to ~100 bytes, so they live in a short temp dir.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="sluice-"))
+        self.pool_settings = PoolSettings(
+            socket_dir=self.socket_dir,
+            load_timeout_s=settings.model_load_timeout_s,
+            backoff_s=settings.worker_restart_backoff_s,
+            backoff_max_s=settings.worker_restart_backoff_max_s,
+            invocation_timeout_s=settings.invocation_timeout_s,
+        )
+
+    async def start_variant(self, label: str, model: Model, instance_count: int,
+                            on_restart: Callable[[], None]) -> VariantInstances:
+        spec = WorkerSpec(label, Path(model.model_dir), model.runtime, model.environment)
+        pool = WorkerPool(spec, self.pool_settings, on_restart)
+        await pool.start(instance_count)
+        return pool
+
+    async def close(self) -> None:
+        shutil.rmtree(self.socket_dir, ignore_errors=True)

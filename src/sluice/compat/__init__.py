@@ -1,0 +1,1 @@
+"""Other people's protocols, each a thin adapter over the gateway or the services."""

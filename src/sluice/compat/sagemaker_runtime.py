@@ -1,0 +1,145 @@
+"""SageMaker runtime: `POST /endpoints/{name}/invocations` as a raw ASGI handler.
+
+Headers become an InvokeRequest, `Gateway.invoke` answers it, and the result or error is
+shaped the way boto3's `sagemaker-runtime` client expects (rest-json errors with
+`x-amzn-ErrorType`; model failures as ModelError, HTTP 424).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sluice.errors import ModelError, NotFound, PayloadTooLarge, SluiceError, ValidationError
+from sluice.gateway.invoke import Gateway
+from sluice.types import JSON, InvokeRequest
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/endpoints/"
+SUFFIX = "/invocations"
+Scope = dict[str, Any]
+
+TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
+INFERENCE_ID = b"x-amzn-sagemaker-inference-id"
+CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+
+
+def endpoint_of(path: str) -> str | None:
+    """The endpoint name if `path` is an invocations path, else None."""
+    if path.startswith(PREFIX) and path.endswith(SUFFIX):
+        name = path[len(PREFIX) : -len(SUFFIX)]
+        if name and "/" not in name:
+            return name
+    return None
+
+
+class RuntimeHandler:
+    def __init__(self, gateway: Gateway, max_payload_bytes: int) -> None:
+        self.gateway = gateway
+        self.max_payload_bytes = max_payload_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any, endpoint: str) -> None:
+        try:
+            if scope["method"] != "POST":
+                raise ValidationError("invocations take POST", field="method")
+            request = self._parse_headers(scope, endpoint)
+            request.body = await self._read_body(scope, receive)
+            result = await self.gateway.invoke(request)
+        except SluiceError as exc:
+            await _send_error(send, exc)
+            return
+        except Exception:  # noqa: BLE001 - no traceback ever reaches a client
+            log.exception("invocation of %s failed", endpoint)
+            await _send_error(send, SluiceError("internal failure; see the server log"))
+            return
+        headers = [
+            (b"content-type", result.content_type.encode()),
+            (b"content-length", str(len(result.body)).encode()),
+            (b"x-amzn-invoked-production-variant", result.variant.encode()),
+        ]
+        if result.custom_attributes:
+            headers.append((CUSTOM_ATTRIBUTES, result.custom_attributes.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": result.body})
+
+    def _parse_headers(self, scope: Scope, endpoint: str) -> InvokeRequest:
+        request = InvokeRequest(endpoint=endpoint, body=b"")
+        extra: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            if raw_name == b"content-type":
+                request.content_type = raw_value.decode("latin-1")
+            elif raw_name == b"accept":
+                request.accept = raw_value.decode("latin-1")
+            elif raw_name == b"content-length":
+                if int(raw_value) > self.max_payload_bytes:
+                    raise self._too_large()
+            elif raw_name == TARGET_VARIANT:
+                request.target_variant = raw_value.decode("latin-1")
+            elif raw_name == INFERENCE_ID:
+                request.inference_id = _inference_id(raw_value.decode("latin-1"))
+            elif raw_name == CUSTOM_ATTRIBUTES:
+                request.custom_attributes = raw_value.decode("latin-1")
+            else:
+                extra[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        request.headers = extra
+        return request
+
+    async def _read_body(self, scope: Scope, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_payload_bytes:
+                    raise self._too_large()
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"request body is over {self.max_payload_bytes} bytes (setting max_payload_bytes)",
+            field="Body",
+        )
+
+
+def _inference_id(value: str) -> str:
+    if not 1 <= len(value) <= 64 or not value.isprintable():
+        raise ValidationError(
+            "X-Amzn-SageMaker-Inference-Id must be 1 to 64 printable characters",
+            field="X-Amzn-SageMaker-Inference-Id",
+        )
+    return value
+
+
+async def _send_error(send: Any, exc: SluiceError) -> None:
+    if exc.status >= 500 and not isinstance(exc, ModelError):
+        log.warning("invocation failed: %s", exc.message)
+    body: dict[str, Any] = {"ErrorCode": exc.code, "Message": exc.message}
+    code = exc.code
+    status = exc.status
+    if isinstance(exc, ModelError):
+        body.update(
+            OriginalStatusCode=exc.original_status,
+            OriginalMessage=exc.message,
+            Message=f"Received server error ({exc.original_status}) from model with message "
+            f'"{exc.message}". See the sluice server log for details.',
+        )
+    elif isinstance(exc, NotFound):
+        # SageMaker answers an unknown endpoint with a ValidationError.
+        code, status = "ValidationError", 400
+        body["ErrorCode"] = code
+    if exc.field:
+        body["Field"] = exc.field
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", JSON.encode()),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-amzn-errortype", code.encode()),
+    ]})
+    await send({"type": "http.response.body", "body": payload})

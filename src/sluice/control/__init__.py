@@ -1,0 +1,1 @@
+"""Control-plane services: plain Python, no HTTP, no ORM objects."""

@@ -1,0 +1,56 @@
+"""The ASGI app on the server's one port.
+
+The inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
+runtime handler; everything else (native API, /metrics, /healthz) goes through Starlette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from sluice.compat.sagemaker_runtime import RuntimeHandler, endpoint_of
+from sluice.gateway.metrics import Metrics
+from sluice.gateway.routing import Router
+
+Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
+
+
+class SluiceApp:
+    def __init__(self, runtime: RuntimeHandler, rest: Starlette) -> None:
+        self.runtime = runtime
+        self.rest = rest
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = endpoint_of(scope["path"])
+            if endpoint is not None:
+                await self.runtime(scope, receive, send, endpoint)
+                return
+        await self.rest(scope, receive, send)
+
+
+def build_app(runtime: RuntimeHandler, api: Any, router: Router, metrics: Metrics,
+              lifespan: Callable[[Starlette], AsyncIterator[None]] | Lifespan) -> SluiceApp:
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "endpoints_in_service": len(router.tables)})
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    rest = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/metrics", prometheus),
+            Mount("/api/v1", app=api),
+        ],
+        lifespan=lifespan,  # type: ignore[arg-type]
+    )
+    return SluiceApp(runtime, rest)

@@ -1,0 +1,109 @@
+"""Every data-plane Prometheus metric, declared once, on a registry per server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+VARIANT = ("endpoint", "variant")
+
+# The *_created series double the scrape size and tell nothing a counter reset does not.
+disable_created_metrics()
+
+
+@dataclass(frozen=True)
+class VariantMetrics:
+    """The labelled children of one variant, resolved once so the hot path only increments."""
+
+    invocations: Counter
+    errors_4xx: Counter
+    errors_5xx: Counter
+    model_latency: Histogram
+    overhead_latency: Histogram
+    shadow_sent: Counter
+    shadow_shed: Counter
+    shadow_failed: Counter
+    restarts: Counter
+    captured: Counter
+    capture_dropped: Counter
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.invocations = Counter("sluice_invocations", "Inference requests answered or failed",
+                                   VARIANT, registry=r)
+        self.errors = Counter("sluice_invocation_errors", "Failed inference requests by class",
+                              (*VARIANT, "class"), registry=r)
+        self.model_latency = Histogram(
+            "sluice_model_latency_seconds", "Round trip to the worker (model and link)",
+            VARIANT, buckets=LATENCY_BUCKETS, registry=r)
+        self.overhead_latency = Histogram(
+            "sluice_overhead_latency_seconds", "Gateway time outside the worker call",
+            VARIANT, buckets=LATENCY_BUCKETS, registry=r)
+        self.shadow_copies = Counter("sluice_shadow_copies", "Copies of requests to shadow variants",
+                                     (*VARIANT, "outcome"), registry=r)
+        self.worker_restarts = Counter("sluice_worker_restarts", "Worker processes restarted",
+                                       VARIANT, registry=r)
+        self.capture_records = Counter("sluice_capture_records", "Data-capture records",
+                                       (*VARIANT, "outcome"), registry=r)
+
+    def for_variant(self, endpoint: str, variant: str) -> VariantMetrics:
+        labels = (endpoint, variant)
+        return VariantMetrics(
+            invocations=self.invocations.labels(*labels),
+            errors_4xx=self.errors.labels(*labels, "4xx"),
+            errors_5xx=self.errors.labels(*labels, "5xx"),
+            model_latency=self.model_latency.labels(*labels),
+            overhead_latency=self.overhead_latency.labels(*labels),
+            shadow_sent=self.shadow_copies.labels(*labels, "sent"),
+            shadow_shed=self.shadow_copies.labels(*labels, "shed"),
+            shadow_failed=self.shadow_copies.labels(*labels, "failed"),
+            restarts=self.worker_restarts.labels(*labels),
+            captured=self.capture_records.labels(*labels, "written"),
+            capture_dropped=self.capture_records.labels(*labels, "dropped"),
+        )
+
+    def watch_workers(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
+        """Report CPU and memory of worker processes, read when /metrics is scraped."""
+        self.registry.register(WorkerUsageCollector(source))
+
+
+class WorkerUsageCollector(Collector):
+    def __init__(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        import psutil
+
+        cpu = CounterMetricFamily("sluice_worker_cpu_seconds",
+                                  "CPU time of a variant's live worker processes", labels=VARIANT)
+        rss = GaugeMetricFamily("sluice_worker_memory_bytes",
+                                "Resident memory of a variant's live worker processes",
+                                labels=VARIANT)
+        live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes",
+                                 labels=VARIANT)
+        for endpoint, variant, pids in self.source():
+            seconds = memory = 0.0
+            for pid in pids:
+                try:
+                    proc = psutil.Process(pid)
+                    times = proc.cpu_times()
+                    seconds += times.user + times.system
+                    memory += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+            cpu.add_metric([endpoint, variant], seconds)
+            rss.add_metric([endpoint, variant], memory)
+            live.add_metric([endpoint, variant], len(pids))
+        yield from (cpu, rss, live)

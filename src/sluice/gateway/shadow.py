@@ -1,0 +1,92 @@
+"""Copies of production requests to a shadow variant: bounded queue, shed and counted on overflow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from sluice.errors import SluiceError
+from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
+from sluice.gateway.metrics import VariantMetrics
+from sluice.gateway.routing import VariantBackend
+from sluice.types import InvokeRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ShadowCopy:
+    request: InvokeRequest
+    inference_id: str
+    capture: CaptureTarget | None
+
+
+class ShadowSender:
+    """Owns one shadow variant's queue and the tasks that drain it."""
+
+    def __init__(self, endpoint: str, variant: str, backend: VariantBackend,
+                 metrics: VariantMetrics, capture: CaptureWriter,
+                 queue_size: int = 1000, concurrency: int = 16) -> None:
+        self.endpoint = endpoint
+        self.variant = variant
+        self.backend = backend
+        self.metrics = metrics
+        self.capture = capture
+        self.queue: asyncio.Queue[ShadowCopy] = asyncio.Queue(maxsize=queue_size)
+        self.concurrency = concurrency
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [
+            asyncio.create_task(self._drain(), name=f"shadow {self.endpoint}/{self.variant}")
+            for _ in range(self.concurrency)
+        ]
+
+    def offer(self, request: InvokeRequest, inference_id: str,
+              capture: CaptureTarget | None) -> None:
+        """Queue a copy, or shed it when the queue is full. Never blocks, never raises."""
+        try:
+            self.queue.put_nowait(ShadowCopy(request, inference_id, capture))
+        except asyncio.QueueFull:
+            self.metrics.shadow_shed.inc()
+
+    async def _drain(self) -> None:
+        while True:
+            copy = await self.queue.get()
+            try:
+                await self._send(copy)
+            except Exception:  # noqa: BLE001 - a shadow must never stop draining
+                log.exception("shadow copy to %s/%s failed", self.endpoint, self.variant)
+
+    async def _send(self, copy: ShadowCopy) -> None:
+        request = copy.request
+        started = time.perf_counter()
+        status, out_type, out_body = 200, "", b""
+        self.metrics.invocations.inc()
+        try:
+            answer = await self.backend.invoke(request.body, request.content_type, request.accept)
+            out_type, out_body = answer.content_type, answer.body
+            self.metrics.shadow_sent.inc()
+        except SluiceError as exc:
+            status, out_type, out_body = exc.status, "application/json", exc.message.encode()
+            (self.metrics.errors_5xx if exc.server_side else self.metrics.errors_4xx).inc()
+            self.metrics.shadow_failed.inc()
+        elapsed = time.perf_counter() - started
+        self.metrics.model_latency.observe(elapsed)
+        if copy.capture is not None:
+            self.capture.add(CaptureEvent(
+                copy.capture, self.endpoint, self.variant, copy.inference_id, time.time(),
+                request.content_type, request.body, out_type, out_body, elapsed * 1000, status,
+                self.metrics,
+            ))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []

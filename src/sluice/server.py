@@ -1,0 +1,78 @@
+"""Composition root: settings, store, services, backend and gateway in one ASGI app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+
+from sluice.api.routes import build_api
+from sluice.backends.local import LocalBackend
+from sluice.compat.sagemaker_runtime import RuntimeHandler
+from sluice.control.endpoints import EndpointService
+from sluice.gateway.app import SluiceApp, build_app
+from sluice.gateway.capture import CaptureWriter
+from sluice.gateway.invoke import Gateway
+from sluice.gateway.metrics import Metrics
+from sluice.gateway.routing import Router
+from sluice.settings import Settings
+from sluice.store.artifacts import ArtifactStore
+from sluice.store.db import open_database
+from sluice.store.repos import Repository
+
+log = logging.getLogger("sluice.server")
+
+
+@dataclass
+class Server:
+    settings: Settings
+    app: SluiceApp
+    service: EndpointService
+
+
+def build_server(settings: Settings) -> Server:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    database = open_database(settings.resolved_database_url)
+    repo = Repository(database)
+    metrics = Metrics()
+    router = Router()
+    capture = CaptureWriter(settings.capture_flush_interval_s, settings.capture_buffer_records)
+    backend = LocalBackend(settings)
+    service = EndpointService(repo, ArtifactStore(settings.models_dir), backend, router, capture,
+                              metrics, settings)
+    metrics.watch_workers(service.worker_usage)
+    gateway = Gateway(router, capture)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        capture.start()
+        await service.restore()
+        log.info("sluice is ready (home %s)", settings.home)
+        try:
+            yield
+        finally:
+            log.info("stopping: workers, capture, database")
+            await service.close()
+            await capture.close()
+            await backend.close()
+            database.close()
+
+    app = build_app(RuntimeHandler(gateway, settings.max_payload_bytes), build_api(service),
+                    router, metrics, lifespan)
+    return Server(settings, app, service)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until SIGTERM or SIGINT, then stop cleanly."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    server = build_server(settings)
+    uvicorn.run(
+        server.app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        lifespan="on", access_log=False, log_level="info",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
