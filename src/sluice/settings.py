@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     shadow_queue_size: int = 1000
     """Copies waiting per shadow variant; beyond it copies are shed and counted."""
 
-    shadow_concurrency: int = 16
-    """Copies in flight per shadow variant."""
+    shadow_concurrency_per_instance: int = 2
+    """Copies in flight per shadow instance; the backlog waits in the bounded queue, where
+    it can be shed, rather than inside the shadow's workers."""
 
     capture_flush_interval_s: float = 1.0
     capture_buffer_records: int = 10_000

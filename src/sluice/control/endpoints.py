@@ -206,7 +206,7 @@ class EndpointService:
         for task in list(self.tasks.values()):
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        await asyncio.gather(*(self._retire(name, drain=False) for name in list(self.live)))
+        await asyncio.gather(*(self._retire(name) for name in list(self.live)))
 
     def worker_usage(self) -> Iterator[tuple[str, str, list[int]]]:
         for name, live in list(self.live.items()):
@@ -250,7 +250,8 @@ class EndpointService:
         if spec.kind is VariantKind.SHADOW:
             handle.sender = ShadowSender(
                 endpoint, spec.name, instances, metrics, self.capture,
-                self.settings.shadow_queue_size, self.settings.shadow_concurrency,
+                self.settings.shadow_queue_size,
+                self.settings.shadow_concurrency_per_instance * spec.instance_count,
             )
             handle.sender.start()
 
@@ -261,9 +262,10 @@ class EndpointService:
         if live is None:
             return
         handles = list(live.variants.values())
+        grace = self.settings.shutdown_grace_s if drain else 0.0
         if drain:
-            await asyncio.gather(*(h.instances.drain(self.settings.shutdown_grace_s) for h in handles))
-        await asyncio.gather(*(h.sender.stop() for h in handles if h.sender))
+            await asyncio.gather(*(h.instances.drain(grace) for h in handles))
+        await asyncio.gather(*(h.sender.stop(grace) for h in handles if h.sender))
         await self.capture.flush(name)
         await asyncio.gather(*(h.instances.stop() for h in handles))
 

@@ -60,6 +60,8 @@ class ShadowSender:
                 await self._send(copy)
             except Exception:  # noqa: BLE001 - a shadow must never stop draining
                 log.exception("shadow copy to %s/%s failed", self.endpoint, self.variant)
+            finally:
+                self.queue.task_done()
 
     async def _send(self, copy: ShadowCopy) -> None:
         request = copy.request
@@ -83,7 +85,14 @@ class ShadowSender:
                 self.metrics,
             ))
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 0.0) -> None:
+        """Stop sending; first let queued copies go out for at most `drain_timeout` seconds."""
+        if drain_timeout > 0 and self.tasks:
+            try:
+                await asyncio.wait_for(self.queue.join(), drain_timeout)
+            except TimeoutError:
+                log.warning("shadow %s/%s: %d queued copies dropped at stop",
+                            self.endpoint, self.variant, self.queue.qsize())
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

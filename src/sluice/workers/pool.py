@@ -92,6 +92,7 @@ class WorkerInstance:
             await self.process.wait()
             raise ModelLoadError(f"{self.name}: model failed to load: {status['error']}")
         self.connection = await WorkerConnection.open(self.socket_path, self.name)
+        await self.connection.ping(self.settings.load_timeout_s)
         self.on_change()
         if self.supervisor is None:
             self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")

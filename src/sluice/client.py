@@ -1,0 +1,193 @@
+"""sluice.Client: the native API from Python (httpx)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from sluice import errors
+from sluice.api.schemas import EndpointConfigOut, EndpointOut, ModelOut
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One answer from an endpoint."""
+
+    body: bytes
+    content_type: str
+    variant: str
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class Client:
+    """Talks to a running `sluice server`.
+
+    >>> with Client("http://127.0.0.1:8080") as c:
+    ...     c.create_endpoint("digits", "digits-v1", wait=True)
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- models
+
+    def create_model(self, name: str, artifact: str, runtime: str | None = None,
+                     image: str | None = None,
+                     environment: Mapping[str, str] | None = None) -> ModelOut:
+        body = {"name": name, "artifact": artifact, "runtime": runtime, "image": image,
+                "environment": dict(environment or {})}
+        return ModelOut.model_validate(self._call("POST", "/models", body))
+
+    def get_model(self, name: str) -> ModelOut:
+        return ModelOut.model_validate(self._call("GET", f"/models/{name}"))
+
+    def list_models(self) -> list[ModelOut]:
+        return [ModelOut.model_validate(m) for m in self._call("GET", "/models")]
+
+    def delete_model(self, name: str) -> None:
+        self._call("DELETE", f"/models/{name}")
+
+    # -- endpoint configs
+
+    def create_endpoint_config(self, name: str, variants: Sequence[Mapping[str, Any]],
+                               shadows: Sequence[Mapping[str, Any]] = (),
+                               data_capture: Mapping[str, Any] | None = None,
+                               sticky_header: str | None = None) -> EndpointConfigOut:
+        """Variants: dicts with name, model, weight, instances. Shadows: name, model,
+        instances, sampling_percentage. Data capture: enabled, sampling_percentage,
+        capture_input, capture_output, destination."""
+        body = {"name": name, "variants": list(variants), "shadows": list(shadows),
+                "data_capture": dict(data_capture) if data_capture is not None else None,
+                "sticky_header": sticky_header}
+        return EndpointConfigOut.model_validate(self._call("POST", "/endpoint-configs", body))
+
+    def get_endpoint_config(self, name: str) -> EndpointConfigOut:
+        return EndpointConfigOut.model_validate(self._call("GET", f"/endpoint-configs/{name}"))
+
+    def list_endpoint_configs(self) -> list[EndpointConfigOut]:
+        return [EndpointConfigOut.model_validate(c) for c in self._call("GET", "/endpoint-configs")]
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self._call("DELETE", f"/endpoint-configs/{name}")
+
+    # -- endpoints
+
+    def create_endpoint(self, name: str, config: str, wait: bool = False,
+                        timeout: float = 300.0) -> EndpointOut:
+        created = EndpointOut.model_validate(
+            self._call("POST", "/endpoints", {"name": name, "config": config}))
+        return self.wait_for_endpoint(name, timeout) if wait else created
+
+    def wait_for_endpoint(self, name: str, timeout: float = 300.0) -> EndpointOut:
+        """Poll until the endpoint settles; raise if it Failed or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            endpoint = self.get_endpoint(name)
+            if endpoint.status == "InService":
+                return endpoint
+            if endpoint.status == "Failed":
+                raise errors.ModelLoadError(
+                    f"endpoint {name!r} failed: {endpoint.failure_reason}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"endpoint {name!r} still {endpoint.status} after {timeout:g} s")
+            time.sleep(0.2)
+
+    def get_endpoint(self, name: str) -> EndpointOut:
+        return EndpointOut.model_validate(self._call("GET", f"/endpoints/{name}"))
+
+    def list_endpoints(self) -> list[EndpointOut]:
+        return [EndpointOut.model_validate(e) for e in self._call("GET", "/endpoints")]
+
+    def update_weights(self, name: str, weights: Mapping[str, float]) -> EndpointOut:
+        return EndpointOut.model_validate(
+            self._call("PUT", f"/endpoints/{name}/weights", {"weights": dict(weights)}))
+
+    def delete_endpoint(self, name: str) -> None:
+        self._call("DELETE", f"/endpoints/{name}")
+
+    # -- inference
+
+    def invoke(self, endpoint: str, body: bytes | str, content_type: str = "application/json",
+               accept: str = "application/json", target_variant: str | None = None,
+               inference_id: str | None = None,
+               headers: Mapping[str, str] | None = None) -> Invocation:
+        sent = {"Content-Type": content_type, "Accept": accept, **(headers or {})}
+        if target_variant:
+            sent["X-Amzn-SageMaker-Target-Variant"] = target_variant
+        if inference_id:
+            sent["X-Amzn-SageMaker-Inference-Id"] = inference_id
+        data = body.encode() if isinstance(body, str) else body
+        response = self.http.post(f"/endpoints/{endpoint}/invocations", content=data, headers=sent)
+        if response.status_code != 200:
+            raise _runtime_error(response)
+        return Invocation(response.content, response.headers.get("content-type", ""),
+                          response.headers.get("x-amzn-invoked-production-variant", ""))
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text of /metrics."""
+        return self.http.get("/metrics").text
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.http.get("/healthz").json()
+        return result
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.http.request(method, f"/api/v1{path}", json=body)
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.json() if response.content else None
+
+
+def _api_error(response: httpx.Response) -> errors.SluiceError:
+    try:
+        doc = response.json()
+        return _error(response.status_code, doc.get("error", ""), doc.get("message", ""),
+                      doc.get("field"))
+    except ValueError:
+        return _error(response.status_code, "", response.text, None)
+
+
+def _runtime_error(response: httpx.Response) -> errors.SluiceError:
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = {"Message": response.text}
+    if response.status_code == errors.ModelError.status:
+        return errors.ModelError(doc.get("OriginalMessage", doc.get("Message", "")),
+                                 original_status=int(doc.get("OriginalStatusCode", 500)))
+    return _error(response.status_code, doc.get("ErrorCode", ""), doc.get("Message", ""),
+                  doc.get("Field"))
+
+
+def _error(status: int, code: str, message: str, field: str | None) -> errors.SluiceError:
+    by_status: dict[int, type[errors.SluiceError]] = {
+        400: errors.ValidationError, 404: errors.NotFound, 409: errors.AlreadyExists,
+        413: errors.PayloadTooLarge, 415: errors.UnsupportedContentType,
+        503: errors.WorkerUnavailable,
+    }
+    error = by_status.get(status, errors.SluiceError)(message or f"HTTP {status}", field=field)
+    if code:
+        error.code = code
+    error.status = status
+    return error
