@@ -105,6 +105,11 @@ class Endpoint:
     created_at: datetime
     updated_at: datetime
     variants: tuple[EndpointVariant, ...] = field(default=())
+    sticky_layout: tuple[tuple[float, float, str], ...] = ()
+    """Key-space segments per production variant, kept so sticky callers stay put."""
+
+    def production_weights(self) -> dict[str, float]:
+        return {v.name: v.current_weight for v in self.variants if v.kind is VariantKind.PRODUCTION}
 
     def variant(self, name: str) -> EndpointVariant | None:
         return next((v for v in self.variants if v.name == name), None)

@@ -29,6 +29,7 @@ from sluice.gateway.capture import CaptureTarget, CaptureWriter
 from sluice.gateway.metrics import Metrics, VariantMetrics
 from sluice.gateway.routing import RouteTable, Router, ShadowRoute, VariantRoute
 from sluice.gateway.shadow import ShadowSender
+from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
 from sluice.settings import Settings
 from sluice.store.artifacts import ArtifactStore, local_path
@@ -166,8 +167,7 @@ class EndpointService:
             raise ValidationError("at least one production variant needs a weight above 0",
                                   field="DesiredWeight")
         endpoint = self.repo.set_weights(name, weights)
-        self.router.publish(self._table(endpoint, live))
-        return endpoint
+        return self._publish(endpoint, live)
 
     async def delete_endpoint(self, name: str) -> None:
         endpoint = self.repo.get_endpoint(name)
@@ -236,7 +236,7 @@ class EndpointService:
             self.router.withdraw(name, reason=f"it failed: {reason}")
             return
         endpoint = self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE)
-        self.router.publish(self._table(endpoint, live))
+        self._publish(endpoint, live)
         log.info("endpoint %s is in service", name)
 
     async def _start_variant(self, endpoint: str, live: LiveEndpoint, spec: VariantSpec) -> None:
@@ -269,6 +269,15 @@ class EndpointService:
         await self.capture.flush(name)
         await asyncio.gather(*(h.instances.stop() for h in handles))
 
+    def _publish(self, endpoint: Endpoint, live: LiveEndpoint) -> Endpoint:
+        """Swap in the endpoint's new route table (keeping sticky callers where they were)."""
+        if live.config.sticky_header:
+            layout = tuple(rebalance(endpoint.sticky_layout, endpoint.production_weights()))
+            if layout != endpoint.sticky_layout:
+                endpoint = self.repo.set_sticky_layout(endpoint.name, layout)
+        self.router.publish(self._table(endpoint, live))
+        return endpoint
+
     def _table(self, endpoint: Endpoint, live: LiveEndpoint) -> RouteTable:
         production: list[VariantRoute] = []
         shadows: list[ShadowRoute] = []
@@ -281,7 +290,7 @@ class EndpointService:
                 shadows.append(ShadowRoute(v.name, v.sampling_percentage, handle.sender))
         return RouteTable(endpoint.name, tuple(production), tuple(shadows),
                           self._capture_target(live.config.data_capture),
-                          live.config.sticky_header)
+                          live.config.sticky_header, endpoint.sticky_layout)
 
     def _capture_target(self, capture: DataCapture | None) -> CaptureTarget | None:
         if capture is None or not capture.enabled:

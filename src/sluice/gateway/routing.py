@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import bisect
-import hashlib
-import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sluice.errors import NotFound, ValidationError, WorkerUnavailable
 from sluice.gateway.capture import CaptureTarget
 from sluice.gateway.metrics import VariantMetrics
+from sluice.gateway.sticky import Segment, key_point, owner
 from sluice.workers.client import Answer
 
 if TYPE_CHECKING:
@@ -49,11 +47,15 @@ class RouteTable:
     shadows: tuple[ShadowRoute, ...] = ()
     capture: CaptureTarget | None = None
     sticky_header: str | None = None
+    sticky_layout: tuple[Segment, ...] = ()
+    """Segments of the key space per variant (see gateway/sticky.py)."""
     by_name: dict[str, VariantRoute] = field(init=False)
     cumulative: list[float] = field(init=False)
+    sticky_starts: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {v.name: v for v in self.variants})
+        object.__setattr__(self, "sticky_starts", [s[0] for s in self.sticky_layout])
         totals, running = [], 0.0
         for v in self.variants:
             running += max(v.weight, 0.0)
@@ -78,28 +80,12 @@ class RouteTable:
         total = self.total_weight
         if total <= 0:
             raise WorkerUnavailable(f"endpoint {self.endpoint!r} has no variant with weight > 0")
-        if sticky_key is not None:
-            return rendezvous(self.variants, sticky_key)
+        if sticky_key is not None and self.sticky_layout:
+            return self.by_name[owner(self.sticky_layout, self.sticky_starts, key_point(sticky_key))]
         if len(self.variants) == 1:
             return self.variants[0]
         index = bisect.bisect_right(self.cumulative, random.random() * total)
         return self.variants[min(index, len(self.variants) - 1)]
-
-
-def rendezvous(variants: Sequence[VariantRoute], key: str) -> VariantRoute:
-    """Weighted rendezvous hashing: a key keeps its variant, and a weight change moves only
-    the keys that must move (to or from the variant whose weight changed)."""
-    best, best_score = variants[0], -1.0
-    encoded = key.encode()
-    for v in variants:
-        if v.weight <= 0:
-            continue
-        digest = hashlib.blake2b(v.name.encode() + b"\0" + encoded, digest_size=8).digest()
-        unit = (int.from_bytes(digest, "big") + 0.5) / 2.0**64
-        score = v.weight / -math.log(unit)
-        if score > best_score:
-            best, best_score = v, score
-    return best
 
 
 class Router:

@@ -17,7 +17,12 @@ MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle", "*.joblib", "*.pkl",
 def load_estimator(model_dir: Path) -> Any:
     import joblib  # joblib reads plain pickles too
 
-    return joblib.load(find_one(model_dir, MODEL_FILES, "scikit-learn model"))
+    path = find_one(model_dir, MODEL_FILES, "scikit-learn model")
+    try:
+        return joblib.load(path)
+    except Exception as exc:
+        raise ValueError(f"cannot load {path.name} with joblib/pickle: "
+                         f"{type(exc).__name__}: {exc}") from exc
 
 
 def check_width(model: Any, rows: np.ndarray) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -135,6 +135,14 @@ class Repository:
                     v.current_weight = v.desired_weight = float(weights[v.name])
             row.version += 1
             row.updated_at = utcnow()
+            return row.to_entity()
+
+    def set_sticky_layout(self, name: str,
+                          layout: Sequence[tuple[float, float, str]]) -> e.Endpoint:
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            row.sticky_layout = [list(segment) for segment in layout]
+            row.version += 1
             return row.to_entity()
 
     def delete_endpoint(self, name: str) -> None:

@@ -83,6 +83,7 @@ class EndpointRow(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sticky_layout: Mapped[list[list[Any]] | None] = mapped_column(JSON, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     """Bumped on every change that alters routing, so gateways can tell they are stale."""
     variants: Mapped[list[EndpointVariantRow]] = relationship(
@@ -94,6 +95,7 @@ class EndpointRow(Base):
             self.name, self.config_name, e.EndpointStatus(self.status), self.failure_reason,
             aware(self.created_at), aware(self.updated_at),
             tuple(v.to_entity() for v in self.variants),
+            tuple((float(a), float(b), str(v)) for a, b, v in self.sticky_layout or ()),
         )
 
 

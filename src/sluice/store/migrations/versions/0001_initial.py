@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sticky_layout", sa.JSON(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
     )
     op.create_table(
