@@ -31,9 +31,19 @@ class RunningServer:
         self.log = home / "server.log"
         home.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sluice.cli.main", "server", "--port", str(self.port),
-             "--home", str(home)],
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "sluice.cli.main",
+                "server",
+                "--port",
+                str(self.port),
+                "--home",
+                str(home),
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
         self.wait_ready()

@@ -61,7 +61,7 @@ def write_handler(folder: Path, source: str, with_model: bool = True) -> Path:
 
 CRASHING = """
 def predict_fn(data, model):
-    if float(data[0][0]) < 0:
+    if (data < 0).any():
         raise RuntimeError("negative pixel values are not digits")
     return model.predict(data)
 """

@@ -52,11 +52,21 @@ class Client:
 
     # -- models
 
-    def create_model(self, name: str, artifact: str, runtime: str | None = None,
-                     image: str | None = None,
-                     environment: Mapping[str, str] | None = None) -> ModelOut:
-        body = {"name": name, "artifact": artifact, "runtime": runtime, "image": image,
-                "environment": dict(environment or {})}
+    def create_model(
+        self,
+        name: str,
+        artifact: str,
+        runtime: str | None = None,
+        image: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> ModelOut:
+        body = {
+            "name": name,
+            "artifact": artifact,
+            "runtime": runtime,
+            "image": image,
+            "environment": dict(environment or {}),
+        }
         return ModelOut.model_validate(self._call("POST", "/models", body))
 
     def get_model(self, name: str) -> ModelOut:
@@ -70,16 +80,24 @@ class Client:
 
     # -- endpoint configs
 
-    def create_endpoint_config(self, name: str, variants: Sequence[Mapping[str, Any]],
-                               shadows: Sequence[Mapping[str, Any]] = (),
-                               data_capture: Mapping[str, Any] | None = None,
-                               sticky_header: str | None = None) -> EndpointConfigOut:
+    def create_endpoint_config(
+        self,
+        name: str,
+        variants: Sequence[Mapping[str, Any]],
+        shadows: Sequence[Mapping[str, Any]] = (),
+        data_capture: Mapping[str, Any] | None = None,
+        sticky_header: str | None = None,
+    ) -> EndpointConfigOut:
         """Variants: dicts with name, model, weight, instances. Shadows: name, model,
         instances, sampling_percentage. Data capture: enabled, sampling_percentage,
         capture_input, capture_output, destination."""
-        body = {"name": name, "variants": list(variants), "shadows": list(shadows),
-                "data_capture": dict(data_capture) if data_capture is not None else None,
-                "sticky_header": sticky_header}
+        body = {
+            "name": name,
+            "variants": list(variants),
+            "shadows": list(shadows),
+            "data_capture": dict(data_capture) if data_capture is not None else None,
+            "sticky_header": sticky_header,
+        }
         return EndpointConfigOut.model_validate(self._call("POST", "/endpoint-configs", body))
 
     def get_endpoint_config(self, name: str) -> EndpointConfigOut:
@@ -93,10 +111,12 @@ class Client:
 
     # -- endpoints
 
-    def create_endpoint(self, name: str, config: str, wait: bool = False,
-                        timeout: float = 300.0) -> EndpointOut:
+    def create_endpoint(
+        self, name: str, config: str, wait: bool = False, timeout: float = 300.0
+    ) -> EndpointOut:
         created = EndpointOut.model_validate(
-            self._call("POST", "/endpoints", {"name": name, "config": config}))
+            self._call("POST", "/endpoints", {"name": name, "config": config})
+        )
         return self.wait_for_endpoint(name, timeout) if wait else created
 
     def wait_for_endpoint(self, name: str, timeout: float = 300.0) -> EndpointOut:
@@ -107,8 +127,7 @@ class Client:
             if endpoint.status == "InService":
                 return endpoint
             if endpoint.status == "Failed":
-                raise errors.ModelLoadError(
-                    f"endpoint {name!r} failed: {endpoint.failure_reason}")
+                raise errors.ModelLoadError(f"endpoint {name!r} failed: {endpoint.failure_reason}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"endpoint {name!r} still {endpoint.status} after {timeout:g} s")
             time.sleep(0.2)
@@ -121,17 +140,24 @@ class Client:
 
     def update_weights(self, name: str, weights: Mapping[str, float]) -> EndpointOut:
         return EndpointOut.model_validate(
-            self._call("PUT", f"/endpoints/{name}/weights", {"weights": dict(weights)}))
+            self._call("PUT", f"/endpoints/{name}/weights", {"weights": dict(weights)})
+        )
 
     def delete_endpoint(self, name: str) -> None:
         self._call("DELETE", f"/endpoints/{name}")
 
     # -- inference
 
-    def invoke(self, endpoint: str, body: bytes | str, content_type: str = "application/json",
-               accept: str = "application/json", target_variant: str | None = None,
-               inference_id: str | None = None,
-               headers: Mapping[str, str] | None = None) -> Invocation:
+    def invoke(
+        self,
+        endpoint: str,
+        body: bytes | str,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        target_variant: str | None = None,
+        inference_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Invocation:
         sent = {"Content-Type": content_type, "Accept": accept, **(headers or {})}
         if target_variant:
             sent["X-Amzn-SageMaker-Target-Variant"] = target_variant
@@ -141,8 +167,11 @@ class Client:
         response = self.http.post(f"/endpoints/{endpoint}/invocations", content=data, headers=sent)
         if response.status_code != 200:
             raise _runtime_error(response)
-        return Invocation(response.content, response.headers.get("content-type", ""),
-                          response.headers.get("x-amzn-invoked-production-variant", ""))
+        return Invocation(
+            response.content,
+            response.headers.get("content-type", ""),
+            response.headers.get("x-amzn-invoked-production-variant", ""),
+        )
 
     def metrics(self) -> str:
         """The Prometheus exposition text of /metrics."""
@@ -162,8 +191,9 @@ class Client:
 def _api_error(response: httpx.Response) -> errors.SluiceError:
     try:
         doc = response.json()
-        return _error(response.status_code, doc.get("error", ""), doc.get("message", ""),
-                      doc.get("field"))
+        return _error(
+            response.status_code, doc.get("error", ""), doc.get("message", ""), doc.get("field")
+        )
     except ValueError:
         return _error(response.status_code, "", response.text, None)
 
@@ -174,16 +204,22 @@ def _runtime_error(response: httpx.Response) -> errors.SluiceError:
     except ValueError:
         doc = {"Message": response.text}
     if response.status_code == errors.ModelError.status:
-        return errors.ModelError(doc.get("OriginalMessage", doc.get("Message", "")),
-                                 original_status=int(doc.get("OriginalStatusCode", 500)))
-    return _error(response.status_code, doc.get("ErrorCode", ""), doc.get("Message", ""),
-                  doc.get("Field"))
+        return errors.ModelError(
+            doc.get("OriginalMessage", doc.get("Message", "")),
+            original_status=int(doc.get("OriginalStatusCode", 500)),
+        )
+    return _error(
+        response.status_code, doc.get("ErrorCode", ""), doc.get("Message", ""), doc.get("Field")
+    )
 
 
 def _error(status: int, code: str, message: str, field: str | None) -> errors.SluiceError:
     by_status: dict[int, type[errors.SluiceError]] = {
-        400: errors.ValidationError, 404: errors.NotFound, 409: errors.AlreadyExists,
-        413: errors.PayloadTooLarge, 415: errors.UnsupportedContentType,
+        400: errors.ValidationError,
+        404: errors.NotFound,
+        409: errors.AlreadyExists,
+        413: errors.PayloadTooLarge,
+        415: errors.UnsupportedContentType,
         503: errors.WorkerUnavailable,
     }
     error = by_status.get(status, errors.SluiceError)(message or f"HTTP {status}", field=field)

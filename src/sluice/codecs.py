@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -123,10 +124,9 @@ def _rows(value: Any, what: str) -> np.ndarray:
     if array.size == 0:
         raise ValidationError(f"{what} body holds no values", field="body")
     if array.dtype.kind not in "biuf":
-        try:
+        # Strings that are not numbers stay strings, for models that take them (encoders).
+        with contextlib.suppress(ValueError):
             array = array.astype(np.float64)
-        except ValueError:
-            pass  # leave strings to models that take them (pipelines with encoders)
     return array
 
 

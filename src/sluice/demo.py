@@ -63,8 +63,9 @@ def train(workdir: Path, console: Console) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.preprocessing import StandardScaler
 
     x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=7,
-                                                        stratify=y)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.3, random_state=7, stratify=y
+    )
     models = {
         PRODUCTION: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
         SHADOW: RandomForestClassifier(n_estimators=100, random_state=0),
@@ -76,15 +77,29 @@ def train(workdir: Path, console: Console) -> tuple[np.ndarray, np.ndarray]:
         joblib.dump(model, folder / "model.joblib")
         with tarfile.open(workdir / f"{name}.tar.gz", "w:gz") as tar:
             tar.add(folder / "model.joblib", arcname="model.joblib")
-        console.print(f"  trained [bold]{name}[/]: {type(model[-1] if hasattr(model, 'steps') else model).__name__}")
+        console.print(
+            f"  trained [bold]{name}[/]: {type(model).__name__}"
+            + (f" ({type(model[-1]).__name__})" if hasattr(model, "steps") else "")
+        )
     return x_test, y_test
 
 
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     log = (home / "server.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "sluice.cli.main", "server", "--port", str(port), "--home", str(home)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "sluice.cli.main",
+            "server",
+            "--port",
+            str(port),
+            "--home",
+            str(home),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, "SLUICE_CAPTURE_FLUSH_INTERVAL_S": "0.5"},
     )
 
@@ -113,6 +128,7 @@ async def replay(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, 
     with Progress(transient=True) as progress:
         task = progress.add_task("replaying held-out digits", total=len(rows))
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
             async def worker() -> None:
                 while not queue.empty():
                     i = queue.get_nowait()
@@ -120,11 +136,15 @@ async def replay(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, 
                     response = await http.post(
                         f"/endpoints/{ENDPOINT}/invocations",
                         content=json.dumps([rows[i].tolist()]),
-                        headers={"Content-Type": "application/json",
-                                 "X-Amzn-SageMaker-Inference-Id": inference_id})
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Amzn-SageMaker-Inference-Id": inference_id,
+                        },
+                    )
                     if response.status_code == 200:
                         answered[inference_id] = response.headers[
-                            "x-amzn-invoked-production-variant"]
+                            "x-amzn-invoked-production-variant"
+                        ]
                     progress.advance(task)
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -158,33 +178,62 @@ def report(capture: Path, labels: np.ndarray) -> list[VariantReport]:
         ok = {i: r for i, r in records.items() if r["eventMetadata"]["status"] == 200}
         predicted[variant] = {i: json.loads(payload(r))["predictions"][0] for i, r in ok.items()}
         correct = [predicted[variant][i] == labels[int(i.split("-")[1])] for i in ok]
-        reports.append(VariantReport(
-            variant, role, len(records), len(records) - len(ok),
-            [r["eventMetadata"]["latencyMs"] for r in records.values()],
-            float(np.mean(correct)) if correct else float("nan"), None,
-        ))
+        reports.append(
+            VariantReport(
+                variant,
+                role,
+                len(records),
+                len(records) - len(ok),
+                [r["eventMetadata"]["latencyMs"] for r in records.values()],
+                float(np.mean(correct)) if correct else float("nan"),
+                None,
+            )
+        )
     both = predicted[PRODUCTION].keys() & predicted[SHADOW].keys()
-    agreement = (np.mean([predicted[PRODUCTION][i] == predicted[SHADOW][i] for i in both])
-                 if both else float("nan"))
+    agreement = (
+        np.mean([predicted[PRODUCTION][i] == predicted[SHADOW][i] for i in both])
+        if both
+        else float("nan")
+    )
     reports[1].agreement = float(agreement)
     return reports
 
 
 def print_table(console: Console, reports: list[VariantReport], pairs: int) -> None:
     table = Table(title=f"endpoint {ENDPOINT!r}: current model vs. shadow candidate")
-    for column in ("variant", "role", "requests", "errors", "p50 ms", "p90 ms", "p99 ms",
-                   "accuracy", "agreement"):
+    for column in (
+        "variant",
+        "role",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "accuracy",
+        "agreement",
+    ):
         table.add_column(column, justify="left" if column in ("variant", "role") else "right")
     for r in reports:
-        p50, p90, p99 = (np.percentile(r.latency_ms, [50, 90, 99]) if r.latency_ms
-                         else (float("nan"),) * 3)
-        table.add_row(r.name, r.role, str(r.requests), str(r.errors), f"{p50:.2f}", f"{p90:.2f}",
-                      f"{p99:.2f}", f"{r.accuracy:.3f}",
-                      "-" if r.agreement is None else f"{r.agreement:.1%}")
+        p50, p90, p99 = (
+            np.percentile(r.latency_ms, [50, 90, 99]) if r.latency_ms else (float("nan"),) * 3
+        )
+        table.add_row(
+            r.name,
+            r.role,
+            str(r.requests),
+            str(r.errors),
+            f"{p50:.2f}",
+            f"{p90:.2f}",
+            f"{p99:.2f}",
+            f"{r.accuracy:.3f}",
+            "-" if r.agreement is None else f"{r.agreement:.1%}",
+        )
     console.print(table)
-    console.print(f"{pairs} request pairs joined by inference id from the capture files. "
-                  "Latency: the gateway's round trip to each variant's worker. Accuracy: "
-                  "against the held-out labels. Agreement: same label as production.")
+    console.print(
+        f"{pairs} request pairs joined by inference id from the capture files. "
+        "Latency: the gateway's round trip to each variant's worker. Accuracy: "
+        "against the held-out labels. Agreement: same label as production."
+    )
 
 
 def run(keep_home: bool = False) -> int:
@@ -212,11 +261,15 @@ def run(keep_home: bool = False) -> int:
                 data_capture={"sampling_percentage": 100},
             )
             client.create_endpoint(ENDPOINT, f"{ENDPOINT}-shadow-test", wait=True, timeout=120)
-            console.print(f"4. replaying {len(x_test)} held-out digits through "
-                          f"POST /endpoints/{ENDPOINT}/invocations")
+            console.print(
+                f"4. replaying {len(x_test)} held-out digits through "
+                f"POST /endpoints/{ENDPOINT}/invocations"
+            )
             answered = asyncio.run(replay(url, x_test))
             served = set(answered.values())
-            console.print(f"   {len(answered)} answered, all by production variant(s) {sorted(served)}")
+            console.print(
+                f"   {len(answered)} answered, all by production variant(s) {sorted(served)}"
+            )
             wait_for_shadow(client, len(x_test))
         console.print("5. stopping the server (flushes capture, stops workers)")
         server.send_signal(signal.SIGTERM)
@@ -230,7 +283,9 @@ def run(keep_home: bool = False) -> int:
         console.print(f"[red]demo failed: {type(exc).__name__}: {exc}")
         log = home / "server.log"
         if log.exists():
-            console.print("server log (last lines):\n" + "\n".join(log.read_text().splitlines()[-30:]))
+            console.print(
+                "server log (last lines):\n" + "\n".join(log.read_text().splitlines()[-30:])
+            )
         return 1
     finally:
         if server is not None and server.poll() is None:

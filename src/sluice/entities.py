@@ -14,6 +14,8 @@ class EndpointStatus(StrEnum):
     UPDATING = "Updating"
     DELETING = "Deleting"
     FAILED = "Failed"
+    SYSTEM_UPDATING = "SystemUpdating"
+    """Workers are being brought back after a server restart (SageMaker's maintenance state)."""
 
 
 class VariantKind(StrEnum):

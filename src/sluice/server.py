@@ -41,8 +41,9 @@ def build_server(settings: Settings) -> Server:
     router = Router()
     capture = CaptureWriter(settings.capture_flush_interval_s, settings.capture_buffer_records)
     backend = LocalBackend(settings)
-    service = EndpointService(repo, ArtifactStore(settings.models_dir), backend, router, capture,
-                              metrics, settings)
+    service = EndpointService(
+        repo, ArtifactStore(settings.models_dir), backend, router, capture, metrics, settings
+    )
     metrics.watch_workers(service.worker_usage)
     gateway = Gateway(router, capture)
 
@@ -60,8 +61,13 @@ def build_server(settings: Settings) -> Server:
             await backend.close()
             database.close()
 
-    app = build_app(RuntimeHandler(gateway, settings.max_payload_bytes), build_api(service),
-                    router, metrics, lifespan)
+    app = build_app(
+        RuntimeHandler(gateway, settings.max_payload_bytes),
+        build_api(service),
+        router,
+        metrics,
+        lifespan,
+    )
     return Server(settings, app, service)
 
 
@@ -72,7 +78,13 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     server = build_server(settings)
     uvicorn.run(
-        server.app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-        lifespan="on", access_log=False, log_level="info",
+        server.app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="info",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )

@@ -11,9 +11,23 @@ from sluice.gateway.metrics import Metrics
 METRICS = Metrics().for_variant("ep", "A")
 
 
-def _event(target: CaptureTarget, inference_id: str, content_type: str, body: bytes) -> CaptureEvent:
-    return CaptureEvent(target, "ep", "A", inference_id, 1_795_000_000.25, content_type, body,
-                        "application/json", b'{"predictions":[1]}', 1.5, 200, METRICS)
+def _event(
+    target: CaptureTarget, inference_id: str, content_type: str, body: bytes
+) -> CaptureEvent:
+    return CaptureEvent(
+        target,
+        "ep",
+        "A",
+        inference_id,
+        1_795_000_000.25,
+        content_type,
+        body,
+        "application/json",
+        b'{"predictions":[1]}',
+        1.5,
+        200,
+        METRICS,
+    )
 
 
 async def test_records_follow_sagemaker_capture_format(tmp_path: Path) -> None:
@@ -29,8 +43,11 @@ async def test_records_follow_sagemaker_capture_format(tmp_path: Path) -> None:
     record = json.loads(files[0].read_text().splitlines()[0])
     assert record["eventVersion"] == "0"
     assert record["captureData"]["endpointInput"] == {
-        "observedContentType": "application/json", "mode": "INPUT", "data": "[[1, 2]]",
-        "encoding": "JSON"}
+        "observedContentType": "application/json",
+        "mode": "INPUT",
+        "data": "[[1, 2]]",
+        "encoding": "JSON",
+    }
     assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
     meta = record["eventMetadata"]
     assert meta["inferenceId"] == "id-1" and meta["inferenceTime"] == "2026-11-18T11:06:40.250Z"

@@ -10,15 +10,17 @@ from hypothesis import strategies as st
 
 from sluice.errors import NotFound, ValidationError, WorkerUnavailable
 from sluice.gateway.metrics import Metrics
-from sluice.gateway.routing import RouteTable, Router, VariantRoute
+from sluice.gateway.routing import Router, RouteTable, VariantRoute
 from sluice.gateway.sticky import owner, rebalance
 
 METRICS = Metrics()
 
 
 def _table(weights: dict[str, float], **kwargs: Any) -> RouteTable:
-    routes = tuple(VariantRoute(name, None, w, METRICS.for_variant("ep", name))  # type: ignore[arg-type]
-                   for name, w in weights.items())
+    routes = tuple(
+        VariantRoute(name, None, w, METRICS.for_variant("ep", name))  # type: ignore[arg-type]
+        for name, w in weights.items()
+    )
     return RouteTable("ep", routes, **kwargs)
 
 
@@ -68,8 +70,13 @@ def test_sticky_keys_stay_and_move_minimally() -> None:
     assert abs(len(moved) / len(keys) - 0.30) < 0.02
 
 
-@given(st.lists(st.dictionaries(st.sampled_from("ABCD"), st.integers(0, 100), min_size=1),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from("ABCD"), st.integers(0, 100), min_size=1),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_rebalance_moves_exactly_the_weight_change(steps: list[dict[str, int]]) -> None:
     layout: list = []
     previous: dict[str, float] = {}

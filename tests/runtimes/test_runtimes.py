@@ -78,7 +78,9 @@ def test_handler_output_fn(artifacts: dict[str, Path], monkeypatch: pytest.Monke
     monkeypatch.setenv("VARIANT_TAG", "blue")
     runtime.load()
     assert runtime.invoke(b"[1, 2, 3]", "application/json", "") == (
-        b'{"tag": "blue", "rows": 3}', "application/json")
+        b'{"tag": "blue", "rows": 3}',
+        "application/json",
+    )
 
 
 def test_handler_without_script_uses_toolkit_defaults(artifacts: dict[str, Path]) -> None:
@@ -93,7 +95,9 @@ def test_detection_order(artifacts: dict[str, Path], tmp_path: Path) -> None:
     assert registry.detect(artifacts["logreg"], {}) == "sklearn"
     assert registry.detect(artifacts["crashing"], {}) == "python"
     assert registry.detect(artifacts["logreg"], {"SLUICE_RUNTIME": "python"}) == "python"
-    assert registry.detect(tmp_path, {}, image="123.dkr.ecr/sagemaker-scikit-learn:1.2") == "sklearn"
+    assert (
+        registry.detect(tmp_path, {}, image="123.dkr.ecr/sagemaker-scikit-learn:1.2") == "sklearn"
+    )
     assert registry.detect(tmp_path, {}, image="pytorch-inference:2.1") == "python"
     with pytest.raises(ValidationError, match="cannot tell which runtime"):
         registry.detect(tmp_path, {})

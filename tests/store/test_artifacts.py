@@ -60,7 +60,9 @@ def test_directory_is_copied_into_the_store(tmp_path: Path) -> None:
         _link("hard", "/etc/passwd", tarfile.LNKTYPE),
     ],
 )
-def test_unsafe_archives_are_refused(tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None]) -> None:
+def test_unsafe_archives_are_refused(
+    tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None]
+) -> None:
     archive = _tar(tmp_path / "bad.tar.gz", [_file("model.joblib"), member])
     store = ArtifactStore(tmp_path / "store")
     with pytest.raises(ValidationError, match="unsafe archive"):

@@ -24,8 +24,14 @@ def test_migrations_create_every_table_and_are_idempotent(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path / 'sluice.db'}"
     first = open_database(url)
     tables = set(inspect(first.engine).get_table_names())
-    assert {"models", "endpoint_configs", "endpoint_config_variants", "endpoints",
-            "endpoint_variants", "alembic_version"} <= tables
+    assert {
+        "models",
+        "endpoint_configs",
+        "endpoint_config_variants",
+        "endpoints",
+        "endpoint_variants",
+        "alembic_version",
+    } <= tables
     first.close()
     open_database(url).close()  # a second start finds the schema current
 
@@ -44,8 +50,11 @@ def test_models_round_trip_and_unique(repo: Repository) -> None:
 def test_configs_keep_variant_order_and_capture(repo: Repository) -> None:
     config = e.EndpointConfig(
         "c1",
-        (e.VariantSpec("B", "m1", initial_weight=2), e.VariantSpec("A", "m1"),
-         e.VariantSpec("S", "m1", e.VariantKind.SHADOW, sampling_percentage=30)),
+        (
+            e.VariantSpec("B", "m1", initial_weight=2),
+            e.VariantSpec("A", "m1"),
+            e.VariantSpec("S", "m1", e.VariantKind.SHADOW, sampling_percentage=30),
+        ),
         e.DataCapture(sampling_percentage=50, destination="/tmp/x"),
         "x-user",
     )
@@ -58,8 +67,10 @@ def test_configs_keep_variant_order_and_capture(repo: Repository) -> None:
 
 def test_endpoint_status_and_weights(repo: Repository) -> None:
     repo.add_model(_model())
-    variants = [e.EndpointVariant("A", "m1", e.VariantKind.PRODUCTION, 0, 1, 0, 2, 100, "Creating"),
-                e.EndpointVariant("B", "m1", e.VariantKind.PRODUCTION, 0, 3, 0, 1, 100, "Creating")]
+    variants = [
+        e.EndpointVariant("A", "m1", e.VariantKind.PRODUCTION, 0, 1, 0, 2, 100, "Creating"),
+        e.EndpointVariant("B", "m1", e.VariantKind.PRODUCTION, 0, 3, 0, 1, 100, "Creating"),
+    ]
     created = repo.add_endpoint("ep", "c1", variants)
     assert created.status is e.EndpointStatus.CREATING
     live = repo.set_endpoint_status("ep", e.EndpointStatus.IN_SERVICE)

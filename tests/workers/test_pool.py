@@ -39,8 +39,11 @@ async def test_pool_answers_and_reports_errors(artifacts: dict[str, Path]) -> No
 
 async def test_killed_worker_fails_its_requests_and_restarts(artifacts: dict[str, Path]) -> None:
     restarts: list[int] = []
-    pool = WorkerPool(WorkerSpec("ep/slow", artifacts["slow"], "python", {"SLOW_SECONDS": "0.5"}),
-                      _settings(), on_restart=lambda: restarts.append(1))
+    pool = WorkerPool(
+        WorkerSpec("ep/slow", artifacts["slow"], "python", {"SLOW_SECONDS": "0.5"}),
+        _settings(),
+        on_restart=lambda: restarts.append(1),
+    )
     await pool.start(1)
     try:
         in_flight = asyncio.ensure_future(pool.invoke(ROW, "application/json", ""))
@@ -66,8 +69,10 @@ async def test_model_that_fails_to_load_reports_the_loader_message(tmp_path: Pat
 
 
 async def test_invocation_timeout(artifacts: dict[str, Path]) -> None:
-    pool = WorkerPool(WorkerSpec("ep/slow", artifacts["slow"], "python", {"SLOW_SECONDS": "2"}),
-                      _settings(invocation_timeout_s=0.3))
+    pool = WorkerPool(
+        WorkerSpec("ep/slow", artifacts["slow"], "python", {"SLOW_SECONDS": "2"}),
+        _settings(invocation_timeout_s=0.3),
+    )
     await pool.start(1)
     try:
         with pytest.raises(ModelError, match="did not answer within 0.3 s"):

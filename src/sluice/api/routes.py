@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -20,18 +22,30 @@ from sluice.api.schemas import (
 from sluice.control.endpoints import EndpointService
 from sluice.errors import SluiceError
 
-ERRORS = {400: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+}
 
 
 def build_api(service: EndpointService) -> FastAPI:
-    api = FastAPI(title="sluice", version=__version__, openapi_url="/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+    api = FastAPI(
+        title="sluice",
+        version=__version__,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     router = APIRouter(responses=ERRORS)
 
     @router.post("/models", status_code=201, tags=["models"])
     async def create_model(body: ModelCreate) -> ModelOut:
-        return ModelOut.of(await service.create_model(
-            body.name, body.artifact, body.runtime, body.image, body.environment))
+        return ModelOut.of(
+            await service.create_model(
+                body.name, body.artifact, body.runtime, body.image, body.environment
+            )
+        )
 
     @router.get("/models", tags=["models"])
     def list_models() -> list[ModelOut]:
@@ -97,7 +111,8 @@ def build_api(service: EndpointService) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
-        return JSONResponse({"error": "ValidationError", "message": message, "field": field},
-                            status_code=400)
+        return JSONResponse(
+            {"error": "ValidationError", "message": message, "field": field}, status_code=400
+        )
 
     return api

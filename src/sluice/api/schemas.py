@@ -31,8 +31,14 @@ class ModelOut(BaseModel):
 
     @classmethod
     def of(cls, m: e.Model) -> ModelOut:
-        return cls(name=m.name, artifact=m.artifact_uri, runtime=m.runtime, image=m.image,
-                   environment=m.environment, created_at=m.created_at)
+        return cls(
+            name=m.name,
+            artifact=m.artifact_uri,
+            runtime=m.runtime,
+            image=m.image,
+            environment=m.environment,
+            created_at=m.created_at,
+        )
 
 
 class VariantIn(Strict):
@@ -46,8 +52,9 @@ class ShadowIn(Strict):
     name: str
     model: str
     instances: int = Field(1, ge=1)
-    sampling_percentage: int = Field(100, ge=0, le=100,
-                                     description="Share of production requests copied here.")
+    sampling_percentage: int = Field(
+        100, ge=0, le=100, description="Share of production requests copied here."
+    )
 
 
 class DataCaptureIn(Strict):
@@ -64,13 +71,20 @@ class EndpointConfigCreate(Strict):
     shadows: list[ShadowIn] = Field(default_factory=list)
     data_capture: DataCaptureIn | None = None
     sticky_header: str | None = Field(
-        None, description="Request header whose value keeps a caller on one variant.")
+        None, description="Request header whose value keeps a caller on one variant."
+    )
 
     def to_entity(self) -> e.EndpointConfig:
-        variants = [e.VariantSpec(v.name, v.model, e.VariantKind.PRODUCTION, v.weight, v.instances)
-                    for v in self.variants]
-        variants += [e.VariantSpec(s.name, s.model, e.VariantKind.SHADOW, 0.0, s.instances,
-                                   s.sampling_percentage) for s in self.shadows]
+        variants = [
+            e.VariantSpec(v.name, v.model, e.VariantKind.PRODUCTION, v.weight, v.instances)
+            for v in self.variants
+        ]
+        variants += [
+            e.VariantSpec(
+                s.name, s.model, e.VariantKind.SHADOW, 0.0, s.instances, s.sampling_percentage
+            )
+            for s in self.shadows
+        ]
         capture = e.DataCapture(**self.data_capture.model_dump()) if self.data_capture else None
         return e.EndpointConfig(self.name, tuple(variants), capture, self.sticky_header)
 
@@ -87,12 +101,27 @@ class EndpointConfigOut(BaseModel):
     def of(cls, c: e.EndpointConfig) -> EndpointConfigOut:
         return cls(
             name=c.name,
-            variants=[VariantIn(name=v.name, model=v.model_name, weight=v.initial_weight,
-                                instances=v.instance_count) for v in c.production],
-            shadows=[ShadowIn(name=v.name, model=v.model_name, instances=v.instance_count,
-                              sampling_percentage=v.sampling_percentage) for v in c.shadows],
+            variants=[
+                VariantIn(
+                    name=v.name,
+                    model=v.model_name,
+                    weight=v.initial_weight,
+                    instances=v.instance_count,
+                )
+                for v in c.production
+            ],
+            shadows=[
+                ShadowIn(
+                    name=v.name,
+                    model=v.model_name,
+                    instances=v.instance_count,
+                    sampling_percentage=v.sampling_percentage,
+                )
+                for v in c.shadows
+            ],
             data_capture=DataCaptureIn(**c.data_capture.to_dict()) if c.data_capture else None,
-            sticky_header=c.sticky_header, created_at=c.created_at,
+            sticky_header=c.sticky_header,
+            created_at=c.created_at,
         )
 
 
@@ -125,15 +154,26 @@ class EndpointOut(BaseModel):
     @classmethod
     def of(cls, ep: e.Endpoint) -> EndpointOut:
         return cls(
-            name=ep.name, config=ep.config_name, status=ep.status.value,
-            failure_reason=ep.failure_reason, created_at=ep.created_at, updated_at=ep.updated_at,
-            variants=[EndpointVariantOut(
-                name=v.name, model=v.model_name, kind=v.kind.value,
-                current_weight=v.current_weight, desired_weight=v.desired_weight,
-                current_instance_count=v.current_instance_count,
-                desired_instance_count=v.desired_instance_count,
-                sampling_percentage=v.sampling_percentage, status=v.status,
-            ) for v in ep.variants],
+            name=ep.name,
+            config=ep.config_name,
+            status=ep.status.value,
+            failure_reason=ep.failure_reason,
+            created_at=ep.created_at,
+            updated_at=ep.updated_at,
+            variants=[
+                EndpointVariantOut(
+                    name=v.name,
+                    model=v.model_name,
+                    kind=v.kind.value,
+                    current_weight=v.current_weight,
+                    desired_weight=v.desired_weight,
+                    current_instance_count=v.current_instance_count,
+                    desired_instance_count=v.desired_instance_count,
+                    sampling_percentage=v.sampling_percentage,
+                    status=v.status,
+                )
+                for v in ep.variants
+            ],
         )
 
 

@@ -35,8 +35,9 @@ class VariantInstances(Protocol):
 
 class Backend(ABC):
     @abstractmethod
-    async def start_variant(self, label: str, model: Model, instance_count: int,
-                            on_restart: Callable[[], None]) -> VariantInstances:
+    async def start_variant(
+        self, label: str, model: Model, instance_count: int, on_restart: Callable[[], None]
+    ) -> VariantInstances:
         """Start `instance_count` instances of `model`; raise ModelLoadError if it cannot load.
 
         Args:
@@ -46,5 +47,6 @@ class Backend(ABC):
             on_restart: called each time a dead instance is restarted.
         """
 
+    @abstractmethod
     async def close(self) -> None:
         """Release whatever the backend holds (sockets, cluster connections)."""

@@ -25,8 +25,9 @@ class LocalBackend(Backend):
             invocation_timeout_s=settings.invocation_timeout_s,
         )
 
-    async def start_variant(self, label: str, model: Model, instance_count: int,
-                            on_restart: Callable[[], None]) -> VariantInstances:
+    async def start_variant(
+        self, label: str, model: Model, instance_count: int, on_restart: Callable[[], None]
+    ) -> VariantInstances:
         spec = WorkerSpec(label, Path(model.model_dir), model.runtime, model.environment)
         pool = WorkerPool(spec, self.pool_settings, on_restart)
         await pool.start(instance_count)

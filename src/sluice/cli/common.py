@@ -45,8 +45,11 @@ def parse_assignments(values: Iterable[str], option: str) -> dict[str, str]:
 def show_json(value: BaseModel | Sequence[BaseModel]) -> None:
     from rich.console import Console
 
-    data: Any = ([v.model_dump(mode="json") for v in value] if isinstance(value, Sequence)
-                 else value.model_dump(mode="json"))
+    data: Any = (
+        [v.model_dump(mode="json") for v in value]
+        if isinstance(value, Sequence)
+        else value.model_dump(mode="json")
+    )
     Console().print_json(json.dumps(data))
 
 

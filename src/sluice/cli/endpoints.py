@@ -22,21 +22,42 @@ def endpoint_configs() -> None:
 
 @endpoint_configs.command("create")
 @click.argument("name")
-@click.option("--variant", "variants", multiple=True, metavar="name=A,model=M[,weight=1][,instances=1]",
-              help="A production variant (repeat for several).")
-@click.option("--shadow", "shadows", multiple=True,
-              metavar="name=S,model=M[,sampling=100][,instances=1]",
-              help="A shadow variant that gets copies of production requests.")
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="name=A,model=M[,weight=1][,instances=1]",
+    help="A production variant (repeat for several).",
+)
+@click.option(
+    "--shadow",
+    "shadows",
+    multiple=True,
+    metavar="name=S,model=M[,sampling=100][,instances=1]",
+    help="A shadow variant that gets copies of production requests.",
+)
 @click.option("--capture/--no-capture", default=False, help="Capture requests and answers.")
 @click.option("--capture-percent", type=click.IntRange(0, 100), default=100, show_default=True)
 @click.option("--capture-dir", help="Capture destination (directory or file://).")
 @click.option("--sticky-header", help="Header whose value keeps a caller on one variant.")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A JSON file with the whole config (the native API's body).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON file with the whole config (the native API's body).",
+)
 @click.pass_context
-def create_config(ctx: click.Context, name: str, variants: tuple[str, ...],
-                  shadows: tuple[str, ...], capture: bool, capture_percent: int,
-                  capture_dir: str | None, sticky_header: str | None, file: Path | None) -> None:
+def create_config(
+    ctx: click.Context,
+    name: str,
+    variants: tuple[str, ...],
+    shadows: tuple[str, ...],
+    capture: bool,
+    capture_percent: int,
+    capture_dir: str | None,
+    sticky_header: str | None,
+    file: Path | None,
+) -> None:
     """Create an endpoint config."""
     if file is not None:
         doc = json.loads(file.read_text())
@@ -48,22 +69,30 @@ def create_config(ctx: click.Context, name: str, variants: tuple[str, ...],
             "name": name,
             "variants": [_variant(v, VARIANT_KEYS, "--variant") for v in variants],
             "shadows": [_variant(s, SHADOW_KEYS, "--shadow") for s in shadows],
-            "data_capture": {"sampling_percentage": capture_percent,
-                             "destination": capture_dir} if capture else None,
+            "data_capture": {"sampling_percentage": capture_percent, "destination": capture_dir}
+            if capture
+            else None,
             "sticky_header": sticky_header,
         }
     with client(ctx) as c:
-        show_json(c.create_endpoint_config(
-            doc["name"], doc["variants"], doc.get("shadows", []), doc.get("data_capture"),
-            doc.get("sticky_header")))
+        show_json(
+            c.create_endpoint_config(
+                doc["name"],
+                doc["variants"],
+                doc.get("shadows", []),
+                doc.get("data_capture"),
+                doc.get("sticky_header"),
+            )
+        )
 
 
 def _variant(text: str, allowed: set[str], option: str) -> dict[str, Any]:
     pairs = parse_pairs(text, option)
     unknown = set(pairs) - allowed
     if unknown:
-        raise click.BadParameter(f"unknown keys {sorted(unknown)}; use {sorted(allowed)}",
-                                 param_hint=option)
+        raise click.BadParameter(
+            f"unknown keys {sorted(unknown)}; use {sorted(allowed)}", param_hint=option
+        )
     if "name" not in pairs or "model" not in pairs:
         raise click.BadParameter("name= and model= are required", param_hint=option)
     result: dict[str, Any] = {"name": pairs["name"], "model": pairs["model"]}
@@ -85,10 +114,15 @@ def _variant(text: str, allowed: set[str], option: str) -> dict[str, Any]:
 def list_configs(ctx: click.Context) -> None:
     """List endpoint configs."""
     with client(ctx) as c:
-        rows = [(cfg.name, ", ".join(f"{v.name}:{v.model}" for v in cfg.variants),
-                 ", ".join(f"{s.name}:{s.model}" for s in cfg.shadows),
-                 "on" if cfg.data_capture and cfg.data_capture.enabled else "off")
-                for cfg in c.list_endpoint_configs()]
+        rows = [
+            (
+                cfg.name,
+                ", ".join(f"{v.name}:{v.model}" for v in cfg.variants),
+                ", ".join(f"{s.name}:{s.model}" for s in cfg.shadows),
+                "on" if cfg.data_capture and cfg.data_capture.enabled else "off",
+            )
+            for cfg in c.list_endpoint_configs()
+        ]
     show_table("endpoint configs", ("name", "variants", "shadows", "capture"), rows)
 
 
@@ -119,12 +153,15 @@ def endpoints() -> None:
 @endpoints.command("create")
 @click.argument("name")
 @click.option("--config", required=True, help="The endpoint config to build it from.")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until it is InService (or Failed).")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until it is InService (or Failed).",
+)
 @click.option("--timeout", type=float, default=300, show_default=True)
 @click.pass_context
-def create_endpoint(ctx: click.Context, name: str, config: str, wait: bool,
-                    timeout: float) -> None:
+def create_endpoint(ctx: click.Context, name: str, config: str, wait: bool, timeout: float) -> None:
     """Create an endpoint and start its workers."""
     with client(ctx) as c:
         endpoint = c.create_endpoint(name, config)
@@ -141,11 +178,18 @@ def create_endpoint(ctx: click.Context, name: str, config: str, wait: bool,
 def list_endpoints(ctx: click.Context) -> None:
     """List endpoints."""
     with client(ctx) as c:
-        rows = [(ep.name, ep.status, ep.config,
-                 ", ".join(f"{v.name}={v.current_weight:g}" for v in ep.variants
-                           if v.kind == "production"),
-                 ", ".join(v.name for v in ep.variants if v.kind == "shadow"))
-                for ep in c.list_endpoints()]
+        rows = [
+            (
+                ep.name,
+                ep.status,
+                ep.config,
+                ", ".join(
+                    f"{v.name}={v.current_weight:g}" for v in ep.variants if v.kind == "production"
+                ),
+                ", ".join(v.name for v in ep.variants if v.kind == "shadow"),
+            )
+            for ep in c.list_endpoints()
+        ]
     show_table("endpoints", ("name", "status", "config", "weights", "shadows"), rows)
 
 
@@ -191,8 +235,16 @@ def delete_endpoint(ctx: click.Context, name: str) -> None:
 @click.option("--inference-id", help="Id recorded with the captured request.")
 @click.option("--header", "-H", "headers", multiple=True, metavar="NAME=VALUE")
 @click.pass_context
-def invoke(ctx: click.Context, endpoint: str, data: str | None, content_type: str, accept: str,
-           target_variant: str | None, inference_id: str | None, headers: tuple[str, ...]) -> None:
+def invoke(
+    ctx: click.Context,
+    endpoint: str,
+    data: str | None,
+    content_type: str,
+    accept: str,
+    target_variant: str | None,
+    inference_id: str | None,
+    headers: tuple[str, ...],
+) -> None:
     """Send one request to an endpoint and print the answer."""
     if data is None or data == "-":
         body = sys.stdin.buffer.read()
@@ -201,7 +253,14 @@ def invoke(ctx: click.Context, endpoint: str, data: str | None, content_type: st
     else:
         body = data.encode()
     with client(ctx) as c:
-        answer = c.invoke(endpoint, body, content_type, accept, target_variant, inference_id,
-                          parse_assignments(headers, "--header"))
+        answer = c.invoke(
+            endpoint,
+            body,
+            content_type,
+            accept,
+            target_variant,
+            inference_id,
+            parse_assignments(headers, "--header"),
+        )
     click.echo(f"variant: {answer.variant}", err=True)
     sys.stdout.buffer.write(answer.body + (b"" if answer.body.endswith(b"\n") else b"\n"))

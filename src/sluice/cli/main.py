@@ -57,9 +57,12 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sluice")
-@click.option("--url", default=lambda: os.environ.get("SLUICE_URL", "http://127.0.0.1:8080"),
-              show_default="$SLUICE_URL or http://127.0.0.1:8080",
-              help="Address of the sluice server for client commands.")
+@click.option(
+    "--url",
+    default=lambda: os.environ.get("SLUICE_URL", "http://127.0.0.1:8080"),
+    show_default="$SLUICE_URL or http://127.0.0.1:8080",
+    help="Address of the sluice server for client commands.",
+)
 @click.pass_context
 def cli(ctx: click.Context, url: str) -> None:
     """sluice: put models into production safely, on one laptop or a cluster."""

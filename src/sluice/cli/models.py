@@ -19,8 +19,14 @@ def models() -> None:
 @click.option("--image", help="A container image name, used as a runtime hint.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Model environment.")
 @click.pass_context
-def create(ctx: click.Context, name: str, artifact: str, runtime: str | None,
-           image: str | None, env: tuple[str, ...]) -> None:
+def create(
+    ctx: click.Context,
+    name: str,
+    artifact: str,
+    runtime: str | None,
+    image: str | None,
+    env: tuple[str, ...],
+) -> None:
     """Register a model."""
     from sluice.store.artifacts import local_path
 
@@ -35,8 +41,10 @@ def create(ctx: click.Context, name: str, artifact: str, runtime: str | None,
 def list_(ctx: click.Context) -> None:
     """List models."""
     with client(ctx) as c:
-        rows = [(m.name, m.runtime, m.artifact, m.created_at.isoformat(timespec="seconds"))
-                for m in c.list_models()]
+        rows = [
+            (m.name, m.runtime, m.artifact, m.created_at.isoformat(timespec="seconds"))
+            for m in c.list_models()
+        ]
     show_table("models", ("name", "runtime", "artifact", "created"), rows)
 
 

@@ -10,8 +10,12 @@ import click
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on  [default: 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port  [default: 8080]")
-@click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Data directory  [default: $SLUICE_HOME, else ~/.sluice]")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory  [default: $SLUICE_HOME, else ~/.sluice]",
+)
 def server(host: str | None, port: int | None, home: Path | None) -> None:
     """Run the sluice server until SIGTERM or Ctrl-C, then stop cleanly."""
     from sluice.server import serve

@@ -137,9 +137,15 @@ async def _send_error(send: Any, exc: SluiceError) -> None:
     if exc.field:
         body["Field"] = exc.field
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", JSON.encode()),
-        (b"content-length", str(len(payload)).encode()),
-        (b"x-amzn-errortype", code.encode()),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-amzn-errortype", code.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

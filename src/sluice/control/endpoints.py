@@ -27,7 +27,7 @@ from sluice.entities import (
 from sluice.errors import InvalidState, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureTarget, CaptureWriter
 from sluice.gateway.metrics import Metrics, VariantMetrics
-from sluice.gateway.routing import RouteTable, Router, ShadowRoute, VariantRoute
+from sluice.gateway.routing import Router, RouteTable, ShadowRoute, VariantRoute
 from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
@@ -54,9 +54,16 @@ class LiveEndpoint:
 
 
 class EndpointService:
-    def __init__(self, repo: Repository, artifacts: ArtifactStore, backend: Backend,
-                 router: Router, capture: CaptureWriter, metrics: Metrics,
-                 settings: Settings) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        artifacts: ArtifactStore,
+        backend: Backend,
+        router: Router,
+        capture: CaptureWriter,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> None:
         self.repo = repo
         self.artifacts = artifacts
         self.backend = backend
@@ -69,9 +76,14 @@ class EndpointService:
 
     # -- models
 
-    async def create_model(self, name: str, artifact: str, runtime: str | None = None,
-                           image: str | None = None,
-                           environment: Mapping[str, str] | None = None) -> Model:
+    async def create_model(
+        self,
+        name: str,
+        artifact: str,
+        runtime: str | None = None,
+        image: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> Model:
         check_name(name, "ModelName")
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
@@ -92,8 +104,10 @@ class EndpointService:
     def create_endpoint_config(self, config: EndpointConfig) -> EndpointConfig:
         check_name(config.name, "EndpointConfigName")
         if not config.production:
-            raise ValidationError("an endpoint config needs at least one production variant",
-                                  field="ProductionVariants")
+            raise ValidationError(
+                "an endpoint config needs at least one production variant",
+                field="ProductionVariants",
+            )
         seen: set[str] = set()
         for v in config.variants:
             check_name(v.name, "VariantName")
@@ -105,10 +119,14 @@ class EndpointService:
             check_range(v.instance_count, "InitialInstanceCount", 1, MAX_INSTANCES)
             check_range(v.sampling_percentage, "SamplingPercentage", 0, 100)
         if sum(v.initial_weight for v in config.production) <= 0:
-            raise ValidationError("at least one production variant needs a weight above 0",
-                                  field="InitialVariantWeight")
+            raise ValidationError(
+                "at least one production variant needs a weight above 0",
+                field="InitialVariantWeight",
+            )
         if config.data_capture is not None:
-            check_range(config.data_capture.sampling_percentage, "InitialSamplingPercentage", 0, 100)
+            check_range(
+                config.data_capture.sampling_percentage, "InitialSamplingPercentage", 0, 100
+            )
             if config.data_capture.destination:
                 local_path(config.data_capture.destination)
         sticky = config.sticky_header
@@ -138,8 +156,17 @@ class EndpointService:
         check_name(name, "EndpointName")
         config = self.repo.get_config(config_name)
         variants = [
-            EndpointVariant(v.name, v.model_name, v.kind, 0.0, v.initial_weight, 0,
-                            v.instance_count, v.sampling_percentage, "Creating")
+            EndpointVariant(
+                v.name,
+                v.model_name,
+                v.kind,
+                0.0,
+                v.initial_weight,
+                0,
+                v.instance_count,
+                v.sampling_percentage,
+                "Creating",
+            )
             for v in config.variants
         ]
         endpoint = self.repo.add_endpoint(name, config_name, variants)
@@ -152,20 +179,26 @@ class EndpointService:
         endpoint = self.repo.get_endpoint(name)
         live = self.live.get(name)
         if endpoint.status is not EndpointStatus.IN_SERVICE or live is None:
-            raise InvalidState(f"endpoint {name!r} is {endpoint.status.value}, not InService",
-                               field="EndpointName")
+            raise InvalidState(
+                f"endpoint {name!r} is {endpoint.status.value}, not InService", field="EndpointName"
+            )
         for variant, weight in weights.items():
             current = endpoint.variant(variant)
             if current is None or current.kind is not VariantKind.PRODUCTION:
                 raise ValidationError(
                     f"{variant!r} is not a production variant of endpoint {name!r}",
-                    field="VariantName")
+                    field="VariantName",
+                )
             check_range(weight, "DesiredWeight", 0)
-        merged = {v.name: weights.get(v.name, v.current_weight)
-                  for v in endpoint.variants if v.kind is VariantKind.PRODUCTION}
+        merged = {
+            v.name: weights.get(v.name, v.current_weight)
+            for v in endpoint.variants
+            if v.kind is VariantKind.PRODUCTION
+        }
         if sum(merged.values()) <= 0:
-            raise ValidationError("at least one production variant needs a weight above 0",
-                                  field="DesiredWeight")
+            raise ValidationError(
+                "at least one production variant needs a weight above 0", field="DesiredWeight"
+            )
         endpoint = self.repo.set_weights(name, weights)
         return self._publish(endpoint, live)
 
@@ -189,6 +222,8 @@ class EndpointService:
             if endpoint.status is EndpointStatus.DELETING:
                 self.repo.delete_endpoint(endpoint.name)
             elif endpoint.status is not EndpointStatus.FAILED:
+                if endpoint.status is not EndpointStatus.CREATING:
+                    self.repo.set_endpoint_status(endpoint.name, EndpointStatus.SYSTEM_UPDATING)
                 self.router.withdraw(endpoint.name, reason="it is starting after a restart")
                 try:
                     config = self.repo.get_config(endpoint.config_name)
@@ -218,7 +253,9 @@ class EndpointService:
     def _spawn(self, name: str, work: Coroutine[object, object, None]) -> None:
         task = asyncio.create_task(work, name=f"provision {name}")
         self.tasks[name] = task
-        task.add_done_callback(lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None)
+        task.add_done_callback(
+            lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None
+        )
 
     async def _provision(self, name: str, config: EndpointConfig) -> None:
         live = LiveEndpoint(config)
@@ -249,14 +286,18 @@ class EndpointService:
         live.variants[spec.name] = handle
         if spec.kind is VariantKind.SHADOW:
             handle.sender = ShadowSender(
-                endpoint, spec.name, instances, metrics, self.capture,
+                endpoint,
+                spec.name,
+                instances,
+                metrics,
+                self.capture,
                 self.settings.shadow_queue_size,
                 self.settings.shadow_concurrency_per_instance * spec.instance_count,
             )
             handle.sender.start()
 
     async def _retire(self, name: str, drain: bool = True) -> None:
-        """Stop routing to an endpoint, let in-flight requests finish, flush capture, stop workers."""
+        """Stop routing, let in-flight requests finish, flush capture, stop workers."""
         self.router.withdraw(name)
         live = self.live.pop(name, None)
         if live is None:
@@ -284,18 +325,24 @@ class EndpointService:
         for v in endpoint.variants:
             handle = live.variants[v.name]
             if v.kind is VariantKind.PRODUCTION:
-                production.append(VariantRoute(v.name, handle.instances, v.current_weight,
-                                               handle.metrics))
+                production.append(
+                    VariantRoute(v.name, handle.instances, v.current_weight, handle.metrics)
+                )
             elif handle.sender is not None:
                 shadows.append(ShadowRoute(v.name, v.sampling_percentage, handle.sender))
-        return RouteTable(endpoint.name, tuple(production), tuple(shadows),
-                          self._capture_target(live.config.data_capture),
-                          live.config.sticky_header, endpoint.sticky_layout)
+        return RouteTable(
+            endpoint.name,
+            tuple(production),
+            tuple(shadows),
+            self._capture_target(live.config.data_capture),
+            live.config.sticky_header,
+            endpoint.sticky_layout,
+        )
 
     def _capture_target(self, capture: DataCapture | None) -> CaptureTarget | None:
         if capture is None or not capture.enabled:
             return None
         root = local_path(capture.destination) if capture.destination else self.settings.capture_dir
-        return CaptureTarget(root, capture.sampling_percentage, capture.capture_input,
-                             capture.capture_output)
-
+        return CaptureTarget(
+            root, capture.sampling_percentage, capture.capture_input, capture.capture_output
+        )

@@ -37,8 +37,13 @@ class SluiceApp:
         await self.rest(scope, receive, send)
 
 
-def build_app(runtime: RuntimeHandler, api: Any, router: Router, metrics: Metrics,
-              lifespan: Callable[[Starlette], AsyncIterator[None]] | Lifespan) -> SluiceApp:
+def build_app(
+    runtime: RuntimeHandler,
+    api: Any,
+    router: Router,
+    metrics: Metrics,
+    lifespan: Callable[[Starlette], AsyncIterator[None]] | Lifespan,
+) -> SluiceApp:
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "endpoints_in_service": len(router.tables)})
 

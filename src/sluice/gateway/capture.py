@@ -1,4 +1,6 @@
-"""Data capture: sampled, buffered JSON Lines in SageMaker's capture format, written off the request path.
+"""Data capture: sampled, buffered JSON Lines in SageMaker's capture format.
+
+Records are written off the request path by a background task.
 
 Files land under `{destination}/{endpoint}/{variant}/YYYY/MM/DD/HH/{mm-ss-mmm}-{uuid}.jsonl`.
 Beyond SageMaker's fields, `eventMetadata` carries `latencyMs` (model round trip) and
@@ -112,7 +114,8 @@ class CaptureWriter:
         key = (event.target.root, event.endpoint, event.variant, hour)
         path = self.files.get(key)
         if path is None:
-            name = f"{time.strftime('%M-%S', stamp)}-{int(event.time * 1000) % 1000:03d}-{uuid.uuid4().hex[:8]}.jsonl"
+            millis = int(event.time * 1000) % 1000
+            name = f"{time.strftime('%M-%S', stamp)}-{millis:03d}-{uuid.uuid4().hex[:8]}.jsonl"
             path = event.target.root / event.endpoint / event.variant / hour / name
             self.files[key] = path
         return path
@@ -132,17 +135,21 @@ def to_record(event: CaptureEvent) -> str:
     if event.target.capture_output:
         capture["endpointOutput"] = _payload(event.output_type, event.output_body, "OUTPUT")
     when = datetime.fromtimestamp(event.time, UTC)
-    return json.dumps({
-        "captureData": capture,
-        "eventMetadata": {
-            "eventId": str(uuid.uuid4()),
-            "inferenceId": event.inference_id,
-            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
-            "latencyMs": round(event.latency_ms, 3),
-            "status": event.status,
+    return json.dumps(
+        {
+            "captureData": capture,
+            "eventMetadata": {
+                "eventId": str(uuid.uuid4()),
+                "inferenceId": event.inference_id,
+                "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.")
+                + f"{when.microsecond // 1000:03d}Z",
+                "latencyMs": round(event.latency_ms, 3),
+                "status": event.status,
+            },
+            "eventVersion": "0",
         },
-        "eventVersion": "0",
-    }, separators=(",", ":"))
+        separators=(",", ":"),
+    )
 
 
 def _payload(content_type: str, body: bytes, mode: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import uuid
 
 from sluice.errors import SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
-from sluice.gateway.routing import RouteTable, Router, VariantRoute
+from sluice.gateway.routing import Router, RouteTable, VariantRoute
 from sluice.types import InvokeRequest, InvokeResult
 
 
@@ -33,39 +33,73 @@ class Gateway:
         try:
             answer = await route.backend.invoke(request.body, request.content_type, request.accept)
         except SluiceError as exc:
-            self._after_failure(table, route, request, inference_id, capture, exc, started,
-                                model_started)
+            self._after_failure(
+                table, route, request, inference_id, capture, exc, started, model_started
+            )
             raise
         finished = time.perf_counter()
         metrics = route.metrics
         metrics.invocations.inc()
         metrics.model_latency.observe(finished - model_started)
-        metrics.overhead_latency.observe((model_started - started))
+        metrics.overhead_latency.observe(model_started - started)
         if capture is not None:
-            self.capture.add(CaptureEvent(
-                capture, table.endpoint, route.name, inference_id, time.time(),
-                request.content_type, request.body, answer.content_type, answer.body,
-                (finished - model_started) * 1000, 200, metrics,
-            ))
+            self.capture.add(
+                CaptureEvent(
+                    capture,
+                    table.endpoint,
+                    route.name,
+                    inference_id,
+                    time.time(),
+                    request.content_type,
+                    request.body,
+                    answer.content_type,
+                    answer.body,
+                    (finished - model_started) * 1000,
+                    200,
+                    metrics,
+                )
+            )
         for shadow in table.shadows:
-            if shadow.sampling_percentage >= 100 or random.random() * 100 < shadow.sampling_percentage:
+            if (
+                shadow.sampling_percentage >= 100
+                or random.random() * 100 < shadow.sampling_percentage
+            ):
                 shadow.sender.offer(request, inference_id, capture)
         return InvokeResult(route.name, answer.body, answer.content_type, inference_id)
 
-    def _after_failure(self, table: RouteTable, route: VariantRoute, request: InvokeRequest,
-                       inference_id: str, capture: CaptureTarget | None, exc: SluiceError,
-                       started: float, model_started: float) -> None:
+    def _after_failure(
+        self,
+        table: RouteTable,
+        route: VariantRoute,
+        request: InvokeRequest,
+        inference_id: str,
+        capture: CaptureTarget | None,
+        exc: SluiceError,
+        started: float,
+        model_started: float,
+    ) -> None:
         finished = time.perf_counter()
         metrics = route.metrics
         metrics.invocations.inc()
         (metrics.errors_5xx if exc.server_side else metrics.errors_4xx).inc()
         metrics.model_latency.observe(finished - model_started)
         if capture is not None:
-            self.capture.add(CaptureEvent(
-                capture, table.endpoint, route.name, inference_id, time.time(),
-                request.content_type, request.body, "application/json", exc.message.encode(),
-                (finished - model_started) * 1000, exc.status, metrics,
-            ))
+            self.capture.add(
+                CaptureEvent(
+                    capture,
+                    table.endpoint,
+                    route.name,
+                    inference_id,
+                    time.time(),
+                    request.content_type,
+                    request.body,
+                    "application/json",
+                    exc.message.encode(),
+                    (finished - model_started) * 1000,
+                    exc.status,
+                    metrics,
+                )
+            )
 
 
 def _sample_capture(table: RouteTable) -> CaptureTarget | None:

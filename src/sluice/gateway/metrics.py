@@ -11,13 +11,33 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
-    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
 )
 VARIANT = ("endpoint", "variant")
 
 # The *_created series double the scrape size and tell nothing a counter reset does not.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -41,22 +61,41 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.invocations = Counter("sluice_invocations", "Inference requests answered or failed",
-                                   VARIANT, registry=r)
-        self.errors = Counter("sluice_invocation_errors", "Failed inference requests by class",
-                              (*VARIANT, "class"), registry=r)
+        self.invocations = Counter(
+            "sluice_invocations", "Inference requests answered or failed", VARIANT, registry=r
+        )
+        self.errors = Counter(
+            "sluice_invocation_errors",
+            "Failed inference requests by class",
+            (*VARIANT, "class"),
+            registry=r,
+        )
         self.model_latency = Histogram(
-            "sluice_model_latency_seconds", "Round trip to the worker (model and link)",
-            VARIANT, buckets=LATENCY_BUCKETS, registry=r)
+            "sluice_model_latency_seconds",
+            "Round trip to the worker (model and link)",
+            VARIANT,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.overhead_latency = Histogram(
-            "sluice_overhead_latency_seconds", "Gateway time outside the worker call",
-            VARIANT, buckets=LATENCY_BUCKETS, registry=r)
-        self.shadow_copies = Counter("sluice_shadow_copies", "Copies of requests to shadow variants",
-                                     (*VARIANT, "outcome"), registry=r)
-        self.worker_restarts = Counter("sluice_worker_restarts", "Worker processes restarted",
-                                       VARIANT, registry=r)
-        self.capture_records = Counter("sluice_capture_records", "Data-capture records",
-                                       (*VARIANT, "outcome"), registry=r)
+            "sluice_overhead_latency_seconds",
+            "Gateway time outside the worker call",
+            VARIANT,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_copies = Counter(
+            "sluice_shadow_copies",
+            "Copies of requests to shadow variants",
+            (*VARIANT, "outcome"),
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "sluice_worker_restarts", "Worker processes restarted", VARIANT, registry=r
+        )
+        self.capture_records = Counter(
+            "sluice_capture_records", "Data-capture records", (*VARIANT, "outcome"), registry=r
+        )
 
     def for_variant(self, endpoint: str, variant: str) -> VariantMetrics:
         labels = (endpoint, variant)
@@ -86,13 +125,17 @@ class WorkerUsageCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         import psutil
 
-        cpu = CounterMetricFamily("sluice_worker_cpu_seconds",
-                                  "CPU time of a variant's live worker processes", labels=VARIANT)
-        rss = GaugeMetricFamily("sluice_worker_memory_bytes",
-                                "Resident memory of a variant's live worker processes",
-                                labels=VARIANT)
-        live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes",
-                                 labels=VARIANT)
+        cpu = CounterMetricFamily(
+            "sluice_worker_cpu_seconds",
+            "CPU time of a variant's live worker processes",
+            labels=VARIANT,
+        )
+        rss = GaugeMetricFamily(
+            "sluice_worker_memory_bytes",
+            "Resident memory of a variant's live worker processes",
+            labels=VARIANT,
+        )
+        live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes", labels=VARIANT)
         for endpoint, variant, pids in self.source():
             seconds = memory = 0.0
             for pid in pids:

@@ -1,4 +1,4 @@
-"""Route tables: which variant answers a request. A table is frozen; the router swaps whole tables."""
+"""Route tables: which variant answers a request. Tables are frozen; the router swaps them."""
 
 from __future__ import annotations
 
@@ -81,7 +81,9 @@ class RouteTable:
         if total <= 0:
             raise WorkerUnavailable(f"endpoint {self.endpoint!r} has no variant with weight > 0")
         if sticky_key is not None and self.sticky_layout:
-            return self.by_name[owner(self.sticky_layout, self.sticky_starts, key_point(sticky_key))]
+            return self.by_name[
+                owner(self.sticky_layout, self.sticky_starts, key_point(sticky_key))
+            ]
         if len(self.variants) == 1:
             return self.variants[0]
         index = bisect.bisect_right(self.cumulative, random.random() * total)
@@ -100,8 +102,9 @@ class Router:
         if table is None:
             reason = self.not_serving.get(endpoint)
             if reason:
-                raise ValidationError(f"endpoint {endpoint!r} is not in service: {reason}",
-                                      field="EndpointName")
+                raise ValidationError(
+                    f"endpoint {endpoint!r} is not in service: {reason}", field="EndpointName"
+                )
             raise NotFound(f"endpoint {endpoint!r} does not exist", field="EndpointName")
         return table
 

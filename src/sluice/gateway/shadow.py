@@ -1,4 +1,4 @@
-"""Copies of production requests to a shadow variant: bounded queue, shed and counted on overflow."""
+"""Copies of production requests to a shadow: a bounded queue; overflow is shed and counted."""
 
 from __future__ import annotations
 
@@ -27,9 +27,16 @@ class ShadowCopy:
 class ShadowSender:
     """Owns one shadow variant's queue and the tasks that drain it."""
 
-    def __init__(self, endpoint: str, variant: str, backend: VariantBackend,
-                 metrics: VariantMetrics, capture: CaptureWriter,
-                 queue_size: int = 1000, concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        variant: str,
+        backend: VariantBackend,
+        metrics: VariantMetrics,
+        capture: CaptureWriter,
+        queue_size: int = 1000,
+        concurrency: int = 16,
+    ) -> None:
         self.endpoint = endpoint
         self.variant = variant
         self.backend = backend
@@ -45,8 +52,9 @@ class ShadowSender:
             for _ in range(self.concurrency)
         ]
 
-    def offer(self, request: InvokeRequest, inference_id: str,
-              capture: CaptureTarget | None) -> None:
+    def offer(
+        self, request: InvokeRequest, inference_id: str, capture: CaptureTarget | None
+    ) -> None:
         """Queue a copy, or shed it when the queue is full. Never blocks, never raises."""
         try:
             self.queue.put_nowait(ShadowCopy(request, inference_id, capture))
@@ -79,11 +87,22 @@ class ShadowSender:
         elapsed = time.perf_counter() - started
         self.metrics.model_latency.observe(elapsed)
         if copy.capture is not None:
-            self.capture.add(CaptureEvent(
-                copy.capture, self.endpoint, self.variant, copy.inference_id, time.time(),
-                request.content_type, request.body, out_type, out_body, elapsed * 1000, status,
-                self.metrics,
-            ))
+            self.capture.add(
+                CaptureEvent(
+                    copy.capture,
+                    self.endpoint,
+                    self.variant,
+                    copy.inference_id,
+                    time.time(),
+                    request.content_type,
+                    request.body,
+                    out_type,
+                    out_body,
+                    elapsed * 1000,
+                    status,
+                    self.metrics,
+                )
+            )
 
     async def stop(self, drain_timeout: float = 0.0) -> None:
         """Stop sending; first let queued copies go out for at most `drain_timeout` seconds."""
@@ -91,8 +110,12 @@ class ShadowSender:
             try:
                 await asyncio.wait_for(self.queue.join(), drain_timeout)
             except TimeoutError:
-                log.warning("shadow %s/%s: %d queued copies dropped at stop",
-                            self.endpoint, self.variant, self.queue.qsize())
+                log.warning(
+                    "shadow %s/%s: %d queued copies dropped at stop",
+                    self.endpoint,
+                    self.variant,
+                    self.queue.qsize(),
+                )
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -29,7 +29,9 @@ class HandlerRuntime(Runtime):
         self.module = self._import_handler()
         model_fn: Callable[[str], Any] = getattr(self.module, "model_fn", _default_model_fn)
         self.model = model_fn(str(self.model_dir))
-        self.input_fn: Callable[[bytes, str], Any] = getattr(self.module, "input_fn", _default_input_fn)
+        self.input_fn: Callable[[bytes, str], Any] = getattr(
+            self.module, "input_fn", _default_input_fn
+        )
         self.predict_fn: Callable[[Any, Any], Any] = getattr(
             self.module, "predict_fn", _default_predict_fn
         )

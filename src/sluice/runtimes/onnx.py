@@ -31,7 +31,9 @@ class OnnxRuntime(Runtime):
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ImportError("the onnx runtime needs the extra: pip install 'sluice[onnx]'") from exc
+            raise ImportError(
+                "the onnx runtime needs the extra: pip install 'sluice[onnx]'"
+            ) from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(self.environment.get("SLUICE_ONNX_THREADS", "1"))
         path = find_one(self.model_dir, ("model.onnx", "*.onnx"), "ONNX model")

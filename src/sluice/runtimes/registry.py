@@ -17,7 +17,12 @@ BUILTIN = {
 }
 ALIASES = {"scikit-learn": "sklearn", "handler": "python", "onnxruntime": "onnx"}
 # Image-name hints, checked in order (SageMaker's framework container names).
-IMAGE_HINTS = (("scikit-learn", "sklearn"), ("sklearn", "sklearn"), ("onnx", "onnx"), ("pytorch", "python"))
+IMAGE_HINTS = (
+    ("scikit-learn", "sklearn"),
+    ("sklearn", "sklearn"),
+    ("onnx", "onnx"),
+    ("pytorch", "python"),
+)
 
 
 def available() -> dict[str, str]:
@@ -40,7 +45,8 @@ def canonical(name: str) -> str:
 def runtime_class(name: str) -> type[Runtime]:
     module_name, _, attr = available()[canonical(name)].partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
-    assert issubclass(cls, Runtime)
+    if not (isinstance(cls, type) and issubclass(cls, Runtime)):
+        raise TypeError(f"runtime {name!r} ({module_name}:{attr}) is not a Runtime subclass")
     return cls
 
 

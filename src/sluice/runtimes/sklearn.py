@@ -21,8 +21,9 @@ def load_estimator(model_dir: Path) -> Any:
     try:
         return joblib.load(path)
     except Exception as exc:
-        raise ValueError(f"cannot load {path.name} with joblib/pickle: "
-                         f"{type(exc).__name__}: {exc}") from exc
+        raise ValueError(
+            f"cannot load {path.name} with joblib/pickle: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def check_width(model: Any, rows: np.ndarray) -> None:

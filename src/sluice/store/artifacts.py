@@ -78,14 +78,18 @@ def extract_tar(archive: Path, destination: Path) -> None:
     except tarfile.FilterError as exc:
         raise ValidationError(f"unsafe archive {archive.name}: {exc}", field="artifact") from exc
     except tarfile.TarError as exc:
-        raise ValidationError(f"unreadable archive {archive.name}: {exc}", field="artifact") from exc
+        raise ValidationError(
+            f"unreadable archive {archive.name}: {exc}", field="artifact"
+        ) from exc
 
 
 def _check_member(member: tarfile.TarInfo) -> None:
     name = member.name
     parts = Path(name).parts
     if name.startswith("/") or ".." in parts:
-        raise ValidationError(f"unsafe archive: member {name!r} escapes the target", field="artifact")
+        raise ValidationError(
+            f"unsafe archive: member {name!r} escapes the target", field="artifact"
+        )
     if member.issym() or member.islnk():
         link = member.linkname
         joined = Path(name).parent / link if member.issym() else Path(link)

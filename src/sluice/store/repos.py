@@ -46,9 +46,15 @@ class Repository:
     # -- models
 
     def add_model(self, model: e.Model) -> e.Model:
-        row = ModelRow(name=model.name, artifact_uri=model.artifact_uri, model_dir=model.model_dir,
-                       runtime=model.runtime, image=model.image,
-                       environment=dict(model.environment), created_at=utcnow())
+        row = ModelRow(
+            name=model.name,
+            artifact_uri=model.artifact_uri,
+            model_dir=model.model_dir,
+            runtime=model.runtime,
+            image=model.image,
+            environment=dict(model.environment),
+            created_at=utcnow(),
+        )
         self._insert(row, "model", model.name)
         return self.get_model(model.name)
 
@@ -67,13 +73,20 @@ class Repository:
 
     def add_config(self, config: e.EndpointConfig) -> e.EndpointConfig:
         row = EndpointConfigRow(
-            name=config.name, sticky_header=config.sticky_header, created_at=utcnow(),
+            name=config.name,
+            sticky_header=config.sticky_header,
+            created_at=utcnow(),
             data_capture=config.data_capture.to_dict() if config.data_capture else None,
             variants=[
-                ConfigVariantRow(name=v.name, position=i, kind=v.kind.value,
-                                 model_name=v.model_name, initial_weight=v.initial_weight,
-                                 instance_count=v.instance_count,
-                                 sampling_percentage=v.sampling_percentage)
+                ConfigVariantRow(
+                    name=v.name,
+                    position=i,
+                    kind=v.kind.value,
+                    model_name=v.model_name,
+                    initial_weight=v.initial_weight,
+                    instance_count=v.instance_count,
+                    sampling_percentage=v.sampling_percentage,
+                )
                 for i, v in enumerate(config.variants)
             ],
         )
@@ -93,12 +106,19 @@ class Repository:
 
     # -- endpoints
 
-    def add_endpoint(self, name: str, config_name: str,
-                     variants: Iterable[e.EndpointVariant]) -> e.Endpoint:
+    def add_endpoint(
+        self, name: str, config_name: str, variants: Iterable[e.EndpointVariant]
+    ) -> e.Endpoint:
         now = utcnow()
-        row = EndpointRow(name=name, config_name=config_name, status=e.EndpointStatus.CREATING,
-                          created_at=now, updated_at=now, version=1,
-                          variants=[_variant_row(i, v) for i, v in enumerate(variants)])
+        row = EndpointRow(
+            name=name,
+            config_name=config_name,
+            status=e.EndpointStatus.CREATING,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            variants=[_variant_row(i, v) for i, v in enumerate(variants)],
+        )
         self._insert(row, "endpoint", name)
         return self.get_endpoint(name)
 
@@ -109,8 +129,9 @@ class Repository:
     def list_endpoints(self) -> list[e.Endpoint]:
         return self._list(EndpointRow, lambda r: r.to_entity())
 
-    def set_endpoint_status(self, name: str, status: e.EndpointStatus,
-                            failure_reason: str | None = None) -> e.Endpoint:
+    def set_endpoint_status(
+        self, name: str, status: e.EndpointStatus, failure_reason: str | None = None
+    ) -> e.Endpoint:
         with self.db.session() as session:
             row = self._get(session, EndpointRow, "endpoint", name)
             row.status = status.value
@@ -137,8 +158,9 @@ class Repository:
             row.updated_at = utcnow()
             return row.to_entity()
 
-    def set_sticky_layout(self, name: str,
-                          layout: Sequence[tuple[float, float, str]]) -> e.Endpoint:
+    def set_sticky_layout(
+        self, name: str, layout: Sequence[tuple[float, float, str]]
+    ) -> e.Endpoint:
         with self.db.session() as session:
             row = self._get(session, EndpointRow, "endpoint", name)
             row.sticky_layout = [list(segment) for segment in layout]
@@ -162,9 +184,14 @@ class Repository:
 
 def _variant_row(position: int, v: e.EndpointVariant) -> EndpointVariantRow:
     return EndpointVariantRow(
-        name=v.name, position=position, kind=v.kind.value, model_name=v.model_name,
-        current_weight=v.current_weight, desired_weight=v.desired_weight,
+        name=v.name,
+        position=position,
+        kind=v.kind.value,
+        model_name=v.model_name,
+        current_weight=v.current_weight,
+        desired_weight=v.desired_weight,
         current_instance_count=v.current_instance_count,
         desired_instance_count=v.desired_instance_count,
-        sampling_percentage=v.sampling_percentage, status=v.status,
+        sampling_percentage=v.sampling_percentage,
+        status=v.status,
     )

@@ -35,8 +35,15 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def to_entity(self) -> e.Model:
-        return e.Model(self.name, self.artifact_uri, self.model_dir, self.runtime, self.image,
-                       dict(self.environment), aware(self.created_at))
+        return e.Model(
+            self.name,
+            self.artifact_uri,
+            self.model_dir,
+            self.runtime,
+            self.image,
+            dict(self.environment),
+            aware(self.created_at),
+        )
 
 
 class EndpointConfigRow(Base):
@@ -52,8 +59,11 @@ class EndpointConfigRow(Base):
     def to_entity(self) -> e.EndpointConfig:
         capture = e.DataCapture(**self.data_capture) if self.data_capture else None
         return e.EndpointConfig(
-            self.name, tuple(v.to_entity() for v in self.variants), capture,
-            self.sticky_header, aware(self.created_at),
+            self.name,
+            tuple(v.to_entity() for v in self.variants),
+            capture,
+            self.sticky_header,
+            aware(self.created_at),
         )
 
 
@@ -71,8 +81,14 @@ class ConfigVariantRow(Base):
     sampling_percentage: Mapped[int] = mapped_column(Integer)
 
     def to_entity(self) -> e.VariantSpec:
-        return e.VariantSpec(self.name, self.model_name, e.VariantKind(self.kind),
-                             self.initial_weight, self.instance_count, self.sampling_percentage)
+        return e.VariantSpec(
+            self.name,
+            self.model_name,
+            e.VariantKind(self.kind),
+            self.initial_weight,
+            self.instance_count,
+            self.sampling_percentage,
+        )
 
 
 class EndpointRow(Base):
@@ -92,8 +108,12 @@ class EndpointRow(Base):
 
     def to_entity(self) -> e.Endpoint:
         return e.Endpoint(
-            self.name, self.config_name, e.EndpointStatus(self.status), self.failure_reason,
-            aware(self.created_at), aware(self.updated_at),
+            self.name,
+            self.config_name,
+            e.EndpointStatus(self.status),
+            self.failure_reason,
+            aware(self.created_at),
+            aware(self.updated_at),
             tuple(v.to_entity() for v in self.variants),
             tuple((float(a), float(b), str(v)) for a, b, v in self.sticky_layout or ()),
         )
@@ -117,7 +137,13 @@ class EndpointVariantRow(Base):
 
     def to_entity(self) -> e.EndpointVariant:
         return e.EndpointVariant(
-            self.name, self.model_name, e.VariantKind(self.kind), self.current_weight,
-            self.desired_weight, self.current_instance_count, self.desired_instance_count,
-            self.sampling_percentage, self.status,
+            self.name,
+            self.model_name,
+            e.VariantKind(self.kind),
+            self.current_weight,
+            self.desired_weight,
+            self.current_instance_count,
+            self.desired_instance_count,
+            self.sampling_percentage,
+            self.status,
         )

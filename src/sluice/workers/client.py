@@ -73,8 +73,9 @@ class WorkerConnection(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
-    async def send(self, kind: int, content_type: str, accept: str, body: bytes,
-                   timeout: float) -> protocol.Frame:
+    async def send(
+        self, kind: int, content_type: str, accept: str, body: bytes, timeout: float
+    ) -> protocol.Frame:
         if not self.alive:
             raise WorkerUnavailable(f"worker {self.name} is not connected")
         request_id = next(self.ids) & 0xFFFFFFFF
@@ -91,8 +92,9 @@ class WorkerConnection(asyncio.Protocol):
             timer.cancel()
             self.pending.pop(request_id, None)
 
-    async def invoke(self, body: bytes, content_type: str, accept: str,
-                     timeout: float = 60.0) -> Answer:
+    async def invoke(
+        self, body: bytes, content_type: str, accept: str, timeout: float = 60.0
+    ) -> Answer:
         """Send one request; raise the worker's error as the matching SluiceError."""
         frame = await self.send(protocol.REQUEST, content_type, accept, body, timeout)
         if frame.kind == protocol.RESPONSE:
@@ -109,10 +111,12 @@ class WorkerConnection(asyncio.Protocol):
 
 def _expire(future: asyncio.Future[protocol.Frame], timeout: float) -> None:
     if not future.done():
-        future.set_exception(ModelError(
-            f"the model did not answer within {timeout:g} s (setting invocation_timeout_s)",
-            original_status=504,
-        ))
+        future.set_exception(
+            ModelError(
+                f"the model did not answer within {timeout:g} s (setting invocation_timeout_s)",
+                original_status=504,
+            )
+        )
 
 
 def error_from(frame: protocol.Frame) -> SluiceError:

@@ -39,7 +39,11 @@ def handle(runtime: object, frame: Frame) -> bytes:
         if isinstance(exc, ModelError):
             log.error("model error on request %d:\n%s", frame.request_id, traceback.format_exc())
         return protocol.pack(
-            frame.request_id, protocol.ERROR, exc.status, exc.code, exc.field or "",
+            frame.request_id,
+            protocol.ERROR,
+            exc.status,
+            exc.code,
+            exc.field or "",
             exc.message.encode(),
         )
     except Exception as exc:  # noqa: BLE001 - a model's failure must never kill the worker
@@ -70,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(message)s",
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

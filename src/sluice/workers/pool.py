@@ -46,8 +46,14 @@ class PoolSettings:
 class WorkerInstance:
     """One worker process and its connection; restarts the process when it dies."""
 
-    def __init__(self, spec: WorkerSpec, index: int, settings: PoolSettings,
-                 on_change: Callable[[], None], on_restart: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        index: int,
+        settings: PoolSettings,
+        on_change: Callable[[], None],
+        on_restart: Callable[[], None],
+    ) -> None:
         self.spec = spec
         self.name = f"{spec.label}/{index}"
         self.settings = settings
@@ -72,9 +78,18 @@ class WorkerInstance:
         """Spawn the process and connect; raise ModelLoadError with the loader's message."""
         env = {**os.environ, **THREAD_DEFAULTS, **self.spec.environment}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sluice.workers.main", "--socket", self.socket_path,
-            "--model-dir", str(self.spec.model_dir), "--runtime", self.spec.runtime,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, env=env,
+            sys.executable,
+            "-m",
+            "sluice.workers.main",
+            "--socket",
+            self.socket_path,
+            "--model-dir",
+            str(self.spec.model_dir),
+            "--runtime",
+            self.spec.runtime,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
         )
         assert self.process.stdout is not None
         try:
@@ -110,8 +125,12 @@ class WorkerInstance:
             if self.stopping:
                 return
             consecutive = 1 if time.monotonic() - started > 30 else consecutive + 1
-            delay = min(self.settings.backoff_s * 2 ** (consecutive - 1), self.settings.backoff_max_s)
-            log.warning("worker %s exited with code %s; restarting in %.1f s", self.name, code, delay)
+            delay = min(
+                self.settings.backoff_s * 2 ** (consecutive - 1), self.settings.backoff_max_s
+            )
+            log.warning(
+                "worker %s exited with code %s; restarting in %.1f s", self.name, code, delay
+            )
             self.restarts += 1
             self.on_restart()
             await asyncio.sleep(delay)
@@ -122,8 +141,9 @@ class WorkerInstance:
                 except (ModelLoadError, OSError) as exc:
                     log.error("restart of %s failed: %s", self.name, exc)
                     consecutive += 1
-                    await asyncio.sleep(min(self.settings.backoff_s * 2**consecutive,
-                                            self.settings.backoff_max_s))
+                    await asyncio.sleep(
+                        min(self.settings.backoff_s * 2**consecutive, self.settings.backoff_max_s)
+                    )
 
     async def stop(self) -> None:
         self.stopping = True
@@ -151,10 +171,14 @@ class WorkerInstance:
 
 
 class WorkerPool:
-    """All instances of one variant. `invoke` goes to the instance with fewest requests in flight."""
+    """All instances of one variant; `invoke` picks the one with fewest requests in flight."""
 
-    def __init__(self, spec: WorkerSpec, settings: PoolSettings,
-                 on_restart: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        settings: PoolSettings,
+        on_restart: Callable[[], None] = lambda: None,
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.on_restart = on_restart

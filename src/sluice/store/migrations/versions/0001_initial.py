@@ -35,8 +35,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "endpoint_config_variants",
-        sa.Column("config_name", sa.String(63),
-                  sa.ForeignKey("endpoint_configs.name", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "config_name",
+            sa.String(63),
+            sa.ForeignKey("endpoint_configs.name", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("name", sa.String(63), primary_key=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -58,8 +62,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "endpoint_variants",
-        sa.Column("endpoint_name", sa.String(63),
-                  sa.ForeignKey("endpoints.name", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "endpoint_name",
+            sa.String(63),
+            sa.ForeignKey("endpoints.name", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("name", sa.String(63), primary_key=True),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
@@ -74,6 +82,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("endpoint_variants", "endpoints", "endpoint_config_variants",
-                  "endpoint_configs", "models"):
+    for table in (
+        "endpoint_variants",
+        "endpoints",
+        "endpoint_config_variants",
+        "endpoint_configs",
+        "models",
+    ):
         op.drop_table(table)
