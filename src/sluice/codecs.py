@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sluice.errors import UnsupportedContentType, ValidationError
-from sluice.types import CSV, JSON, JSONLINES, NPY
+from sluice.types import CSV, JSON, JSONLINES, NPY, media_type
 
 Prediction = Mapping[str, Any]
 """What a runtime returns: named outputs; "predictions" is the main one."""
@@ -20,20 +20,7 @@ Prediction = Mapping[str, Any]
 DECODABLE = (JSON, CSV, NPY, JSONLINES)
 ENCODABLE = (JSON, CSV, NPY, JSONLINES)
 
-
-def media_type(header: str | None, default: str = JSON) -> str:
-    """The bare media type of a Content-Type or Accept header ("*/*" and empty mean default)."""
-    if not header:
-        return default
-    first = header.split(",", 1)[0]
-    value = first.split(";", 1)[0].strip().lower()
-    if value in ("", "*/*", "application/*"):
-        return default
-    if value in ("application/jsonl", "application/x-jsonlines", "application/json-lines"):
-        return JSONLINES
-    if value == "application/csv":
-        return CSV
-    return value
+__all__ = ["check_accept", "decode", "encode", "media_type"]
 
 
 def decode(body: bytes, content_type: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ def build_server(settings: Settings) -> Server:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         capture.start()
         await service.restore()
+        # Everything alive now lives as long as the server: keep it out of the collector's
+        # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
+        gc.freeze()
         log.info("sluice is ready (home %s)", settings.home)
         try:
             yield

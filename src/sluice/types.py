@@ -10,6 +10,21 @@ NPY = "application/x-npy"
 JSONLINES = "application/jsonlines"
 
 
+def media_type(header: str | None, default: str = JSON) -> str:
+    """The bare media type of a Content-Type or Accept header ("*/*" and empty mean default)."""
+    if not header:
+        return default
+    first = header.split(",", 1)[0]
+    value = first.split(";", 1)[0].strip().lower()
+    if value in ("", "*/*", "application/*"):
+        return default
+    if value in ("application/jsonl", "application/x-jsonlines", "application/json-lines"):
+        return JSONLINES
+    if value == "application/csv":
+        return CSV
+    return value
+
+
 @dataclass(slots=True)
 class InvokeRequest:
     """One inference request as the gateway sees it; the body stays bytes."""

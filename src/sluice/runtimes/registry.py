@@ -6,9 +6,12 @@ import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sluice.errors import ValidationError
-from sluice.runtimes.base import Runtime
+
+if TYPE_CHECKING:  # the gateway detects runtimes without importing numpy
+    from sluice.runtimes.base import Runtime
 
 BUILTIN = {
     "sklearn": "sluice.runtimes.sklearn:SklearnRuntime",
@@ -43,6 +46,8 @@ def canonical(name: str) -> str:
 
 
 def runtime_class(name: str) -> type[Runtime]:
+    from sluice.runtimes.base import Runtime
+
     module_name, _, attr = available()[canonical(name)].partition(":")
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Runtime)):

@@ -9,6 +9,7 @@ The serve loop is plain blocking IO: one request at a time, answers written in b
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         runtime = runtime_class(args.runtime)(Path(args.model_dir), dict(os.environ))
         runtime.load()
+        gc.freeze()  # the loaded model is permanent: no collector sweeps through it
     except BaseException as exc:  # noqa: BLE001 - report every load failure to the gateway
         log.error("model failed to load:\n%s", traceback.format_exc())
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)

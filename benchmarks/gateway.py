@@ -1,0 +1,362 @@
+"""Gateway benchmark: one command, prints a table, writes JSON.
+
+    python benchmarks/gateway.py [--duration 8] [--out benchmarks/results/gateway.json]
+
+Measures requests/s and p50/p99 latency for a trivial model and the digits model
+(logistic regression, one JSON row per request) at concurrency 1, 16 and 64, along three
+paths: a bare Starlette app running the model in-process (the baseline), a sluice worker
+called directly over its socket, and the full gateway (`sluice server`). Through the
+gateway it also measures: a 100 % shadow of the same model, a 100 % shadow 10x slower
+than production, and 100 % data capture. Then the gateway's start-up time and its memory
+with 10 endpoints. HTTP load comes from `wrk` (Debian package `wrk`), on the same machine
+as the servers: all of them share its cores, as they would in a one-box deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+CONCURRENCY = (1, 16, 64)
+
+
+@dataclass
+class Row:
+    scenario: str
+    model: str
+    path: str
+    concurrency: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        try:
+            httpx.get(url, timeout=0.5)
+            return time.perf_counter() - started
+        except httpx.TransportError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{url} not ready in {timeout} s")
+
+
+def build_artifacts(root: Path) -> dict[str, Path]:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_digits(return_X_y=True)
+    digits = root / "digits"
+    digits.mkdir()
+    joblib.dump(LogisticRegression(max_iter=3000).fit(x, y), digits / "model.joblib")
+    trivial = root / "trivial" / "code"
+    trivial.mkdir(parents=True)
+    (trivial / "inference.py").write_text(textwrap.dedent("""
+        def model_fn(model_dir):
+            return None
+
+        def predict_fn(data, model):
+            return [0] * len(data)
+    """))
+    slow = root / "slow"
+    shutil.copytree(digits, slow)
+    (slow / "code").mkdir()
+    (slow / "code" / "inference.py").write_text(textwrap.dedent("""
+        import os, time
+
+        DELAY = float(os.environ["SLOW_SECONDS"])
+
+        def predict_fn(data, model):
+            started = time.perf_counter()
+            result = model.predict_proba(data).argmax(axis=1)
+            time.sleep(max(DELAY - (time.perf_counter() - started), 0))
+            return result
+    """))
+    (root / "body.json").write_text(json.dumps([x[0].tolist()]))
+    return {"digits": digits, "trivial": root / "trivial", "slow": slow}
+
+
+def wrk(url: str, concurrency: int, duration: float, body: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(int(duration), 1)}s", "--timeout", "10s",
+         "-s", str(HERE / "wrk_report.lua"), url],
+        capture_output=True, text=True, env={**os.environ, "WRK_BODY_FILE": str(body)},
+        check=True,
+    )
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def http_rows(scenario: str, model: str, path: str, url: str, duration: float,
+              body: Path) -> list[Row]:
+    rows = []
+    for c in CONCURRENCY:
+        r = wrk(url, c, duration, body)
+        rows.append(Row(scenario, model, path, c, r["requests"] / (r["duration_us"] / 1e6),
+                        r["p50_us"] / 1000, r["p99_us"] / 1000,
+                        int(r["socket_errors"] + r["non_2xx"])))
+        print_row(rows[-1])
+    return rows
+
+
+def print_row(row: Row) -> None:
+    print(f"  {row.scenario:<22} {row.model:<8} {row.path:<10} c={row.concurrency:<3} "
+          f"{row.requests_per_s:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms"
+          f"  errors {row.errors}", flush=True)
+
+
+def inprocess(artifacts: dict[str, Path], duration: float, body: Path) -> list[Row]:
+    rows = []
+    for model, runtime in (("trivial", "python"), ("digits", "sklearn")):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(HERE / "inprocess_app.py"), "--model-dir",
+                                 str(artifacts[model]), "--runtime", runtime, "--port", str(port)])
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            rows += http_rows("baseline", model, "in-process", f"http://127.0.0.1:{port}/invocations",
+                              duration, body)
+        finally:
+            proc.terminate()
+            proc.wait()
+    return rows
+
+
+async def _direct(model_dir: Path, runtime: str, duration: float, payload: bytes,
+                  model: str) -> list[Row]:
+    from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
+
+    pool = WorkerPool(WorkerSpec(model, model_dir, runtime),
+                      PoolSettings(Path(tempfile.mkdtemp(prefix="sl-bench-"))))
+    await pool.start(1)
+    rows = []
+    try:
+        for c in CONCURRENCY:
+            latencies: list[float] = []
+            deadline = time.perf_counter() + duration
+
+            async def loop() -> None:
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    await pool.invoke(payload, "application/json", "application/json")
+                    latencies.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(loop() for _ in range(c)))
+            elapsed = time.perf_counter() - started
+            p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+            rows.append(Row("worker direct", model, "direct", c, len(latencies) / elapsed,
+                            float(p50), float(p99), 0))
+            print_row(rows[-1])
+    finally:
+        await pool.stop()
+    return rows
+
+
+def direct(artifacts: dict[str, Path], duration: float, body: Path) -> list[Row]:
+    import uvloop
+
+    rows = []
+    for model, runtime in (("trivial", "python"), ("digits", "sklearn")):
+        rows += uvloop.run(_direct(artifacts[model], runtime, duration, body.read_bytes(), model))
+    return rows
+
+
+class Gateway:
+    def __init__(self, home: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (home / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sluice.cli.main", "server", "--port", str(self.port),
+             "--home", str(home)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.ready_s = wait_http(f"{self.url}/healthz")
+        self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=120)
+
+    def endpoint(self, name: str, model: str, shadow: str | None = None,
+                 capture: bool = False) -> None:
+        self.api.post("/endpoint-configs", json={
+            "name": name, "variants": [{"name": "prod", "model": model}],
+            "shadows": [{"name": "shadow", "model": shadow}] if shadow else [],
+            "data_capture": {} if capture else None,
+        }).raise_for_status()
+        self.api.post("/endpoints", json={"name": name, "config": name}).raise_for_status()
+        while (status := self.api.get(f"/endpoints/{name}").json()["status"]) != "InService":
+            if status == "Failed":
+                raise RuntimeError(self.api.get(f"/endpoints/{name}").json()["failure_reason"])
+            time.sleep(0.1)
+
+    def shadow_counts(self, endpoint: str) -> dict[str, float]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counts: dict[str, float] = {}
+        for family in text_string_to_metric_families(httpx.get(f"{self.url}/metrics").text):
+            if family.name == "sluice_shadow_copies":
+                for s in family.samples:
+                    if s.labels["endpoint"] == endpoint and s.labels["variant"] == "shadow":
+                        counts[s.labels["outcome"]] = counts.get(s.labels["outcome"], 0) + s.value
+        return counts
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def gateway(artifacts: dict[str, Path], duration: float, body: Path, slow_seconds: float,
+            extra: dict[str, object]) -> list[Row]:
+    home = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    gw = Gateway(home)
+    extra["ready_s"] = gw.ready_s
+    rows: list[Row] = []
+    try:
+        for name in ("digits", "trivial"):
+            gw.api.post("/models", json={"name": name, "artifact": str(artifacts[name])})
+        gw.api.post("/models", json={"name": "slow", "artifact": str(artifacts["slow"]),
+                                     "environment": {"SLOW_SECONDS": f"{slow_seconds:.6f}"}})
+        scenarios = [
+            ("gateway", "trivial", "trivial", {}),
+            ("gateway", "digits", "digits", {}),
+            ("+ capture 100 %", "digits", "digits-capture", {"capture": True}),
+            ("+ shadow (same model)", "digits", "digits-shadow", {"shadow": "digits"}),
+            ("+ shadow 10x slower", "digits", "digits-slow", {"shadow": "slow"}),
+        ]
+        for scenario, model, endpoint, options in scenarios:
+            gw.endpoint(endpoint, model, **options)  # type: ignore[arg-type]
+            rows += http_rows(scenario, model, "gateway",
+                              f"{gw.url}/endpoints/{endpoint}/invocations", duration, body)
+            if "shadow" in options:
+                counts = gw.shadow_counts(endpoint)
+                extra[f"shadow_copies[{endpoint}]"] = counts
+                print(f"    shadow copies: {counts}", flush=True)
+        for i in range(len(scenarios), 10):
+            gw.endpoint(f"extra-{i}", "digits")
+        extra["gateway_rss_mb_10_endpoints"] = gw.rss_mb()
+    finally:
+        gw.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    return rows
+
+
+def find(rows: list[Row], scenario: str, model: str, c: int) -> Row:
+    return next(r for r in rows if r.scenario == scenario and r.model == model
+                and r.concurrency == c)
+
+
+def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool]]:
+    base64 = find(rows, "baseline", "digits", 64)
+    gw64 = find(rows, "gateway", "digits", 64)
+    gw1, direct1 = find(rows, "gateway", "digits", 1), find(rows, "worker direct", "digits", 1)
+    results = [(
+        "throughput via gateway >= 70 % of in-process (digits, c=64)",
+        f"{gw64.requests_per_s:.0f} / {base64.requests_per_s:.0f} = "
+        f"{gw64.requests_per_s / base64.requests_per_s:.0%}",
+        gw64.requests_per_s >= 0.7 * base64.requests_per_s,
+    ), (
+        "gateway adds <= 0.3 ms to p50 at c=1 (vs. worker direct)",
+        f"{gw1.p50_ms:.3f} - {direct1.p50_ms:.3f} = {gw1.p50_ms - direct1.p50_ms:.3f} ms",
+        gw1.p50_ms - direct1.p50_ms <= 0.3,
+    )]
+    for c in (16, 64):
+        plain, slow = find(rows, "gateway", "digits", c), find(rows, "+ shadow 10x slower", "digits", c)
+        results.append((
+            f"10x slower 100 % shadow: production p99 +<= 10 %, no errors (c={c})",
+            f"p99 {plain.p99_ms:.3f} -> {slow.p99_ms:.3f} ms "
+            f"({slow.p99_ms / plain.p99_ms - 1:+.0%}), errors {slow.errors}",
+            slow.p99_ms <= 1.1 * plain.p99_ms and slow.errors == 0,
+        ))
+    plain, cap = find(rows, "gateway", "digits", 64), find(rows, "+ capture 100 %", "digits", 64)
+    results.append((
+        "capture of every request costs <= 10 % throughput (c=64)",
+        f"{plain.requests_per_s:.0f} -> {cap.requests_per_s:.0f} req/s "
+        f"({cap.requests_per_s / plain.requests_per_s - 1:+.0%})",
+        cap.requests_per_s >= 0.9 * plain.requests_per_s,
+    ))
+    rss = float(extra["gateway_rss_mb_10_endpoints"])  # type: ignore[arg-type]
+    results.append(("gateway RSS < 150 MB with 10 endpoints", f"{rss:.0f} MB", rss < 150))
+    ready = float(extra["ready_s"])  # type: ignore[arg-type]
+    results.append(("`sluice server` ready in < 2 s", f"{ready:.2f} s", ready < 2))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "gateway.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="sluice-bench-artifacts-"))
+    try:
+        artifacts = build_artifacts(workdir)
+        body = workdir / "body.json"
+        print("in-process baseline (bare Starlette + uvicorn, model in the server process)")
+        rows = inprocess(artifacts, args.duration, body)
+        print("sluice worker called directly over its socket (no HTTP)")
+        rows += direct(artifacts, args.duration, body)
+        slow_seconds = 9 * find(rows, "worker direct", "digits", 1).p50_ms / 1000
+        print(f"through the gateway (shadow 10x slower: +{slow_seconds * 1000:.2f} ms per call)")
+        extra: dict[str, object] = {"slow_shadow_added_s": slow_seconds}
+        rows += gateway(artifacts, args.duration, body, slow_seconds, extra)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sluice gateway benchmark (one JSON row per request)")
+    for column in ("scenario", "model", "path", "conc.", "req/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right" if column not in ("scenario", "model", "path")
+                         else "left")
+    for r in rows:
+        table.add_row(r.scenario, r.model, r.path, str(r.concurrency), f"{r.requests_per_s:,.0f}",
+                      f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", str(r.errors))
+    console = Console(width=110)
+    console.print(table)
+    checks = bars(rows, extra)
+    bar_table = Table(title="bars")
+    for column in ("bar", "measured", "met"):
+        bar_table.add_column(column)
+    for name, measured, ok in checks:
+        bar_table.add_row(name, measured, "yes" if ok else "[red]NO")
+    console.print(bar_table)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+               "python": platform.python_version(), "system": platform.platform()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "machine": machine, "duration_s": args.duration, "rows": [asdict(r) for r in rows],
+        "extra": extra, "bars": [{"bar": n, "measured": m, "met": ok} for n, m, ok in checks],
+    }, indent=2))
+    console.print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
