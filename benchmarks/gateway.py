@@ -77,17 +77,20 @@ def build_artifacts(root: Path) -> dict[str, Path]:
     joblib.dump(LogisticRegression(max_iter=3000).fit(x, y), digits / "model.joblib")
     trivial = root / "trivial" / "code"
     trivial.mkdir(parents=True)
-    (trivial / "inference.py").write_text(textwrap.dedent("""
+    (trivial / "inference.py").write_text(
+        textwrap.dedent("""
         def model_fn(model_dir):
             return None
 
         def predict_fn(data, model):
             return [0] * len(data)
-    """))
+    """)
+    )
     slow = root / "slow"
     shutil.copytree(digits, slow)
     (slow / "code").mkdir()
-    (slow / "code" / "inference.py").write_text(textwrap.dedent("""
+    (slow / "code" / "inference.py").write_text(
+        textwrap.dedent("""
         import os, time
 
         DELAY = float(os.environ["SLOW_SECONDS"])
@@ -97,62 +100,106 @@ def build_artifacts(root: Path) -> dict[str, Path]:
             result = model.predict_proba(data).argmax(axis=1)
             time.sleep(max(DELAY - (time.perf_counter() - started), 0))
             return result
-    """))
+    """)
+    )
     (root / "body.json").write_text(json.dumps([x[0].tolist()]))
     return {"digits": digits, "trivial": root / "trivial", "slow": slow}
 
 
 def wrk(url: str, concurrency: int, duration: float, body: Path) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(int(duration), 1)}s", "--timeout", "10s",
-         "-s", str(HERE / "wrk_report.lua"), url],
-        capture_output=True, text=True, env={**os.environ, "WRK_BODY_FILE": str(body)},
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(int(duration), 1)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "wrk_report.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WRK_BODY_FILE": str(body)},
         check=True,
     )
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
 
 
-def http_rows(scenario: str, model: str, path: str, url: str, duration: float,
-              body: Path) -> list[Row]:
+def http_rows(
+    scenario: str, model: str, path: str, url: str, duration: float, body: Path
+) -> list[Row]:
     rows = []
     for c in CONCURRENCY:
         r = wrk(url, c, duration, body)
-        rows.append(Row(scenario, model, path, c, r["requests"] / (r["duration_us"] / 1e6),
-                        r["p50_us"] / 1000, r["p99_us"] / 1000,
-                        int(r["socket_errors"] + r["non_2xx"])))
+        rows.append(
+            Row(
+                scenario,
+                model,
+                path,
+                c,
+                r["requests"] / (r["duration_us"] / 1e6),
+                r["p50_us"] / 1000,
+                r["p99_us"] / 1000,
+                int(r["socket_errors"] + r["non_2xx"]),
+            )
+        )
         print_row(rows[-1])
     return rows
 
 
 def print_row(row: Row) -> None:
-    print(f"  {row.scenario:<22} {row.model:<8} {row.path:<10} c={row.concurrency:<3} "
-          f"{row.requests_per_s:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms"
-          f"  errors {row.errors}", flush=True)
+    print(
+        f"  {row.scenario:<22} {row.model:<8} {row.path:<10} c={row.concurrency:<3} "
+        f"{row.requests_per_s:9.0f} req/s  p50 {row.p50_ms:7.3f} ms  p99 {row.p99_ms:7.3f} ms"
+        f"  errors {row.errors}",
+        flush=True,
+    )
 
 
 def inprocess(artifacts: dict[str, Path], duration: float, body: Path) -> list[Row]:
     rows = []
     for model, runtime in (("trivial", "python"), ("digits", "sklearn")):
         port = free_port()
-        proc = subprocess.Popen([sys.executable, str(HERE / "inprocess_app.py"), "--model-dir",
-                                 str(artifacts[model]), "--runtime", runtime, "--port", str(port)])
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "inprocess_app.py"),
+                "--model-dir",
+                str(artifacts[model]),
+                "--runtime",
+                runtime,
+                "--port",
+                str(port),
+            ]
+        )
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz")
-            rows += http_rows("baseline", model, "in-process", f"http://127.0.0.1:{port}/invocations",
-                              duration, body)
+            rows += http_rows(
+                "baseline",
+                model,
+                "in-process",
+                f"http://127.0.0.1:{port}/invocations",
+                duration,
+                body,
+            )
         finally:
             proc.terminate()
             proc.wait()
     return rows
 
 
-async def _direct(model_dir: Path, runtime: str, duration: float, payload: bytes,
-                  model: str) -> list[Row]:
+async def _direct(
+    model_dir: Path, runtime: str, duration: float, payload: bytes, model: str
+) -> list[Row]:
     from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 
-    pool = WorkerPool(WorkerSpec(model, model_dir, runtime),
-                      PoolSettings(Path(tempfile.mkdtemp(prefix="sl-bench-"))))
+    pool = WorkerPool(
+        WorkerSpec(model, model_dir, runtime),
+        PoolSettings(Path(tempfile.mkdtemp(prefix="sl-bench-"))),
+    )
     await pool.start(1)
     rows = []
     try:
@@ -160,7 +207,7 @@ async def _direct(model_dir: Path, runtime: str, duration: float, payload: bytes
             latencies: list[float] = []
             deadline = time.perf_counter() + duration
 
-            async def loop() -> None:
+            async def loop(deadline: float = deadline, latencies: list[float] = latencies) -> None:
                 while time.perf_counter() < deadline:
                     started = time.perf_counter()
                     await pool.invoke(payload, "application/json", "application/json")
@@ -170,8 +217,18 @@ async def _direct(model_dir: Path, runtime: str, duration: float, payload: bytes
             await asyncio.gather(*(loop() for _ in range(c)))
             elapsed = time.perf_counter() - started
             p50, p99 = np.percentile(latencies, [50, 99]) * 1000
-            rows.append(Row("worker direct", model, "direct", c, len(latencies) / elapsed,
-                            float(p50), float(p99), 0))
+            rows.append(
+                Row(
+                    "worker direct",
+                    model,
+                    "direct",
+                    c,
+                    len(latencies) / elapsed,
+                    float(p50),
+                    float(p99),
+                    0,
+                )
+            )
             print_row(rows[-1])
     finally:
         await pool.stop()
@@ -193,18 +250,34 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (home / "server.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice.cli.main", "server", "--port", str(self.port),
-             "--home", str(home)], stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "sluice.cli.main",
+                "server",
+                "--port",
+                str(self.port),
+                "--home",
+                str(home),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.ready_s = wait_http(f"{self.url}/healthz")
         self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=120)
 
-    def endpoint(self, name: str, model: str, shadow: str | None = None,
-                 capture: bool = False) -> None:
-        self.api.post("/endpoint-configs", json={
-            "name": name, "variants": [{"name": "prod", "model": model}],
-            "shadows": [{"name": "shadow", "model": shadow}] if shadow else [],
-            "data_capture": {} if capture else None,
-        }).raise_for_status()
+    def endpoint(
+        self, name: str, model: str, shadow: str | None = None, capture: bool = False
+    ) -> None:
+        self.api.post(
+            "/endpoint-configs",
+            json={
+                "name": name,
+                "variants": [{"name": "prod", "model": model}],
+                "shadows": [{"name": "shadow", "model": shadow}] if shadow else [],
+                "data_capture": {} if capture else None,
+            },
+        ).raise_for_status()
         self.api.post("/endpoints", json={"name": name, "config": name}).raise_for_status()
         while (status := self.api.get(f"/endpoints/{name}").json()["status"]) != "InService":
             if status == "Failed":
@@ -230,8 +303,30 @@ class Gateway:
         self.proc.wait(30)
 
 
-def gateway(artifacts: dict[str, Path], duration: float, body: Path, slow_seconds: float,
-            extra: dict[str, object]) -> list[Row]:
+def median_row(runs: list[Row]) -> Row:
+    first = runs[0]
+    return Row(
+        first.scenario,
+        first.model,
+        first.path,
+        first.concurrency,
+        float(np.median([r.requests_per_s for r in runs])),
+        float(np.median([r.p50_ms for r in runs])),
+        float(np.median([r.p99_ms for r in runs])),
+        sum(r.errors for r in runs),
+    )
+
+
+def gateway(
+    artifacts: dict[str, Path],
+    duration: float,
+    rounds: int,
+    body: Path,
+    slow_seconds: float,
+    extra: dict[str, object],
+) -> list[Row]:
+    """Every gateway scenario, in interleaved rounds (medians), so that drift in the
+    machine's speed during the run does not favour one scenario over another."""
     home = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     gw = Gateway(home)
     extra["ready_s"] = gw.ready_s
@@ -239,8 +334,14 @@ def gateway(artifacts: dict[str, Path], duration: float, body: Path, slow_second
     try:
         for name in ("digits", "trivial"):
             gw.api.post("/models", json={"name": name, "artifact": str(artifacts[name])})
-        gw.api.post("/models", json={"name": "slow", "artifact": str(artifacts["slow"]),
-                                     "environment": {"SLOW_SECONDS": f"{slow_seconds:.6f}"}})
+        gw.api.post(
+            "/models",
+            json={
+                "name": "slow",
+                "artifact": str(artifacts["slow"]),
+                "environment": {"SLOW_SECONDS": f"{slow_seconds:.6f}"},
+            },
+        )
         scenarios = [
             ("gateway", "trivial", "trivial", {}),
             ("gateway", "digits", "digits", {}),
@@ -248,14 +349,32 @@ def gateway(artifacts: dict[str, Path], duration: float, body: Path, slow_second
             ("+ shadow (same model)", "digits", "digits-shadow", {"shadow": "digits"}),
             ("+ shadow 10x slower", "digits", "digits-slow", {"shadow": "slow"}),
         ]
-        for scenario, model, endpoint, options in scenarios:
+        for _, model, endpoint, options in scenarios:
             gw.endpoint(endpoint, model, **options)  # type: ignore[arg-type]
-            rows += http_rows(scenario, model, "gateway",
-                              f"{gw.url}/endpoints/{endpoint}/invocations", duration, body)
+        for c in CONCURRENCY:
+            runs: dict[str, list[Row]] = {}
+            for _ in range(rounds):
+                for scenario, model, endpoint, _ in scenarios:
+                    r = wrk(f"{gw.url}/endpoints/{endpoint}/invocations", c, duration, body)
+                    runs.setdefault(endpoint, []).append(
+                        Row(
+                            scenario,
+                            model,
+                            "gateway",
+                            c,
+                            r["requests"] / (r["duration_us"] / 1e6),
+                            r["p50_us"] / 1000,
+                            r["p99_us"] / 1000,
+                            int(r["socket_errors"] + r["non_2xx"]),
+                        )
+                    )
+            for scenario_runs in runs.values():
+                rows.append(median_row(scenario_runs))
+                print_row(rows[-1])
+        for _, _, endpoint, options in scenarios:
             if "shadow" in options:
-                counts = gw.shadow_counts(endpoint)
-                extra[f"shadow_copies[{endpoint}]"] = counts
-                print(f"    shadow copies: {counts}", flush=True)
+                extra[f"shadow_copies[{endpoint}]"] = gw.shadow_counts(endpoint)
+                print(f"  shadow copies of {endpoint}: {extra[f'shadow_copies[{endpoint}]']}")
         for i in range(len(scenarios), 10):
             gw.endpoint(f"extra-{i}", "digits")
         extra["gateway_rss_mb_10_endpoints"] = gw.rss_mb()
@@ -266,39 +385,48 @@ def gateway(artifacts: dict[str, Path], duration: float, body: Path, slow_second
 
 
 def find(rows: list[Row], scenario: str, model: str, c: int) -> Row:
-    return next(r for r in rows if r.scenario == scenario and r.model == model
-                and r.concurrency == c)
+    return next(
+        r for r in rows if r.scenario == scenario and r.model == model and r.concurrency == c
+    )
 
 
 def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool]]:
     base64 = find(rows, "baseline", "digits", 64)
     gw64 = find(rows, "gateway", "digits", 64)
     gw1, direct1 = find(rows, "gateway", "digits", 1), find(rows, "worker direct", "digits", 1)
-    results = [(
-        "throughput via gateway >= 70 % of in-process (digits, c=64)",
-        f"{gw64.requests_per_s:.0f} / {base64.requests_per_s:.0f} = "
-        f"{gw64.requests_per_s / base64.requests_per_s:.0%}",
-        gw64.requests_per_s >= 0.7 * base64.requests_per_s,
-    ), (
-        "gateway adds <= 0.3 ms to p50 at c=1 (vs. worker direct)",
-        f"{gw1.p50_ms:.3f} - {direct1.p50_ms:.3f} = {gw1.p50_ms - direct1.p50_ms:.3f} ms",
-        gw1.p50_ms - direct1.p50_ms <= 0.3,
-    )]
+    results = [
+        (
+            "throughput via gateway >= 70 % of in-process (digits, c=64)",
+            f"{gw64.requests_per_s:.0f} / {base64.requests_per_s:.0f} = "
+            f"{gw64.requests_per_s / base64.requests_per_s:.0%}",
+            gw64.requests_per_s >= 0.7 * base64.requests_per_s,
+        ),
+        (
+            "gateway adds <= 0.3 ms to p50 at c=1 (vs. worker direct)",
+            f"{gw1.p50_ms:.3f} - {direct1.p50_ms:.3f} = {gw1.p50_ms - direct1.p50_ms:.3f} ms",
+            gw1.p50_ms - direct1.p50_ms <= 0.3,
+        ),
+    ]
     for c in (16, 64):
-        plain, slow = find(rows, "gateway", "digits", c), find(rows, "+ shadow 10x slower", "digits", c)
-        results.append((
-            f"10x slower 100 % shadow: production p99 +<= 10 %, no errors (c={c})",
-            f"p99 {plain.p99_ms:.3f} -> {slow.p99_ms:.3f} ms "
-            f"({slow.p99_ms / plain.p99_ms - 1:+.0%}), errors {slow.errors}",
-            slow.p99_ms <= 1.1 * plain.p99_ms and slow.errors == 0,
-        ))
+        plain = find(rows, "gateway", "digits", c)
+        slow = find(rows, "+ shadow 10x slower", "digits", c)
+        results.append(
+            (
+                f"10x slower 100 % shadow: production p99 +<= 10 %, no errors (c={c})",
+                f"p99 {plain.p99_ms:.3f} -> {slow.p99_ms:.3f} ms "
+                f"({slow.p99_ms / plain.p99_ms - 1:+.0%}), errors {slow.errors}",
+                slow.p99_ms <= 1.1 * plain.p99_ms and slow.errors == 0,
+            )
+        )
     plain, cap = find(rows, "gateway", "digits", 64), find(rows, "+ capture 100 %", "digits", 64)
-    results.append((
-        "capture of every request costs <= 10 % throughput (c=64)",
-        f"{plain.requests_per_s:.0f} -> {cap.requests_per_s:.0f} req/s "
-        f"({cap.requests_per_s / plain.requests_per_s - 1:+.0%})",
-        cap.requests_per_s >= 0.9 * plain.requests_per_s,
-    ))
+    results.append(
+        (
+            "capture of every request costs <= 10 % throughput (c=64)",
+            f"{plain.requests_per_s:.0f} -> {cap.requests_per_s:.0f} req/s "
+            f"({cap.requests_per_s / plain.requests_per_s - 1:+.0%})",
+            cap.requests_per_s >= 0.9 * plain.requests_per_s,
+        )
+    )
     rss = float(extra["gateway_rss_mb_10_endpoints"])  # type: ignore[arg-type]
     results.append(("gateway RSS < 150 MB with 10 endpoints", f"{rss:.0f} MB", rss < 150))
     ready = float(extra["ready_s"])  # type: ignore[arg-type]
@@ -308,7 +436,13 @@ def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the gateway scenarios (medians reported)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gateway.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -324,7 +458,7 @@ def main() -> None:
         slow_seconds = 9 * find(rows, "worker direct", "digits", 1).p50_ms / 1000
         print(f"through the gateway (shadow 10x slower: +{slow_seconds * 1000:.2f} ms per call)")
         extra: dict[str, object] = {"slow_shadow_added_s": slow_seconds}
-        rows += gateway(artifacts, args.duration, body, slow_seconds, extra)
+        rows += gateway(artifacts, args.duration, args.rounds, body, slow_seconds, extra)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -333,11 +467,20 @@ def main() -> None:
 
     table = Table(title="sluice gateway benchmark (one JSON row per request)")
     for column in ("scenario", "model", "path", "conc.", "req/s", "p50 ms", "p99 ms", "errors"):
-        table.add_column(column, justify="right" if column not in ("scenario", "model", "path")
-                         else "left")
+        table.add_column(
+            column, justify="right" if column not in ("scenario", "model", "path") else "left"
+        )
     for r in rows:
-        table.add_row(r.scenario, r.model, r.path, str(r.concurrency), f"{r.requests_per_s:,.0f}",
-                      f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", str(r.errors))
+        table.add_row(
+            r.scenario,
+            r.model,
+            r.path,
+            str(r.concurrency),
+            f"{r.requests_per_s:,.0f}",
+            f"{r.p50_ms:.3f}",
+            f"{r.p99_ms:.3f}",
+            str(r.errors),
+        )
     console = Console(width=110)
     console.print(table)
     checks = bars(rows, extra)
@@ -347,14 +490,27 @@ def main() -> None:
     for name, measured, ok in checks:
         bar_table.add_row(name, measured, "yes" if ok else "[red]NO")
     console.print(bar_table)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-               "python": platform.python_version(), "system": platform.platform()}
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "machine": machine, "duration_s": args.duration, "rows": [asdict(r) for r in rows],
-        "extra": extra, "bars": [{"bar": n, "measured": m, "met": ok} for n, m, ok in checks],
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "duration_s": args.duration,
+                "rounds": args.rounds,
+                "rows": [asdict(r) for r in rows],
+                "extra": extra,
+                "bars": [{"bar": n, "measured": m, "met": ok} for n, m, ok in checks],
+            },
+            indent=2,
+        )
+    )
     console.print(f"written to {args.out}")
 
 

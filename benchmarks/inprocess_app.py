@@ -35,8 +35,9 @@ def build(model_dir: Path, runtime_name: str) -> Starlette:
     async def healthz(_: Request) -> Response:
         return Response(b"ok")
 
-    return Starlette(routes=[Route("/invocations", invocations, methods=["POST"]),
-                             Route("/healthz", healthz)])
+    return Starlette(
+        routes=[Route("/invocations", invocations, methods=["POST"]), Route("/healthz", healthz)]
+    )
 
 
 def main() -> None:
@@ -45,8 +46,15 @@ def main() -> None:
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(build(args.model_dir, args.runtime), host="127.0.0.1", port=args.port,
-                loop="uvloop", http="httptools", access_log=False, log_level="warning")
+    uvicorn.run(
+        build(args.model_dir, args.runtime),
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

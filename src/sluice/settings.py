@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """Copies in flight per shadow instance; the backlog waits in the bounded queue, where
     it can be shed, rather than inside the shadow's workers."""
 
+    shadow_worker_nice: int = 10
+    """Scheduling niceness of shadow workers (0 to 19): on a busy machine production
+    workers get the CPU first and the shadow sheds copies instead."""
+
     capture_flush_interval_s: float = 1.0
     capture_buffer_records: int = 10_000
     """Records held in memory before a flush is forced; beyond twice this, records are dropped."""

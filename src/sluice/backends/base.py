@@ -36,7 +36,12 @@ class VariantInstances(Protocol):
 class Backend(ABC):
     @abstractmethod
     async def start_variant(
-        self, label: str, model: Model, instance_count: int, on_restart: Callable[[], None]
+        self,
+        label: str,
+        model: Model,
+        instance_count: int,
+        on_restart: Callable[[], None],
+        nice: int = 0,
     ) -> VariantInstances:
         """Start `instance_count` instances of `model`; raise ModelLoadError if it cannot load.
 
@@ -45,6 +50,7 @@ class Backend(ABC):
             model: the model to serve (its unpacked directory, runtime and environment).
             instance_count: how many instances to start.
             on_restart: called each time a dead instance is restarted.
+            nice: lower scheduling priority (shadows); a backend may ignore it.
         """
 
     @abstractmethod

@@ -26,9 +26,14 @@ class LocalBackend(Backend):
         )
 
     async def start_variant(
-        self, label: str, model: Model, instance_count: int, on_restart: Callable[[], None]
+        self,
+        label: str,
+        model: Model,
+        instance_count: int,
+        on_restart: Callable[[], None],
+        nice: int = 0,
     ) -> VariantInstances:
-        spec = WorkerSpec(label, Path(model.model_dir), model.runtime, model.environment)
+        spec = WorkerSpec(label, Path(model.model_dir), model.runtime, model.environment, nice)
         pool = WorkerPool(spec, self.pool_settings, on_restart)
         await pool.start(instance_count)
         return pool

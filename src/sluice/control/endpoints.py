@@ -279,12 +279,17 @@ class EndpointService:
     async def _start_variant(self, endpoint: str, live: LiveEndpoint, spec: VariantSpec) -> None:
         model = self.repo.get_model(spec.model_name)
         metrics = self.metrics.for_variant(endpoint, spec.name)
+        shadow = spec.kind is VariantKind.SHADOW
         instances = await self.backend.start_variant(
-            f"{endpoint}/{spec.name}", model, spec.instance_count, metrics.restarts.inc
+            f"{endpoint}/{spec.name}",
+            model,
+            spec.instance_count,
+            metrics.restarts.inc,
+            nice=self.settings.shadow_worker_nice if shadow else 0,
         )
         handle = LiveVariant(instances, metrics)
         live.variants[spec.name] = handle
-        if spec.kind is VariantKind.SHADOW:
+        if shadow:
             handle.sender = ShadowSender(
                 endpoint,
                 spec.name,

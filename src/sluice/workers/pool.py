@@ -32,6 +32,8 @@ class WorkerSpec:
     model_dir: Path
     runtime: str
     environment: Mapping[str, str] = field(default_factory=dict)
+    nice: int = 0
+    """Added to the worker's scheduling niceness (shadows run behind production)."""
 
 
 @dataclass
@@ -87,6 +89,8 @@ class WorkerInstance:
             str(self.spec.model_dir),
             "--runtime",
             self.spec.runtime,
+            "--nice",
+            str(self.spec.nice),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             env=env,
