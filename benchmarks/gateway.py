@@ -407,7 +407,7 @@ def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool
             gw1.p50_ms - direct1.p50_ms <= 0.3,
         ),
     ]
-    for c in (16, 64):
+    for c in CONCURRENCY:
         plain = find(rows, "gateway", "digits", c)
         slow = find(rows, "+ shadow 10x slower", "digits", c)
         results.append(
@@ -432,6 +432,16 @@ def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool
     ready = float(extra["ready_s"])  # type: ignore[arg-type]
     results.append(("`sluice server` ready in < 2 s", f"{ready:.2f} s", ready < 2))
     return results
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -491,7 +501,7 @@ def main() -> None:
         bar_table.add_row(name, measured, "yes" if ok else "[red]NO")
     console.print(bar_table)
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
