@@ -13,8 +13,8 @@ import uuid
 
 from sluice.errors import SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
-from sluice.gateway.routing import Router, RouteTable, VariantRoute
-from sluice.types import InvokeRequest, InvokeResult
+from sluice.gateway.routing import Router, RouteTable
+from sluice.types import JSON, InvokeRequest, InvokeResult
 
 
 class Gateway:
@@ -30,18 +30,21 @@ class Gateway:
         inference_id = request.inference_id or uuid.uuid4().hex
         capture = _sample_capture(table)
         model_started = time.perf_counter()
+        error: SluiceError | None = None
         try:
             answer = await route.backend.invoke(request.body, request.content_type, request.accept)
+            out_type, out_body, status = answer.content_type, answer.body, 200
         except SluiceError as exc:
-            self._after_failure(
-                table, route, request, inference_id, capture, exc, started, model_started
-            )
-            raise
+            error = exc
+            out_type, out_body, status = JSON, exc.message.encode(), exc.status
         finished = time.perf_counter()
         metrics = route.metrics
         metrics.invocations.inc()
         metrics.model_latency.observe(finished - model_started)
-        metrics.overhead_latency.observe(model_started - started)
+        if error is None:
+            metrics.overhead_latency.observe(model_started - started)
+        else:
+            (metrics.errors_5xx if error.server_side else metrics.errors_4xx).inc()
         if capture is not None:
             self.capture.add(
                 CaptureEvent(
@@ -52,54 +55,22 @@ class Gateway:
                     time.time(),
                     request.content_type,
                     request.body,
-                    answer.content_type,
-                    answer.body,
+                    out_type,
+                    out_body,
                     (finished - model_started) * 1000,
-                    200,
+                    status,
                     metrics,
                 )
             )
+        if error is not None:
+            raise error
         for shadow in table.shadows:
             if (
                 shadow.sampling_percentage >= 100
                 or random.random() * 100 < shadow.sampling_percentage
             ):
                 shadow.sender.offer(request, inference_id, capture)
-        return InvokeResult(route.name, answer.body, answer.content_type, inference_id)
-
-    def _after_failure(
-        self,
-        table: RouteTable,
-        route: VariantRoute,
-        request: InvokeRequest,
-        inference_id: str,
-        capture: CaptureTarget | None,
-        exc: SluiceError,
-        started: float,
-        model_started: float,
-    ) -> None:
-        finished = time.perf_counter()
-        metrics = route.metrics
-        metrics.invocations.inc()
-        (metrics.errors_5xx if exc.server_side else metrics.errors_4xx).inc()
-        metrics.model_latency.observe(finished - model_started)
-        if capture is not None:
-            self.capture.add(
-                CaptureEvent(
-                    capture,
-                    table.endpoint,
-                    route.name,
-                    inference_id,
-                    time.time(),
-                    request.content_type,
-                    request.body,
-                    "application/json",
-                    exc.message.encode(),
-                    (finished - model_started) * 1000,
-                    exc.status,
-                    metrics,
-                )
-            )
+        return InvokeResult(route.name, out_body, out_type, inference_id)
 
 
 def _sample_capture(table: RouteTable) -> CaptureTarget | None:
