@@ -16,6 +16,8 @@ class EndpointStatus(StrEnum):
     FAILED = "Failed"
     SYSTEM_UPDATING = "SystemUpdating"
     """Workers are being brought back after a server restart (SageMaker's maintenance state)."""
+    UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
+    """An update failed and so did its rollback: old and new fleets may both serve."""
 
 
 class VariantKind(StrEnum):

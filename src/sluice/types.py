@@ -48,4 +48,6 @@ class InvokeResult:
     body: bytes
     content_type: str
     inference_id: str
+    endpoint_config: str = ""
+    """The endpoint config of the fleet that answered (blue or green during an update)."""
     custom_attributes: str | None = None

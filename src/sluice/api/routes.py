@@ -91,7 +91,7 @@ def build_api(service: EndpointService) -> FastAPI:
 
     @router.put("/endpoints/{name}/weights", tags=["endpoints"])
     async def update_weights(name: str, body: WeightsUpdate) -> EndpointOut:
-        return EndpointOut.of(await service.update_weights(name, body.weights))
+        return EndpointOut.of(await service.update_capacity(name, body.weights, body.instances))
 
     @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
     async def delete_endpoint(name: str) -> Response:

@@ -178,7 +178,13 @@ class EndpointOut(BaseModel):
 
 
 class WeightsUpdate(Strict):
-    weights: dict[str, float] = Field(description="Production variant name to its new weight.")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Production variant name to its new weight."
+    )
+    instances: dict[str, int] = Field(
+        default_factory=dict,
+        description="Variant name to its new instance count (reached in the background).",
+    )
 
 
 class ErrorOut(BaseModel):

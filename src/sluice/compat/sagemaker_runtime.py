@@ -24,6 +24,8 @@ Scope = dict[str, Any]
 TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
 INFERENCE_ID = b"x-amzn-sagemaker-inference-id"
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+ENDPOINT_CONFIG = b"x-sluice-endpoint-config"
+"""Names the endpoint config whose fleet answered: during an update, blue's or green's."""
 
 
 def endpoint_of(path: str) -> str | None:
@@ -58,6 +60,7 @@ class RuntimeHandler:
             (b"content-type", result.content_type.encode()),
             (b"content-length", str(len(result.body)).encode()),
             (b"x-amzn-invoked-production-variant", result.variant.encode()),
+            (ENDPOINT_CONFIG, result.endpoint_config.encode()),
         ]
         if result.custom_attributes:
             headers.append((CUSTOM_ATTRIBUTES, result.custom_attributes.encode()))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from dataclasses import replace
 
-from sluice.backends.base import Backend, VariantInstances
+from sluice.backends.base import Backend
+from sluice.control.fleets import Fleet, LiveEndpoint, LiveVariant, route_table
 from sluice.control.validation import check_header_name, check_name, check_range
 from sluice.entities import (
-    DataCapture,
     Endpoint,
     EndpointConfig,
     EndpointStatus,
@@ -25,9 +25,10 @@ from sluice.entities import (
     VariantSpec,
 )
 from sluice.errors import InvalidState, SluiceError, ValidationError
-from sluice.gateway.capture import CaptureTarget, CaptureWriter
-from sluice.gateway.metrics import Metrics, VariantMetrics
-from sluice.gateway.routing import Router, RouteTable, ShadowRoute, VariantRoute
+from sluice.gateway.capture import CaptureWriter
+from sluice.gateway.fleet_stats import Window
+from sluice.gateway.metrics import Metrics
+from sluice.gateway.routing import Router
 from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
@@ -38,19 +39,6 @@ from sluice.store.repos import Repository
 log = logging.getLogger(__name__)
 
 MAX_INSTANCES = 64
-
-
-@dataclass
-class LiveVariant:
-    instances: VariantInstances
-    metrics: VariantMetrics
-    sender: ShadowSender | None = None
-
-
-@dataclass
-class LiveEndpoint:
-    config: EndpointConfig
-    variants: dict[str, LiveVariant] = field(default_factory=dict)
 
 
 class EndpointService:
@@ -73,6 +61,8 @@ class EndpointService:
         self.settings = settings
         self.live: dict[str, LiveEndpoint] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.on_delete: list[Callable[[str], Awaitable[None]]] = []
+        """Called before an endpoint's workers stop (a running update is cancelled)."""
 
     # -- models
 
@@ -155,32 +145,36 @@ class EndpointService:
     async def create_endpoint(self, name: str, config_name: str) -> Endpoint:
         check_name(name, "EndpointName")
         config = self.repo.get_config(config_name)
-        variants = [
-            EndpointVariant(
-                v.name,
-                v.model_name,
-                v.kind,
-                0.0,
-                v.initial_weight,
-                0,
-                v.instance_count,
-                v.sampling_percentage,
-                "Creating",
-            )
-            for v in config.variants
-        ]
-        endpoint = self.repo.add_endpoint(name, config_name, variants)
+        endpoint = self.repo.add_endpoint(name, config_name, endpoint_variants(config, "Creating"))
         self.router.withdraw(name, reason="it is being created")
         self._spawn(name, self._provision(name, config))
         return endpoint
 
-    async def update_weights(self, name: str, weights: Mapping[str, float]) -> Endpoint:
-        """Change production weights live; the new table replaces the old in one step."""
+    async def update_capacity(
+        self,
+        name: str,
+        weights: Mapping[str, float] | None = None,
+        instances: Mapping[str, int] | None = None,
+    ) -> Endpoint:
+        """Change weights and instance counts of live variants (UpdateEndpointWeightsAndCapacities).
+
+        New weights take effect at once, in one table swap. New instance counts are reached
+        in the background while the endpoint is Updating: new instances join once loaded,
+        removed ones leave the table first and stop once their requests are answered.
+        """
+        weights = dict(weights or {})
+        instances = dict(instances or {})
         endpoint = self.repo.get_endpoint(name)
         live = self.live.get(name)
         if endpoint.status is not EndpointStatus.IN_SERVICE or live is None:
             raise InvalidState(
-                f"endpoint {name!r} is {endpoint.status.value}, not InService", field="EndpointName"
+                f"endpoint {name!r} is {endpoint.status.value}, not InService; "
+                "one update at a time",
+                field="EndpointName",
+            )
+        if not weights and not instances:
+            raise ValidationError(
+                "give at least one weight or instance count", field="DesiredWeightsAndCapacities"
             )
         for variant, weight in weights.items():
             current = endpoint.variant(variant)
@@ -190,6 +184,12 @@ class EndpointService:
                     field="VariantName",
                 )
             check_range(weight, "DesiredWeight", 0)
+        for variant, count in instances.items():
+            if endpoint.variant(variant) is None:
+                raise ValidationError(
+                    f"{variant!r} is not a variant of endpoint {name!r}", field="VariantName"
+                )
+            check_range(count, "DesiredInstanceCount", 1, MAX_INSTANCES)
         merged = {
             v.name: weights.get(v.name, v.current_weight)
             for v in endpoint.variants
@@ -199,14 +199,40 @@ class EndpointService:
             raise ValidationError(
                 "at least one production variant needs a weight above 0", field="DesiredWeight"
             )
-        endpoint = self.repo.set_weights(name, weights)
-        return self._publish(endpoint, live)
+        if weights:
+            endpoint = self._publish(self.repo.set_weights(name, weights), live)
+        changed = {
+            v: n
+            for v, n in instances.items()
+            if endpoint.variant(v).current_instance_count != n  # type: ignore[union-attr]
+        }
+        if changed:
+            endpoint = self.repo.set_desired_instances(name, changed)
+            self._spawn(name, self._scale(name, live, changed), "scale")
+        return endpoint
+
+    async def _scale(self, name: str, live: LiveEndpoint, counts: Mapping[str, int]) -> None:
+        try:
+            await asyncio.gather(
+                *(live.blue.variants[v].instances.scale(n) for v, n in counts.items())
+            )
+        except Exception as exc:  # noqa: BLE001 - a failed scale-up keeps the old capacity
+            reason = _reason(exc)
+            log.error("scaling endpoint %s failed: %s", name, reason)
+            self.repo.reset_desired_instances(name, live.blue.instance_counts())
+            self.repo.set_endpoint_status(
+                name, EndpointStatus.IN_SERVICE, f"scaling failed: {reason}"
+            )
+            return
+        self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE)
 
     async def delete_endpoint(self, name: str) -> None:
         endpoint = self.repo.get_endpoint(name)
         if endpoint.status is EndpointStatus.DELETING and name in self.tasks:
             raise InvalidState(f"endpoint {name!r} is already being deleted", field="EndpointName")
         self.repo.set_endpoint_status(name, EndpointStatus.DELETING)
+        for hook in self.on_delete:
+            await hook(name)
         pending = self.tasks.pop(name, None)
         if pending is not None:
             pending.cancel()
@@ -217,7 +243,12 @@ class EndpointService:
         self.router.withdraw(name)
 
     async def restore(self) -> None:
-        """After a restart: bring back every endpoint that was serving, finish deletions."""
+        """After a restart: bring back every endpoint that was serving, finish deletions.
+
+        An endpoint comes back on the config it was last InService on, with the weights and
+        instance counts it had; an update it was in the middle of is the deployment
+        service's to settle (see control/deployments.py).
+        """
         for endpoint in self.repo.list_endpoints():
             if endpoint.status is EndpointStatus.DELETING:
                 self.repo.delete_endpoint(endpoint.name)
@@ -230,12 +261,16 @@ class EndpointService:
                 except SluiceError as exc:
                     self.repo.set_endpoint_status(endpoint.name, EndpointStatus.FAILED, exc.message)
                     continue
-                self._spawn(endpoint.name, self._provision(endpoint.name, config))
+                counts = {v.name: v.desired_instance_count for v in endpoint.variants}
+                self._spawn(endpoint.name, self._provision(endpoint.name, config, counts))
 
-    async def wait_idle(self) -> None:
-        """Wait until no endpoint is being created (for the CLI, the demo and tests)."""
-        while self.tasks:
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+    async def wait_idle(self, name: str | None = None) -> None:
+        """Wait until no endpoint (or `name`) is being created, restored or scaled."""
+        while True:
+            pending = [t for n, t in self.tasks.items() if name is None or n == name]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self.tasks.values()):
@@ -245,50 +280,149 @@ class EndpointService:
 
     def worker_usage(self) -> Iterator[tuple[str, str, list[int]]]:
         for name, live in list(self.live.items()):
-            for variant, handle in live.variants.items():
-                yield name, variant, handle.instances.pids
+            for fleet in live.fleets:
+                for variant, handle in fleet.variants.items():
+                    yield name, variant, handle.instances.pids
+
+    # -- fleets, for the deployment controller
+
+    def live_endpoint(self, name: str) -> LiveEndpoint:
+        live = self.live.get(name)
+        if live is None:
+            raise InvalidState(f"endpoint {name!r} has no running workers", field="EndpointName")
+        return live
+
+    async def start_green(
+        self, name: str, config: EndpointConfig, counts: Mapping[str, int] | None = None
+    ) -> Fleet:
+        """Start a fleet for `config` beside the endpoint's blue one; it takes no traffic yet.
+
+        Raises the loader's error if a variant cannot start (nothing is left running).
+        """
+        live = self.live_endpoint(name)
+        if live.green is not None:
+            await self.drop_green(name)
+        fleet = await self._start_fleet(name, config, counts)
+        live.green = fleet
+        live.green_shares = {}
+        return fleet
+
+    def shift(self, name: str, green_shares: Mapping[str, float]) -> None:
+        """Split each production variant between blue and green; one atomic table swap."""
+        live = self.live_endpoint(name)
+        live.green_shares = dict(green_shares)
+        self._publish(self.repo.get_endpoint(name), live)
+
+    async def drop_green(self, name: str) -> None:
+        """All traffic back to blue in one swap, then stop green once its requests finish."""
+        live = self.live_endpoint(name)
+        green = live.green
+        live.green, live.green_shares = None, {}
+        self._publish(self.repo.get_endpoint(name), live)
+        if green is not None:
+            await self._stop_fleet(name, green, drain=True)
+
+    async def promote_green(self, name: str, commit: Callable[[], Endpoint]) -> Endpoint:
+        """Make green the endpoint's fleet: `commit` records it in the store, then blue stops.
+
+        `commit` runs between the table swap and blue's stop, so the store says green
+        exactly when green alone serves.
+        """
+        live = self.live_endpoint(name)
+        if live.green is None:
+            raise InvalidState(f"endpoint {name!r} has no green fleet to promote")
+        blue = live.blue
+        live.blue, live.green, live.green_shares = live.green, None, {}
+        endpoint = commit()
+        self._publish(endpoint, live)
+        await self._stop_fleet(name, blue, drain=True)
+        return endpoint
+
+    async def scale_fleet(self, name: str, green: bool, counts: Mapping[str, int]) -> None:
+        """Set instance counts of variants of the blue or green fleet (rolling updates)."""
+        live = self.live_endpoint(name)
+        fleet = live.green if green else live.blue
+        if fleet is None:
+            raise InvalidState(f"endpoint {name!r} has no green fleet")
+        await asyncio.gather(*(fleet.variants[v].instances.scale(n) for v, n in counts.items()))
+
+    def fleet_stats(self, name: str) -> dict[tuple[str, str], Window]:
+        """(endpoint config, variant) to its totals so far, for every live fleet of `name`."""
+        live = self.live.get(name)
+        if live is None:
+            return {}
+        return {
+            (fleet.config.name, variant): handle.stats.snapshot()
+            for fleet in live.fleets
+            for variant, handle in fleet.production.items()
+        }
 
     # -- internals
 
-    def _spawn(self, name: str, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.create_task(work, name=f"provision {name}")
+    def _spawn(
+        self, name: str, work: Coroutine[object, object, None], what: str = "provision"
+    ) -> None:
+        task = asyncio.create_task(work, name=f"{what} {name}")
         self.tasks[name] = task
         task.add_done_callback(
             lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None
         )
 
-    async def _provision(self, name: str, config: EndpointConfig) -> None:
-        live = LiveEndpoint(config)
-        self.live[name] = live
+    async def _provision(
+        self, name: str, config: EndpointConfig, counts: Mapping[str, int] | None = None
+    ) -> None:
         try:
-            await asyncio.gather(*(self._start_variant(name, live, v) for v in config.variants))
+            fleet = await self._start_fleet(name, config, counts)
         except asyncio.CancelledError:
-            await self._retire(name, drain=False)
             raise
         except Exception as exc:  # noqa: BLE001 - any start failure fails the endpoint
-            reason = exc.message if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}"
+            reason = _reason(exc)
             log.error("endpoint %s failed: %s", name, reason)
-            await self._retire(name, drain=False)
             self.repo.set_endpoint_status(name, EndpointStatus.FAILED, reason)
             self.router.withdraw(name, reason=f"it failed: {reason}")
             return
+        live = LiveEndpoint(fleet)
+        self.live[name] = live
         endpoint = self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE)
         self._publish(endpoint, live)
         log.info("endpoint %s is in service", name)
 
-    async def _start_variant(self, endpoint: str, live: LiveEndpoint, spec: VariantSpec) -> None:
+    async def _start_fleet(
+        self, endpoint: str, config: EndpointConfig, counts: Mapping[str, int] | None = None
+    ) -> Fleet:
+        """Start every variant of `config`; if one fails, stop the others and raise."""
+        fleet = Fleet(config)
+        counts = counts or {}
+        starts = [
+            self._start_variant(endpoint, fleet, v, counts.get(v.name, v.instance_count))
+            for v in config.variants
+        ]
+        try:
+            results = await asyncio.gather(*starts, return_exceptions=True)
+        except asyncio.CancelledError:
+            await self._stop_fleet(endpoint, fleet, drain=False)
+            raise
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await self._stop_fleet(endpoint, fleet, drain=False)
+            raise failures[0]
+        return fleet
+
+    async def _start_variant(
+        self, endpoint: str, fleet: Fleet, spec: VariantSpec, count: int
+    ) -> None:
         model = self.repo.get_model(spec.model_name)
         metrics = self.metrics.for_variant(endpoint, spec.name)
         shadow = spec.kind is VariantKind.SHADOW
         instances = await self.backend.start_variant(
-            f"{endpoint}/{spec.name}",
+            f"{endpoint}/{spec.name}@{fleet.config.name}",
             model,
-            spec.instance_count,
+            count,
             metrics.restarts.inc,
             nice=self.settings.shadow_worker_nice if shadow else 0,
         )
-        handle = LiveVariant(instances, metrics)
-        live.variants[spec.name] = handle
+        handle = LiveVariant(spec, instances, metrics)
+        fleet.variants[spec.name] = handle
         if shadow:
             handle.sender = ShadowSender(
                 endpoint,
@@ -297,9 +431,18 @@ class EndpointService:
                 metrics,
                 self.capture,
                 self.settings.shadow_queue_size,
-                self.settings.shadow_concurrency_per_instance * spec.instance_count,
+                self.settings.shadow_concurrency_per_instance * count,
             )
             handle.sender.start()
+
+    async def _stop_fleet(self, endpoint: str, fleet: Fleet, drain: bool) -> None:
+        """Let in-flight requests finish (when `drain`), then stop the fleet's workers."""
+        handles = list(fleet.variants.values())
+        grace = self.settings.shutdown_grace_s if drain else 0.0
+        if drain:
+            await asyncio.gather(*(h.instances.drain(grace) for h in handles))
+        await asyncio.gather(*(h.sender.stop(grace) for h in handles if h.sender))
+        await asyncio.gather(*(h.instances.stop() for h in handles))
 
     async def _retire(self, name: str, drain: bool = True) -> None:
         """Stop routing, let in-flight requests finish, flush capture, stop workers."""
@@ -307,47 +450,36 @@ class EndpointService:
         live = self.live.pop(name, None)
         if live is None:
             return
-        handles = list(live.variants.values())
-        grace = self.settings.shutdown_grace_s if drain else 0.0
-        if drain:
-            await asyncio.gather(*(h.instances.drain(grace) for h in handles))
-        await asyncio.gather(*(h.sender.stop(grace) for h in handles if h.sender))
+        await asyncio.gather(*(self._stop_fleet(name, f, drain) for f in live.fleets))
         await self.capture.flush(name)
-        await asyncio.gather(*(h.instances.stop() for h in handles))
 
     def _publish(self, endpoint: Endpoint, live: LiveEndpoint) -> Endpoint:
         """Swap in the endpoint's new route table (keeping sticky callers where they were)."""
-        if live.config.sticky_header:
+        if live.blue.config.sticky_header:
             layout = tuple(rebalance(endpoint.sticky_layout, endpoint.production_weights()))
             if layout != endpoint.sticky_layout:
                 endpoint = self.repo.set_sticky_layout(endpoint.name, layout)
-        self.router.publish(self._table(endpoint, live))
+        self.router.publish(route_table(endpoint, live, self.settings.capture_dir))
         return endpoint
 
-    def _table(self, endpoint: Endpoint, live: LiveEndpoint) -> RouteTable:
-        production: list[VariantRoute] = []
-        shadows: list[ShadowRoute] = []
-        for v in endpoint.variants:
-            handle = live.variants[v.name]
-            if v.kind is VariantKind.PRODUCTION:
-                production.append(
-                    VariantRoute(v.name, handle.instances, v.current_weight, handle.metrics)
-                )
-            elif handle.sender is not None:
-                shadows.append(ShadowRoute(v.name, v.sampling_percentage, handle.sender))
-        return RouteTable(
-            endpoint.name,
-            tuple(production),
-            tuple(shadows),
-            self._capture_target(live.config.data_capture),
-            live.config.sticky_header,
-            endpoint.sticky_layout,
-        )
 
-    def _capture_target(self, capture: DataCapture | None) -> CaptureTarget | None:
-        if capture is None or not capture.enabled:
-            return None
-        root = local_path(capture.destination) if capture.destination else self.settings.capture_dir
-        return CaptureTarget(
-            root, capture.sampling_percentage, capture.capture_input, capture.capture_output
+def endpoint_variants(config: EndpointConfig, status: str) -> list[EndpointVariant]:
+    """An endpoint's variant records for a config about to serve (weights not yet live)."""
+    return [
+        EndpointVariant(
+            v.name,
+            v.model_name,
+            v.kind,
+            0.0,
+            v.initial_weight,
+            0,
+            v.instance_count,
+            v.sampling_percentage,
+            status,
         )
+        for v in config.variants
+    ]
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,7 @@ import uuid
 
 from sluice.errors import SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
+from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR
 from sluice.gateway.routing import Router, RouteTable
 from sluice.types import JSON, InvokeRequest, InvokeResult
 
@@ -43,8 +44,13 @@ class Gateway:
         metrics.model_latency.observe(finished - model_started)
         if error is None:
             metrics.overhead_latency.observe(model_started - started)
+            route.stats.record(finished - model_started, model_started - started, OK)
         else:
-            (metrics.errors_5xx if error.server_side else metrics.errors_4xx).inc()
+            server_side = error.server_side
+            (metrics.errors_5xx if server_side else metrics.errors_4xx).inc()
+            route.stats.record(
+                finished - model_started, None, SERVER_ERROR if server_side else CLIENT_ERROR
+            )
         if capture is not None:
             self.capture.add(
                 CaptureEvent(
@@ -70,7 +76,7 @@ class Gateway:
                 or random.random() * 100 < shadow.sampling_percentage
             ):
                 shadow.sender.offer(request, inference_id, capture)
-        return InvokeResult(route.name, out_body, out_type, inference_id)
+        return InvokeResult(route.name, out_body, out_type, inference_id, route.config)
 
 
 def _sample_capture(table: RouteTable) -> CaptureTarget | None:

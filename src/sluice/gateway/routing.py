@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sluice.errors import NotFound, ValidationError, WorkerUnavailable
 from sluice.gateway.capture import CaptureTarget
+from sluice.gateway.fleet_stats import FleetStats
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.sticky import Segment, key_point, owner
 from sluice.workers.client import Answer
@@ -25,10 +26,22 @@ class VariantBackend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class VariantRoute:
+    """One fleet of a production variant: the instances built from one endpoint config.
+
+    Outside an update each variant has one fleet. During an update a variant has a blue
+    fleet (old config) and a green one (new config), each with its share of the variant.
+    """
+
     name: str
     backend: VariantBackend
     weight: float
+    """This fleet's share of the endpoint's traffic (relative to the other routes)."""
     metrics: VariantMetrics
+    config: str = ""
+    """The endpoint config this fleet was built from."""
+    share: float = 1.0
+    """This fleet's share of its variant's traffic (for target-variant and sticky picks)."""
+    stats: FleetStats = field(default_factory=FleetStats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +62,15 @@ class RouteTable:
     sticky_header: str | None = None
     sticky_layout: tuple[Segment, ...] = ()
     """Segments of the key space per variant (see gateway/sticky.py)."""
-    by_name: dict[str, VariantRoute] = field(init=False)
+    by_name: dict[str, tuple[VariantRoute, ...]] = field(init=False)
     cumulative: list[float] = field(init=False)
     sticky_starts: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "by_name", {v.name: v for v in self.variants})
+        by_name: dict[str, tuple[VariantRoute, ...]] = {}
+        for v in self.variants:
+            by_name[v.name] = (*by_name.get(v.name, ()), v)
+        object.__setattr__(self, "by_name", by_name)
         object.__setattr__(self, "sticky_starts", [s[0] for s in self.sticky_layout])
         totals, running = [], 0.0
         for v in self.variants:
@@ -69,25 +85,41 @@ class RouteTable:
     def pick(self, target: str | None = None, sticky_key: str | None = None) -> VariantRoute:
         """The variant for one request: the target if named, else by key or at random by weight."""
         if target is not None:
-            route = self.by_name.get(target)
-            if route is None:
+            fleets = self.by_name.get(target)
+            if fleets is None:
                 raise ValidationError(
                     f"variant {target!r} is not a production variant of endpoint "
                     f"{self.endpoint!r} (known: {', '.join(self.by_name)})",
                     field="X-Amzn-SageMaker-Target-Variant",
                 )
-            return route
+            return fleets[0] if len(fleets) == 1 else _by_share(fleets, random.random())
         total = self.total_weight
         if total <= 0:
             raise WorkerUnavailable(f"endpoint {self.endpoint!r} has no variant with weight > 0")
         if sticky_key is not None and self.sticky_layout:
-            return self.by_name[
+            fleets = self.by_name[
                 owner(self.sticky_layout, self.sticky_starts, key_point(sticky_key))
             ]
+            # A second, independent point keeps a caller on one fleet while the green share
+            # grows: callers only ever move from blue to green, never back and forth.
+            return fleets[0] if len(fleets) == 1 else _by_share(fleets, key_point("~" + sticky_key))
         if len(self.variants) == 1:
             return self.variants[0]
         index = bisect.bisect_right(self.cumulative, random.random() * total)
         return self.variants[min(index, len(self.variants) - 1)]
+
+
+def _by_share(fleets: tuple[VariantRoute, ...], point: float) -> VariantRoute:
+    """The fleet of a variant that owns `point` in [0, 1), laid out by their shares."""
+    total = sum(f.share for f in fleets)
+    if total <= 0:
+        return fleets[0]
+    mark = point * total
+    for fleet in fleets:
+        mark -= fleet.share
+        if mark < 0:
+            return fleet
+    return fleets[-1]
 
 
 class Router:

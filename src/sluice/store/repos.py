@@ -158,6 +158,35 @@ class Repository:
             row.updated_at = utcnow()
             return row.to_entity()
 
+    def set_desired_instances(self, name: str, counts: Mapping[str, int]) -> e.Endpoint:
+        """Record instance counts being reached; the endpoint is Updating until they are."""
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            for v in row.variants:
+                if v.name in counts:
+                    v.desired_instance_count = int(counts[v.name])
+                    v.status = "Updating"
+            row.status = e.EndpointStatus.UPDATING.value
+            row.updated_at = utcnow()
+            return row.to_entity()
+
+    def reset_desired_instances(self, name: str, counts: Mapping[str, int]) -> e.Endpoint:
+        """After a failed scale: desired counts go back to what runs."""
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            for v in row.variants:
+                if v.name in counts:
+                    v.desired_instance_count = int(counts[v.name])
+            return row.to_entity()
+
+    def set_variant_status(self, name: str, status: str) -> e.Endpoint:
+        """The status every variant shows (Creating, ActivatingTraffic, Baking, ...)."""
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            for v in row.variants:
+                v.status = status
+            return row.to_entity()
+
     def set_sticky_layout(
         self, name: str, layout: Sequence[tuple[float, float, str]]
     ) -> e.Endpoint:

@@ -54,18 +54,18 @@ def handle(runtime: object, frame: Frame) -> bytes:
 
 
 def serve(runtime: object, listener: socket.socket) -> None:
-    while True:
-        conn, _ = listener.accept()
-        with conn:
-            buffer = bytearray()
-            while True:
-                chunk = conn.recv(1 << 18)
-                if not chunk:
-                    break
-                buffer += chunk
-                out = [handle(runtime, frame) for frame in protocol.split(buffer)]
-                if out:
-                    conn.sendall(b"".join(out))
+    """Serve the gateway's one connection; return when it closes (the gateway stopped or died)."""
+    conn, _ = listener.accept()
+    with conn:
+        buffer = bytearray()
+        while True:
+            chunk = conn.recv(1 << 18)
+            if not chunk:
+                return
+            buffer += chunk
+            out = [handle(runtime, frame) for frame in protocol.split(buffer)]
+            if out:
+                conn.sendall(b"".join(out))
 
 
 def main(argv: list[str] | None = None) -> int:

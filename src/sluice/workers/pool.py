@@ -149,6 +149,16 @@ class WorkerInstance:
                         min(self.settings.backoff_s * 2**consecutive, self.settings.backoff_max_s)
                     )
 
+    async def drain(self, timeout: float) -> None:
+        """Wait until this instance holds no request (it must already be out of the pick list)."""
+        deadline = time.monotonic() + timeout
+        while (
+            self.connection is not None
+            and self.connection.outstanding
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.005)
+
     async def stop(self) -> None:
         self.stopping = True
         if self.connection is not None:
@@ -195,9 +205,16 @@ class WorkerPool:
         await self.scale(count)
 
     async def scale(self, count: int) -> None:
+        """Start or stop instances until `count` run; drops no request.
+
+        A removed instance leaves the pick list first and stops once the requests it holds
+        are answered (at most `invocation_timeout_s`).
+        """
         while len(self.instances) > count:
-            await self.instances.pop().stop()
+            leaving = self.instances.pop()
             self._refresh()
+            await leaving.drain(self.settings.invocation_timeout_s)
+            await leaving.stop()
         new = [
             WorkerInstance(self.spec, i, self.settings, self._refresh, self.on_restart)
             for i in range(len(self.instances), count)

@@ -1,0 +1,175 @@
+"""What one fleet of a variant answered: cumulative counts and fine latency histograms.
+
+A fleet is the instances of one variant built from one endpoint config (during an update,
+the blue fleet runs the old config and the green fleet the new one). The hot path only adds
+to running totals; readers take a `snapshot()` and subtract two of them to get any window,
+as with Prometheus counters. Latencies go into log-spaced bins (1 % wide), so a window's
+percentiles are within 0.5 % and two fleets can be rank-compared bin by bin.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+BINS_PER_E = 100
+"""Bins per factor e: neighbouring bins differ by 1 %, a bin's middle is within 0.5 %."""
+SMALLEST_S = 1e-6
+
+OK, CLIENT_ERROR, SERVER_ERROR = 0, 4, 5
+
+
+def bin_of(seconds: float) -> int:
+    return int(math.log(seconds if seconds > SMALLEST_S else SMALLEST_S) * BINS_PER_E)
+
+
+def bin_value(index: int) -> float:
+    """The middle of a bin (geometric), in seconds."""
+    return math.exp((index + 0.5) / BINS_PER_E)
+
+
+class FleetStats:
+    """Running totals of one fleet; `record` is called once per answered request."""
+
+    __slots__ = ("errors_4xx", "errors_5xx", "invocations", "model_bins", "overhead_bins")
+
+    def __init__(self) -> None:
+        self.invocations = 0
+        self.errors_4xx = 0
+        self.errors_5xx = 0
+        self.model_bins: dict[int, int] = {}
+        self.overhead_bins: dict[int, int] = {}
+
+    def record(self, model_s: float, overhead_s: float | None, outcome: int) -> None:
+        self.invocations += 1
+        if outcome == SERVER_ERROR:
+            self.errors_5xx += 1
+        elif outcome == CLIENT_ERROR:
+            self.errors_4xx += 1
+        bins = self.model_bins
+        index = bin_of(model_s)
+        bins[index] = bins.get(index, 0) + 1
+        if overhead_s is not None:
+            bins = self.overhead_bins
+            index = bin_of(overhead_s)
+            bins[index] = bins.get(index, 0) + 1
+
+    def snapshot(self) -> Window:
+        """The totals so far, as a window from the fleet's start to now."""
+        return Window(
+            self.invocations,
+            self.errors_4xx,
+            self.errors_5xx,
+            dict(self.model_bins),
+            dict(self.overhead_bins),
+            time.time(),
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Counts and latency bins over a span of time; `later - earlier` is the span between."""
+
+    invocations: int = 0
+    errors_4xx: int = 0
+    errors_5xx: int = 0
+    model_bins: Mapping[int, int] = field(default_factory=dict)
+    overhead_bins: Mapping[int, int] = field(default_factory=dict)
+    at: float = 0.0
+    """When the window ends (epoch seconds)."""
+
+    def __sub__(self, earlier: Window) -> Window:
+        return Window(
+            self.invocations - earlier.invocations,
+            self.errors_4xx - earlier.errors_4xx,
+            self.errors_5xx - earlier.errors_5xx,
+            _minus(self.model_bins, earlier.model_bins),
+            _minus(self.overhead_bins, earlier.overhead_bins),
+            self.at,
+        )
+
+    def __add__(self, other: Window) -> Window:
+        return Window(
+            self.invocations + other.invocations,
+            self.errors_4xx + other.errors_4xx,
+            self.errors_5xx + other.errors_5xx,
+            _plus(self.model_bins, other.model_bins),
+            _plus(self.overhead_bins, other.overhead_bins),
+            max(self.at, other.at),
+        )
+
+    @property
+    def errors(self) -> int:
+        return self.errors_4xx + self.errors_5xx
+
+    def rate(self, errors: int) -> float | None:
+        return errors / self.invocations if self.invocations else None
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The figures a person reads: counts, error rates, latency percentiles in ms."""
+        return {
+            "invocations": self.invocations,
+            "errors_4xx": self.errors_4xx,
+            "errors_5xx": self.errors_5xx,
+            "rate_5xx": self.rate(self.errors_5xx),
+            "model_latency_p50_ms": _ms(percentile(self.model_bins, 50)),
+            "model_latency_p99_ms": _ms(percentile(self.model_bins, 99)),
+            "model_latency_mean_ms": _ms(mean(self.model_bins)),
+        }
+
+
+def merge(windows: Iterable[Window]) -> Window:
+    total = Window()
+    for w in windows:
+        total = total + w
+    return total
+
+
+def percentile(bins: Mapping[int, int], q: float) -> float | None:
+    """The q-th percentile (0-100) of binned seconds, or None when there are no samples."""
+    count = sum(bins.values())
+    if count == 0:
+        return None
+    rank = max(1, math.ceil(q / 100 * count))
+    seen = 0
+    for index in sorted(bins):
+        seen += bins[index]
+        if seen >= rank:
+            return bin_value(index)
+    return bin_value(max(bins))
+
+
+def mean(bins: Mapping[int, int]) -> float | None:
+    count = sum(bins.values())
+    if count == 0:
+        return None
+    return sum(bin_value(i) * n for i, n in bins.items()) / count
+
+
+def extreme(bins: Mapping[int, int], largest: bool) -> float | None:
+    live = [i for i, n in bins.items() if n > 0]
+    if not live:
+        return None
+    return bin_value(max(live) if largest else min(live))
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 4)
+
+
+def _minus(later: Mapping[int, int], earlier: Mapping[int, int]) -> dict[int, int]:
+    out = {}
+    for index, count in later.items():
+        left = count - earlier.get(index, 0)
+        if left > 0:
+            out[index] = left
+    return out
+
+
+def _plus(a: Mapping[int, int], b: Mapping[int, int]) -> dict[int, int]:
+    out = dict(a)
+    for index, count in b.items():
+        out[index] = out.get(index, 0) + count
+    return out
