@@ -117,3 +117,128 @@ class Endpoint:
 
     def variant(self, name: str) -> EndpointVariant | None:
         return next((v for v in self.variants if v.name == name), None)
+
+
+# -- alarms
+
+
+class AlarmState(StrEnum):
+    OK = "OK"
+    ALARM = "ALARM"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A threshold on a metric over periods (CloudWatch's metric alarm, on sluice's metrics)."""
+
+    name: str
+    metric: str
+    """A built-in metric (see control/alarms.py) or a custom one pushed through the API."""
+    statistic: str
+    """Average, Sum, SampleCount, Minimum, Maximum, or a percentile such as p99."""
+    comparison: str
+    threshold: float
+    period_s: int
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int = 1
+    endpoint: str | None = None
+    variant: str | None = None
+    treat_missing_data: str = "missing"
+    webhook_url: str | None = None
+    description: str = ""
+    state: AlarmState = AlarmState.INSUFFICIENT_DATA
+    state_reason: str = "not evaluated yet"
+    state_updated_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlarmTransition:
+    alarm: str
+    at: datetime
+    old_state: AlarmState
+    new_state: AlarmState
+    reason: str
+    scope: str
+    """What the alarm was evaluated on: the endpoint, or an update's green fleet."""
+    deployment_id: int | None = None
+
+
+# -- deployments
+
+
+class DeploymentState(StrEnum):
+    PROVISIONING = "Provisioning"
+    """The green fleet is starting."""
+    SHIFTING = "Shifting"
+    BAKING = "Baking"
+    ROLLING_BACK = "RollingBack"
+    COMPLETED = "Completed"
+    ROLLED_BACK = "RolledBack"
+    ROLLBACK_FAILED = "RollbackFailed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            DeploymentState.COMPLETED,
+            DeploymentState.ROLLED_BACK,
+            DeploymentState.ROLLBACK_FAILED,
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentStep:
+    """One step as it ran: the split reached, how long it baked, what was seen and decided."""
+
+    index: int
+    label: str
+    green_shares: dict[str, float]
+    bake_s: float
+    started_at: datetime
+    ended_at: datetime | None = None
+    decision: str | None = None
+    """passed, rolled back, or None while the step runs."""
+    reason: str | None = None
+    fleets: dict[str, Any] = field(default_factory=dict)
+    """Per fleet (blue, green): invocations, errors and latency over the step."""
+    alarms: dict[str, str] = field(default_factory=dict)
+    """Alarm states when the step ended."""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """The comparative guard's last checks in the step."""
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    at: datetime
+    kind: str
+    """state, shift, alarm, guard, scale or note."""
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One update of an endpoint from one endpoint config (blue) to another (green)."""
+
+    id: int
+    endpoint: str
+    from_config: str
+    to_config: str
+    policy: dict[str, Any]
+    """The DeploymentConfig document as given (SageMaker's field names)."""
+    plan: list[dict[str, Any]]
+    state: DeploymentState
+    reason: str | None
+    step_index: int
+    """The step running (or last run); -1 before the first shift."""
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    steps: tuple[DeploymentStep, ...] = ()
+    events: tuple[DeploymentEvent, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        end = self.finished_at or self.updated_at
+        return (end - self.created_at).total_seconds()

@@ -117,7 +117,7 @@ class Repository:
             created_at=now,
             updated_at=now,
             version=1,
-            variants=[_variant_row(i, v) for i, v in enumerate(variants)],
+            variants=[variant_row(i, v) for i, v in enumerate(variants)],
         )
         self._insert(row, "endpoint", name)
         return self.get_endpoint(name)
@@ -211,7 +211,7 @@ class Repository:
             return [convert(r) for r in rows]
 
 
-def _variant_row(position: int, v: e.EndpointVariant) -> EndpointVariantRow:
+def variant_row(position: int, v: e.EndpointVariant) -> EndpointVariantRow:
     return EndpointVariantRow(
         name=v.name,
         position=position,

@@ -147,3 +147,160 @@ class EndpointVariantRow(Base):
             self.sampling_percentage,
             self.status,
         )
+
+
+class AlarmRow(Base):
+    __tablename__ = "alarms"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(255))
+    statistic: Mapped[str] = mapped_column(String(32))
+    comparison: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[float] = mapped_column(Float)
+    period_s: Mapped[int] = mapped_column(Integer)
+    evaluation_periods: Mapped[int] = mapped_column(Integer)
+    datapoints_to_alarm: Mapped[int] = mapped_column(Integer)
+    endpoint: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    variant: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    treat_missing_data: Mapped[str] = mapped_column(String(32))
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(32))
+    state_reason: Mapped[str] = mapped_column(Text)
+    state_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.Alarm:
+        return e.Alarm(
+            self.name,
+            self.metric,
+            self.statistic,
+            self.comparison,
+            self.threshold,
+            self.period_s,
+            self.evaluation_periods,
+            self.datapoints_to_alarm,
+            self.endpoint,
+            self.variant,
+            self.treat_missing_data,
+            self.webhook_url,
+            self.description,
+            e.AlarmState(self.state),
+            self.state_reason,
+            aware(self.state_updated_at),
+            aware(self.created_at),
+        )
+
+
+class AlarmHistoryRow(Base):
+    __tablename__ = "alarm_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alarm_name: Mapped[str] = mapped_column(
+        ForeignKey("alarms.name", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    old_state: Mapped[str] = mapped_column(String(32))
+    new_state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    deployment_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+
+    def to_entity(self) -> e.AlarmTransition:
+        return e.AlarmTransition(
+            self.alarm_name,
+            aware(self.at),
+            e.AlarmState(self.old_state),
+            e.AlarmState(self.new_state),
+            self.reason,
+            self.scope,
+            self.deployment_id,
+        )
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_name: Mapped[str] = mapped_column(
+        ForeignKey("endpoints.name", ondelete="CASCADE"), index=True
+    )
+    from_config: Mapped[str] = mapped_column(String(63))
+    to_config: Mapped[str] = mapped_column(String(63))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    plan: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    step_index: Mapped[int] = mapped_column(Integer, default=-1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    steps: Mapped[list[DeploymentStepRow]] = relationship(
+        cascade="all, delete-orphan", order_by="DeploymentStepRow.index", lazy="selectin"
+    )
+    events: Mapped[list[DeploymentEventRow]] = relationship(
+        cascade="all, delete-orphan", order_by="DeploymentEventRow.id", lazy="selectin"
+    )
+
+    def to_entity(self, details: bool = True) -> e.Deployment:
+        return e.Deployment(
+            self.id,
+            self.endpoint_name,
+            self.from_config,
+            self.to_config,
+            dict(self.policy),
+            list(self.plan),
+            e.DeploymentState(self.state),
+            self.reason,
+            self.step_index,
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.finished_at) if self.finished_at else None,
+            tuple(s.to_entity() for s in self.steps) if details else (),
+            tuple(ev.to_entity() for ev in self.events) if details else (),
+        )
+
+
+class DeploymentStepRow(Base):
+    __tablename__ = "deployment_steps"
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(Text)
+    green_shares: Mapped[dict[str, float]] = mapped_column(JSON)
+    bake_s: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fleets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    alarms: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    def to_entity(self) -> e.DeploymentStep:
+        return e.DeploymentStep(
+            self.index,
+            self.label,
+            dict(self.green_shares),
+            self.bake_s,
+            aware(self.started_at),
+            aware(self.ended_at) if self.ended_at else None,
+            self.decision,
+            self.reason,
+            dict(self.fleets or {}),
+            dict(self.alarms or {}),
+            list(self.checks or []),
+        )
+
+
+class DeploymentEventRow(Base):
+    __tablename__ = "deployment_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def to_entity(self) -> e.DeploymentEvent:
+        return e.DeploymentEvent(aware(self.at), self.kind, self.message, dict(self.data or {}))
