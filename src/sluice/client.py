@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 
 from sluice import errors
-from sluice.api.schemas import EndpointConfigOut, EndpointOut, ModelOut
+from sluice.api.schemas import (
+    AlarmOut,
+    AlarmTransitionOut,
+    DeploymentOut,
+    EndpointConfigOut,
+    EndpointOut,
+    LiveOut,
+    ModelOut,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -138,10 +146,90 @@ class Client:
     def list_endpoints(self) -> list[EndpointOut]:
         return [EndpointOut.model_validate(e) for e in self._call("GET", "/endpoints")]
 
-    def update_weights(self, name: str, weights: Mapping[str, float]) -> EndpointOut:
-        return EndpointOut.model_validate(
-            self._call("PUT", f"/endpoints/{name}/weights", {"weights": dict(weights)})
+    def update_weights(
+        self,
+        name: str,
+        weights: Mapping[str, float] | None = None,
+        instances: Mapping[str, int] | None = None,
+    ) -> EndpointOut:
+        """New weights apply at once; new instance counts are reached in the background."""
+        body = {"weights": dict(weights or {}), "instances": dict(instances or {})}
+        return EndpointOut.model_validate(self._call("PUT", f"/endpoints/{name}/weights", body))
+
+    # -- updates (deployments)
+
+    def update_endpoint(
+        self,
+        name: str,
+        config: str,
+        deployment_config: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        timeout: float = 3600.0,
+    ) -> DeploymentOut:
+        """Move an endpoint to another config; `deployment_config` is SageMaker's
+        DeploymentConfig (plus an optional ComparativeGuard). With `wait`, returns once the
+        update has completed or rolled back."""
+        body = {"config": config, "deployment_config": deployment_config}
+        deployment = DeploymentOut.model_validate(
+            self._call("POST", f"/endpoints/{name}/deployments", body)
         )
+        return self.wait_for_deployment(deployment.id, timeout) if wait else deployment
+
+    def wait_for_deployment(self, deployment_id: int, timeout: float = 3600.0) -> DeploymentOut:
+        deadline = time.monotonic() + timeout
+        while True:
+            deployment = self.get_deployment(deployment_id)
+            if deployment.finished_at is not None:
+                return deployment
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"deployment {deployment_id} still {deployment.state}")
+            time.sleep(0.2)
+
+    def get_deployment(self, deployment_id: int) -> DeploymentOut:
+        return DeploymentOut.model_validate(self._call("GET", f"/deployments/{deployment_id}"))
+
+    def list_deployments(self, endpoint: str) -> list[DeploymentOut]:
+        return [
+            DeploymentOut.model_validate(d)
+            for d in self._call("GET", f"/endpoints/{endpoint}/deployments")
+        ]
+
+    def cancel_update(self, endpoint: str) -> DeploymentOut:
+        return DeploymentOut.model_validate(
+            self._call("POST", f"/endpoints/{endpoint}/cancel-update")
+        )
+
+    def live(self, endpoint: str) -> LiveOut:
+        return LiveOut.model_validate(self._call("GET", f"/endpoints/{endpoint}/live"))
+
+    # -- alarms
+
+    def put_alarm(self, name: str, **definition: Any) -> AlarmOut:
+        """Create or replace an alarm: metric, statistic, comparison, threshold, period_s,
+        evaluation_periods, datapoints_to_alarm, endpoint, variant, treat_missing_data,
+        webhook_url, description."""
+        return AlarmOut.model_validate(self._call("PUT", f"/alarms/{name}", definition))
+
+    def get_alarm(self, name: str) -> AlarmOut:
+        return AlarmOut.model_validate(self._call("GET", f"/alarms/{name}"))
+
+    def list_alarms(self, endpoint: str | None = None) -> list[AlarmOut]:
+        path = "/alarms" if endpoint is None else f"/alarms?endpoint={endpoint}"
+        return [AlarmOut.model_validate(a) for a in self._call("GET", path)]
+
+    def alarm_history(self, name: str, limit: int = 100) -> list[AlarmTransitionOut]:
+        return [
+            AlarmTransitionOut.model_validate(t)
+            for t in self._call("GET", f"/alarms/{name}/history?limit={limit}")
+        ]
+
+    def delete_alarm(self, name: str) -> None:
+        self._call("DELETE", f"/alarms/{name}")
+
+    def put_metrics(self, metrics: Sequence[Mapping[str, Any]]) -> None:
+        """Custom metric values: dicts with name, value and optionally endpoint, variant,
+        timestamp (epoch seconds)."""
+        self._call("POST", "/metrics", {"metrics": [dict(m) for m in metrics]})
 
     def delete_endpoint(self, name: str) -> None:
         self._call("DELETE", f"/endpoints/{name}")

@@ -13,15 +13,20 @@ from starlette.applications import Starlette
 from sluice.api.routes import build_api
 from sluice.backends.local import LocalBackend
 from sluice.compat.sagemaker_runtime import RuntimeHandler
+from sluice.control.alarms import AlarmService
+from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
+from sluice.control.webhooks import Notifier
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
 from sluice.settings import Settings
+from sluice.store.alarm_repo import AlarmRepository
 from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
+from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.repos import Repository
 
 log = logging.getLogger("sluice.server")
@@ -32,6 +37,8 @@ class Server:
     settings: Settings
     app: SluiceApp
     service: EndpointService
+    deployments: DeploymentService
+    alarms: AlarmService
 
 
 def build_server(settings: Settings) -> Server:
@@ -46,12 +53,27 @@ def build_server(settings: Settings) -> Server:
         repo, ArtifactStore(settings.models_dir), backend, router, capture, metrics, settings
     )
     metrics.watch_workers(service.worker_usage)
+    notifier = Notifier(
+        settings.webhook_attempts,
+        settings.webhook_backoff_s,
+        settings.webhook_timeout_s,
+        on_outcome=lambda outcome: metrics.webhooks.labels(outcome).inc(),
+    )
+    alarms = AlarmService(
+        AlarmRepository(database), service.fleet_stats, notifier, settings.alarm_tick_s
+    )
+    metrics.watch_alarms(alarms.state_counts)
+    deployments = DeploymentService(
+        DeploymentRepository(database), service, alarms, settings.deployment_restart_policy
+    )
     gateway = Gateway(router, capture)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         capture.start()
-        await service.restore()
+        notifier.start()
+        alarms.start()
+        await deployments.recover()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -60,19 +82,22 @@ def build_server(settings: Settings) -> Server:
             yield
         finally:
             log.info("stopping: workers, capture, database")
+            await deployments.close()
+            await alarms.close()
             await service.close()
+            await notifier.close()
             await capture.close()
             await backend.close()
             database.close()
 
     app = build_app(
         RuntimeHandler(gateway, settings.max_payload_bytes),
-        build_api(service),
+        build_api(service, deployments, alarms),
         router,
         metrics,
         lifespan,
     )
-    return Server(settings, app, service)
+    return Server(settings, app, service, deployments, alarms)
 
 
 def serve(settings: Settings) -> None:

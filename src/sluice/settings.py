@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,20 @@ class Settings(BaseSettings):
 
     shutdown_grace_s: float = 10.0
     """How long a stopping server waits for in-flight requests."""
+
+    deployment_restart_policy: Literal["rollback", "resume"] = "rollback"
+    """What happens to an endpoint update the server was in the middle of when it stopped:
+    `rollback` (the endpoint comes back on its old config, the reason recorded) or `resume`
+    (the update restarts its current step, whose bake starts over)."""
+
+    alarm_tick_s: float = 1.0
+    """Longest sleep of the alarm evaluator; alarms are evaluated as each period ends."""
+
+    webhook_attempts: int = 4
+    """Tries per webhook notification (backoff doubles from webhook_backoff_s)."""
+
+    webhook_backoff_s: float = 0.5
+    webhook_timeout_s: float = 5.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,15 +10,25 @@ from fastapi.responses import JSONResponse, Response
 
 from sluice import __version__
 from sluice.api.schemas import (
+    AlarmIn,
+    AlarmOut,
+    AlarmTransitionOut,
+    DeploymentOut,
     EndpointConfigCreate,
     EndpointConfigOut,
     EndpointCreate,
     EndpointOut,
     ErrorOut,
+    FleetOut,
+    LiveOut,
+    MetricsIn,
     ModelCreate,
     ModelOut,
+    UpdateEndpointIn,
     WeightsUpdate,
 )
+from sluice.control.alarms import AlarmService
+from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.errors import SluiceError
 
@@ -29,7 +39,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_api(service: EndpointService) -> FastAPI:
+def build_api(
+    service: EndpointService, deployments: DeploymentService, alarms: AlarmService
+) -> FastAPI:
     api = FastAPI(
         title="sluice",
         version=__version__,
@@ -92,6 +104,83 @@ def build_api(service: EndpointService) -> FastAPI:
     @router.put("/endpoints/{name}/weights", tags=["endpoints"])
     async def update_weights(name: str, body: WeightsUpdate) -> EndpointOut:
         return EndpointOut.of(await service.update_capacity(name, body.weights, body.instances))
+
+    @router.post("/endpoints/{name}/deployments", status_code=201, tags=["deployments"])
+    async def update_endpoint(name: str, body: UpdateEndpointIn) -> DeploymentOut:
+        """Move the endpoint to another endpoint config under a deployment policy."""
+        return DeploymentOut.of(
+            await deployments.update_endpoint(name, body.config, body.deployment_config)
+        )
+
+    @router.get("/endpoints/{name}/deployments", tags=["deployments"])
+    def list_deployments(name: str) -> list[DeploymentOut]:
+        """Every update of the endpoint, newest first."""
+        return [DeploymentOut.of(d) for d in deployments.history(name, details=True)]
+
+    @router.post("/endpoints/{name}/cancel-update", tags=["deployments"])
+    def cancel_update(name: str) -> DeploymentOut:
+        """Roll back the endpoint's running update."""
+        return DeploymentOut.of(deployments.cancel(name))
+
+    @router.get("/endpoints/{name}/live", tags=["deployments"])
+    def live(name: str) -> LiveOut:
+        """The split, step, per-fleet figures and alarm states, as of now."""
+        view = deployments.live_view(name)
+        progress = view.progress
+        return LiveOut(
+            endpoint=EndpointOut.of(view.endpoint),
+            deployment=DeploymentOut.of(view.deployment) if view.deployment else None,
+            step_started_at=progress.step_started if progress else None,
+            bake_until=progress.bake_until if progress else None,
+            checks=[c.to_dict() for c in progress.checks] if progress else [],
+            fleets=[
+                FleetOut(
+                    config=f.config,
+                    variant=f.variant,
+                    role=f.role,
+                    green_share=f.share,
+                    window=f.window.summary(),
+                )
+                for f in view.fleets
+            ],
+            alarms=[AlarmOut.of(a, alarms.recent(a.name)) for a in view.alarms],
+        )
+
+    @router.get("/deployments/{deployment_id}", tags=["deployments"])
+    def get_deployment(deployment_id: int) -> DeploymentOut:
+        """One update with its steps, events and the transitions of the alarms it watched."""
+        return DeploymentOut.of(
+            deployments.get(deployment_id), alarms.history(deployment_id=deployment_id)
+        )
+
+    @router.put("/alarms/{name}", tags=["alarms"])
+    def put_alarm(name: str, body: AlarmIn) -> AlarmOut:
+        """Create an alarm, or replace its definition (its state starts over)."""
+        return AlarmOut.of(alarms.put(body.to_entity(name)))
+
+    @router.get("/alarms", tags=["alarms"])
+    def list_alarms(endpoint: str | None = None) -> list[AlarmOut]:
+        return [AlarmOut.of(a, alarms.recent(a.name)) for a in alarms.find(endpoint)]
+
+    @router.get("/alarms/{name}", tags=["alarms"])
+    def get_alarm(name: str) -> AlarmOut:
+        return AlarmOut.of(alarms.get(name), alarms.recent(name))
+
+    @router.get("/alarms/{name}/history", tags=["alarms"])
+    def alarm_history(name: str, limit: int = 100) -> list[AlarmTransitionOut]:
+        return [AlarmTransitionOut.of(t) for t in alarms.history(name, limit=limit)]
+
+    @router.delete("/alarms/{name}", status_code=204, tags=["alarms"])
+    def delete_alarm(name: str) -> Response:
+        alarms.delete(name)
+        return Response(status_code=204)
+
+    @router.post("/metrics", status_code=204, tags=["alarms"])
+    def put_metrics(body: MetricsIn) -> Response:
+        """Push values of custom metrics, for alarms to watch."""
+        for m in body.metrics:
+            alarms.put_metric(m.name, m.value, m.endpoint, m.variant, m.timestamp)
+        return Response(status_code=204)
 
     @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
     async def delete_endpoint(name: str) -> Response:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
+from sluice.control.policies import DeploymentConfig
 
 
 class Strict(BaseModel):
@@ -191,3 +195,207 @@ class ErrorOut(BaseModel):
     error: str
     message: str
     field: str | None = None
+
+
+class UpdateEndpointIn(Strict):
+    config: str = Field(description="The endpoint config to move to.")
+    deployment_config: DeploymentConfig | None = Field(
+        None,
+        description="SageMaker's DeploymentConfig (BlueGreenUpdatePolicy or RollingUpdatePolicy, "
+        "AutoRollbackConfiguration), plus sluice's ComparativeGuard. Absent: all at once.",
+    )
+
+
+class StepOut(BaseModel):
+    index: int
+    label: str
+    green_shares: dict[str, float]
+    bake_s: float
+    started_at: datetime
+    ended_at: datetime | None
+    decision: str | None
+    reason: str | None
+    fleets: dict[str, Any]
+    alarms: dict[str, str]
+    checks: list[dict[str, Any]]
+
+
+class EventOut(BaseModel):
+    at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any]
+
+
+class AlarmTransitionOut(BaseModel):
+    alarm: str
+    at: datetime
+    old_state: str
+    new_state: str
+    reason: str
+    scope: str
+    deployment_id: int | None
+
+    @classmethod
+    def of(cls, t: e.AlarmTransition) -> AlarmTransitionOut:
+        return cls(
+            alarm=t.alarm,
+            at=t.at,
+            old_state=t.old_state.value,
+            new_state=t.new_state.value,
+            reason=t.reason,
+            scope=t.scope,
+            deployment_id=t.deployment_id,
+        )
+
+
+class DeploymentOut(BaseModel):
+    id: int
+    endpoint: str
+    from_config: str
+    to_config: str
+    kind: str
+    """ALL_AT_ONCE, CANARY, LINEAR, ROLLING or NONE."""
+    state: str
+    reason: str | None
+    step_index: int
+    plan: list[dict[str, Any]]
+    policy: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+    duration_s: float
+    steps: list[StepOut] = Field(default_factory=list)
+    events: list[EventOut] = Field(default_factory=list)
+    alarm_transitions: list[AlarmTransitionOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, d: e.Deployment, transitions: Sequence[e.AlarmTransition] = ()) -> DeploymentOut:
+        return cls(
+            id=d.id,
+            endpoint=d.endpoint,
+            from_config=d.from_config,
+            to_config=d.to_config,
+            kind=DeploymentConfig.model_validate(d.policy).kind,
+            state=d.state.value,
+            reason=d.reason,
+            step_index=d.step_index,
+            plan=d.plan,
+            policy=d.policy,
+            created_at=d.created_at,
+            finished_at=d.finished_at,
+            duration_s=round(d.duration_s, 3),
+            steps=[StepOut(**asdict(s)) for s in d.steps],
+            events=[EventOut(**asdict(ev)) for ev in d.events],
+            alarm_transitions=[AlarmTransitionOut.of(t) for t in transitions],
+        )
+
+
+class AlarmIn(Strict):
+    metric: str = Field(
+        description="Invocations, Invocation4XXErrors, Invocation5XXErrors, InvocationErrors, "
+        "ModelLatency, OverheadLatency (ms), or a custom metric pushed to /metrics."
+    )
+    statistic: str = Field(
+        "Average", description="Average, Sum, SampleCount, Minimum, Maximum or pNN (e.g. p99)."
+    )
+    comparison: str = Field(
+        "GreaterThanThreshold",
+        description="GreaterThanThreshold, GreaterThanOrEqualToThreshold, LessThanThreshold, "
+        "LessThanOrEqualToThreshold.",
+    )
+    threshold: float
+    period_s: int = Field(60, description="Seconds per datapoint.")
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = Field(
+        None, description="Breaching datapoints (of evaluation_periods) that raise the alarm."
+    )
+    endpoint: str | None = None
+    variant: str | None = None
+    treat_missing_data: str = Field(
+        "missing", description="missing, notBreaching, breaching, ignore."
+    )
+    webhook_url: str | None = Field(None, description="Receives a POST on every transition.")
+    description: str = ""
+
+    def to_entity(self, name: str) -> e.Alarm:
+        return e.Alarm(
+            name,
+            self.metric,
+            self.statistic,
+            self.comparison,
+            self.threshold,
+            self.period_s,
+            self.evaluation_periods,
+            self.datapoints_to_alarm or self.evaluation_periods,
+            self.endpoint,
+            self.variant,
+            self.treat_missing_data,
+            self.webhook_url,
+            self.description,
+        )
+
+
+class AlarmOut(AlarmIn):
+    name: str
+    state: str
+    state_reason: str
+    state_updated_at: datetime | None
+    created_at: datetime | None
+    recent: list[tuple[float, float | None]] = Field(
+        default_factory=list, description="The datapoints the state rests on (epoch s, value)."
+    )
+
+    @classmethod
+    def of(cls, a: e.Alarm, recent: Sequence[tuple[float, float | None]] = ()) -> AlarmOut:
+        return cls(
+            name=a.name,
+            metric=a.metric,
+            statistic=a.statistic,
+            comparison=a.comparison,
+            threshold=a.threshold,
+            period_s=a.period_s,
+            evaluation_periods=a.evaluation_periods,
+            datapoints_to_alarm=a.datapoints_to_alarm,
+            endpoint=a.endpoint,
+            variant=a.variant,
+            treat_missing_data=a.treat_missing_data,
+            webhook_url=a.webhook_url,
+            description=a.description,
+            state=a.state.value,
+            state_reason=a.state_reason,
+            state_updated_at=a.state_updated_at,
+            created_at=a.created_at,
+            recent=list(recent),
+        )
+
+
+class MetricDatum(Strict):
+    name: str
+    value: float
+    endpoint: str | None = None
+    variant: str | None = None
+    timestamp: float | None = Field(None, description="Epoch seconds; default: now.")
+
+
+class MetricsIn(Strict):
+    metrics: list[MetricDatum] = Field(min_length=1, max_length=1000)
+
+
+class FleetOut(BaseModel):
+    config: str
+    variant: str
+    role: str
+    """blue or green."""
+    green_share: float | None
+    window: dict[str, Any]
+    """Invocations, errors and latency since the current step began (or since start)."""
+
+
+class LiveOut(BaseModel):
+    endpoint: EndpointOut
+    deployment: DeploymentOut | None
+    step_started_at: float | None
+    bake_until: float | None
+    checks: list[dict[str, Any]]
+    fleets: list[FleetOut]
+    alarms: list[AlarmOut]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import replace
 
 from sluice.backends.base import Backend
@@ -242,12 +242,12 @@ class EndpointService:
         self.repo.delete_endpoint(name)
         self.router.withdraw(name)
 
-    async def restore(self) -> None:
+    async def restore(self, updating: Collection[str] = ()) -> None:
         """After a restart: bring back every endpoint that was serving, finish deletions.
 
-        An endpoint comes back on the config it was last InService on, with the weights and
-        instance counts it had; an update it was in the middle of is the deployment
-        service's to settle (see control/deployments.py).
+        An endpoint comes back on the config it was last InService on, with the weights,
+        instance counts and failure reason it had. Endpoints in `updating` end up Updating
+        rather than InService: the deployment service resumes their update.
         """
         for endpoint in self.repo.list_endpoints():
             if endpoint.status is EndpointStatus.DELETING:
@@ -262,7 +262,15 @@ class EndpointService:
                     self.repo.set_endpoint_status(endpoint.name, EndpointStatus.FAILED, exc.message)
                     continue
                 counts = {v.name: v.desired_instance_count for v in endpoint.variants}
-                self._spawn(endpoint.name, self._provision(endpoint.name, config, counts))
+                status = (
+                    EndpointStatus.UPDATING
+                    if endpoint.name in updating
+                    else EndpointStatus.IN_SERVICE
+                )
+                self._spawn(
+                    endpoint.name,
+                    self._provision(endpoint.name, config, counts, status, endpoint.failure_reason),
+                )
 
     async def wait_idle(self, name: str | None = None) -> None:
         """Wait until no endpoint (or `name`) is being created, restored or scaled."""
@@ -300,8 +308,9 @@ class EndpointService:
         Raises the loader's error if a variant cannot start (nothing is left running).
         """
         live = self.live_endpoint(name)
-        if live.green is not None:
-            await self.drop_green(name)
+        stale = self.drop_green(name)
+        if stale is not None:
+            await self.stop_fleet(name, stale)
         fleet = await self._start_fleet(name, config, counts)
         live.green = fleet
         live.green_shares = {}
@@ -313,14 +322,17 @@ class EndpointService:
         live.green_shares = dict(green_shares)
         self._publish(self.repo.get_endpoint(name), live)
 
-    async def drop_green(self, name: str) -> None:
-        """All traffic back to blue in one swap, then stop green once its requests finish."""
+    def drop_green(self, name: str) -> Fleet | None:
+        """All traffic back to blue in one table swap; returns green for `stop_fleet`."""
         live = self.live_endpoint(name)
         green = live.green
         live.green, live.green_shares = None, {}
         self._publish(self.repo.get_endpoint(name), live)
-        if green is not None:
-            await self._stop_fleet(name, green, drain=True)
+        return green
+
+    async def stop_fleet(self, name: str, fleet: Fleet) -> None:
+        """Stop a fleet that no longer takes traffic, once its requests are answered."""
+        await self._stop_fleet(name, fleet, drain=True)
 
     async def promote_green(self, name: str, commit: Callable[[], Endpoint]) -> Endpoint:
         """Make green the endpoint's fleet: `commit` records it in the store, then blue stops.
@@ -369,7 +381,12 @@ class EndpointService:
         )
 
     async def _provision(
-        self, name: str, config: EndpointConfig, counts: Mapping[str, int] | None = None
+        self,
+        name: str,
+        config: EndpointConfig,
+        counts: Mapping[str, int] | None = None,
+        status: EndpointStatus = EndpointStatus.IN_SERVICE,
+        failure_reason: str | None = None,
     ) -> None:
         try:
             fleet = await self._start_fleet(name, config, counts)
@@ -383,7 +400,7 @@ class EndpointService:
             return
         live = LiveEndpoint(fleet)
         self.live[name] = live
-        endpoint = self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE)
+        endpoint = self.repo.set_endpoint_status(name, status, failure_reason)
         self._publish(endpoint, live)
         log.info("endpoint %s is in service", name)
 

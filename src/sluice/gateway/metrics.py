@@ -96,6 +96,12 @@ class Metrics:
         self.capture_records = Counter(
             "sluice_capture_records", "Data-capture records", (*VARIANT, "outcome"), registry=r
         )
+        self.webhooks = Counter(
+            "sluice_webhook_notifications",
+            "Webhook notifications by outcome",
+            ("outcome",),
+            registry=r,
+        )
 
     def for_variant(self, endpoint: str, variant: str) -> VariantMetrics:
         labels = (endpoint, variant)
@@ -116,6 +122,27 @@ class Metrics:
     def watch_workers(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
         """Report CPU and memory of worker processes, read when /metrics is scraped."""
         self.registry.register(WorkerUsageCollector(source))
+
+    def watch_alarms(self, source: Callable[[], Iterable[tuple[str, str]]]) -> None:
+        """Report each alarm's state (one series per state, 1 for the current one)."""
+        self.registry.register(AlarmStateCollector(source))
+
+
+ALARM_STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
+
+
+class AlarmStateCollector(Collector):
+    def __init__(self, source: Callable[[], Iterable[tuple[str, str]]]) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "sluice_alarm_state", "1 for the state each alarm is in", labels=("alarm", "state")
+        )
+        for alarm, current in self.source():
+            for state in ALARM_STATES:
+                family.add_metric([alarm, state], 1.0 if state == current else 0.0)
+        yield family
 
 
 class WorkerUsageCollector(Collector):

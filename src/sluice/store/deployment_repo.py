@@ -102,12 +102,13 @@ class DeploymentRepository:
         self,
         deployment_id: int,
         state: e.DeploymentState,
-        message: str,
+        message: str | None,
         reason: str | None = None,
         step_index: int | None = None,
         variant_status: str | None = None,
     ) -> e.Deployment:
-        """Move to `state` with an event; optionally the step and the variants' status."""
+        """Move to `state` (with an event unless `message` is None); optionally the step and
+        the variants' status."""
         now = utcnow()
         with self.db.session() as session:
             row = self._row(session, deployment_id)
@@ -116,7 +117,8 @@ class DeploymentRepository:
                 row.reason = reason
             if step_index is not None:
                 row.step_index = step_index
-            row.events.append(_event(now, "state", message, {"state": state.value}))
+            if message is not None:
+                row.events.append(_event(now, "state", message, {"state": state.value}))
             if variant_status is not None:
                 endpoint = session.get(EndpointRow, row.endpoint_name)
                 for v in endpoint.variants if endpoint else ():

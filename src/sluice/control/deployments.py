@@ -1,0 +1,258 @@
+"""Endpoint updates: start one under a deployment policy, cancel it, list the history.
+
+One update at a time per endpoint. The update runs in a `Controller` task; its state lives
+in the metadata store, so after a restart `recover` settles every update that was running:
+by default it is rolled back (the endpoint comes back on its old config, with the reason
+recorded); with `deployment_restart_policy = "resume"` the current step starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from sluice.control.alarms import AlarmService
+from sluice.control.controller import Controller, Progress
+from sluice.control.endpoints import EndpointService
+from sluice.control.policies import DeploymentConfig, Step, plan
+from sluice.entities import Alarm, Deployment, DeploymentState, Endpoint, EndpointStatus
+from sluice.errors import InvalidState, NotFound, ValidationError
+from sluice.gateway.fleet_stats import Window
+from sluice.store.deployment_repo import DeploymentRepository
+
+log = logging.getLogger(__name__)
+
+RestartPolicy = Literal["rollback", "resume"]
+
+
+@dataclass(frozen=True)
+class FleetView:
+    role: str
+    config: str
+    variant: str
+    share: float | None
+    window: Window
+
+
+@dataclass(frozen=True)
+class LiveView:
+    endpoint: Endpoint
+    deployment: Deployment | None
+    progress: Progress | None
+    fleets: list[FleetView]
+    alarms: list[Alarm]
+
+
+class DeploymentService:
+    def __init__(
+        self,
+        repo: DeploymentRepository,
+        endpoints: EndpointService,
+        alarms: AlarmService,
+        restart_policy: RestartPolicy = "rollback",
+    ) -> None:
+        self.repo = repo
+        self.endpoints = endpoints
+        self.alarms = alarms
+        self.restart_policy = restart_policy
+        self.controllers: dict[str, Controller] = {}
+        endpoints.on_delete.append(self._endpoint_deleted)
+
+    async def update_endpoint(
+        self, name: str, config_name: str, policy: DeploymentConfig | None = None
+    ) -> Deployment:
+        """Start moving `name` to `config_name` under `policy` (None: all at once, no bake)."""
+        policy = policy or DeploymentConfig.model_validate({})
+        endpoint = self.endpoints.get_endpoint(name)
+        try:
+            green = self.endpoints.get_endpoint_config(config_name)
+        except NotFound:
+            raise ValidationError(
+                f"endpoint config {config_name!r} does not exist", field="EndpointConfigName"
+            ) from None
+        if name in self.controllers:
+            raise InvalidState(
+                f"endpoint {name!r} is already being updated (deployment "
+                f"{self.controllers[name].id}); wait for it to finish or cancel it",
+                field="EndpointName",
+            )
+        if endpoint.status is not EndpointStatus.IN_SERVICE:
+            raise InvalidState(
+                f"endpoint {name!r} is {endpoint.status.value}, not InService",
+                field="EndpointName",
+            )
+        if config_name == endpoint.config_name:
+            raise ValidationError(
+                f"endpoint {name!r} already runs endpoint config {config_name!r}; "
+                "create a new endpoint config to update to",
+                field="EndpointConfigName",
+            )
+        blue = self.endpoints.live_endpoint(name).blue.config
+        steps = plan(policy, blue, green)
+        self.alarms.validate_watch(policy.alarm_names, name)
+        deployment = self.repo.start(
+            name, config_name, policy.document(), [s.to_dict() for s in steps]
+        )
+        self._launch(
+            Controller(
+                deployment, policy, steps, blue, green, self.repo, self.endpoints, self.alarms
+            )
+        )
+        return deployment
+
+    def cancel(self, name: str) -> Deployment:
+        """Roll back the endpoint's running update."""
+        controller = self.controllers.get(name)
+        if controller is None:
+            self.endpoints.get_endpoint(name)
+            raise InvalidState(f"endpoint {name!r} has no update running", field="EndpointName")
+        controller.abort("cancelled by the user")
+        return self.repo.get(controller.id)
+
+    def get(self, deployment_id: int) -> Deployment:
+        return self.repo.get(deployment_id)
+
+    def history(self, endpoint: str | None = None, details: bool = False) -> list[Deployment]:
+        if endpoint is not None:
+            self.endpoints.get_endpoint(endpoint)
+        return self.repo.find(endpoint, details)
+
+    def live_view(self, name: str) -> LiveView:
+        """The endpoint as it serves now: its update's step, each fleet's figures, alarms.
+
+        A fleet's figures cover the current step of a running update, else the fleet's life.
+        """
+        endpoint = self.endpoints.get_endpoint(name)
+        controller = self.controllers.get(name)
+        progress = controller.progress if controller else None
+        baseline = progress.baseline if progress else {}
+        fleets: list[FleetView] = []
+        live = self.endpoints.live.get(name)
+        for fleet in live.fleets if live else ():
+            green = live is not None and fleet is live.green
+            for variant, handle in fleet.production.items():
+                window = handle.stats.snapshot() - baseline.get(
+                    (fleet.config.name, variant), Window()
+                )
+                share = live.green_shares.get(variant, 0.0) if live and live.green else None
+                fleets.append(
+                    FleetView(
+                        "green" if green else "blue",
+                        fleet.config.name,
+                        variant,
+                        None if share is None else (share if green else 1.0 - share),
+                        window,
+                    )
+                )
+        watched = set(controller.policy.alarm_names) if controller else set()
+        alarms = [a for a in self.alarms.find() if a.endpoint == name or a.name in watched]
+        deployment = self.repo.get(controller.id) if controller else None
+        return LiveView(endpoint, deployment, progress, fleets, alarms)
+
+    async def wait(self, endpoint: str) -> None:
+        """Until the endpoint's running update (if any) has finished."""
+        controller = self.controllers.get(endpoint)
+        if controller is not None:
+            await controller.done.wait()
+
+    async def recover(self) -> None:
+        """After a restart: settle every update that was running, then restore endpoints."""
+        resuming: list[Deployment] = []
+        for deployment in self.repo.active():
+            if (
+                self.restart_policy == "resume"
+                and deployment.state is not DeploymentState.ROLLING_BACK
+            ):
+                resuming.append(deployment)
+                continue
+            where = (
+                f"at step {deployment.step_index + 1} of {len(deployment.plan)}"
+                if deployment.step_index >= 0
+                else "while the green fleet was starting"
+            )
+            reason = (
+                f"the server restarted during the update ({where}); it was rolled back and the "
+                f"endpoint serves {deployment.from_config} again"
+            )
+            self.repo.finish(
+                deployment.id, DeploymentState.ROLLED_BACK, reason, EndpointStatus.SYSTEM_UPDATING
+            )
+            log.warning("deployment %s of %s: %s", deployment.id, deployment.endpoint, reason)
+        await self.endpoints.restore(updating={d.endpoint for d in resuming})
+        for deployment in resuming:
+            asyncio.create_task(self._resume(deployment), name=f"resume {deployment.id}")
+
+    async def _resume(self, deployment: Deployment) -> None:
+        name = deployment.endpoint
+        await self.endpoints.wait_idle(name)
+        try:
+            endpoint = self.endpoints.get_endpoint(name)
+            policy = DeploymentConfig.model_validate(deployment.policy)
+            blue = self.endpoints.get_endpoint_config(deployment.from_config)
+            green = self.endpoints.get_endpoint_config(deployment.to_config)
+        except Exception as exc:  # noqa: BLE001 - cannot resume: the old config stays
+            self.repo.finish(
+                deployment.id,
+                DeploymentState.ROLLED_BACK,
+                f"the server restarted and the update could not resume ({exc}); rolled back",
+                EndpointStatus.IN_SERVICE,
+            )
+            return
+        if endpoint.status is not EndpointStatus.UPDATING:
+            self.repo.finish(
+                deployment.id,
+                DeploymentState.ROLLED_BACK,
+                f"the server restarted and the endpoint came back {endpoint.status.value}; "
+                "the update was abandoned",
+                endpoint.status,
+            )
+            return
+        first = max(0, deployment.step_index)
+        self.repo.event(
+            deployment.id,
+            "state",
+            f"the server restarted; resuming at step {first + 1} (its bake starts over)",
+        )
+        steps = [Step.from_dict(s) for s in deployment.plan]
+        self._launch(
+            Controller(
+                deployment,
+                policy,
+                steps,
+                blue,
+                green,
+                self.repo,
+                self.endpoints,
+                self.alarms,
+                first_step=first,
+            )
+        )
+
+    async def close(self) -> None:
+        """Stop controllers; their updates are settled by `recover` at the next start."""
+        tasks = [c.task for c in self.controllers.values() if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _launch(self, controller: Controller) -> None:
+        self.controllers[controller.endpoint] = controller
+        controller.start()
+        assert controller.task is not None
+        controller.task.add_done_callback(
+            lambda _: (
+                self.controllers.pop(controller.endpoint, None)
+                if self.controllers.get(controller.endpoint) is controller
+                else None
+            )
+        )
+
+    async def _endpoint_deleted(self, name: str) -> None:
+        controller = self.controllers.pop(name, None)
+        if controller is not None and controller.task is not None:
+            controller.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await controller.task
