@@ -71,3 +71,90 @@ def metric(url: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+@dataclass
+class Timed:
+    at: float
+    status: int
+    config: str
+    body: bytes
+
+
+class Load:
+    """Continuous requests from a thread (its own event loop) until `stop()`; every reply kept.
+
+    `bodies` are sent round-robin by `concurrency` workers; each reply records when it
+    arrived, its status and the endpoint config of the fleet that answered.
+    """
+
+    def __init__(
+        self, url: str, endpoint: str, bodies: Sequence[bytes], concurrency: int = 8
+    ) -> None:
+        import threading
+
+        self.url, self.endpoint, self.bodies = url, endpoint, bodies
+        self.concurrency = concurrency
+        self.replies: list[Timed] = []
+        self.running = True
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[Timed]:
+        self.running = False
+        self.thread.join(60)
+        return self.replies
+
+    async def _run(self) -> None:
+        import itertools
+        import time
+
+        counter = itertools.count()
+        async with httpx.AsyncClient(base_url=self.url, timeout=60) as http:
+
+            async def worker() -> None:
+                while self.running:
+                    body = self.bodies[next(counter) % len(self.bodies)]
+                    try:
+                        r = await http.post(
+                            f"/endpoints/{self.endpoint}/invocations",
+                            content=body,
+                            headers={"Content-Type": "application/json"},
+                        )
+                        reply = Timed(
+                            time.time(),
+                            r.status_code,
+                            r.headers.get("x-sluice-endpoint-config", ""),
+                            r.content,
+                        )
+                    except httpx.HTTPError as exc:
+                        reply = Timed(time.time(), 0, "", str(exc).encode())
+                    self.replies.append(reply)
+
+            await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+
+    def between(self, start: float, end: float) -> list[Timed]:
+        return [r for r in self.replies if start <= r.at < end]
+
+    def failed(self) -> list[Timed]:
+        return [r for r in self.replies if r.status != 200]
+
+
+def canary(percent: int, wait: int, **extra: object) -> dict[str, object]:
+    """A DeploymentConfig document: a CAPACITY_PERCENT canary."""
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": wait,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": percent},
+            },
+            **extra,
+        }
+    }

@@ -163,7 +163,11 @@ class WorkerUsageCollector(Collector):
             labels=VARIANT,
         )
         live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes", labels=VARIANT)
+        # During an update a variant has two fleets: their processes add up in one series.
+        pids_by_variant: dict[tuple[str, str], list[int]] = {}
         for endpoint, variant, pids in self.source():
+            pids_by_variant.setdefault((endpoint, variant), []).extend(pids)
+        for (endpoint, variant), pids in pids_by_variant.items():
             seconds = memory = 0.0
             for pid in pids:
                 try:
