@@ -101,3 +101,114 @@ def test_a_whole_session_from_the_command_line(
     )
     result = run(cli, base + ["endpoints", "delete", "digits"])
     assert result.exit_code == 0
+
+
+def test_policy_flags_become_a_deployment_config() -> None:
+    from sluice.cli.deploy import deployment_config
+
+    doc = deployment_config(
+        "10%", None, False, None, None, "5m", "30s", "1h", ("a", "b"), True, 0.01, 0.2
+    )
+    assert doc == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 300,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+            },
+            "TerminationWaitInSeconds": 30,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "a"}, {"AlarmName": "b"}]},
+        "ComparativeGuard": {"ErrorRateMargin": 0.01, "LatencyMargin": 0.2},
+    }
+    rolling = deployment_config(None, None, False, "1", "2", "10s", "0s", None, (), False, 0, 0)
+    assert rolling == {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            "WaitIntervalInSeconds": 10,
+            "RollbackMaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+        }
+    }
+    assert (
+        deployment_config(None, None, False, None, None, "0s", "0s", None, (), False, 0, 0) is None
+    )
+    result = CliRunner().invoke(
+        cli, ["endpoints", "update", "e", "--config", "c", "--canary", "10%", "--linear", "20%"]
+    )
+    assert result.exit_code == 2 and "choose one of --canary, --linear" in result.output
+    result = CliRunner().invoke(
+        cli, ["endpoints", "update", "e", "--config", "c", "--canary", "ten", "--wait", "1s"]
+    )
+    assert result.exit_code == 2 and "percentage (10%) or an instance count" in result.output
+
+
+@pytest.mark.slow
+def test_a_guarded_update_from_the_command_line(
+    server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    run = CliRunner().invoke
+    base = ["--url", server.url]
+    for name in ("logreg", "tree"):
+        assert (
+            run(
+                cli, [*base, "models", "create", name, "--artifact", str(artifacts[name])]
+            ).exit_code
+            == 0
+        )
+    for config, model in (("v1", "logreg"), ("v2", "tree")):
+        variant = f"name=A,model={model}"
+        assert (
+            run(cli, [*base, "endpoint-configs", "create", config, "--variant", variant]).exit_code
+            == 0
+        )
+    assert run(cli, [*base, "endpoints", "create", "ep", "--config", "v1"]).exit_code == 0
+    result = run(
+        cli,
+        [
+            *base,
+            "alarms",
+            "put",
+            "ep-5xx",
+            "--endpoint",
+            "ep",
+            "--metric",
+            "Invocation5XXErrors",
+            "--threshold",
+            "0.01",
+            "--period",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        cli,
+        [
+            *base,
+            "endpoints",
+            "update",
+            "ep",
+            "--config",
+            "v2",
+            "--canary",
+            "50%",
+            "--wait",
+            "1s",
+            "--alarm",
+            "ep-5xx",
+            "--guard",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Completed" in result.output
+    history = run(cli, [*base, "endpoints", "history", "ep"])
+    assert history.exit_code == 0 and "v1 -> v2" in history.output and "CANARY" in history.output
+    steps = run(cli, [*base, "endpoints", "deployment", "1"])
+    assert steps.exit_code == 0 and "canary 50 %" in steps.output and "passed" in steps.output
+    frame = run(cli, [*base, "endpoints", "watch", "ep", "--once"])
+    assert frame.exit_code == 0 and "InService" in frame.output and "ep-5xx" in frame.output
+    alarms = run(cli, [*base, "alarms", "list"])
+    assert alarms.exit_code == 0 and "ep-5xx" in alarms.output
+    assert run(cli, [*base, "alarms", "history", "ep-5xx"]).exit_code == 0
+    refused = run(cli, [*base, "endpoints", "update", "ep", "--config", "v2"])
+    assert refused.exit_code == 1 and "already runs endpoint config 'v2'" in refused.output

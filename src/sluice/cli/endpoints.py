@@ -204,16 +204,37 @@ def describe_endpoint(ctx: click.Context, name: str) -> None:
 
 @endpoints.command("update-weights")
 @click.argument("name")
-@click.argument("weights", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
+@click.argument("weights", nargs=-1, metavar="[VARIANT=WEIGHT]...")
+@click.option(
+    "--instances",
+    "instances",
+    multiple=True,
+    metavar="VARIANT=COUNT",
+    help="New instance count of a variant (repeat); reached in the background.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until new instance counts are reached.",
+)
 @click.pass_context
-def update_weights(ctx: click.Context, name: str, weights: tuple[str, ...]) -> None:
-    """Change production weights live, e.g. `A=0.9 B=0.1`."""
+def update_weights(
+    ctx: click.Context, name: str, weights: tuple[str, ...], instances: tuple[str, ...], wait: bool
+) -> None:
+    """Change weights and instance counts live, e.g. `A=0.9 B=0.1 --instances A=3`."""
+    if not weights and not instances:
+        raise click.UsageError("give VARIANT=WEIGHT pairs, --instances VARIANT=COUNT, or both")
     try:
         parsed = {k: float(v) for k, v in parse_assignments(weights, "WEIGHTS").items()}
+        counts = {k: int(v) for k, v in parse_assignments(instances, "--instances").items()}
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="WEIGHTS") from exc
     with client(ctx) as c:
-        show_json(c.update_weights(name, parsed))
+        endpoint = c.update_weights(name, parsed, counts)
+        if counts and wait:
+            endpoint = c.wait_for_endpoint(name)
+        show_json(endpoint)
 
 
 @endpoints.command("delete")
@@ -264,3 +285,7 @@ def invoke(
         )
     click.echo(f"variant: {answer.variant}", err=True)
     sys.stdout.buffer.write(answer.body + (b"" if answer.body.endswith(b"\n") else b"\n"))
+
+
+# Guarded updates live in their own module; importing it adds them to `sluice endpoints`.
+from sluice.cli import deploy  # noqa: E402, F401

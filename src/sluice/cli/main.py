@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "endpoint-configs": "sluice.cli.endpoints:endpoint_configs",
     "endpoints": "sluice.cli.endpoints:endpoints",
     "invoke": "sluice.cli.endpoints:invoke",
+    "alarms": "sluice.cli.alarms:alarms",
 }
 
 
