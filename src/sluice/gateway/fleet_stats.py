@@ -22,7 +22,7 @@ OK, CLIENT_ERROR, SERVER_ERROR = 0, 4, 5
 
 
 def bin_of(seconds: float) -> int:
-    return int(math.log(seconds if seconds > SMALLEST_S else SMALLEST_S) * BINS_PER_E)
+    return math.floor(math.log(seconds if seconds > SMALLEST_S else SMALLEST_S) * BINS_PER_E)
 
 
 def bin_value(index: int) -> float:
