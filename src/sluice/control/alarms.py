@@ -361,14 +361,15 @@ class AlarmService:
                 )
         return alarms
 
-    def unwatch(self, names: Sequence[str], endpoint: str, listener: Listener) -> None:
-        """Stop calling `listener`; alarms go back to the whole endpoint, starting afresh."""
+    def unwatch(self, names: Sequence[str], deployment_id: int, listener: Listener) -> None:
+        """Stop calling `listener`; alarms this deployment scoped to its green fleet go back
+        to the whole endpoint, starting afresh."""
         for name in names:
             listeners = self.listeners.get(name, [])
             if listener in listeners:
                 listeners.remove(listener)
             evaluation = self.evaluations.get(name)
-            if evaluation is not None and evaluation.scope.config is not None:
+            if evaluation is not None and evaluation.scope.deployment_id == deployment_id:
                 with contextlib.suppress(NotFound):
                     alarm = self.repo.get(name)
                     self._begin(alarm, Scope(), "evaluation back on the whole endpoint")

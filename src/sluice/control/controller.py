@@ -28,6 +28,7 @@ from sluice.entities import (
     AlarmTransition,
     Deployment,
     DeploymentState,
+    Endpoint,
     EndpointConfig,
     EndpointStatus,
 )
@@ -89,6 +90,8 @@ class Controller:
         self.check_alpha = guard.alpha / max(1, looks) / GUARD_CHECKS if guard else 0.0
         self.task: asyncio.Task[None] | None = None
         self.done = asyncio.Event()
+        self.settled = False
+        """The store records the deployment as finished (old fleets may still be stopping)."""
 
     # -- control from outside
 
@@ -127,7 +130,7 @@ class Controller:
             self.abort(f"internal error: {type(exc).__name__}: {exc}")
             await self._rollback()
         finally:
-            self.alarms.unwatch(names, self.endpoint, self.on_alarm)
+            self._release()
             self.done.set()
 
     async def _run(self) -> None:
@@ -320,6 +323,14 @@ class Controller:
 
     # -- endings
 
+    def _settle(self) -> None:
+        """The store says finished: another update may start, the alarms are released."""
+        self.settled = True
+        self._release()
+
+    def _release(self) -> None:
+        self.alarms.unwatch(self.policy.alarm_names, self.id, self.on_alarm)
+
     async def _rollback(self) -> None:
         reason = self.abort_reason or "rolled back"
         self.repo.set_state(
@@ -358,8 +369,11 @@ class Controller:
                 failure,
                 EndpointStatus.UPDATE_ROLLBACK_FAILED,
             )
-            return
-        self.repo.finish(self.id, DeploymentState.ROLLED_BACK, reason, EndpointStatus.IN_SERVICE)
+        else:
+            self.repo.finish(
+                self.id, DeploymentState.ROLLED_BACK, reason, EndpointStatus.IN_SERVICE
+            )
+        self._settle()
 
     async def _restore_blue_capacity(self) -> None:
         """Rolling updates: bring blue back in rollback batches while green shrinks."""
@@ -382,13 +396,16 @@ class Controller:
 
     async def _complete(self) -> None:
         variants = endpoint_variants(self.green, "InService")
-        await self.endpoints.promote_green(
-            self.endpoint,
-            lambda: self.repo.finish(
+
+        def commit() -> Endpoint:
+            endpoint = self.repo.finish(
                 self.id,
                 DeploymentState.COMPLETED,
                 f"completed: {self.endpoint} serves {self.green.name}",
                 EndpointStatus.IN_SERVICE,
                 variants,
-            ),
-        )
+            )
+            self._settle()
+            return endpoint
+
+        await self.endpoints.promote_green(self.endpoint, commit)

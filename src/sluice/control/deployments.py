@@ -73,7 +73,8 @@ class DeploymentService:
             raise ValidationError(
                 f"endpoint config {config_name!r} does not exist", field="EndpointConfigName"
             ) from None
-        if name in self.controllers:
+        running = self.controllers.get(name)
+        if running is not None and not running.settled:
             raise InvalidState(
                 f"endpoint {name!r} is already being updated (deployment "
                 f"{self.controllers[name].id}); wait for it to finish or cancel it",
@@ -106,7 +107,7 @@ class DeploymentService:
     def cancel(self, name: str) -> Deployment:
         """Roll back the endpoint's running update."""
         controller = self.controllers.get(name)
-        if controller is None:
+        if controller is None or controller.settled:
             self.endpoints.get_endpoint(name)
             raise InvalidState(f"endpoint {name!r} has no update running", field="EndpointName")
         controller.abort("cancelled by the user")
