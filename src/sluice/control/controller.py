@@ -64,7 +64,6 @@ class Controller:
         alarms: AlarmService,
         first_step: int = 0,
     ) -> None:
-        self.deployment = deployment
         self.id = deployment.id
         self.endpoint = deployment.endpoint
         self.policy = policy

@@ -201,11 +201,8 @@ class EndpointService:
             )
         if weights:
             endpoint = self._publish(self.repo.set_weights(name, weights), live)
-        changed = {
-            v: n
-            for v, n in instances.items()
-            if endpoint.variant(v).current_instance_count != n  # type: ignore[union-attr]
-        }
+        running = {v.name: v.current_instance_count for v in endpoint.variants}
+        changed = {v: n for v, n in instances.items() if running[v] != n}
         if changed:
             endpoint = self.repo.set_desired_instances(name, changed)
             self._spawn(name, self._scale(name, live, changed), "scale")
@@ -213,9 +210,7 @@ class EndpointService:
 
     async def _scale(self, name: str, live: LiveEndpoint, counts: Mapping[str, int]) -> None:
         try:
-            await asyncio.gather(
-                *(live.blue.variants[v].instances.scale(n) for v, n in counts.items())
-            )
+            await self.scale_fleet(name, False, counts)
         except Exception as exc:  # noqa: BLE001 - a failed scale-up keeps the old capacity
             reason = _reason(exc)
             log.error("scaling endpoint %s failed: %s", name, reason)

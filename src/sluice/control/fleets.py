@@ -8,7 +8,6 @@ share of the current step. The route table is a pure function of that state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,8 +128,3 @@ def capture_target(capture: DataCapture | None, default_root: Path) -> CaptureTa
     return CaptureTarget(
         root, capture.sampling_percentage, capture.capture_input, capture.capture_output
     )
-
-
-def shares(value: float, variants: Mapping[str, object]) -> dict[str, float]:
-    """The same green share for every variant."""
-    return dict.fromkeys(variants, value)

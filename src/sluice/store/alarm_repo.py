@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sluice import entities as e
 from sluice.errors import NotFound
@@ -113,9 +114,8 @@ class AlarmRepository:
             return [r.to_entity() for r in session.scalars(stmt)]
 
     @staticmethod
-    def _row(session: object, name: str) -> AlarmRow:
-        row = session.get(AlarmRow, name)  # type: ignore[attr-defined]
+    def _row(session: Session, name: str) -> AlarmRow:
+        row = session.get(AlarmRow, name)
         if row is None:
             raise NotFound(f"alarm {name!r} does not exist", field="AlarmName")
-        assert isinstance(row, AlarmRow)
         return row
