@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from sluice.control.alarms import CustomMetrics, custom_datapoint, datapoint, decide, validate
+from sluice.control.alarms import (
+    CustomMetrics,
+    MetricPoint,
+    custom_datapoint,
+    datapoint,
+    decide,
+    validate,
+)
 from sluice.control.webhooks import Notifier
 from sluice.entities import Alarm, AlarmState
 from sluice.errors import ValidationError
@@ -79,17 +86,31 @@ def test_definitions_are_validated_field_by_field() -> None:
 def test_custom_metrics_by_window_and_dimensions() -> None:
     metrics = CustomMetrics()
     now = time.time()
-    metrics.put("revenue", 5.0, "ep", "A", now - 5)
-    metrics.put("revenue", 7.0, "ep", "B", now - 5)
-    metrics.put("revenue", 100.0, "ep", "A", now - 50)
+    metrics.put(
+        [
+            MetricPoint("revenue", 5.0, "ep", "A", now - 5),
+            MetricPoint("revenue", 7.0, "ep", "B", now - 5),
+            MetricPoint("revenue", 100.0, "ep", "A", now - 50),
+        ]
+    )
     alarm = _alarm(metric="revenue", statistic="Sum", variant="A")
     assert custom_datapoint("Sum", metrics.values(alarm, now - 10, now)) == 5.0
     everything = _alarm(metric="revenue", statistic="Sum", endpoint=None)
     assert custom_datapoint("Sum", metrics.values(everything, now - 60, now)) == 112.0
     with pytest.raises(ValidationError, match="built-in"):
-        metrics.put("ModelLatency", 1.0)
-    with pytest.raises(ValidationError, match="finite"):
-        metrics.put("revenue", float("nan"))
+        metrics.put([MetricPoint("ModelLatency", 1.0)])
+    with pytest.raises(ValidationError, match="finite") as bad:
+        metrics.put([MetricPoint("revenue", float("nan"))])
+    assert bad.value.field == "value"
+
+
+def test_a_bad_point_stores_none_of_its_batch() -> None:
+    metrics = CustomMetrics()
+    now = time.time()
+    with pytest.raises(ValidationError, match="within the last day") as bad:
+        metrics.put([MetricPoint("revenue", 1.0), MetricPoint("revenue", 2.0, at=now - 2 * 86400)])
+    assert bad.value.field == "metrics[1].timestamp"
+    assert not metrics.series
 
 
 def test_webhook_retries_until_delivered() -> None:

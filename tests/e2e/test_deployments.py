@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import time
@@ -298,6 +299,97 @@ def test_rolling_update_keeps_capacity_and_drops_nothing(
         assert metric(server.url, "sluice_worker_processes", endpoint="ep") == 4
 
 
+ROLLING_30S: dict[str, Any] = {
+    "RollingUpdatePolicy": {
+        "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+        "RollbackMaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+        "WaitIntervalInSeconds": 30,
+    }
+}
+
+
+def test_rolling_rollback_brings_blue_back_batch_by_batch(
+    server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    with Client(server.url) as client:
+        _setup(client, artifacts, {"v1": "logreg", "v2": "tree"}, instances=4)
+        seen: list[float] = []
+        with Load(server.url, "ep", digit_rows(50)) as load:
+            policy = copy.deepcopy(ROLLING_30S)
+            policy["RollingUpdatePolicy"]["MaximumBatchSize"]["Value"] = 2
+            started = client.update_endpoint("ep", "v2", policy)
+            _wait_state(client, started.id, "Baking", step=0)  # blue 2, green 2
+            client.cancel_update("ep")
+            while client.get_deployment(started.id).finished_at is None:
+                seen.append(metric(server.url, "sluice_worker_processes", endpoint="ep"))
+                time.sleep(0.05)
+            finished = client.get_deployment(started.id)
+            time.sleep(0.3)
+        assert finished.state == "RolledBack" and finished.reason == "cancelled by the user"
+        batches = [e for e in finished.events if e.message.startswith("rollback batch")]
+        # One blue instance back, one green gone, twice; never more than one extra instance.
+        assert [e.data["counts"]["A"] for e in batches] == [[3, 1], [4, 0]]
+        assert seen and min(seen) >= 4 and max(seen) <= 5
+        assert not load.failed()
+        endpoint = client.get_endpoint("ep")
+        assert (endpoint.status, endpoint.config) == ("InService", "v1")
+        assert endpoint.variants[0].current_instance_count == 4
+        assert metric(server.url, "sluice_worker_processes", endpoint="ep") == 4
+        assert {r.config for r in load.replies[-20:]} == {"v1"}
+
+
+def test_failed_rollback_leaves_the_endpoint_serving_and_a_retry_recovers(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "blue-artifact-broken"
+    fragile = models.write_handler(
+        tmp_path / "fragile",
+        """
+        import os, joblib
+
+        def model_fn(model_dir):
+            if os.path.exists(os.environ["BROKEN_MARKER"]):
+                raise RuntimeError("the model artifact is unreadable")
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+        """,
+    )
+    with Client(server.url) as client:
+        client.create_model("fragile", str(fragile), environment={"BROKEN_MARKER": str(broken)})
+        _setup(client, artifacts, {"v1": "fragile", "v2": "tree"}, instances=2)
+        with Load(server.url, "ep", digit_rows(50)) as load:
+            started = client.update_endpoint("ep", "v2", ROLLING_30S)
+            _wait_state(client, started.id, "Baking", step=0)  # blue 1, green 1
+            broken.touch()  # blue can no longer start new instances
+            client.cancel_update("ep")
+            failed = client.wait_for_deployment(started.id, 30)
+            assert failed.state == "RollbackFailed"
+            assert failed.reason is not None
+            assert failed.reason.startswith("cancelled by the user; the rollback failed too")
+            assert "the model artifact is unreadable" in failed.reason
+            endpoint = client.get_endpoint("ep")
+            assert endpoint.status == "UpdateRollbackFailed"
+            assert endpoint.failure_reason == failed.reason
+            # Still serving, from both configs; nothing else is accepted meanwhile.
+            time.sleep(0.5)
+            assert {r.config for r in load.replies[-40:]} == {"v1", "v2"}
+            with pytest.raises(SluiceError, match="UpdateRollbackFailed, not InService"):
+                client.update_endpoint("ep", "v2")
+            # Fixed: a cancel retries the rollback.
+            broken.unlink()
+            retried = client.cancel_update("ep")
+            assert retried.id == started.id and retried.state == "RollingBack"
+            finished = client.wait_for_deployment(started.id, 30)
+            time.sleep(0.3)
+        assert finished.state == "RolledBack", finished.reason
+        assert finished.reason == "cancelled by the user"
+        assert any(e.message == "rollback retried by the user" for e in finished.events)
+        assert not load.failed()
+        endpoint = client.get_endpoint("ep")
+        assert (endpoint.status, endpoint.config) == ("InService", "v1")
+        assert metric(server.url, "sluice_worker_processes", endpoint="ep") == 2
+        assert {r.config for r in load.replies[-20:]} == {"v1"}
+
+
 def test_sigkill_mid_update_rolls_back_on_restart(
     tmp_path: Path, artifacts: dict[str, Path]
 ) -> None:
@@ -373,10 +465,16 @@ def test_live_capacity_change_drops_nothing(
         assert len(load.replies) > 200 and not load.failed()
 
 
-def _wait_state(client: Client, deployment_id: int, state: str, timeout: float = 30) -> None:
+def _wait_state(
+    client: Client, deployment_id: int, state: str, timeout: float = 30, step: int | None = None
+) -> None:
+    """Until the deployment is in `state` (at step index `step`, when given)."""
     deadline = time.monotonic() + timeout
-    while client.get_deployment(deployment_id).state != state:
-        assert time.monotonic() < deadline, client.get_deployment(deployment_id)
+    while True:
+        current = client.get_deployment(deployment_id)
+        if current.state == state and step in (None, current.step_index):
+            return
+        assert time.monotonic() < deadline, current
         time.sleep(0.05)
 
 

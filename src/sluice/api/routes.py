@@ -27,7 +27,7 @@ from sluice.api.schemas import (
     UpdateEndpointIn,
     WeightsUpdate,
 )
-from sluice.control.alarms import AlarmService
+from sluice.control.alarms import AlarmService, MetricPoint
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.errors import SluiceError
@@ -118,8 +118,10 @@ def build_api(
         return [DeploymentOut.of(d) for d in deployments.history(name, details=True)]
 
     @router.post("/endpoints/{name}/cancel-update", tags=["deployments"])
-    def cancel_update(name: str) -> DeploymentOut:
-        """Roll back the endpoint's running update."""
+    async def cancel_update(name: str) -> DeploymentOut:
+        """Roll back the endpoint's running update, or retry a rollback that failed.
+
+        On the event loop: it wakes the deployment's controller."""
         return DeploymentOut.of(deployments.cancel(name))
 
     @router.get("/endpoints/{name}/live", tags=["deployments"])
@@ -178,8 +180,9 @@ def build_api(
     @router.post("/metrics", status_code=204, tags=["alarms"])
     def put_metrics(body: MetricsIn) -> Response:
         """Push values of custom metrics, for alarms to watch."""
-        for m in body.metrics:
-            alarms.put_metric(m.name, m.value, m.endpoint, m.variant, m.timestamp)
+        alarms.put_metrics(
+            [MetricPoint(m.name, m.value, m.endpoint, m.variant, m.timestamp) for m in body.metrics]
+        )
         return Response(status_code=204)
 
     @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])

@@ -283,7 +283,8 @@ def deployment(ctx: click.Context, deployment_id: int, as_json: bool) -> None:
 @click.argument("name")
 @click.pass_context
 def cancel_update(ctx: click.Context, name: str) -> None:
-    """Roll back the endpoint's running update."""
+    """Roll back the endpoint's running update (on an UpdateRollbackFailed endpoint: retry
+    the rollback)."""
     with client(ctx) as c:
         record = c.cancel_update(name)
         finished = c.wait_for_deployment(record.id, 600)

@@ -174,38 +174,52 @@ def decide(
     )
 
 
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value of a custom metric, as pushed through the API."""
+
+    name: str
+    value: float
+    endpoint: str | None = None
+    variant: str | None = None
+    at: float | None = None
+    """Epoch seconds; None: now."""
+
+
+def _check_point(point: MetricPoint, now: float, where: str) -> None:
+    if point.name in BUILTIN:
+        raise ValidationError(
+            f"{point.name} is a built-in metric; pick another name", field=f"{where}name"
+        )
+    if not _METRIC_NAME.fullmatch(point.name):
+        raise ValidationError(f"metric name {point.name!r} is not valid", field=f"{where}name")
+    if not math.isfinite(point.value):
+        raise ValidationError("a metric value must be a finite number", field=f"{where}value")
+    if point.at is not None and not now - CUSTOM_RETENTION_S <= point.at <= now + 300:
+        raise ValidationError(
+            "timestamp must be within the last day (and at most 5 minutes ahead)",
+            field=f"{where}timestamp",
+        )
+
+
 class CustomMetrics:
     """Values pushed through the API, kept in memory for a day (or 100,000 per series)."""
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str | None, str | None], deque[tuple[float, float]]] = {}
 
-    def put(
-        self,
-        name: str,
-        value: float,
-        endpoint: str | None = None,
-        variant: str | None = None,
-        at: float | None = None,
-    ) -> None:
-        if name in BUILTIN:
-            raise ValidationError(f"{name} is a built-in metric; pick another name", field="name")
-        if not _METRIC_NAME.fullmatch(name):
-            raise ValidationError(f"metric name {name!r} is not valid", field="name")
-        if not math.isfinite(value):
-            raise ValidationError("a metric value must be a finite number", field="value")
+    def put(self, points: Sequence[MetricPoint]) -> None:
+        """Store every point, or none of them if one is not valid (the error names it)."""
         now = time.time()
-        at = now if at is None else at
-        if not now - CUSTOM_RETENTION_S <= at <= now + 300:
-            raise ValidationError(
-                "timestamp must be within the last day (and at most 5 minutes ahead)",
-                field="timestamp",
-            )
-        key = (name, endpoint, variant)
-        series = self.series.setdefault(key, deque(maxlen=CUSTOM_MAX_POINTS))
-        series.append((at, value))
-        while series and series[0][0] < now - CUSTOM_RETENTION_S:
-            series.popleft()
+        many = len(points) > 1
+        for i, point in enumerate(points):
+            _check_point(point, now, f"metrics[{i}]." if many else "")
+        for point in points:
+            key = (point.name, point.endpoint, point.variant)
+            series = self.series.setdefault(key, deque(maxlen=CUSTOM_MAX_POINTS))
+            series.append((now if point.at is None else point.at, point.value))
+            while series and series[0][0] < now - CUSTOM_RETENTION_S:
+                series.popleft()
 
     def values(self, alarm: Alarm, start: float, end: float) -> list[float]:
         out: list[float] = []
@@ -328,15 +342,9 @@ class AlarmService:
             raise NotFound(f"alarm {name!r} does not exist", field="AlarmName")
         return list(evaluation.points)
 
-    def put_metric(
-        self,
-        name: str,
-        value: float,
-        endpoint: str | None = None,
-        variant: str | None = None,
-        at: float | None = None,
-    ) -> None:
-        self.custom.put(name, value, endpoint, variant, at)
+    def put_metrics(self, points: Sequence[MetricPoint]) -> None:
+        """Custom metric values for alarms to watch: all stored, or none if one is bad."""
+        self.custom.put(points)
 
     # -- deployments
 

@@ -38,6 +38,7 @@ from sluice.store.deployment_repo import DeploymentRepository
 
 log = logging.getLogger(__name__)
 GUARD_CHECKS = 3
+ROLLBACK_FAILED_TOO = "; the rollback failed too: "
 
 
 @dataclass
@@ -96,6 +97,17 @@ class Controller:
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name=f"deployment {self.id}")
+
+    def retry_rollback(self, failure: str) -> None:
+        """Run a failed rollback again (its cause fixed); `failure` is the recorded reason."""
+        self.abort_reason = failure.split(ROLLBACK_FAILED_TOO)[0]
+        self.task = asyncio.create_task(self._retry(), name=f"rollback {self.id}")
+
+    async def _retry(self) -> None:
+        try:
+            await self._rollback()
+        finally:
+            self.done.set()
 
     def abort(self, reason: str) -> None:
         """Stop the deployment and roll back (the first reason given wins)."""
@@ -361,7 +373,7 @@ class Controller:
                 await self.endpoints.stop_fleet(self.endpoint, green)
         except Exception as exc:  # noqa: BLE001 - the rollback itself failed
             log.exception("rollback of deployment %s failed", self.id)
-            failure = f"{reason}; the rollback failed too: {type(exc).__name__}: {exc}"
+            failure = f"{reason}{ROLLBACK_FAILED_TOO}{type(exc).__name__}: {exc}"
             self.repo.finish(
                 self.id,
                 DeploymentState.ROLLBACK_FAILED,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,13 +106,33 @@ class DeploymentService:
         return deployment
 
     def cancel(self, name: str) -> Deployment:
-        """Roll back the endpoint's running update."""
+        """Roll back the endpoint's running update, or retry the rollback that failed."""
         controller = self.controllers.get(name)
         if controller is None or controller.settled:
-            self.endpoints.get_endpoint(name)
+            if self.endpoints.get_endpoint(name).status is EndpointStatus.UPDATE_ROLLBACK_FAILED:
+                return self._retry_rollback(name)
             raise InvalidState(f"endpoint {name!r} has no update running", field="EndpointName")
         controller.abort("cancelled by the user")
         return self.repo.get(controller.id)
+
+    def _retry_rollback(self, name: str) -> Deployment:
+        """UpdateRollbackFailed: the endpoint serves a mix of both configs; try again to bring
+        it back on the old one (after the cause, say a broken artifact, has been fixed)."""
+        failed = next(d for d in self.repo.find(name) if d.state is DeploymentState.ROLLBACK_FAILED)
+        reopened = self.repo.reopen(failed.id, "rollback retried by the user")
+        policy = DeploymentConfig.model_validate(failed.policy)
+        controller = Controller(
+            reopened,
+            policy,
+            [Step.from_dict(s) for s in failed.plan],
+            self.endpoints.get_endpoint_config(failed.from_config),
+            self.endpoints.get_endpoint_config(failed.to_config),
+            self.repo,
+            self.endpoints,
+            self.alarms,
+        )
+        self._launch(controller, lambda: controller.retry_rollback(failed.reason or ""))
+        return reopened
 
     def get(self, deployment_id: int) -> Deployment:
         return self.repo.get(deployment_id)
@@ -239,9 +260,9 @@ class DeploymentService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _launch(self, controller: Controller) -> None:
+    def _launch(self, controller: Controller, start: Callable[[], None] | None = None) -> None:
         self.controllers[controller.endpoint] = controller
-        controller.start()
+        (start or controller.start)()
         assert controller.task is not None
         controller.task.add_done_callback(
             lambda _: (

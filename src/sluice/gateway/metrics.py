@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -146,15 +147,26 @@ class AlarmStateCollector(Collector):
 
 
 class WorkerUsageCollector(Collector):
+    """CPU, memory and count of each variant's worker processes, read at scrape time.
+
+    The CPU counter never goes down: the last CPU time seen of a process that has since
+    stopped (replaced, scaled in, or its fleet retired after an update) stays in the total.
+    """
+
     def __init__(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
         self.source = source
+        self.lock = threading.Lock()
+        self.seen: dict[tuple[str, str], dict[int, float]] = {}
+        """Last CPU seconds read of each live process, per variant."""
+        self.retired: dict[tuple[str, str], float] = {}
+        """CPU seconds of a variant's processes that have stopped."""
 
     def collect(self) -> Iterator[Metric]:
         import psutil
 
         cpu = CounterMetricFamily(
             "sluice_worker_cpu_seconds",
-            "CPU time of a variant's live worker processes",
+            "CPU time of a variant's worker processes, stopped ones included",
             labels=VARIANT,
         )
         rss = GaugeMetricFamily(
@@ -167,17 +179,27 @@ class WorkerUsageCollector(Collector):
         pids_by_variant: dict[tuple[str, str], list[int]] = {}
         for endpoint, variant, pids in self.source():
             pids_by_variant.setdefault((endpoint, variant), []).extend(pids)
-        for (endpoint, variant), pids in pids_by_variant.items():
-            seconds = memory = 0.0
-            for pid in pids:
-                try:
-                    proc = psutil.Process(pid)
-                    times = proc.cpu_times()
-                    seconds += times.user + times.system
-                    memory += proc.memory_info().rss
-                except psutil.Error:
+        with self.lock:
+            for key in set(self.seen) | set(pids_by_variant):
+                pids = pids_by_variant.get(key, [])
+                before = self.seen.get(key, {})
+                now: dict[int, float] = {}
+                memory = 0.0
+                for pid in pids:
+                    try:
+                        proc = psutil.Process(pid)
+                        times = proc.cpu_times()
+                        now[pid] = times.user + times.system
+                        memory += proc.memory_info().rss
+                    except psutil.Error:
+                        continue
+                gone = sum(seconds for pid, seconds in before.items() if pid not in now)
+                self.retired[key] = self.retired.get(key, 0.0) + gone
+                self.seen[key] = now
+                if key not in pids_by_variant:  # the endpoint was deleted
+                    del self.seen[key], self.retired[key]
                     continue
-            cpu.add_metric([endpoint, variant], seconds)
-            rss.add_metric([endpoint, variant], memory)
-            live.add_metric([endpoint, variant], len(pids))
+                cpu.add_metric(list(key), self.retired[key] + sum(now.values()))
+                rss.add_metric(list(key), memory)
+                live.add_metric(list(key), len(pids))
         yield from (cpu, rss, live)

@@ -214,6 +214,22 @@ class DeploymentRepository:
                     v.status = "InService"
             return endpoint.to_entity()
 
+    def reopen(self, deployment_id: int, message: str) -> e.Deployment:
+        """A failed rollback runs again: the deployment is RollingBack, its endpoint Updating."""
+        now = utcnow()
+        with self.db.session() as session:
+            row = self._row(session, deployment_id)
+            row.state, row.updated_at, row.finished_at = (
+                e.DeploymentState.ROLLING_BACK.value,
+                now,
+                None,
+            )
+            row.events.append(_event(now, "state", message, {"state": row.state}))
+            endpoint = session.get(EndpointRow, row.endpoint_name)
+            if endpoint is not None:
+                endpoint.status, endpoint.updated_at = e.EndpointStatus.UPDATING.value, now
+            return row.to_entity()
+
     @staticmethod
     def _row(session: Session, deployment_id: int) -> DeploymentRow:
         row = session.get(DeploymentRow, deployment_id)
