@@ -352,6 +352,10 @@ class EndpointService:
         if fleet is None:
             raise InvalidState(f"endpoint {name!r} has no green fleet")
         await asyncio.gather(*(fleet.variants[v].instances.scale(n) for v, n in counts.items()))
+        for variant, count in counts.items():
+            sender = fleet.variants[variant].sender
+            if sender is not None:
+                sender.resize(self.settings.shadow_concurrency_per_instance * count)
 
     def fleet_stats(self, name: str) -> dict[tuple[str, str], Window]:
         """(endpoint config, variant) to its totals so far, for every live fleet of `name`."""

@@ -47,10 +47,19 @@ class ShadowSender:
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self.tasks = [
-            asyncio.create_task(self._drain(), name=f"shadow {self.endpoint}/{self.variant}")
-            for _ in range(self.concurrency)
-        ]
+        self.resize(self.concurrency)
+
+    def resize(self, concurrency: int) -> None:
+        """Send at most `concurrency` copies at once (the variant's instances changed).
+
+        Surplus drain tasks leave once their current copy is sent; none is cancelled.
+        """
+        self.concurrency = concurrency
+        self.tasks = [t for t in self.tasks if not t.done()]
+        for _ in range(concurrency - len(self.tasks)):
+            self.tasks.append(
+                asyncio.create_task(self._drain(), name=f"shadow {self.endpoint}/{self.variant}")
+            )
 
     def offer(
         self, request: InvokeRequest, inference_id: str, capture: CaptureTarget | None
@@ -63,6 +72,11 @@ class ShadowSender:
 
     async def _drain(self) -> None:
         while True:
+            if len(self.tasks) > self.concurrency:
+                this = asyncio.current_task()
+                if this in self.tasks:
+                    self.tasks.remove(this)
+                    return
             copy = await self.queue.get()
             try:
                 await self._send(copy)
