@@ -1,49 +1,64 @@
-"""One streaming pass over capture: per-variant operational tallies and compact columns.
+"""Capture to compact columns, one variant at a time, then joins on row keys.
 
-Nothing holds a whole capture in memory. Each answered row becomes a few numbers in
-typed arrays (8 bytes a column): a 64-bit hash of its join key, a label code, a numeric
-value and the latency. Shadow copies are paired with the production answer to the same
-request as the two streams are read side by side; a record waits for its partner at most
-`horizon_s` seconds of capture time (a shadow copy is written a moment after the answer).
-Ground truth and outcomes are joined afterwards on the key hashes, vectorised.
+`extract` reads one variant's capture files as a stream (msgspec, a block at a time) and
+keeps only numbers: per request its status and latency; per answered row a 64-bit key
+(a hash of the inference id and the row), a label code, a numeric value, and the
+probabilities when the model gave them. Variants are extracted in parallel processes
+when the capture is large. Pairs (shadow tests), ground truth and outcomes are then
+joined on the row keys with numpy, so nothing holds a capture in memory.
 """
 
 from __future__ import annotations
 
-import heapq
+import hashlib
 import math
+import multiprocessing
+import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR, FleetStats
+from sluice.gateway.fleet_stats import BINS_PER_E, SMALLEST_S, FleetStats
 from sluice.reports.records import (
-    Answer,
-    CaptureRecord,
     answer_of,
     canonical,
     capture_records,
     ground_truth_records,
+    jsonl_files,
     outcome_records,
     split_labels,
 )
 
-HORIZON_S = 120.0
 MAX_CLASSES = 1000
 """Beyond this many distinct labels the task is taken to be regression."""
-DISAGREEMENT_SAMPLE = 10
+MAX_PROBABILITY_WIDTH = 64
+"""Probability vectors wider than this are not kept (top-k overlap is left out)."""
+PARALLEL_BYTES = 32 * 1024 * 1024
+"""Capture larger than this is extracted in worker processes, a variant each."""
 
 
-def row_key(key: str, row: int) -> int:
-    """The join hash of row `row` of the request with join key `key` (per process)."""
-    return hash(key) if row == 0 else hash((key, row))
+def row_key(key: str, row: int = 0) -> int:
+    """A stable 64-bit join key for row `row` of the request with inference id `key`."""
+    text = key if row == 0 else f"{key}\x1f{row}"
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True
+    )
+
+
+def _value(label: str) -> float:
+    try:
+        return float(label)
+    except ValueError:
+        return math.nan
 
 
 class Vocabulary:
-    """Label text to a small integer code, shared by predictions and ground truth."""
+    """Label text to a small integer code."""
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
@@ -60,282 +75,208 @@ class Vocabulary:
             self.labels.append(label)
         return code
 
-
-def _value(label: str) -> float:
-    try:
-        return float(label)
-    except ValueError:
-        return math.nan
+    def remap(self, labels: Sequence[str], codes: np.ndarray) -> np.ndarray:
+        """Codes of another vocabulary (its `labels`) as codes of this one."""
+        table = np.array([self.code(label) for label in labels] + [-1], dtype=np.int32)
+        return table[np.where(codes < 0, len(labels), codes)]
 
 
 @dataclass
-class Columns:
-    """Rows of one variant (or one side of the pairs), appended as they are read."""
+class VariantData:
+    """What one variant answered in the window, as columns (picklable between processes)."""
 
+    variant: str
+    labels: list[str]
+    """This extraction's vocabulary: `codes` index into it (-1: too many labels)."""
+    keys: np.ndarray
+    codes: np.ndarray
+    values: np.ndarray
+    row_latency_ms: np.ndarray
+    row_request: np.ndarray
+    """The key of each row's request (for rows after the first, not the row key)."""
+    row_index: np.ndarray
+    probabilities: np.ndarray | None
+    """Rows x classes (float32), column j being label `probability_labels[j]`; NaN rows
+    where a request came without them."""
+    probability_labels: list[int]
+    request_keys: np.ndarray
+    """Every request's key; `answered` marks those with at least one row."""
+    answered: np.ndarray
+    status: np.ndarray
+    latency_ms: np.ndarray
+    first: float
+    last: float
+    fractional: bool
+    """Some prediction was a number with a fraction: a regression model."""
+
+    def stats(self) -> FleetStats:
+        """The requests as one fleet's totals (counts and 1 %-wide latency bins)."""
+        out = FleetStats()
+        out.invocations = len(self.status)
+        out.errors_4xx = int(np.count_nonzero((self.status >= 400) & (self.status < 500)))
+        out.errors_5xx = int(np.count_nonzero(self.status >= 500))
+        seconds = self.latency_ms / 1000
+        index = np.floor(np.log(np.maximum(seconds, SMALLEST_S)) * BINS_PER_E).astype(np.int64)
+        values, counts = np.unique(index, return_counts=True)
+        out.model_bins = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+        return out
+
+
+@dataclass
+class _Builder:
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    coded: dict[tuple[type, Any], tuple[int, float]] = field(default_factory=dict)
     keys: array[int] = field(default_factory=lambda: array("q"))
     codes: array[int] = field(default_factory=lambda: array("i"))
     values: array[float] = field(default_factory=lambda: array("d"))
-    latency_ms: array[float] = field(default_factory=lambda: array("d"))
-
-    def add(self, key: int, code: int, value: float, latency_ms: float) -> None:
-        self.keys.append(key)
-        self.codes.append(code)
-        self.values.append(value)
-        self.latency_ms.append(latency_ms)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            np.frombuffer(self.keys, dtype=np.int64),
-            np.frombuffer(self.codes, dtype=np.int32),
-            np.frombuffer(self.values, dtype=np.float64),
-            np.frombuffer(self.latency_ms, dtype=np.float64),
-        )
-
-
-@dataclass
-class Tally:
-    """Operational figures of one variant over the window."""
-
-    stats: FleetStats = field(default_factory=FleetStats)
+    row_latency: array[float] = field(default_factory=lambda: array("d"))
+    row_request: array[int] = field(default_factory=lambda: array("q"))
+    row_index: array[int] = field(default_factory=lambda: array("h"))
+    probabilities: array[float] = field(default_factory=lambda: array("f"))
+    width: int | None = None
+    """Probability vector length seen so far; -1 once they stopped being usable."""
+    argmax: array[int] = field(default_factory=lambda: array("i"))
+    request_keys: array[int] = field(default_factory=lambda: array("q"))
+    answered: array[int] = field(default_factory=lambda: array("b"))
+    status: array[int] = field(default_factory=lambda: array("h"))
+    latency: array[float] = field(default_factory=lambda: array("d"))
     first: float = math.inf
     last: float = -math.inf
-    rows: int = 0
-    """Answered rows (a request may carry several)."""
     fractional: bool = False
-    """Some prediction was a number with a fraction: a regression model."""
 
-    def add(self, record: CaptureRecord, when: float) -> None:
-        meta = record.event_metadata
-        status = meta.status
-        outcome = OK if status < 400 else CLIENT_ERROR if status < 500 else SERVER_ERROR
-        latency = meta.latency_ms if meta.latency_ms is not None else 0.0
-        self.stats.record(latency / 1000, None, outcome)
-        self.first = min(self.first, when)
-        self.last = max(self.last, when)
-
-
-@dataclass
-class Disagreement:
-    score: float
-    key: str
-    row: int
-    baseline: str
-    candidate: str
-    input: str
-
-
-@dataclass
-class Pairs:
-    """Baseline and candidate answers to the same rows, plus what only pairs can tell."""
-
-    baseline: Columns = field(default_factory=Columns)
-    candidate: Columns = field(default_factory=Columns)
-    top_k_overlap: array[float] = field(default_factory=lambda: array("d"))
-    """Per pair: the share of the top k classes both put first (NaN without probabilities)."""
-    errored: int = 0
-    """Requests both received where one side failed (not in the columns)."""
-    unmatched_candidate: int = 0
-    worst: list[tuple[float, int, Disagreement]] = field(default_factory=list)
-    """A min-heap of the pairs that disagree most."""
-    top_k: int = 0
-
-
-class Collector:
-    """Reads capture of one endpoint's variants and fills tallies, columns and pairs."""
-
-    def __init__(self, vocabulary: Vocabulary, horizon_s: float = HORIZON_S) -> None:
-        self.vocabulary = vocabulary
-        self.horizon_s = horizon_s
-        self.tallies: dict[str, Tally] = {}
-        self.class_of: dict[str, dict[int, int]] = {}
-        """Per variant: probability index -> label code, learnt from (argmax, label)."""
-        self._seq = 0
-
-    # -- unpaired: each variant on its own (A/B tests)
-
-    def read_variant(
-        self, folder: Path, variant: str, start: float | None, end: float | None
-    ) -> Columns:
-        columns = Columns()
-        tally = self.tallies.setdefault(variant, Tally())
-        for block in capture_records(folder, start, end):
-            for record in block:
-                tally.add(record, record.time())
-                self._rows(variant, record, answer_of(record), columns)
-        return columns
-
-    def _rows(self, variant: str, record: CaptureRecord, answer: Answer, into: Columns) -> None:
-        key = record.key
-        latency = record.event_metadata.latency_ms or 0.0
-        tally = self.tallies[variant]
-        for row, prediction in enumerate(answer.predictions):
+    def code(self, prediction: Any) -> tuple[int, float]:
+        kind = type(prediction)
+        cacheable = kind is int or kind is str or kind is float or kind is bool
+        coded = self.coded.get((kind, prediction)) if cacheable else None
+        if coded is None:
             label = canonical(prediction)
-            value = _value(label)
-            if not tally.fractional and isinstance(prediction, float):
-                tally.fractional = not prediction.is_integer()
-            into.add(row_key(key, row), self.vocabulary.code(label), value, latency)
-            tally.rows += 1
-
-    # -- paired: production and shadow answers to the same requests
-
-    def read_pairs(
-        self,
-        baseline_folder: Path,
-        baseline: str,
-        candidate_folder: Path,
-        candidate: str,
-        start: float | None,
-        end: float | None,
-    ) -> Pairs:
-        pairs = Pairs()
-        for name in (baseline, candidate):
-            self.tallies.setdefault(name, Tally())
-        waiting: tuple[dict[str, tuple[float, CaptureRecord]], ...] = ({}, {})
-        streams = (
-            _records(capture_records(baseline_folder, start, end)),
-            _records(capture_records(candidate_folder, start, end)),
-        )
-        heads: list[tuple[float, CaptureRecord] | None] = [next(s, None) for s in streams]
-        names = (baseline, candidate)
-        while heads[0] is not None or heads[1] is not None:
-            # Read the side that is behind in capture time, so partners meet while waiting.
-            first, second = heads
-            side = 0 if second is None or (first is not None and first[0] <= second[0]) else 1
-            head = heads[side]
-            assert head is not None
-            when, record = head
-            heads[side] = next(streams[side], None)
-            self.tallies[names[side]].add(record, when)
-            other = waiting[1 - side].pop(record.key, None)
-            if other is None:
-                waiting[side][record.key] = (when, record)
-            else:
-                base, cand = (record, other[1]) if side == 0 else (other[1], record)
-                self._pair(pairs, names, base, cand)
-            self._expire(waiting, pairs, names, when - self.horizon_s)
-        self._expire(waiting, pairs, names, math.inf)
-        return pairs
-
-    def _expire(
-        self,
-        waiting: tuple[dict[str, tuple[float, CaptureRecord]], ...],
-        pairs: Pairs,
-        names: tuple[str, str],
-        before: float,
-    ) -> None:
-        """Give up on records older than `before`: their partner will not come."""
-        for side in (0, 1):
-            pending = waiting[side]
-            while pending:
-                key = next(iter(pending))
-                when, record = pending[key]
-                if when >= before:
-                    break
-                del pending[key]
-                if side == 0:  # a production answer the shadow never got (not sampled, shed)
-                    self._rows(names[0], record, answer_of(record), Columns())
-                else:
-                    pairs.unmatched_candidate += 1
-                    self._rows(names[1], record, answer_of(record), Columns())
-
-    def _pair(
-        self, pairs: Pairs, names: tuple[str, str], base: CaptureRecord, cand: CaptureRecord
-    ) -> None:
-        a, b = answer_of(base), answer_of(cand)
-        if not a.predictions or not b.predictions or len(a.predictions) != len(b.predictions):
-            pairs.errored += 1
-            self._rows(names[0], base, a, Columns())
-            self._rows(names[1], cand, b, Columns())
-            return
-        self._rows(names[0], base, a, pairs.baseline)
-        self._rows(names[1], cand, b, pairs.candidate)
-        n = len(a.predictions)
-        codes_a = pairs.baseline.codes[-n:]
-        codes_b = pairs.candidate.codes[-n:]
-        values_a = pairs.baseline.values[-n:]
-        values_b = pairs.candidate.values[-n:]
-        for row in range(n):
-            overlap, score = math.nan, 0.0
-            if a.probabilities is not None and b.probabilities is not None:
-                pa = self._by_label(names[0], a.probabilities[row], codes_a[row])
-                pb = self._by_label(names[1], b.probabilities[row], codes_b[row])
-                if pa is not None and pb is not None:
-                    overlap, score = _overlap_and_distance(pa, pb, pairs)
-            if codes_a[row] != codes_b[row]:
-                if score == 0.0:
-                    gap = abs(values_a[row] - values_b[row])
-                    score = gap if math.isfinite(gap) else 1.0
-                self._remember(pairs, base, row, codes_a[row], codes_b[row], score)
-            pairs.top_k_overlap.append(overlap)
-
-    def _by_label(
-        self, variant: str, probabilities: list[float], code: int
-    ) -> dict[int, float] | None:
-        """Probabilities keyed by label code; the index order is learnt from each answer's
-        argmax and its label (models list classes in their own order)."""
-        if not probabilities:
-            return None
-        mapping = self.class_of.setdefault(variant, {})
-        best = max(range(len(probabilities)), key=probabilities.__getitem__)
-        known = mapping.get(best)
-        if known is None:
-            mapping[best] = code
-        elif known != code:
-            return None
-        if len(mapping) < len(probabilities):
-            return None  # not every class seen as an argmax yet
-        return {mapping[i]: p for i, p in enumerate(probabilities)}
-
-    def _remember(
-        self, pairs: Pairs, base: CaptureRecord, row: int, a: int, b: int, score: float
-    ) -> None:
-        self._seq += 1
-        heap = pairs.worst
-        if len(heap) >= DISAGREEMENT_SAMPLE and score <= heap[0][0]:
-            return
-        labels = self.vocabulary.labels
-        item = Disagreement(
-            score,
-            base.key,
-            row,
-            labels[a] if a >= 0 else "?",
-            labels[b] if b >= 0 else "?",
-            base.input_text(),
-        )
-        entry = (score, self._seq, item)
-        if len(heap) < DISAGREEMENT_SAMPLE:
-            heapq.heappush(heap, entry)
-        else:
-            heapq.heapreplace(heap, entry)
+            coded = (self.vocabulary.code(label), _value(label))
+            if kind is float and not prediction.is_integer():
+                self.fractional = True
+            if cacheable and len(self.coded) < MAX_CLASSES:
+                self.coded[(kind, prediction)] = coded
+        return coded
 
 
-def _overlap_and_distance(
-    pa: dict[int, float], pb: dict[int, float], pairs: Pairs
-) -> tuple[float, float]:
-    k = min(3, len(pa))
-    pairs.top_k = max(pairs.top_k, k)
-    top_a = sorted(pa, key=pa.__getitem__, reverse=True)[:k]
-    top_b = sorted(pb, key=pb.__getitem__, reverse=True)[:k]
-    overlap = len(set(top_a) & set(top_b)) / k
-    distance = 0.5 * sum(abs(pa.get(c, 0.0) - pb.get(c, 0.0)) for c in set(pa) | set(pb))
-    return overlap, distance
-
-
-def _records(blocks: Iterator[list[CaptureRecord]]) -> Iterator[tuple[float, CaptureRecord]]:
-    for block in blocks:
+def extract(folder: Path, variant: str, start: float | None, end: float | None) -> VariantData:
+    """One variant's capture in [start, end) as columns."""
+    b = _Builder()
+    for block in capture_records(folder, start, end):
         for record in block:
-            yield record.time(), record
+            meta = record.event_metadata
+            when = record.time()
+            b.first = min(b.first, when)
+            b.last = max(b.last, when)
+            key = record.key
+            b.request_keys.append(row_key(key))
+            b.status.append(meta.status)
+            latency = meta.latency_ms or 0.0
+            b.latency.append(latency)
+            answer = answer_of(record)
+            b.answered.append(1 if answer.predictions else 0)
+            probabilities = answer.probabilities
+            for row, prediction in enumerate(answer.predictions):
+                code, value = b.code(prediction)
+                b.keys.append(row_key(key, row) if row else b.request_keys[-1])
+                b.codes.append(code)
+                b.values.append(value)
+                b.row_latency.append(latency)
+                b.row_request.append(b.request_keys[-1])
+                b.row_index.append(min(row, 32767))
+                _add_probabilities(b, probabilities[row] if probabilities else None)
+    return _finish(b, variant)
 
 
-# -- ground truth and outcomes, keyed by row hash
+def _add_probabilities(b: _Builder, vector: Any) -> None:
+    if b.width == -1:
+        return
+    if not isinstance(vector, list) or not vector or len(vector) > MAX_PROBABILITY_WIDTH:
+        if vector is None and b.width is not None:
+            b.probabilities.extend([math.nan] * b.width)
+            b.argmax.append(-1)
+            return
+        b.width = -1
+        return
+    if b.width is None:
+        b.width = len(vector)
+        # Rows before the first vector had none.
+        b.probabilities.extend([math.nan] * (b.width * (len(b.keys) - 1)))
+        b.argmax.extend([-1] * (len(b.keys) - 1))
+    if len(vector) != b.width:
+        b.width = -1
+        return
+    try:
+        b.probabilities.extend(vector)
+    except TypeError:
+        b.width = -1
+        return
+    b.argmax.append(max(range(len(vector)), key=vector.__getitem__))
+
+
+def _finish(b: _Builder, variant: str) -> VariantData:
+    codes = np.frombuffer(b.codes, dtype=np.int32).copy()
+    probabilities, probability_labels = None, []
+    if b.width is not None and b.width > 0 and len(b.probabilities) == b.width * len(codes):
+        matrix = np.frombuffer(b.probabilities, dtype=np.float32).reshape(len(codes), b.width)
+        labels = _column_labels(np.frombuffer(b.argmax, dtype=np.int32), codes, b.width)
+        if labels is not None:
+            probabilities, probability_labels = matrix.copy(), labels
+    return VariantData(
+        variant,
+        b.vocabulary.labels,
+        np.frombuffer(b.keys, dtype=np.int64).copy(),
+        codes,
+        np.frombuffer(b.values, dtype=np.float64).copy(),
+        np.frombuffer(b.row_latency, dtype=np.float64).copy(),
+        np.frombuffer(b.row_request, dtype=np.int64).copy(),
+        np.frombuffer(b.row_index, dtype=np.int16).copy(),
+        probabilities,
+        probability_labels,
+        np.frombuffer(b.request_keys, dtype=np.int64).copy(),
+        np.frombuffer(b.answered, dtype=np.int8).astype(bool),
+        np.frombuffer(b.status, dtype=np.int16).copy(),
+        np.frombuffer(b.latency, dtype=np.float64).copy(),
+        b.first,
+        b.last,
+        b.fractional,
+    )
+
+
+def _column_labels(argmax: np.ndarray, codes: np.ndarray, width: int) -> list[int] | None:
+    """Which label each probability column stands for, learnt from each row's argmax and
+    its predicted label (models order their classes their own way); None if unclear."""
+    out = []
+    for column in range(width):
+        seen = codes[(argmax == column) & (codes >= 0)]
+        if len(seen) == 0:
+            return None
+        values, counts = np.unique(seen, return_counts=True)
+        if counts.max() < 0.99 * len(seen):
+            return None
+        out.append(int(values[counts.argmax()]))
+    return out if len(set(out)) == width else None
+
+
+def extract_all(
+    jobs: Sequence[tuple[Path, str]], start: float | None, end: float | None
+) -> dict[str, VariantData]:
+    """Extract several variants; in parallel worker processes when the capture is large."""
+    size = sum(p.stat().st_size for folder, _ in jobs for p in jsonl_files(folder))
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if size < PARALLEL_BYTES or workers < 2:
+        return {name: extract(folder, name, start, end) for folder, name in jobs}
+    context = multiprocessing.get_context("spawn")  # never fork a server with threads
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {name: pool.submit(extract, folder, name, start, end) for folder, name in jobs}
+        return {name: future.result() for name, future in futures.items()}
+
+
+# -- ground truth and outcomes, keyed by row
 
 
 @dataclass(frozen=True)
 class KeyedValues:
-    """Sorted row hashes with one code and one value each (the latest record per row)."""
+    """Sorted row keys with one code and one value each (the latest record per row)."""
 
     keys: np.ndarray
     codes: np.ndarray
@@ -344,13 +285,16 @@ class KeyedValues:
     def __len__(self) -> int:
         return len(self.keys)
 
+    @classmethod
+    def empty(cls) -> KeyedValues:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float64))
+
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(found mask, codes, values) for each of `keys`."""
         if len(self.keys) == 0:
-            empty = np.zeros(len(keys), dtype=bool)
-            return empty, np.full(len(keys), -1, np.int32), np.full(len(keys), np.nan)
-        at = np.searchsorted(self.keys, keys)
-        at = np.minimum(at, len(self.keys) - 1)
+            missing = np.zeros(len(keys), dtype=bool)
+            return missing, np.full(len(keys), -1, np.int32), np.full(len(keys), np.nan)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         found = self.keys[at] == keys
         return found, np.where(found, self.codes[at], -1), np.where(found, self.values[at], np.nan)
 
@@ -373,24 +317,46 @@ def _latest(keys: array[int], codes: array[int], values: array[float]) -> KeyedV
 def read_ground_truth(folder: Path, vocabulary: Vocabulary) -> KeyedValues:
     """Every ground-truth record under `folder`, the latest per row."""
     keys, codes, values = array("q"), array("i"), array("d")
+    cache: dict[str, tuple[int, float]] = {}
     for record in ground_truth_records(folder):
         truth = record.ground_truth_data
         key = record.event_metadata.event_id
         for row, label in enumerate(split_labels(truth.data, truth.encoding)):
+            coded = cache.get(label)
+            if coded is None:
+                coded = (vocabulary.code(label), _value(label))
+                if len(cache) < MAX_CLASSES:
+                    cache[label] = coded
             keys.append(row_key(key, row))
-            codes.append(vocabulary.code(label))
-            values.append(_value(label))
+            codes.append(coded[0])
+            values.append(coded[1])
     return _latest(keys, codes, values)
 
 
 def read_outcomes(folder: Path) -> dict[str, KeyedValues]:
-    """Outcome name -> the latest value per request (an outcome belongs to row 0)."""
+    """Outcome name -> the latest value per request (outcomes belong to whole requests)."""
     found: dict[str, tuple[array[int], array[int], array[float]]] = {}
     for record in outcome_records(folder):
         keys, codes, values = found.setdefault(
             record.outcome_data.name, (array("q"), array("i"), array("d"))
         )
-        keys.append(row_key(record.event_metadata.event_id, 0))
+        keys.append(row_key(record.event_metadata.event_id))
         codes.append(0)
         values.append(record.outcome_data.value)
     return {name: _latest(*columns) for name, columns in found.items()}
+
+
+def find_inputs(
+    folder: Path, wanted: set[int], start: float | None, end: float | None
+) -> dict[int, tuple[str, str]]:
+    """Request key -> (inference id, request text) for each key in `wanted` (the capture is
+    read until all are found)."""
+    found: dict[int, tuple[str, str]] = {}
+    for block in capture_records(folder, start, end):
+        for record in block:
+            key = row_key(record.key)
+            if key in wanted and key not in found:
+                found[key] = (record.key, record.input_text())
+                if len(found) == len(wanted):
+                    return found
+    return found

@@ -33,7 +33,7 @@ class Payload(msgspec.Struct, rename="camel"):
 
 
 class CaptureData(msgspec.Struct, rename="camel"):
-    endpoint_input: msgspec.Raw | None = None
+    endpoint_input: msgspec.Raw = msgspec.Raw(b"")
     endpoint_output: Payload | None = None
 
 
@@ -60,7 +60,7 @@ class CaptureRecord(msgspec.Struct, rename="camel"):
 
     def input_text(self, limit: int = 2000) -> str:
         """The request as text (JSON or CSV as sent; base64 for binary), cut at `limit`."""
-        if self.capture_data.endpoint_input is None:
+        if not self.capture_data.endpoint_input:
             return ""
         payload = msgspec.json.decode(self.capture_data.endpoint_input, type=Payload)
         text = payload.data
@@ -102,10 +102,25 @@ _truth = msgspec.json.Decoder(GroundTruthRecord)
 _outcome = msgspec.json.Decoder(OutcomeRecord)
 
 
+_hours: dict[str, float] = {}
+
+
 def parse_time(stamp: str) -> float:
+    """Epoch seconds of an ISO-8601 UTC stamp such as 2026-11-24T10:31:05.123Z."""
     if not stamp:
         return 0.0
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    hour = _hours.get(stamp[:13])
+    if hour is not None and len(stamp) >= 20 and stamp[13] == ":" and stamp[-1] == "Z":
+        try:
+            return hour + int(stamp[14:16]) * 60 + float(stamp[17:-1])
+        except ValueError:
+            pass
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if len(_hours) < 10_000:
+        _hours[stamp[:13]] = when.replace(minute=0, second=0, microsecond=0).timestamp()
+    return when.timestamp()
 
 
 def jsonl_files(folder: Path) -> list[Path]:
@@ -208,6 +223,8 @@ def split_labels(data: str, encoding: str) -> list[str]:
         value = msgspec.json.decode(data)
         values = value if isinstance(value, list) else [value]
         return [canonical(v[0] if isinstance(v, list) and len(v) == 1 else v) for v in values]
+    if not any(c in data for c in ',"\n'):  # one plain value: the common case
+        return [canonical(data.strip())]
     rows = [r for r in csv.reader(io.StringIO(data)) if r]
     cells = [c for row in rows for c in row] if len(rows) > 1 else (rows[0] if rows else [])
     return [canonical(c.strip()) for c in cells]
@@ -232,6 +249,14 @@ def canonical(value: Any) -> str:
 _any = msgspec.json.Decoder()
 
 
+class _Output(msgspec.Struct):
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+
+
+_output = msgspec.json.Decoder(_Output)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What a model answered to one request: a prediction per row, probabilities if given."""
@@ -253,16 +278,23 @@ def answer_of(record: CaptureRecord) -> Answer:
         if output.encoding == "CSV":
             rows = [r for r in csv.reader(io.StringIO(output.data)) if r]
             return Answer([_number(r[0]) if len(r) == 1 else r for r in rows], None)
-        value = _any.decode(output.raw())
+        body = output.raw()
+        try:  # the common shape, decoded straight into a struct
+            typed = _output.decode(body)
+            return _answer(typed.predictions, typed.probabilities)
+        except msgspec.ValidationError:
+            value = _any.decode(body)
     except (msgspec.DecodeError, ValueError):
         return NO_ANSWER
     if isinstance(value, dict):
         predictions = value.get("predictions", value.get("outputs"))
-        if predictions is None:
-            return NO_ANSWER
-        probabilities = value.get("probabilities")
-    else:
-        predictions, probabilities = value, None
+        return (
+            NO_ANSWER if predictions is None else _answer(predictions, value.get("probabilities"))
+        )
+    return _answer(value, None)
+
+
+def _answer(predictions: Any, probabilities: Any) -> Answer:
     if not isinstance(predictions, list):
         predictions = [predictions]
     rows = [p[0] if isinstance(p, list) and len(p) == 1 else p for p in predictions]
