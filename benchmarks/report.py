@@ -31,6 +31,7 @@ c = report["comparisons"][0]
 print(json.dumps({
     "seconds": elapsed,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     "paired_rows": c["paired_rows"],
     "labelled_rows": c["quality"]["labelled_rows"],
     "verdict": c["verdict"]["summary"],

@@ -15,11 +15,11 @@ import math
 import multiprocessing
 import os
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from sluice.reports.records import (
     split_labels,
 )
 
+T = TypeVar("T")
 MAX_CLASSES = 1000
 """Beyond this many distinct labels the task is taken to be regression."""
 MAX_PROBABILITY_WIDTH = 64
@@ -258,17 +259,24 @@ def _column_labels(argmax: np.ndarray, codes: np.ndarray, width: int) -> list[in
 
 
 def extract_all(
-    jobs: Sequence[tuple[Path, str]], start: float | None, end: float | None
-) -> dict[str, VariantData]:
-    """Extract several variants; in parallel worker processes when the capture is large."""
+    jobs: Sequence[tuple[Path, str]],
+    start: float | None,
+    end: float | None,
+    meanwhile: Callable[[], T],
+) -> tuple[dict[str, VariantData], T]:
+    """Extract several variants and run `meanwhile` (say, reading ground truth) alongside:
+    in worker processes, a variant each, when the capture is large; else one after another.
+    """
     size = sum(p.stat().st_size for folder, _ in jobs for p in jsonl_files(folder))
     workers = min(len(jobs), os.cpu_count() or 1)
     if size < PARALLEL_BYTES or workers < 2:
-        return {name: extract(folder, name, start, end) for folder, name in jobs}
+        data = {name: extract(folder, name, start, end) for folder, name in jobs}
+        return data, meanwhile()
     context = multiprocessing.get_context("spawn")  # never fork a server with threads
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {name: pool.submit(extract, folder, name, start, end) for folder, name in jobs}
-        return {name: future.result() for name, future in futures.items()}
+        other = meanwhile()
+        return {name: future.result() for name, future in futures.items()}, other
 
 
 # -- ground truth and outcomes, keyed by row

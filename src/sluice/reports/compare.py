@@ -83,9 +83,13 @@ def shadow_report(
     """Production variant `baseline` against each shadow in `candidates`, pair by pair."""
     started = time.perf_counter()
     names = [baseline, *candidates]
-    data = extract_all([(source.variant_folder(n), n) for n in names], source.start, source.end)
     vocabulary = Vocabulary()
-    truth = _truth(source, vocabulary)
+    data, truth = extract_all(
+        [(source.variant_folder(n), n) for n in names],
+        source.start,
+        source.end,
+        lambda: _truth(source, vocabulary),
+    )
     problem = _problem(options, data.values(), vocabulary)
     report = _header("shadow", source, baseline, list(candidates), problem, title)
     base_requests = len(data[baseline].status)
@@ -124,10 +128,13 @@ def ab_report(
     """Production variants that split live traffic: `baseline` against each candidate."""
     started = time.perf_counter()
     names = [baseline, *candidates]
-    data = extract_all([(source.variant_folder(n), n) for n in names], source.start, source.end)
     vocabulary = Vocabulary()
-    truth = _truth(source, vocabulary)
-    outcomes = read_outcomes(source.outcomes_root / source.endpoint) if source.outcomes_root else {}
+    data, (truth, outcomes) = extract_all(
+        [(source.variant_folder(n), n) for n in names],
+        source.start,
+        source.end,
+        lambda: (_truth(source, vocabulary), _outcomes(source)),
+    )
     problem = _problem(options, data.values(), vocabulary)
     report = _header("ab", source, baseline, list(candidates), problem, title)
     total = sum(len(d.status) for d in data.values())
@@ -153,6 +160,12 @@ def _truth(source: Source, vocabulary: Vocabulary) -> KeyedValues:
     if source.ground_truth_root is None:
         return KeyedValues.empty()
     return read_ground_truth(source.ground_truth_root / source.endpoint, vocabulary)
+
+
+def _outcomes(source: Source) -> dict[str, KeyedValues]:
+    if source.outcomes_root is None:
+        return {}
+    return read_outcomes(source.outcomes_root / source.endpoint)
 
 
 def _problem(options: ReportOptions, data: Iterable[VariantData], vocabulary: Vocabulary) -> str:

@@ -33,6 +33,8 @@ class Pairs:
     """Per pair, the total variation distance between the two probability vectors."""
     request_a: np.ndarray
     row_index: np.ndarray
+    position_a: np.ndarray
+    """Where each pair's baseline row sits in the baseline's capture (read order)."""
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -62,6 +64,7 @@ def pair(a: VariantData, b: VariantData, vocabulary: Vocabulary) -> Pairs:
         distance,
         a.row_request[ia],
         a.row_index[ia],
+        ia,
     )
 
 
@@ -109,7 +112,8 @@ def disagreements(
         score = np.where(differ, 1.0, 0.0)
         if pairs.distance is not None:
             score = np.where(differ, np.nan_to_num(pairs.distance, nan=1.0), 0.0)
-    order = np.argsort(-score, kind="stable")[:DISAGREEMENT_SAMPLE]
+    # Ties go to the earliest requests: the capture is then read only as far as needed.
+    order = np.lexsort((pairs.position_a, -score))[:DISAGREEMENT_SAMPLE]
     order = order[score[order] > 0]
     inputs = find_inputs(baseline_folder, {int(pairs.request_a[i]) for i in order}, start, end)
     out: list[dict[str, object]] = []

@@ -247,20 +247,28 @@ def bootstrap_f1(
     baseline: np.ndarray,
     candidate: np.ndarray,
     classes: int,
-    rounds: int = 100,
+    rounds: int = 200,
     seed: int = 0,
 ) -> tuple[Estimate, Estimate, Estimate]:
-    """Macro F1 of both on the same rows and their difference, with Poisson-bootstrap
-    percentile intervals (the same resample for both, so the difference is paired)."""
+    """Macro F1 of both on the same rows and their difference, with bootstrap percentile
+    intervals (the same resample for both, so the difference is paired).
+
+    F1 depends only on how many rows fall in each (truth, baseline, candidate) cell, so
+    resampling rows is drawing those cell counts from a multinomial: exact, and as fast
+    for a million rows as for a hundred.
+    """
     fa, fb = macro_f1(truth, baseline, classes), macro_f1(truth, candidate, classes)
-    if len(truth) < 2:
+    n = len(truth)
+    if n < 2:
         nan = Estimate(math.nan, math.nan, math.nan)
         return Estimate(fa, math.nan, math.nan), Estimate(fb, math.nan, math.nan), nan
+    cell = (truth.astype(np.int64) * classes + baseline) * classes + candidate
+    cells, counts = np.unique(cell, return_counts=True)
+    t, rest = np.divmod(cells, classes * classes)
+    a, b = np.divmod(rest, classes)
     rng = np.random.default_rng(seed)
-    draws = np.empty((rounds, 2))
-    for i in range(rounds):
-        w = rng.poisson(1.0, len(truth)).astype(np.float64)
-        draws[i] = macro_f1(truth, baseline, classes, w), macro_f1(truth, candidate, classes, w)
-    lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
-    dlo, dhi = np.percentile(draws[:, 1] - draws[:, 0], [2.5, 97.5])
+    draws = rng.multinomial(n, counts / n, size=rounds).astype(np.float64)
+    scores = np.array([(macro_f1(t, a, classes, w), macro_f1(t, b, classes, w)) for w in draws])
+    lo, hi = np.percentile(scores, [2.5, 97.5], axis=0)
+    dlo, dhi = np.percentile(scores[:, 1] - scores[:, 0], [2.5, 97.5])
     return Estimate(fa, lo[0], hi[0]), Estimate(fb, lo[1], hi[1]), Estimate(fb - fa, dlo, dhi)
