@@ -231,6 +231,34 @@ class Client:
         timestamp (epoch seconds)."""
         self._call("POST", "/metrics", {"metrics": [dict(m) for m in metrics]})
 
+    def put_ground_truth(
+        self, endpoint: str, records: Sequence[Mapping[str, Any]] | bytes, content_type: str = ""
+    ) -> int:
+        """Labels by inference id: dicts {"inference_id", "label"}, or a file's bytes (JSON
+        Lines or CSV, with its `content_type`). Returns how many were stored."""
+        return self._post_labels(f"/endpoints/{endpoint}/ground-truth", records, content_type)
+
+    def put_outcomes(
+        self, endpoint: str, records: Sequence[Mapping[str, Any]] | bytes, content_type: str = ""
+    ) -> int:
+        """Outcomes by inference id: dicts {"inference_id", "name", "value"}, or a file's bytes."""
+        return self._post_labels(f"/endpoints/{endpoint}/outcomes", records, content_type)
+
+    def _post_labels(
+        self, path: str, records: Sequence[Mapping[str, Any]] | bytes, content_type: str
+    ) -> int:
+        if isinstance(records, bytes):
+            response = self.http.post(
+                f"/api/v1{path}", content=records, headers={"Content-Type": content_type}
+            )
+        else:
+            response = self.http.post(
+                f"/api/v1{path}", json={"records": [dict(r) for r in records]}
+            )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return int(response.json()["accepted"])
+
     def delete_endpoint(self, name: str) -> None:
         self._call("DELETE", f"/endpoints/{name}")
 

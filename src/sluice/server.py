@@ -16,6 +16,7 @@ from sluice.compat.sagemaker_runtime import RuntimeHandler
 from sluice.control.alarms import AlarmService
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
+from sluice.control.labels import LabelStore
 from sluice.control.webhooks import Notifier
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
@@ -92,7 +93,13 @@ def build_server(settings: Settings) -> Server:
 
     app = build_app(
         RuntimeHandler(gateway, settings.max_payload_bytes),
-        build_api(service, deployments, alarms),
+        build_api(
+            service,
+            deployments,
+            alarms,
+            LabelStore(settings.ground_truth_dir, settings.outcomes_dir),
+            settings.max_label_post_bytes,
+        ),
         router,
         metrics,
         lifespan,

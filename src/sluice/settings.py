@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = 0.5
     webhook_timeout_s: float = 5.0
 
+    max_label_post_bytes: int = 100 * 1024 * 1024
+    """Largest ground-truth or outcome post accepted (a bulk upload)."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -89,3 +92,11 @@ class Settings(BaseSettings):
     @property
     def capture_dir(self) -> Path:
         return self.home / "capture"
+
+    @property
+    def ground_truth_dir(self) -> Path:
+        return self.home / "ground-truth"
+
+    @property
+    def outcomes_dir(self) -> Path:
+        return self.home / "outcomes"

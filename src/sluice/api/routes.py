@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -20,6 +21,7 @@ from sluice.api.schemas import (
     EndpointOut,
     ErrorOut,
     FleetOut,
+    LabelsAccepted,
     LiveOut,
     MetricsIn,
     ModelCreate,
@@ -30,8 +32,18 @@ from sluice.api.schemas import (
 from sluice.control.alarms import AlarmService, MetricPoint
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
-from sluice.errors import SluiceError
+from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
+from sluice.errors import SluiceError, ValidationError
 
+LABELS_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/jsonlines": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        }
+    }
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut},
     404: {"model": ErrorOut},
@@ -40,7 +52,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def build_api(
-    service: EndpointService, deployments: DeploymentService, alarms: AlarmService
+    service: EndpointService,
+    deployments: DeploymentService,
+    alarms: AlarmService,
+    labels: LabelStore,
+    max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
         title="sluice",
@@ -184,6 +200,39 @@ def build_api(
             [MetricPoint(m.name, m.value, m.endpoint, m.variant, m.timestamp) for m in body.metrics]
         )
         return Response(status_code=204)
+
+    async def _label_body(name: str, request: Request) -> tuple[bytes, str]:
+        service.get_endpoint(name)  # 404 for an unknown endpoint
+        size = int(request.headers.get("content-length") or 0)
+        if size > max_label_bytes:
+            raise ValidationError(
+                f"the body is {size:,} bytes; at most {max_label_bytes:,} per post", field="body"
+            )
+        body = await request.body()
+        if len(body) > max_label_bytes:
+            raise ValidationError(f"the body is over {max_label_bytes:,} bytes", field="body")
+        return body, request.headers.get("content-type", "application/json")
+
+    @router.post("/endpoints/{name}/ground-truth", tags=["labels"], openapi_extra=LABELS_DOC)
+    async def post_ground_truth(name: str, request: Request) -> LabelsAccepted:
+        """Labels for captured inferences, by inference id: JSON, JSON Lines or CSV.
+
+        A record is {"inference_id", "label"} (a list of labels for a multi-row request)
+        or a SageMaker ground-truth record. The whole post is checked before any is kept.
+        """
+        body, content_type = await _label_body(name, request)
+        records = await asyncio.to_thread(parse_labels, body, content_type)
+        count = await asyncio.to_thread(labels.put_ground_truth, name, records)
+        return LabelsAccepted(accepted=count)
+
+    @router.post("/endpoints/{name}/outcomes", tags=["labels"], openapi_extra=LABELS_DOC)
+    async def post_outcomes(name: str, request: Request) -> LabelsAccepted:
+        """Business outcomes of inferences ({"inference_id", "name", "value"}), for A/B tests.
+        A request with no outcome of a name counts as 0 for it."""
+        body, content_type = await _label_body(name, request)
+        records = await asyncio.to_thread(parse_outcomes, body, content_type)
+        count = await asyncio.to_thread(labels.put_outcomes, name, records)
+        return LabelsAccepted(accepted=count)
 
     @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
     async def delete_endpoint(name: str) -> Response:

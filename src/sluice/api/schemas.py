@@ -399,3 +399,8 @@ class LiveOut(BaseModel):
     checks: list[dict[str, Any]]
     fleets: list[FleetOut]
     alarms: list[AlarmOut]
+
+
+class LabelsAccepted(BaseModel):
+    accepted: int
+    """Records stored (all of the post: a bad record rejects the whole post)."""

@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "endpoints": "sluice.cli.endpoints:endpoints",
     "invoke": "sluice.cli.endpoints:invoke",
     "alarms": "sluice.cli.alarms:alarms",
+    "ground-truth": "sluice.cli.labels:ground_truth",
+    "outcomes": "sluice.cli.labels:outcomes",
 }
 
 
