@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "alarms": "sluice.cli.alarms:alarms",
     "ground-truth": "sluice.cli.labels:ground_truth",
     "outcomes": "sluice.cli.labels:outcomes",
+    "report": "sluice.cli.report:report",
 }
 
 

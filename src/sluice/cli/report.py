@@ -1,0 +1,170 @@
+"""`sluice report shadow|ab`: a comparison report from capture files, no server needed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sluice.cli.common import show_table
+
+
+@click.group()
+def report() -> None:
+    """Compare variants from their data capture (and ground truth, and outcomes)."""
+
+
+def _options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--endpoint", required=True),
+            click.option("--baseline", required=True, help="The production variant."),
+            click.option("--candidate", "candidates", multiple=True, required=True),
+            click.option(
+                "--capture",
+                type=click.Path(file_okay=False, path_type=Path),
+                required=True,
+                help="The capture root (holding ENDPOINT/VARIANT/YYYY/MM/DD/HH/*.jsonl).",
+            ),
+            click.option(
+                "--ground-truth",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="The ground-truth root (holding ENDPOINT/YYYY/MM/DD/HH/*.jsonl).",
+            ),
+            click.option("--outcomes", type=click.Path(file_okay=False, path_type=Path)),
+            click.option("--start", type=click.DateTime(), help="Window start (UTC)."),
+            click.option("--end", type=click.DateTime(), help="Window end (UTC)."),
+            click.option(
+                "--problem", type=click.Choice(["classification", "regression"]), default=None
+            ),
+            click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path)),
+            click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path)),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@report.command("shadow")
+@_options
+def shadow(**kw: Any) -> None:
+    """A shadow test: each candidate's answers paired with the baseline's, request by request."""
+    _run("shadow", **kw)
+
+
+@report.command("ab")
+@_options
+def ab(**kw: Any) -> None:
+    """An A/B test: production variants that each answered their own share of traffic."""
+    _run("ab", **kw)
+
+
+def _run(
+    kind: str,
+    endpoint: str,
+    baseline: str,
+    candidates: tuple[str, ...],
+    capture: Path,
+    ground_truth: Path | None,
+    outcomes: Path | None,
+    start: datetime | None,
+    end: datetime | None,
+    problem: str | None,
+    json_out: Path | None,
+    html_out: Path | None,
+) -> None:
+    from sluice.reports.compare import ReportOptions, Source, ab_report, shadow_report
+    from sluice.reports.html import render
+
+    for name in (baseline, *candidates):
+        if not (capture / endpoint / name).is_dir():
+            raise click.BadParameter(f"no capture for {endpoint}/{name} under {capture}")
+    source = Source(endpoint, capture, ground_truth, outcomes, _epoch(start), _epoch(end))
+    build = shadow_report if kind == "shadow" else ab_report
+    result = build(source, baseline, list(candidates), ReportOptions(problem_type=problem))
+    print_report(result)
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        click.echo(f"JSON: {json_out}")
+    if html_out:
+        html_out.write_text(render(result))
+        click.echo(f"HTML: {html_out}")
+
+
+def _epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    from datetime import UTC
+
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def print_report(result: dict[str, Any]) -> None:
+    """The report as rich tables: operations per variant, then each comparison's verdict."""
+    show_table(
+        result["title"],
+        ["variant", "role", "requests", "share", "4xx", "5xx", "p50 ms", "p99 ms"],
+        [
+            [
+                name,
+                v["role"],
+                v["requests"],
+                _pct(v["share"]),
+                v["errors"]["4xx"],
+                v["errors"]["5xx"],
+                v["latency_ms"]["p50"],
+                v["latency_ms"]["p99"],
+            ]
+            for name, v in result["variants"].items()
+        ],
+    )
+    for c in result["comparisons"]:
+        rows: list[list[Any]] = []
+        q = c["quality"]
+        if "agreement" in c:
+            rows.append(["agreement", _pct(c["agreement"]["rate"]["value"]), "", ""])
+        if q.get("status") == "ok":
+            metric = q["metric"]
+            rows.append(
+                [
+                    metric,
+                    _num(q["baseline"][metric]["value"]),
+                    _num(q["candidate"][metric]["value"]),
+                    f"{_num(q['difference'][metric]['value'])} "
+                    f"[{_num(q['difference'][metric]['ci95'][0])}, "
+                    f"{_num(q['difference'][metric]['ci95'][1])}]",
+                ]
+            )
+        else:
+            rows.append(["quality", q.get("status"), "", ""])
+        latency = c["latency"]
+        if latency.get("status") == "ok":
+            rows.append(["latency ratio", "", "", _num(latency["ratio"]["value"])])
+        for name, o in c.get("outcomes", {}).items():
+            k = o["kind"]
+            rows.append(
+                [
+                    f"{name} ({k})",
+                    _num(o["baseline"][k]["value"]),
+                    _num(o["candidate"][k]["value"]),
+                    f"{_num(o['difference'][k]['value'])}, "
+                    f"always-valid p {_num(o['test']['always_valid_p_value'])}",
+                ]
+            )
+        show_table(
+            f"{c['candidate']} against {c['baseline']}",
+            ["", c["baseline"], c["candidate"], "difference"],
+            rows,
+        )
+        click.echo(c["verdict"]["summary"])
+
+
+def _num(x: Any) -> str:
+    return "–" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.2f} %"
