@@ -3,8 +3,7 @@
 Two kinds: `shadow` pairs a production variant's answers with each shadow's answers to
 the same requests; `ab` compares production variants that each answered their own share
 of traffic. Both join ground truth (by inference id and row) and outcomes, and end in a
-one-line verdict per candidate on quality and on latency. The schema is documented in
-docs/report-schema.md.
+one-line verdict per candidate on quality and on latency.
 """
 
 from __future__ import annotations
