@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from sluice.cli.common import show_table
+from sluice.reports.html import number, percent
 
 
 @click.group()
@@ -112,7 +113,7 @@ def print_report(result: dict[str, Any]) -> None:
                 name,
                 v["role"],
                 v["requests"],
-                _pct(v["share"]),
+                percent(v["share"]),
                 v["errors"]["4xx"],
                 v["errors"]["5xx"],
                 v["latency_ms"]["p50"],
@@ -125,33 +126,33 @@ def print_report(result: dict[str, Any]) -> None:
         rows: list[list[Any]] = []
         q = c["quality"]
         if "agreement" in c:
-            rows.append(["agreement", _pct(c["agreement"]["rate"]["value"]), "", ""])
+            rows.append(["agreement", percent(c["agreement"]["rate"]["value"]), "", ""])
         if q.get("status") == "ok":
             metric = q["metric"]
             rows.append(
                 [
                     metric,
-                    _num(q["baseline"][metric]["value"]),
-                    _num(q["candidate"][metric]["value"]),
-                    f"{_num(q['difference'][metric]['value'])} "
-                    f"[{_num(q['difference'][metric]['ci95'][0])}, "
-                    f"{_num(q['difference'][metric]['ci95'][1])}]",
+                    number(q["baseline"][metric]["value"]),
+                    number(q["candidate"][metric]["value"]),
+                    f"{number(q['difference'][metric]['value'])} "
+                    f"[{number(q['difference'][metric]['ci95'][0])}, "
+                    f"{number(q['difference'][metric]['ci95'][1])}]",
                 ]
             )
         else:
             rows.append(["quality", q.get("status"), "", ""])
         latency = c["latency"]
         if latency.get("status") == "ok":
-            rows.append(["latency ratio", "", "", _num(latency["ratio"]["value"])])
+            rows.append(["latency ratio", "", "", number(latency["ratio"]["value"])])
         for name, o in c.get("outcomes", {}).items():
             k = o["kind"]
             rows.append(
                 [
                     f"{name} ({k})",
-                    _num(o["baseline"][k]["value"]),
-                    _num(o["candidate"][k]["value"]),
-                    f"{_num(o['difference'][k]['value'])}, "
-                    f"always-valid p {_num(o['test']['always_valid_p_value'])}",
+                    number(o["baseline"][k]["value"]),
+                    number(o["candidate"][k]["value"]),
+                    f"{number(o['difference'][k]['value'])}, "
+                    f"always-valid p {number(o['test']['always_valid_p_value'])}",
                 ]
             )
         show_table(
@@ -160,11 +161,3 @@ def print_report(result: dict[str, Any]) -> None:
             rows,
         )
         click.echo(c["verdict"]["summary"])
-
-
-def _num(x: Any) -> str:
-    return "–" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
-def _pct(x: Any) -> str:
-    return "–" if x is None else f"{100 * x:.2f} %"

@@ -49,31 +49,25 @@ class LabelStore:
 
     def put_ground_truth(self, endpoint: str, labels: Sequence[Label]) -> int:
         lines = (
-            json.dumps(
-                {
-                    "groundTruthData": {"data": label.data, "encoding": label.encoding},
-                    "eventMetadata": {"eventId": label.inference_id},
-                    "eventVersion": "0",
-                },
-                separators=(",", ":"),
-            )
-            for label in labels
+            _record(x.inference_id, "groundTruthData", {"data": x.data, "encoding": x.encoding})
+            for x in labels
         )
         return _write(self.ground_truth_root / endpoint, lines)
 
     def put_outcomes(self, endpoint: str, outcomes: Sequence[Outcome]) -> int:
         lines = (
-            json.dumps(
-                {
-                    "outcomeData": {"name": o.name, "value": o.value},
-                    "eventMetadata": {"eventId": o.inference_id},
-                    "eventVersion": "0",
-                },
-                separators=(",", ":"),
-            )
-            for o in outcomes
+            _record(x.inference_id, "outcomeData", {"name": x.name, "value": x.value})
+            for x in outcomes
         )
         return _write(self.outcomes_root / endpoint, lines)
+
+
+def _record(inference_id: str, member: str, data: Mapping[str, Any]) -> str:
+    """One line in SageMaker's ground-truth layout, with `data` under `member`."""
+    return json.dumps(
+        {member: data, "eventMetadata": {"eventId": inference_id}, "eventVersion": "0"},
+        separators=(",", ":"),
+    )
 
 
 def _write(folder: Path, lines: Iterable[str]) -> int:

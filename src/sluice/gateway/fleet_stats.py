@@ -30,6 +30,11 @@ def bin_value(index: int) -> float:
     return math.exp((index + 0.5) / BINS_PER_E)
 
 
+def bin_edge(index: int) -> float:
+    """The lower edge of a bin, in seconds."""
+    return math.exp(index / BINS_PER_E)
+
+
 class FleetStats:
     """Running totals of one fleet; `record` is called once per answered request."""
 
@@ -114,9 +119,9 @@ class Window:
             "errors_4xx": self.errors_4xx,
             "errors_5xx": self.errors_5xx,
             "rate_5xx": self.rate(self.errors_5xx),
-            "model_latency_p50_ms": _ms(percentile(self.model_bins, 50)),
-            "model_latency_p99_ms": _ms(percentile(self.model_bins, 99)),
-            "model_latency_mean_ms": _ms(mean(self.model_bins)),
+            "model_latency_p50_ms": to_ms(percentile(self.model_bins, 50)),
+            "model_latency_p99_ms": to_ms(percentile(self.model_bins, 99)),
+            "model_latency_mean_ms": to_ms(mean(self.model_bins)),
         }
 
 
@@ -155,7 +160,7 @@ def extreme(bins: Mapping[int, int], largest: bool) -> float | None:
     return bin_value(max(live) if largest else min(live))
 
 
-def _ms(seconds: float | None) -> float | None:
+def to_ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 4)
 
 

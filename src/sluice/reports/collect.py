@@ -64,13 +64,11 @@ class Vocabulary:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self.labels: list[str] = []
-        self.overflow = False
 
     def code(self, label: str) -> int:
         code = self.codes.get(label)
         if code is None:
             if len(self.labels) >= MAX_CLASSES:
-                self.overflow = True
                 return -1
             code = self.codes[label] = len(self.labels)
             self.labels.append(label)

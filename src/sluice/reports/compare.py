@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from sluice.gateway.fleet_stats import bin_value, mean, percentile
+from sluice.gateway.fleet_stats import bin_edge, mean, percentile, to_ms
 from sluice.reports import stats
 from sluice.reports.collect import (
+    MAX_CLASSES,
     KeyedValues,
     VariantData,
     Vocabulary,
@@ -28,6 +29,7 @@ from sluice.reports.collect import (
     read_outcomes,
 )
 from sluice.reports.pairs import Pairs, disagreements, pair
+from sluice.reports.stats import rounded
 
 SCHEMA = "sluice.report/1"
 MIN_LABELLED = 30
@@ -89,7 +91,7 @@ def shadow_report(
         source.end,
         lambda: _truth(source, vocabulary),
     )
-    problem = _problem(options, data.values(), vocabulary)
+    problem = _problem(options, data.values())
     report = _header("shadow", source, baseline, list(candidates), problem, title)
     base_requests = len(data[baseline].status)
     report["variants"] = {
@@ -134,7 +136,7 @@ def ab_report(
         source.end,
         lambda: (_truth(source, vocabulary), _outcomes(source)),
     )
-    problem = _problem(options, data.values(), vocabulary)
+    problem = _problem(options, data.values())
     report = _header("ab", source, baseline, list(candidates), problem, title)
     total = sum(len(d.status) for d in data.values())
     report["variants"] = {
@@ -167,13 +169,13 @@ def _outcomes(source: Source) -> dict[str, KeyedValues]:
     return read_outcomes(source.outcomes_root / source.endpoint)
 
 
-def _problem(options: ReportOptions, data: Iterable[VariantData], vocabulary: Vocabulary) -> str:
+def _problem(options: ReportOptions, data: Iterable[VariantData]) -> str:
     if options.problem_type:
         return options.problem_type
     data = list(data)
     labels = {label for d in data for label in d.labels}
     fractional = any(d.fractional for d in data)
-    return "regression" if fractional or len(labels) >= 1000 else "classification"
+    return "regression" if fractional or len(labels) >= MAX_CLASSES else "classification"
 
 
 def _header(
@@ -202,7 +204,7 @@ def _operational(
 ) -> dict[str, Any]:
     s = data.stats()
     bins = s.model_bins
-    ms = {q: _ms(percentile(bins, q)) for q in (50, 90, 99)}
+    ms = {q: to_ms(percentile(bins, q)) for q in (50, 90, 99)}
     out: dict[str, Any] = {
         "role": role,
         "requests": s.invocations,
@@ -216,7 +218,7 @@ def _operational(
             "p50": ms[50],
             "p90": ms[90],
             "p99": ms[99],
-            "mean": _ms(mean(bins)),
+            "mean": to_ms(mean(bins)),
             "histogram": _histogram(bins),
         },
         "first_at": data.first if math.isfinite(data.first) else None,
@@ -238,17 +240,8 @@ def _histogram(bins: Mapping[int, int], merge: int = 10) -> dict[str, list[float
     counts = [0] * (high - low + 1)
     for index, count in bins.items():
         counts[index // merge - low] += count
-    edges = [round(math_exp_edge((low + i) * merge) * 1000, 4) for i in range(high - low + 2)]
+    edges = [round(bin_edge((low + i) * merge) * 1000, 4) for i in range(high - low + 2)]
     return {"edges_ms": edges, "counts": [float(c) for c in counts]}
-
-
-def math_exp_edge(index: int) -> float:
-    """The lower edge of fine bin `index` in seconds."""
-    return bin_value(index) / math.exp(0.5 / 100)
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 4)
 
 
 # -- shadow: paired comparison
@@ -314,7 +307,7 @@ def _agreement(pairs: Pairs, vocabulary: Vocabulary) -> dict[str, Any]:
         "agreeing_rows": agree,
         "top_k": {
             "k": pairs.top_k,
-            "overlap": _round(float(known.mean())) if len(known) else None,
+            "overlap": rounded(float(known.mean())) if len(known) else None,
             "rows": int(len(known)),
         },
         "confusion": {
@@ -341,12 +334,12 @@ def _differences(values_a: np.ndarray, values_b: np.ndarray) -> dict[str, Any]:
     counts, edges = np.histogram(d, bins=30)
     return {
         "rows": int(len(d)),
-        "mean": _round(float(d.mean())),
-        "median": _round(float(np.median(d))),
-        "max_abs": _round(float(np.abs(d).max())),
-        "correlation": _round(correlation),
+        "mean": rounded(float(d.mean())),
+        "median": rounded(float(np.median(d))),
+        "max_abs": rounded(float(np.abs(d).max())),
+        "correlation": rounded(correlation),
         "histogram": {
-            "edges": [_round(float(e)) for e in edges],
+            "edges": [rounded(float(e)) for e in edges],
             "counts": counts.astype(float).tolist(),
         },
     }
@@ -392,11 +385,11 @@ def _paired_classification(
             "difference": {"accuracy": test.difference.to_dict(), "f1_macro": f1_d.to_dict()},
             "test": {
                 "name": "McNemar exact (paired)",
-                "p_value": _round(test.p_value),
+                "p_value": rounded(test.p_value),
                 "only_baseline_right": test.only_baseline_right,
                 "only_candidate_right": test.only_candidate_right,
             },
-            "mde": _round(test.mde),
+            "mde": rounded(test.mde),
         }
     )
     return out
@@ -424,9 +417,9 @@ def _paired_regression(
             "difference": {"mae": test.difference.to_dict()},
             "test": {
                 "name": "Wilcoxon signed-rank on absolute errors (paired)",
-                "p_value": _round(test.p_value),
+                "p_value": rounded(test.p_value),
             },
-            "mde": _round(test.mde),
+            "mde": rounded(test.mde),
         }
     )
     return out
@@ -453,14 +446,14 @@ def _paired_latency(
     return {
         "pairs": n,
         "status": "ok",
-        "baseline_p50_ms": _round(float(np.median(latency_a[ok]))),
-        "candidate_p50_ms": _round(float(np.median(latency_b[ok]))),
-        "baseline_p99_ms": _round(float(np.percentile(latency_a[ok], 99))),
-        "candidate_p99_ms": _round(float(np.percentile(latency_b[ok], 99))),
+        "baseline_p50_ms": rounded(float(np.median(latency_a[ok]))),
+        "candidate_p50_ms": rounded(float(np.median(latency_b[ok]))),
+        "baseline_p99_ms": rounded(float(np.percentile(latency_a[ok], 99))),
+        "candidate_p99_ms": rounded(float(np.percentile(latency_b[ok], 99))),
         "ratio": stats.Estimate(math.exp(d.value), math.exp(d.low), math.exp(d.high)).to_dict(),
         "test": {
             "name": "Wilcoxon signed-rank on log latency (paired)",
-            "p_value": _round(test.p_value),
+            "p_value": rounded(test.p_value),
         },
         "margin": options.latency_margin,
     }
@@ -516,15 +509,15 @@ def _unpaired(
         "status": "ok"
         if latency.n_baseline > 1 and latency.n_candidate > 1
         else "too few requests",
-        "baseline_p50_ms": _round(float(np.median(la))) if len(la) else None,
-        "candidate_p50_ms": _round(float(np.median(lb))) if len(lb) else None,
+        "baseline_p50_ms": rounded(float(np.median(la))) if len(la) else None,
+        "candidate_p50_ms": rounded(float(np.median(lb))) if len(lb) else None,
         "ratio": stats.Estimate(
             *(
                 math.exp(x)
                 for x in (latency.difference.value, latency.difference.low, latency.difference.high)
             )
         ).to_dict(),
-        "test": {"name": "Welch t on log latency", "p_value": _round(latency.p_value)},
+        "test": {"name": "Welch t on log latency", "p_value": rounded(latency.p_value)},
         "margin": options.latency_margin,
     }
     out["verdict"] = _verdict(baseline, candidate, problem, quality, out["latency"], options)
@@ -557,12 +550,12 @@ def _two_samples(test: stats.TwoSamples, metric: str) -> dict[str, Any]:
         "difference": {metric: test.difference.to_dict()},
         "test": {
             "name": test.test,
-            "p_value": _round(test.p_value),
-            "always_valid_p_value": _round(test.always_valid_p),
+            "p_value": rounded(test.p_value),
+            "always_valid_p_value": rounded(test.always_valid_p),
             "sequential": "mixture SPRT (always valid: look as often as you like)",
         },
-        "mde": _round(test.mde),
-        "power": _round(test.power),
+        "mde": rounded(test.mde),
+        "power": rounded(test.power),
     }
 
 
@@ -634,7 +627,3 @@ def _p(p: float | None) -> str:
 
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), 6)

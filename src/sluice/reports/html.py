@@ -35,8 +35,8 @@ def render(report: dict[str, Any]) -> str:
         latency_chart=charts.latency_histograms(report["variants"]),
         quality_charts=quality_charts,
         heat=charts.heat,
-        num=_num,
-        pct=_pct,
+        num=number,
+        pct=percent,
         mb=lambda b: "–" if _missing(b) else f"{b / 1e6:.0f}",
     )
 
@@ -45,7 +45,8 @@ def _missing(x: Any) -> bool:
     return x is None or isinstance(x, jinja2.Undefined)
 
 
-def _num(x: Any) -> str:
+def number(x: Any) -> str:
+    """A figure as text: 4 significant digits, a dash when missing."""
     if _missing(x) or x == "":
         return "–"
     if isinstance(x, float):
@@ -53,5 +54,5 @@ def _num(x: Any) -> str:
     return str(x)
 
 
-def _pct(x: Any) -> str:
+def percent(x: Any) -> str:
     return "–" if _missing(x) else f"{100 * x:.2f} %"

@@ -11,7 +11,7 @@ import base64
 import csv
 import io
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,27 +167,13 @@ def capture_records(
         ):
             continue
         for block in _lines(path):
-            records = _decode_block(block)
+            records: list[CaptureRecord] = _decode_each(block, _capture)
             if start is not None or end is not None:
                 low = -math.inf if start is None else start
                 high = math.inf if end is None else end
                 records = [r for r in records if low <= r.time() < high]
             if records:
                 yield records
-
-
-def _decode_block(block: bytes) -> list[CaptureRecord]:
-    try:
-        return _capture.decode_lines(block)
-    except msgspec.DecodeError:
-        out = []
-        for line in block.splitlines():
-            if line.strip():
-                try:
-                    out.append(_capture.decode(line))
-                except msgspec.DecodeError:
-                    continue
-        return out
 
 
 def ground_truth_records(folder: Path) -> Iterator[GroundTruthRecord]:
@@ -203,7 +189,8 @@ def outcome_records(folder: Path) -> Iterator[OutcomeRecord]:
             yield from _decode_each(block, _outcome)
 
 
-def _decode_each(block: bytes, decoder: Any) -> Iterable[Any]:
+def _decode_each(block: bytes, decoder: Any) -> list[Any]:
+    """Every record of a block of lines; a line that does not decode is skipped."""
     try:
         return decoder.decode_lines(block)  # type: ignore[no-any-return]
     except msgspec.DecodeError:

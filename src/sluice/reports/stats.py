@@ -21,10 +21,11 @@ class Estimate:
     high: float
 
     def to_dict(self) -> dict[str, float | list[float | None] | None]:
-        return {"value": _clean(self.value), "ci95": [_clean(self.low), _clean(self.high)]}
+        return {"value": rounded(self.value), "ci95": [rounded(self.low), rounded(self.high)]}
 
 
-def _clean(x: float) -> float | None:
+def rounded(x: float | None) -> float | None:
+    """A figure for a JSON report: 6 decimals, None when not a finite number."""
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
