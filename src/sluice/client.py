@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -17,11 +18,13 @@ from sluice.api.schemas import (
     DeploymentOut,
     EndpointConfigOut,
     EndpointOut,
+    ExperimentOut,
     LiveOut,
     ModelOut,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+FINISHED = ("Completed", "Cancelled")
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,103 @@ class Client:
         if response.status_code >= 400:
             raise _api_error(response)
         return int(response.json()["accepted"])
+
+    # -- inference experiments (shadow tests)
+
+    def create_experiment(
+        self,
+        name: str,
+        endpoint: str,
+        source_variant: str,
+        shadows: Sequence[Mapping[str, Any]],
+        start: datetime | None = None,
+        end: datetime | None = None,
+        description: str = "",
+        destination: str | None = None,
+    ) -> ExperimentOut:
+        """`shadows`: {"name", "model", "instances", "sampling_percentage"} each."""
+        body = {
+            "name": name,
+            "endpoint": endpoint,
+            "source_variant": source_variant,
+            "shadows": [dict(s) for s in shadows],
+            "start": start.isoformat() if start else None,
+            "end": end.isoformat() if end else None,
+            "description": description,
+            "destination": destination,
+        }
+        return ExperimentOut.model_validate(self._call("POST", "/experiments", body))
+
+    def get_experiment(self, name: str) -> ExperimentOut:
+        return ExperimentOut.model_validate(self._call("GET", f"/experiments/{name}"))
+
+    def list_experiments(self, endpoint: str | None = None) -> list[ExperimentOut]:
+        query = f"?endpoint={endpoint}" if endpoint else ""
+        return [ExperimentOut.model_validate(x) for x in self._call("GET", f"/experiments{query}")]
+
+    def update_experiment(self, name: str, **changes: Any) -> ExperimentOut:
+        """start, end (datetimes), description, sampling / instances ({shadow: value})."""
+        body = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in changes.items()}
+        return ExperimentOut.model_validate(self._call("PATCH", f"/experiments/{name}", body))
+
+    def start_experiment(
+        self, name: str, wait: bool = False, timeout: float = 300.0
+    ) -> ExperimentOut:
+        started = ExperimentOut.model_validate(self._call("POST", f"/experiments/{name}/start"))
+        return self.wait_for_experiment(name, ("Running",), timeout) if wait else started
+
+    def stop_experiment(
+        self,
+        name: str,
+        actions: Mapping[str, str] | None = None,
+        desired_state: str = "Completed",
+        reason: str | None = None,
+        deployment_config: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        timeout: float = 3600.0,
+    ) -> ExperimentOut:
+        """`actions`: variant name to Promote, Retain or Remove."""
+        body = {
+            "actions": dict(actions or {}),
+            "desired_state": desired_state,
+            "reason": reason,
+            "deployment_config": deployment_config,
+        }
+        stopped = ExperimentOut.model_validate(
+            self._call("POST", f"/experiments/{name}/stop", body)
+        )
+        return self.wait_for_experiment(name, FINISHED, timeout) if wait else stopped
+
+    def wait_for_experiment(
+        self, name: str, statuses: Sequence[str] = ("Running",), timeout: float = 300.0
+    ) -> ExperimentOut:
+        """Poll until the experiment is in one of `statuses` (or has finished)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            experiment = self.get_experiment(name)
+            if experiment.status in statuses or experiment.status in FINISHED:
+                return experiment
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"experiment {name!r} still {experiment.status}")
+            time.sleep(0.2)
+
+    def delete_experiment(self, name: str) -> None:
+        self._call("DELETE", f"/experiments/{name}")
+
+    def experiment_report(self, name: str, refresh: bool = False) -> dict[str, Any]:
+        """The comparison report (JSON document, schema sluice.report/1)."""
+        query = "?refresh=true" if refresh else ""
+        report: dict[str, Any] = self._call("GET", f"/experiments/{name}/report{query}")
+        return report
+
+    def experiment_report_html(self, name: str, refresh: bool = False) -> str:
+        response = self.http.get(
+            f"/api/v1/experiments/{name}/report",
+            params={"format": "html", "refresh": str(refresh).lower()},
+        )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.text
 
     def delete_endpoint(self, name: str) -> None:
         self._call("DELETE", f"/endpoints/{name}")

@@ -48,6 +48,8 @@ class VariantSpec:
     instance_count: int = 1
     sampling_percentage: int = 100
     """Shadows only: the share of production requests copied to this variant."""
+    source_variant: str | None = None
+    """Shadows only: copy only requests this production variant answered (None: all)."""
 
 
 @dataclass(frozen=True)
@@ -242,3 +244,102 @@ class Deployment:
     def duration_s(self) -> float:
         end = self.finished_at or self.updated_at
         return (end - self.created_at).total_seconds()
+
+
+# -- inference experiments (shadow tests)
+
+
+class ExperimentStatus(StrEnum):
+    CREATING = "Creating"
+    CREATED = "Created"
+    """Waiting for its scheduled start."""
+    UPDATING = "Updating"
+    STARTING = "Starting"
+    """Its shadow variants are starting beside the endpoint's production variant."""
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+    """Applying the variant actions (promote, retain, remove)."""
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+    """Stopped early on request, or an operation failed (see the reason)."""
+
+    @property
+    def finished(self) -> bool:
+        return self in (ExperimentStatus.COMPLETED, ExperimentStatus.CANCELLED)
+
+
+class VariantAction(StrEnum):
+    PROMOTE = "Promote"
+    """A shadow replaces the source variant's model; the source is kept as it is."""
+    RETAIN = "Retain"
+    """The variant stays on the endpoint as it is (a shadow keeps receiving copies)."""
+    REMOVE = "Remove"
+
+
+@dataclass(frozen=True)
+class ExperimentVariant:
+    """A variant taking part in an experiment: the source production variant or a shadow."""
+
+    variant_name: str
+    model_name: str
+    instance_count: int = 1
+    instance_type: str = "local"
+    """Accepted for SageMaker's sake; workers run where the server runs."""
+    status: str = "Creating"
+    """Creating, Updating, InService, Deleting or Deleted (SageMaker's ModelVariantStatus)."""
+
+
+@dataclass(frozen=True)
+class ShadowSampling:
+    variant_name: str
+    sampling_percentage: int
+
+
+@dataclass(frozen=True)
+class ExperimentEvent:
+    at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An inference experiment (SageMaker's shadow mode): shadows beside a production variant."""
+
+    name: str
+    endpoint: str
+    source_variant: str
+    variants: tuple[ExperimentVariant, ...]
+    shadows: tuple[ShadowSampling, ...]
+    start: datetime
+    end: datetime
+    status: ExperimentStatus
+    status_reason: str | None = None
+    description: str = ""
+    destination: str | None = None
+    """Where the pairs are captured (directory or file:// URI); default: the capture dir."""
+    data_storage: dict[str, Any] = field(default_factory=dict)
+    """The rest of SageMaker's DataStorageConfig (KmsKey, ContentType), kept as given."""
+    role_arn: str | None = None
+    kms_key: str | None = None
+    base_config: str | None = None
+    """The endpoint config the endpoint ran when the experiment started."""
+    experiment_config: str | None = None
+    """The endpoint config with the shadows added, served while the experiment runs."""
+    stop: dict[str, Any] = field(default_factory=dict)
+    """The stop request: actions, desired state, reason, deployment config, deployment id."""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    started_at: datetime | None = None
+    completion_time: datetime | None = None
+    events: tuple[ExperimentEvent, ...] = ()
+    type: str = "ShadowMode"
+
+    @property
+    def shadow_names(self) -> list[str]:
+        return [s.variant_name for s in self.shadows]
+
+    def variant(self, name: str) -> ExperimentVariant | None:
+        return next((v for v in self.variants if v.variant_name == name), None)
+
+    def sampling(self, name: str) -> int:
+        return next(s.sampling_percentage for s in self.shadows if s.variant_name == name)

@@ -16,6 +16,8 @@ from sluice.compat.sagemaker_runtime import RuntimeHandler
 from sluice.control.alarms import AlarmService
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
+from sluice.control.experiment_reports import ExperimentReports
+from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
 from sluice.control.webhooks import Notifier
 from sluice.gateway.app import SluiceApp, build_app
@@ -28,6 +30,7 @@ from sluice.store.alarm_repo import AlarmRepository
 from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
+from sluice.store.experiment_repo import ExperimentRepository
 from sluice.store.repos import Repository
 
 log = logging.getLogger("sluice.server")
@@ -40,6 +43,7 @@ class Server:
     service: EndpointService
     deployments: DeploymentService
     alarms: AlarmService
+    experiments: ExperimentService
 
 
 def build_server(settings: Settings) -> Server:
@@ -53,7 +57,7 @@ def build_server(settings: Settings) -> Server:
     service = EndpointService(
         repo, ArtifactStore(settings.models_dir), backend, router, capture, metrics, settings
     )
-    metrics.watch_workers(service.worker_usage)
+    usage = metrics.watch_workers(service.worker_usage)
     notifier = Notifier(
         settings.webhook_attempts,
         settings.webhook_backoff_s,
@@ -67,6 +71,10 @@ def build_server(settings: Settings) -> Server:
     deployments = DeploymentService(
         DeploymentRepository(database), service, alarms, settings.deployment_restart_policy
     )
+    experiments = ExperimentService(
+        ExperimentRepository(database), service, deployments, settings.experiment_tick_s
+    )
+    reports = ExperimentReports(experiments, service, usage.read, settings)
     gateway = Gateway(router, capture)
 
     @contextlib.asynccontextmanager
@@ -75,6 +83,8 @@ def build_server(settings: Settings) -> Server:
         notifier.start()
         alarms.start()
         await deployments.recover()
+        await experiments.recover()
+        experiments.start_scheduler()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -83,6 +93,8 @@ def build_server(settings: Settings) -> Server:
             yield
         finally:
             log.info("stopping: workers, capture, database")
+            await experiments.close()
+            await reports.close()
             await deployments.close()
             await alarms.close()
             await service.close()
@@ -98,13 +110,15 @@ def build_server(settings: Settings) -> Server:
             deployments,
             alarms,
             LabelStore(settings.ground_truth_dir, settings.outcomes_dir),
+            experiments,
+            reports,
             settings.max_label_post_bytes,
         ),
         router,
         metrics,
         lifespan,
     )
-    return Server(settings, app, service, deployments, alarms)
+    return Server(settings, app, service, deployments, alarms, experiments)
 
 
 def serve(settings: Settings) -> None:

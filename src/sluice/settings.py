@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     max_label_post_bytes: int = 100 * 1024 * 1024
     """Largest ground-truth or outcome post accepted (a bulk upload)."""
 
+    experiment_tick_s: float = 1.0
+    """How often scheduled inference experiments are checked for their start and end."""
+
+    report_refresh_s: float = 10.0
+    """A running experiment's report is recomputed at most this often; between, the last
+    one is served."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -100,3 +107,7 @@ class Settings(BaseSettings):
     @property
     def outcomes_dir(self) -> Path:
         return self.home / "outcomes"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"

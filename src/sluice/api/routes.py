@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from sluice import __version__
 from sluice.api.schemas import (
@@ -20,6 +20,10 @@ from sluice.api.schemas import (
     EndpointCreate,
     EndpointOut,
     ErrorOut,
+    ExperimentCreate,
+    ExperimentOut,
+    ExperimentStop,
+    ExperimentUpdate,
     FleetOut,
     LabelsAccepted,
     LiveOut,
@@ -32,6 +36,8 @@ from sluice.api.schemas import (
 from sluice.control.alarms import AlarmService, MetricPoint
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
+from sluice.control.experiment_reports import ExperimentReports
+from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.errors import SluiceError, ValidationError
 
@@ -56,6 +62,8 @@ def build_api(
     deployments: DeploymentService,
     alarms: AlarmService,
     labels: LabelStore,
+    experiments: ExperimentService,
+    reports: ExperimentReports,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -233,6 +241,61 @@ def build_api(
         records = await asyncio.to_thread(parse_outcomes, body, content_type)
         count = await asyncio.to_thread(labels.put_outcomes, name, records)
         return LabelsAccepted(accepted=count)
+
+    @router.post("/experiments", status_code=201, tags=["experiments"])
+    def create_experiment(body: ExperimentCreate) -> ExperimentOut:
+        """A shadow test: shadows beside a production variant, from its start to its end."""
+        return ExperimentOut.of(experiments.create(body.to_spec()))
+
+    @router.get("/experiments", tags=["experiments"])
+    def list_experiments(endpoint: str | None = None) -> list[ExperimentOut]:
+        return [ExperimentOut.of(x) for x in experiments.find(endpoint)]
+
+    @router.get("/experiments/{name}", tags=["experiments"])
+    def get_experiment(name: str) -> ExperimentOut:
+        return ExperimentOut.of(experiments.get(name))
+
+    @router.patch("/experiments/{name}", tags=["experiments"])
+    async def update_experiment(name: str, body: ExperimentUpdate) -> ExperimentOut:
+        return ExperimentOut.of(
+            await experiments.update(
+                name,
+                start=body.start,
+                end=body.end,
+                description=body.description,
+                sampling=body.sampling,
+                instances=body.instances,
+                destination=body.destination,
+            )
+        )
+
+    @router.post("/experiments/{name}/start", tags=["experiments"])
+    async def start_experiment(name: str) -> ExperimentOut:
+        """Start a Created experiment now rather than at its scheduled start."""
+        return ExperimentOut.of(await experiments.start(name))
+
+    @router.post("/experiments/{name}/stop", tags=["experiments"])
+    async def stop_experiment(name: str, body: ExperimentStop) -> ExperimentOut:
+        """Promote, retain or remove each variant, and end the experiment."""
+        request = body.to_request(experiments.get(name))
+        return ExperimentOut.of(await experiments.stop(name, request))
+
+    @router.delete("/experiments/{name}", status_code=204, tags=["experiments"])
+    def delete_experiment(name: str) -> Response:
+        experiments.delete(name)
+        return Response(status_code=204)
+
+    @router.get("/experiments/{name}/report", tags=["experiments"], response_model=None)
+    async def experiment_report(
+        name: str, format: str = "json", refresh: bool = False
+    ) -> dict[str, Any] | HTMLResponse:
+        """The comparison report so far (final once the experiment has ended): JSON
+        (schema sluice.report/1) or a self-contained HTML page (format=html)."""
+        if format == "html":
+            return HTMLResponse(await reports.html(name, refresh))
+        if format != "json":
+            raise ValidationError("format is json or html", field="format")
+        return await reports.report(name, refresh)
 
     @router.delete("/endpoints/{name}", status_code=204, tags=["endpoints"])
     async def delete_endpoint(name: str) -> Response:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
+from sluice.control.experiments import ExperimentSpec, StopRequest
 from sluice.control.policies import DeploymentConfig
 
 
@@ -404,3 +405,155 @@ class LiveOut(BaseModel):
 class LabelsAccepted(BaseModel):
     accepted: int
     """Records stored (all of the post: a bad record rejects the whole post)."""
+
+
+# -- inference experiments
+
+
+class ExperimentShadowIn(Strict):
+    name: str = Field(description="The shadow variant's name (new on the endpoint).")
+    model: str
+    instances: int = Field(1, ge=1)
+    sampling_percentage: int = Field(
+        100, ge=0, le=100, description="Share of the source variant's requests copied here."
+    )
+
+
+class ExperimentCreate(Strict):
+    name: str = Field(description="1 to 120 letters, digits and hyphens.")
+    endpoint: str
+    source_variant: str = Field(description="The production variant whose requests are copied.")
+    shadows: list[ExperimentShadowIn] = Field(min_length=1)
+    start: datetime | None = Field(None, description="Default: now.")
+    end: datetime | None = Field(None, description="Default: 7 days after the start; ≤ 30 days.")
+    description: str = Field("", max_length=1024)
+    destination: str | None = Field(
+        None, description="Directory or file:// URI for the captured pairs; default: capture/."
+    )
+
+    def to_spec(self) -> ExperimentSpec:
+        return ExperimentSpec(
+            self.name,
+            self.endpoint,
+            self.source_variant,
+            tuple(e.ShadowSampling(s.name, s.sampling_percentage) for s in self.shadows),
+            tuple(e.ExperimentVariant(s.name, s.model, s.instances) for s in self.shadows),
+            self.start,
+            self.end,
+            self.description,
+            self.destination,
+        )
+
+
+class ExperimentUpdate(Strict):
+    start: datetime | None = None
+    end: datetime | None = None
+    description: str | None = Field(None, max_length=1024)
+    sampling: dict[str, int] = Field(
+        default_factory=dict, description="Shadow name to its new sampling percentage."
+    )
+    instances: dict[str, int] = Field(
+        default_factory=dict, description="Shadow name to its new instance count."
+    )
+    destination: str | None = None
+
+
+class ExperimentStop(Strict):
+    actions: dict[str, e.VariantAction] = Field(
+        default_factory=dict,
+        description="Variant name to Promote, Retain or Remove. Default: the source is "
+        "retained and the shadows removed; promoting a shadow replaces the source.",
+    )
+    desired_state: Literal["Completed", "Cancelled"] = "Completed"
+    reason: str | None = Field(None, max_length=1024)
+    deployment_config: DeploymentConfig | None = Field(
+        None, description="How a promoted shadow reaches production; absent: all at once."
+    )
+    instances: dict[str, int] = Field(
+        default_factory=dict, description="Instance count of a promoted variant."
+    )
+
+    def to_request(self, experiment: e.Experiment) -> StopRequest:
+        models = {v.variant_name: v.model_name for v in experiment.variants}
+        return StopRequest(
+            dict(self.actions),
+            e.ExperimentStatus(self.desired_state),
+            self.reason,
+            self.deployment_config.document() if self.deployment_config else None,
+            tuple(
+                e.ExperimentVariant(name, models.get(name, ""), count)
+                for name, count in self.instances.items()
+            ),
+        )
+
+
+class ExperimentVariantOut(BaseModel):
+    variant_name: str
+    model_name: str
+    role: str
+    """source or shadow."""
+    instance_count: int
+    sampling_percentage: int | None
+    status: str
+
+
+class ExperimentEventOut(BaseModel):
+    at: datetime
+    message: str
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    type: str
+    endpoint: str
+    source_variant: str
+    variants: list[ExperimentVariantOut]
+    start: datetime
+    end: datetime
+    status: str
+    status_reason: str | None
+    description: str
+    destination: str | None
+    base_config: str | None
+    experiment_config: str | None
+    stop: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    started_at: datetime | None
+    completion_time: datetime | None
+    events: list[ExperimentEventOut]
+
+    @classmethod
+    def of(cls, x: e.Experiment) -> ExperimentOut:
+        sampling = {s.variant_name: s.sampling_percentage for s in x.shadows}
+        return cls(
+            name=x.name,
+            type=x.type,
+            endpoint=x.endpoint,
+            source_variant=x.source_variant,
+            variants=[
+                ExperimentVariantOut(
+                    variant_name=v.variant_name,
+                    model_name=v.model_name,
+                    role="source" if v.variant_name == x.source_variant else "shadow",
+                    instance_count=v.instance_count,
+                    sampling_percentage=sampling.get(v.variant_name),
+                    status=v.status,
+                )
+                for v in x.variants
+            ],
+            start=x.start,
+            end=x.end,
+            status=x.status.value,
+            status_reason=x.status_reason,
+            description=x.description,
+            destination=x.destination,
+            base_config=x.base_config,
+            experiment_config=x.experiment_config,
+            stop=x.stop,
+            created_at=x.created_at,
+            updated_at=x.updated_at,
+            started_at=x.started_at,
+            completion_time=x.completion_time,
+            events=[ExperimentEventOut(at=ev.at, message=ev.message) for ev in x.events],
+        )

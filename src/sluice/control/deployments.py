@@ -60,6 +60,8 @@ class DeploymentService:
         self.alarms = alarms
         self.restart_policy = restart_policy
         self.controllers: dict[str, Controller] = {}
+        self.blockers: list[Callable[[str], str | None]] = []
+        """Each says why an endpoint may not be updated now (None: it may)."""
         endpoints.on_delete.append(self._endpoint_deleted)
 
     async def update_endpoint(
@@ -86,6 +88,10 @@ class DeploymentService:
                 f"endpoint {name!r} is {endpoint.status.value}, not InService",
                 field="EndpointName",
             )
+        for blocker in self.blockers:
+            reason = blocker(name)
+            if reason:
+                raise InvalidState(reason, field="EndpointName")
         if config_name == endpoint.config_name:
             raise ValidationError(
                 f"endpoint {name!r} already runs endpoint config {config_name!r}; "

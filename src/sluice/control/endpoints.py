@@ -208,6 +208,83 @@ class EndpointService:
             self._spawn(name, self._scale(name, live, changed), "scale")
         return endpoint
 
+    async def rewire(self, name: str, config: EndpointConfig) -> Endpoint:
+        """Serve `config`, which has the running config's production variants: only shadows
+        are added or removed (a shadow test starting or ending).
+
+        Production workers keep serving throughout. Shadows only `config` has start first,
+        then one table swap makes `config` live, then shadows it drops stop once their
+        queued copies are sent. If a new shadow cannot start, nothing changes and the
+        loader's error is raised.
+        """
+        endpoint = self.repo.get_endpoint(name)
+        live = self.live.get(name)
+        if (
+            endpoint.status is not EndpointStatus.IN_SERVICE
+            or live is None
+            or live.green is not None
+            or name in self.tasks
+        ):
+            raise InvalidState(
+                f"endpoint {name!r} is {endpoint.status.value}, not InService; "
+                "one update at a time",
+                field="EndpointName",
+            )
+        blue = live.blue
+        if _production_models(config) != _production_models(blue.config):
+            raise ValidationError(
+                f"endpoint config {config.name!r} changes the production variants of "
+                f"endpoint {name!r}; that takes an update",
+                field="EndpointConfigName",
+            )
+        fleet = Fleet(config)
+        for spec in config.variants:
+            running = blue.variants.get(spec.name)
+            if running is not None and running.spec.model_name == spec.model_name:
+                # Fresh totals: a fleet's figures are keyed by its config.
+                fleet.variants[spec.name] = LiveVariant(
+                    spec, running.instances, running.metrics, sender=running.sender
+                )
+        starting = [s for s in config.variants if s.name not in fleet.variants]
+        self.repo.set_endpoint_status(name, EndpointStatus.UPDATING)
+        try:
+            results = await asyncio.gather(
+                *(self._start_variant(name, fleet, s, s.instance_count) for s in starting),
+                return_exceptions=True,
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                new = {s.name for s in starting}
+                started = {n: h for n, h in fleet.variants.items() if n in new}
+                await self._stop_fleet(name, Fleet(config, started), drain=False)
+                raise failures[0]
+        except BaseException:
+            self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE, endpoint.failure_reason)
+            raise
+        records = {v.name: v for v in endpoint.variants}
+        variants = [records.get(v.name, v) for v in endpoint_variants(config, "InService")]
+        self.repo.switch_config(name, config.name, variants)
+        live.blue = fleet
+        endpoint = self._publish(
+            self.repo.set_endpoint_status(name, EndpointStatus.IN_SERVICE), live
+        )
+        reused = {id(h.instances) for h in fleet.variants.values()}
+        dropped = {n: h for n, h in blue.variants.items() if id(h.instances) not in reused}
+        await self._stop_fleet(name, Fleet(blue.config, dropped), drain=True)
+        return endpoint
+
+    def set_shadow_sampling(self, name: str, variant: str, percentage: int) -> Endpoint:
+        """Change the share of production requests copied to a live shadow; at once."""
+        check_range(percentage, "SamplingPercentage", 0, 100)
+        current = self.repo.get_endpoint(name).variant(variant)
+        if current is None or current.kind is not VariantKind.SHADOW:
+            raise ValidationError(
+                f"{variant!r} is not a shadow variant of endpoint {name!r}", field="VariantName"
+            )
+        endpoint = self.repo.set_sampling(name, variant, percentage)
+        live = self.live.get(name)
+        return self._publish(endpoint, live) if live is not None else endpoint
+
     async def _scale(self, name: str, live: LiveEndpoint, counts: Mapping[str, int]) -> None:
         try:
             await self.scale_fleet(name, False, counts)
@@ -495,6 +572,10 @@ def endpoint_variants(config: EndpointConfig, status: str) -> list[EndpointVaria
         )
         for v in config.variants
     ]
+
+
+def _production_models(config: EndpointConfig) -> dict[str, str]:
+    return {v.name: v.model_name for v in config.production}
 
 
 def _reason(exc: BaseException) -> str:

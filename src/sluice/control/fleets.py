@@ -95,7 +95,12 @@ def route_table(endpoint: Endpoint, live: LiveEndpoint, capture_root: Path) -> R
     serving = live.green if live.green is not None and live.on_green else live.blue
     sampling = {v.name: v.sampling_percentage for v in endpoint.variants}
     shadows = tuple(
-        ShadowRoute(name, sampling.get(name, handle.spec.sampling_percentage), handle.sender)
+        ShadowRoute(
+            name,
+            sampling.get(name, handle.spec.sampling_percentage),
+            handle.sender,
+            handle.spec.source_variant,
+        )
         for name, handle in serving.variants.items()
         if handle.sender is not None
     )

@@ -71,7 +71,7 @@ class Gateway:
         if error is not None:
             raise error
         for shadow in table.shadows:
-            if (
+            if (shadow.source is None or shadow.source == route.name) and (
                 shadow.sampling_percentage >= 100
                 or random.random() * 100 < shadow.sampling_percentage
             ):

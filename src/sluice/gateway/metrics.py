@@ -120,9 +120,13 @@ class Metrics:
             capture_dropped=self.capture_records.labels(*labels, "dropped"),
         )
 
-    def watch_workers(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
+    def watch_workers(
+        self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]
+    ) -> WorkerUsageCollector:
         """Report CPU and memory of worker processes, read when /metrics is scraped."""
-        self.registry.register(WorkerUsageCollector(source))
+        collector = WorkerUsageCollector(source)
+        self.registry.register(collector)
+        return collector
 
     def watch_alarms(self, source: Callable[[], Iterable[tuple[str, str]]]) -> None:
         """Report each alarm's state (one series per state, 1 for the current one)."""
@@ -161,24 +165,15 @@ class WorkerUsageCollector(Collector):
         self.retired: dict[tuple[str, str], float] = {}
         """CPU seconds of a variant's processes that have stopped."""
 
-    def collect(self) -> Iterator[Metric]:
+    def read(self) -> dict[tuple[str, str], tuple[float, float, int]]:
+        """(endpoint, variant) to CPU seconds so far, resident bytes now, live processes."""
         import psutil
 
-        cpu = CounterMetricFamily(
-            "sluice_worker_cpu_seconds",
-            "CPU time of a variant's worker processes, stopped ones included",
-            labels=VARIANT,
-        )
-        rss = GaugeMetricFamily(
-            "sluice_worker_memory_bytes",
-            "Resident memory of a variant's live worker processes",
-            labels=VARIANT,
-        )
-        live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes", labels=VARIANT)
         # During an update a variant has two fleets: their processes add up in one series.
         pids_by_variant: dict[tuple[str, str], list[int]] = {}
         for endpoint, variant, pids in self.source():
             pids_by_variant.setdefault((endpoint, variant), []).extend(pids)
+        usage: dict[tuple[str, str], tuple[float, float, int]] = {}
         with self.lock:
             for key in set(self.seen) | set(pids_by_variant):
                 pids = pids_by_variant.get(key, [])
@@ -199,7 +194,23 @@ class WorkerUsageCollector(Collector):
                 if key not in pids_by_variant:  # the endpoint was deleted
                     del self.seen[key], self.retired[key]
                     continue
-                cpu.add_metric(list(key), self.retired[key] + sum(now.values()))
-                rss.add_metric(list(key), memory)
-                live.add_metric(list(key), len(pids))
+                usage[key] = (self.retired[key] + sum(now.values()), memory, len(pids))
+        return usage
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily(
+            "sluice_worker_cpu_seconds",
+            "CPU time of a variant's worker processes, stopped ones included",
+            labels=VARIANT,
+        )
+        rss = GaugeMetricFamily(
+            "sluice_worker_memory_bytes",
+            "Resident memory of a variant's live worker processes",
+            labels=VARIANT,
+        )
+        live = GaugeMetricFamily("sluice_worker_processes", "Live worker processes", labels=VARIANT)
+        for key, (seconds, memory, processes) in self.read().items():
+            cpu.add_metric(list(key), seconds)
+            rss.add_metric(list(key), memory)
+            live.add_metric(list(key), processes)
         yield from (cpu, rss, live)

@@ -49,6 +49,8 @@ class ShadowRoute:
     name: str
     sampling_percentage: int
     sender: ShadowSender
+    source: str | None = None
+    """Copy only requests this production variant answered (None: every request)."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ class ShadowSender:
         self.queue: asyncio.Queue[ShadowCopy] = asyncio.Queue(maxsize=queue_size)
         self.concurrency = concurrency
         self.tasks: list[asyncio.Task[None]] = []
+        self.offered = 0
+        self.shed = 0
+        """Copies offered and copies shed (queue full) since this sender started."""
 
     def start(self) -> None:
         self.resize(self.concurrency)
@@ -65,7 +68,9 @@ class ShadowSender:
         self, request: InvokeRequest, inference_id: str, capture: CaptureTarget | None
     ) -> None:
         """Queue a copy, or shed it when the queue is full. Never blocks, never raises."""
+        self.offered += 1
         if self.queue.full():  # checked first: raising QueueFull per shed copy costs more
+            self.shed += 1
             self.metrics.shadow_shed.inc()
             return
         self.queue.put_nowait(ShadowCopy(request, inference_id, capture))

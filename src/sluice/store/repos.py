@@ -86,6 +86,7 @@ class Repository:
                     initial_weight=v.initial_weight,
                     instance_count=v.instance_count,
                     sampling_percentage=v.sampling_percentage,
+                    source_variant=v.source_variant,
                 )
                 for i, v in enumerate(config.variants)
             ],
@@ -185,6 +186,40 @@ class Repository:
             row = self._get(session, EndpointRow, "endpoint", name)
             for v in row.variants:
                 v.status = status
+            return row.to_entity()
+
+    def switch_config(
+        self, name: str, config_name: str, variants: Sequence[e.EndpointVariant]
+    ) -> e.Endpoint:
+        """Serve another config with the same production variants (shadows added or removed).
+
+        Variants already on the endpoint keep their records; new ones are added as given.
+        """
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            kept = {v.name: v for v in row.variants}
+            rows = []
+            for position, variant in enumerate(variants):
+                existing = kept.get(variant.name)
+                if existing is None:
+                    existing = variant_row(position, variant)
+                existing.position = position
+                rows.append(existing)
+            row.variants = rows
+            row.config_name = config_name
+            row.version += 1
+            row.updated_at = utcnow()
+            return row.to_entity()
+
+    def set_sampling(self, name: str, variant: str, percentage: int) -> e.Endpoint:
+        """A shadow's share of production requests copied to it."""
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            for v in row.variants:
+                if v.name == variant:
+                    v.sampling_percentage = int(percentage)
+            row.version += 1
+            row.updated_at = utcnow()
             return row.to_entity()
 
     def set_sticky_layout(

@@ -79,6 +79,7 @@ class ConfigVariantRow(Base):
     initial_weight: Mapped[float] = mapped_column(Float)
     instance_count: Mapped[int] = mapped_column(Integer)
     sampling_percentage: Mapped[int] = mapped_column(Integer)
+    source_variant: Mapped[str | None] = mapped_column(String(63), nullable=True)
 
     def to_entity(self) -> e.VariantSpec:
         return e.VariantSpec(
@@ -88,6 +89,7 @@ class ConfigVariantRow(Base):
             self.initial_weight,
             self.instance_count,
             self.sampling_percentage,
+            self.source_variant,
         )
 
 
@@ -304,3 +306,59 @@ class DeploymentEventRow(Base):
 
     def to_entity(self) -> e.DeploymentEvent:
         return e.DeploymentEvent(aware(self.at), self.kind, self.message, dict(self.data or {}))
+
+
+class ExperimentRow(Base):
+    __tablename__ = "inference_experiments"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    # No foreign key: an experiment's record outlives its endpoint.
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    source_variant: Mapped[str] = mapped_column(String(63))
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    shadows: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    destination: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data_storage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    role_arn: Mapped[str | None] = mapped_column(Text, nullable=True)
+    kms_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    base_config: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    experiment_config: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    stop: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completion_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.Experiment:
+        return e.Experiment(
+            self.name,
+            self.endpoint_name,
+            self.source_variant,
+            tuple(e.ExperimentVariant(**v) for v in self.variants),
+            tuple(e.ShadowSampling(**s) for s in self.shadows),
+            aware(self.start),
+            aware(self.end),
+            e.ExperimentStatus(self.status),
+            self.status_reason,
+            self.description,
+            self.destination,
+            dict(self.data_storage or {}),
+            self.role_arn,
+            self.kms_key,
+            self.base_config,
+            self.experiment_config,
+            dict(self.stop or {}),
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.started_at) if self.started_at else None,
+            aware(self.completion_time) if self.completion_time else None,
+            tuple(
+                e.ExperimentEvent(datetime.fromisoformat(ev["at"]), ev["message"])
+                for ev in self.events or ()
+            ),
+        )
