@@ -212,3 +212,50 @@ def test_a_guarded_update_from_the_command_line(
     assert run(cli, [*base, "alarms", "history", "ep-5xx"]).exit_code == 0
     refused = run(cli, [*base, "endpoints", "update", "ep", "--config", "v2"])
     assert refused.exit_code == 1 and "already runs endpoint config 'v2'" in refused.output
+
+
+@pytest.mark.slow
+def test_a_shadow_test_from_the_command_line(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    run = CliRunner().invoke
+    base = ["--url", server.url]
+    setup = [
+        ["models", "create", "logreg", "--artifact", str(artifacts["logreg"])],
+        ["models", "create", "tree", "--artifact", str(artifacts["tree"])],
+        ["endpoint-configs", "create", "v1", "--variant", "name=A,model=logreg", "--capture"],
+        ["endpoints", "create", "ep", "--config", "v1"],
+    ]
+    for args in setup:
+        assert run(cli, base + args).exit_code == 0, args
+    result = run(
+        cli,
+        base
+        + ["experiments", "create", "t", "--endpoint", "ep", "--source", "A"]
+        + ["--shadow", "name=cand,model=tree,sampling=100", "--start", "+1h", "--duration", "2h"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "t: Created" in result.output and "cand" in result.output
+    result = run(cli, base + ["experiments", "start", "t"])
+    assert result.exit_code == 0 and "t: Running" in result.output, result.output
+    result = run(cli, base + ["experiments", "list"])
+    assert "Running" in result.output and "cand:tree" in result.output
+    x, _ = models.digits()
+    for i in range(40):
+        row = json.dumps([x[i].tolist()])
+        assert run(cli, base + ["invoke", "ep", "--data", row]).exit_code == 0
+    html = tmp_path / "report.html"
+    result = run(cli, base + ["experiments", "report", "t", "--refresh", "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    assert "cand against A" in result.output and html.read_text().startswith("<!doctype html>")
+    result = run(cli, base + ["experiments", "stop", "t", "--retain", "cand", "--canary", "10%"])
+    assert result.exit_code == 2 and "applies to --promote only" in result.output
+    result = run(cli, base + ["experiments", "stop", "t", "--promote", "cand", "--all-at-once"])
+    assert result.exit_code == 0, result.output
+    assert "t: Completed" in result.output
+    described = json.loads(run(cli, base + ["endpoints", "describe", "ep"]).output)
+    assert [(v["name"], v["model"]) for v in described["variants"]] == [("A", "tree")]
+    result = run(cli, base + ["experiments", "describe", "t"])
+    assert "promoting cand" in result.output
+    result = run(cli, base + ["experiments", "stop", "t"])
+    assert result.exit_code == 1 and "is Completed" in result.output

@@ -10,6 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from rich.table import Table
 
     from sluice.client import Client
 
@@ -55,11 +56,16 @@ def show_json(value: BaseModel | Sequence[BaseModel]) -> None:
 
 def show_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from rich.console import Console
+
+    Console().print(table(title, columns, rows))
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     from rich.table import Table
 
-    table = Table(title=title)
+    result = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        result.add_column(column)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console().print(table)
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -109,46 +110,85 @@ def deployment_config(
     return doc or None
 
 
+POLICY_FLAGS = (
+    "canary",
+    "linear",
+    "all_at_once",
+    "rolling",
+    "rollback_batch",
+    "wait_interval",
+    "bake",
+    "timeout",
+    "alarms",
+    "guard",
+    "guard_error_margin",
+    "guard_latency_margin",
+)
+
+
+def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags that describe a deployment policy (see `deployment_config`)."""
+    for option in reversed(_POLICY_OPTIONS):
+        command = option(command)
+    return command
+
+
+def policy_from(flags: dict[str, Any]) -> dict[str, Any] | None:
+    """Pops the policy flags from a command's keyword arguments; their DeploymentConfig."""
+    return deployment_config(*(flags.pop(name) for name in POLICY_FLAGS))
+
+
+_POLICY_OPTIONS = [
+    click.option("--canary", metavar="SIZE", help="Canary first: 10% of capacity, or 2 instances."),
+    click.option("--linear", metavar="SIZE", help="Linear steps of this size (10% to 50%)."),
+    click.option("--all-at-once", is_flag=True, help="All traffic to green at once, then bake."),
+    click.option(
+        "--rolling", metavar="BATCH", help="Rolling update, BATCH instances (or %) a time."
+    ),
+    click.option(
+        "--rollback-batch", metavar="BATCH", help="Rolling: batch size when rolling back."
+    ),
+    click.option(
+        "--wait",
+        "wait_interval",
+        default="0s",
+        show_default=True,
+        help="Bake after each step (WaitIntervalInSeconds), e.g. 60s or 5m.",
+    ),
+    click.option(
+        "--bake",
+        default="0s",
+        show_default=True,
+        help="Final bake with blue still up (TerminationWaitInSeconds).",
+    ),
+    click.option("--timeout", help="MaximumExecutionTimeoutInSeconds, e.g. 1h."),
+    click.option(
+        "--alarm", "alarms", multiple=True, help="Roll back when this alarm fires (repeat)."
+    ),
+    click.option(
+        "--guard/--no-guard",
+        default=False,
+        help="Roll back when green is significantly worse than blue.",
+    ),
+    click.option(
+        "--guard-error-margin",
+        default=0.0,
+        show_default=True,
+        help="Tolerated rise of the 5xx rate (absolute, 0.01 = 1 point).",
+    ),
+    click.option(
+        "--guard-latency-margin",
+        default=0.2,
+        show_default=True,
+        help="Tolerated latency rise (relative, 0.2 = 20 %).",
+    ),
+]
+
+
 @endpoints.command("update")
 @click.argument("name")
 @click.option("--config", required=True, help="The endpoint config to move to.")
-@click.option("--canary", metavar="SIZE", help="Canary first: 10% of capacity, or 2 instances.")
-@click.option("--linear", metavar="SIZE", help="Linear steps of this size (10% to 50%).")
-@click.option("--all-at-once", is_flag=True, help="All traffic to green at once, then bake.")
-@click.option("--rolling", metavar="BATCH", help="Rolling update, BATCH instances (or %) a time.")
-@click.option("--rollback-batch", metavar="BATCH", help="Rolling: batch size when rolling back.")
-@click.option(
-    "--wait",
-    "wait_interval",
-    default="0s",
-    show_default=True,
-    help="Bake after each step (WaitIntervalInSeconds), e.g. 60s or 5m.",
-)
-@click.option(
-    "--bake",
-    default="0s",
-    show_default=True,
-    help="Final bake with blue still up (TerminationWaitInSeconds).",
-)
-@click.option("--timeout", help="MaximumExecutionTimeoutInSeconds, e.g. 1h.")
-@click.option("--alarm", "alarms", multiple=True, help="Roll back when this alarm fires (repeat).")
-@click.option(
-    "--guard/--no-guard",
-    default=False,
-    help="Roll back when green is significantly worse than blue.",
-)
-@click.option(
-    "--guard-error-margin",
-    default=0.0,
-    show_default=True,
-    help="Tolerated rise of the 5xx rate (absolute, 0.01 = 1 point).",
-)
-@click.option(
-    "--guard-latency-margin",
-    default=0.2,
-    show_default=True,
-    help="Tolerated latency rise (relative, 0.2 = 20 %).",
-)
+@policy_options
 @click.option(
     "--follow/--no-follow",
     default=True,
@@ -156,44 +196,14 @@ def deployment_config(
     help="Show the update live until it ends; exit 1 if it rolled back.",
 )
 @click.pass_context
-def update(
-    ctx: click.Context,
-    name: str,
-    config: str,
-    canary: str | None,
-    linear: str | None,
-    all_at_once: bool,
-    rolling: str | None,
-    rollback_batch: str | None,
-    wait_interval: str,
-    bake: str,
-    timeout: str | None,
-    alarms: tuple[str, ...],
-    guard: bool,
-    guard_error_margin: float,
-    guard_latency_margin: float,
-    follow: bool,
-) -> None:
+def update(ctx: click.Context, /, name: str, config: str, follow: bool, **policy: Any) -> None:
     """Move an endpoint to another endpoint config under a deployment policy.
 
     \b
     sluice endpoints update digits --config digits-v2 --canary 10% --wait 5m \\
         --alarm digits-5xx --alarm digits-p99
     """
-    doc = deployment_config(
-        canary,
-        linear,
-        all_at_once,
-        rolling,
-        rollback_batch,
-        wait_interval,
-        bake,
-        timeout,
-        alarms,
-        guard,
-        guard_error_margin,
-        guard_latency_margin,
-    )
+    doc = policy_from(policy)
     with client(ctx) as c:
         deployment = c.update_endpoint(name, config, doc)
         if not follow:

@@ -67,8 +67,8 @@ def create_config(
             raise click.UsageError("give at least one --variant (or --file)")
         doc = {
             "name": name,
-            "variants": [_variant(v, VARIANT_KEYS, "--variant") for v in variants],
-            "shadows": [_variant(s, SHADOW_KEYS, "--shadow") for s in shadows],
+            "variants": [variant_spec(v, VARIANT_KEYS, "--variant") for v in variants],
+            "shadows": [variant_spec(s, SHADOW_KEYS, "--shadow") for s in shadows],
             "data_capture": {"sampling_percentage": capture_percent, "destination": capture_dir}
             if capture
             else None,
@@ -86,7 +86,7 @@ def create_config(
         )
 
 
-def _variant(text: str, allowed: set[str], option: str) -> dict[str, Any]:
+def variant_spec(text: str, allowed: set[str], option: str) -> dict[str, Any]:
     pairs = parse_pairs(text, option)
     unknown = set(pairs) - allowed
     if unknown:

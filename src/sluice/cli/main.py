@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "ground-truth": "sluice.cli.labels:ground_truth",
     "outcomes": "sluice.cli.labels:outcomes",
     "report": "sluice.cli.report:report",
+    "experiments": "sluice.cli.experiments:experiments",
 }
 
 

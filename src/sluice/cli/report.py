@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sluice.cli.common import show_table
+from sluice.cli.common import table
 from sluice.reports.html import number, percent
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 
 @click.group()
@@ -105,23 +108,35 @@ def _epoch(when: datetime | None) -> float | None:
 
 def print_report(result: dict[str, Any]) -> None:
     """The report as rich tables: operations per variant, then each comparison's verdict."""
-    show_table(
-        result["title"],
-        ["variant", "role", "requests", "share", "4xx", "5xx", "p50 ms", "p99 ms"],
-        [
+    from rich.console import Console
+
+    console = Console()
+    for part in report_parts(result):
+        console.print(part)
+
+
+def report_parts(result: dict[str, Any]) -> list[RenderableType]:
+    """Tables and verdict lines of a report, for printing or a live view."""
+    parts: list[RenderableType] = [
+        table(
+            result["title"],
+            ["variant", "role", "requests", "share", "4xx", "5xx", "p50 ms", "p99 ms", "CPU s"],
             [
-                name,
-                v["role"],
-                v["requests"],
-                percent(v["share"]),
-                v["errors"]["4xx"],
-                v["errors"]["5xx"],
-                v["latency_ms"]["p50"],
-                v["latency_ms"]["p99"],
-            ]
-            for name, v in result["variants"].items()
-        ],
-    )
+                [
+                    name,
+                    v["role"],
+                    v["requests"],
+                    percent(v["share"]),
+                    v["errors"]["4xx"],
+                    v["errors"]["5xx"],
+                    number(v["latency_ms"]["p50"]),
+                    number(v["latency_ms"]["p99"]),
+                    number(v.get("cpu_seconds")),
+                ]
+                for name, v in result["variants"].items()
+            ],
+        )
+    ]
     for c in result["comparisons"]:
         rows: list[list[Any]] = []
         q = c["quality"]
@@ -155,9 +170,12 @@ def print_report(result: dict[str, Any]) -> None:
                     f"always-valid p {number(o['test']['always_valid_p_value'])}",
                 ]
             )
-        show_table(
-            f"{c['candidate']} against {c['baseline']}",
-            ["", c["baseline"], c["candidate"], "difference"],
-            rows,
+        parts.append(
+            table(
+                f"{c['candidate']} against {c['baseline']}",
+                ["", c["baseline"], c["candidate"], "difference"],
+                rows,
+            )
         )
-        click.echo(c["verdict"]["summary"])
+        parts.append(c["verdict"]["summary"])
+    return parts
