@@ -66,6 +66,81 @@ def ab(**kw: Any) -> None:
     _run("ab", **kw)
 
 
+@report.command("replay")
+@click.option("--endpoint", required=True)
+@click.option("--baseline", required=True, help="The production variant whose requests replay.")
+@click.option(
+    "--capture",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The capture root (holding ENDPOINT/VARIANT/YYYY/MM/DD/HH/*.jsonl).",
+)
+@click.option("--model", "artifact", required=True, help="The candidate: a directory or .tar.gz.")
+@click.option("--runtime", help="sklearn, onnx or python; detected if absent.")
+@click.option("--candidate", default="replay", show_default=True, help="Its name in the report.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("replay-capture"),
+    show_default=True,
+    help="Where the candidate's capture is written.",
+)
+@click.option("--ground-truth", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--start", type=click.DateTime(), help="Window start (UTC).")
+@click.option("--end", type=click.DateTime(), help="Window end (UTC).")
+@click.option("--instances", default=1, show_default=True, help="Worker processes.")
+@click.option("--concurrency", default=4, show_default=True, help="Requests in flight.")
+@click.option("--problem", type=click.Choice(["classification", "regression"]), default=None)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path))
+def replay(
+    endpoint: str,
+    baseline: str,
+    capture: Path,
+    artifact: str,
+    runtime: str | None,
+    candidate: str,
+    out: Path,
+    ground_truth: Path | None,
+    start: datetime | None,
+    end: datetime | None,
+    instances: int,
+    concurrency: int,
+    problem: str | None,
+    json_out: Path | None,
+    html_out: Path | None,
+) -> None:
+    """Send a window of captured requests through a candidate model, offline, and compare.
+
+    \b
+    sluice report replay --endpoint digits --baseline A --capture ~/.sluice/capture \\
+        --model ./digits-v2 --ground-truth ~/.sluice/ground-truth --html replay.html
+    """
+    from sluice.reports.compare import ReportOptions, Source
+    from sluice.reports.replay import replay_report
+
+    if not (capture / endpoint / baseline).is_dir():
+        raise click.BadParameter(f"no capture for {endpoint}/{baseline} under {capture}")
+    source = Source(endpoint, capture, ground_truth, None, _epoch(start), _epoch(end))
+    result = replay_report(
+        source,
+        baseline,
+        artifact,
+        out,
+        candidate,
+        runtime,
+        instances,
+        concurrency,
+        ReportOptions(problem_type=problem),
+    )
+    facts = result["replay"]
+    click.echo(
+        f"replayed {facts['requests']:,} requests ({facts['errors']:,} errors) in "
+        f"{facts['seconds']:.1f} s; candidate capture in {facts['capture']}"
+    )
+    _write(result, json_out, html_out)
+
+
 def _run(
     kind: str,
     endpoint: str,
@@ -81,7 +156,6 @@ def _run(
     html_out: Path | None,
 ) -> None:
     from sluice.reports.compare import ReportOptions, Source, ab_report, shadow_report
-    from sluice.reports.html import render
 
     for name in (baseline, *candidates):
         if not (capture / endpoint / name).is_dir():
@@ -89,6 +163,12 @@ def _run(
     source = Source(endpoint, capture, ground_truth, outcomes, _epoch(start), _epoch(end))
     build = shadow_report if kind == "shadow" else ab_report
     result = build(source, baseline, list(candidates), ReportOptions(problem_type=problem))
+    _write(result, json_out, html_out)
+
+
+def _write(result: dict[str, Any], json_out: Path | None, html_out: Path | None) -> None:
+    from sluice.reports.html import render
+
     print_report(result)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -59,9 +59,11 @@ class Source:
     outcomes_root: Path | None = None
     start: float | None = None
     end: float | None = None
+    folders: Mapping[str, Path] = field(default_factory=dict)
+    """Variants whose capture lies elsewhere (a replay's output)."""
 
     def variant_folder(self, variant: str) -> Path:
-        return self.capture_root / self.endpoint / variant
+        return self.folders.get(variant) or self.capture_root / self.endpoint / variant
 
 
 @dataclass
