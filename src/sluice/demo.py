@@ -1,11 +1,12 @@
-"""The whole story on bundled data: train two models, serve one, shadow the other, compare.
+"""The whole story on bundled data, as a shadow test that ends in a canary promotion.
 
-Steps: train a current model and a candidate on scikit-learn's digits; write each as a
-model.tar.gz; start `sluice server` on a free port with a temporary home; create an
-endpoint with the current model in production and the candidate as a 100 % shadow with
-capture on; replay the held-out digits through the runtime API; stop the server (which
-flushes capture); join the captured answers by inference id with the true labels and
-print a side-by-side table.
+Steps: train the current model and a candidate on scikit-learn's digits and write each as
+a model.tar.gz; start `sluice server` on a free port with a temporary home; serve the
+current model on an endpoint; start an inference experiment with the candidate in shadow;
+send the held-out digits through the runtime API; post their true labels as ground truth;
+print the experiment's comparison report and write its HTML page; if the candidate is
+significantly more accurate and within the latency budget, stop the experiment promoting
+it through a canary deployment guarded by an alarm, under live traffic; stop the server.
 """
 
 from __future__ import annotations
@@ -19,31 +20,26 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
-from sluice.capture_files import by_inference_id, payload
 from sluice.client import Client
 
 ENDPOINT = "digits"
-PRODUCTION, SHADOW = "current", "candidate"
-
-
-@dataclass
-class VariantReport:
-    name: str
-    role: str
-    requests: int
-    errors: int
-    latency_ms: list[float]
-    accuracy: float
-    agreement: float | None
+VARIANT = "current"
+"""The endpoint's production variant: it serves the current model, then the promoted one."""
+CURRENT, CANDIDATE = "digits-nb", "digits-logreg"
+SHADOW = "candidate"
+EXPERIMENT = "logreg-shadow-test"
+LATENCY_BUDGET_MS = 50.0
+"""The candidate's p99 must stay under this to be promoted."""
+REPORT_PAGE = Path(tempfile.gettempdir()) / "sluice-demo-report.html"
 
 
 def free_port() -> int:
@@ -56,9 +52,9 @@ def train(workdir: Path, console: Console) -> tuple[np.ndarray, np.ndarray]:
     """Train both models, write them as model.tar.gz; return the held-out rows and labels."""
     import joblib
     from sklearn.datasets import load_digits
-    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
+    from sklearn.naive_bayes import GaussianNB
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -67,8 +63,8 @@ def train(workdir: Path, console: Console) -> tuple[np.ndarray, np.ndarray]:
         x, y, test_size=0.3, random_state=7, stratify=y
     )
     models = {
-        PRODUCTION: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        SHADOW: RandomForestClassifier(n_estimators=100, random_state=0),
+        CURRENT: GaussianNB(),
+        CANDIDATE: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
     }
     for name, model in models.items():
         model.fit(x_train, y_train)
@@ -117,7 +113,7 @@ def wait_ready(client: Client, server: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError(f"the server was not ready within {timeout:g} s")
 
 
-async def replay(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, str]:
+async def send(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, str]:
     """Send every row as its own request; returns inference id -> production variant."""
     import httpx
 
@@ -126,7 +122,7 @@ async def replay(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, 
         queue.put_nowait(i)
     answered: dict[str, str] = {}
     with Progress(transient=True) as progress:
-        task = progress.add_task("replaying held-out digits", total=len(rows))
+        task = progress.add_task("sending held-out digits", total=len(rows))
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
 
             async def worker() -> None:
@@ -151,6 +147,39 @@ async def replay(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, 
     return answered
 
 
+class Traffic:
+    """Requests in a background thread while the promotion runs; counts the answers."""
+
+    def __init__(self, url: str, rows: np.ndarray) -> None:
+        self.url, self.rows = url, rows
+        self.statuses: dict[int, int] = {}
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.running = False
+        self.thread.join(30)
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            i = 0
+            while self.running:
+                response = http.post(
+                    f"/endpoints/{ENDPOINT}/invocations",
+                    content=json.dumps([self.rows[i % len(self.rows)].tolist()]),
+                    headers={"Content-Type": "application/json"},
+                )
+                self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+                i += 1
+                time.sleep(0.005)
+
+
 def wait_for_shadow(client: Client, expected: int, timeout: float = 60) -> None:
     """Wait until the shadow has handled (or shed) a copy of every production request."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -169,74 +198,79 @@ def wait_for_shadow(client: Client, expected: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def report(capture: Path, labels: np.ndarray) -> list[VariantReport]:
-    captured = {v: by_inference_id(capture, ENDPOINT, v) for v in (PRODUCTION, SHADOW)}
-    predicted: dict[str, dict[str, int]] = {}
-    reports = []
-    for variant, role in ((PRODUCTION, "production"), (SHADOW, "shadow")):
-        records = captured[variant]
-        ok = {i: r for i, r in records.items() if r["eventMetadata"]["status"] == 200}
-        predicted[variant] = {i: json.loads(payload(r))["predictions"][0] for i, r in ok.items()}
-        correct = [predicted[variant][i] == labels[int(i.split("-")[1])] for i in ok]
-        reports.append(
-            VariantReport(
-                variant,
-                role,
-                len(records),
-                len(records) - len(ok),
-                [r["eventMetadata"]["latencyMs"] for r in records.values()],
-                float(np.mean(correct)) if correct else float("nan"),
-                None,
-            )
-        )
-    both = predicted[PRODUCTION].keys() & predicted[SHADOW].keys()
-    agreement = (
-        np.mean([predicted[PRODUCTION][i] == predicted[SHADOW][i] for i in both])
-        if both
-        else float("nan")
+def wait_for_report(client: Client, rows: int, timeout: float = 30) -> dict[str, Any]:
+    """The experiment's report once the capture of every pair has been written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = client.experiment_report(EXPERIMENT, refresh=True)
+        if report["comparisons"][0]["paired_rows"] >= rows or time.monotonic() > deadline:
+            return report
+        time.sleep(0.5)
+
+
+def decide(report: dict[str, Any]) -> tuple[bool, str]:
+    """Promote when the candidate is significantly more accurate and fast enough."""
+    comparison = report["comparisons"][0]
+    quality = comparison["verdict"]["quality"]
+    p99 = report["variants"][SHADOW]["latency_ms"]["p99"]
+    if quality != "better":
+        return False, f"quality is {quality}: the current model stays"
+    if p99 is None or p99 > LATENCY_BUDGET_MS:
+        return False, f"p99 {p99} ms is over the {LATENCY_BUDGET_MS:g} ms budget"
+    return True, (
+        f"significantly more accurate and p99 {p99:.2f} ms is within the "
+        f"{LATENCY_BUDGET_MS:g} ms budget"
     )
-    reports[1].agreement = float(agreement)
-    return reports
 
 
-def print_table(console: Console, reports: list[VariantReport], pairs: int) -> None:
-    table = Table(title=f"endpoint {ENDPOINT!r}: current model vs. shadow candidate")
-    for column in (
-        "variant",
-        "role",
-        "requests",
-        "errors",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "accuracy",
-        "agreement",
-    ):
-        table.add_column(column, justify="left" if column in ("variant", "role") else "right")
-    for r in reports:
-        p50, p90, p99 = (
-            np.percentile(r.latency_ms, [50, 90, 99]) if r.latency_ms else (float("nan"),) * 3
+def promote(client: Client, console: Console, url: str, rows: np.ndarray) -> bool:
+    """Stop the experiment promoting the shadow through a canary guarded by a 5xx alarm."""
+    client.put_alarm(
+        f"{ENDPOINT}-5xx",
+        metric="Invocation5XXErrors",
+        statistic="Sum",
+        comparison="GreaterThanThreshold",
+        threshold=0,
+        period_s=1,
+        endpoint=ENDPOINT,
+    )
+    canary = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+                "WaitIntervalInSeconds": 2,
+            },
+            "TerminationWaitInSeconds": 1,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{ENDPOINT}-5xx"}]},
+    }
+    with Traffic(url, rows) as traffic:
+        done = client.stop_experiment(
+            EXPERIMENT,
+            {SHADOW: "Promote"},
+            reason="the candidate won the shadow test",
+            deployment_config=canary,
+            wait=True,
+            timeout=300,
         )
-        table.add_row(
-            r.name,
-            r.role,
-            str(r.requests),
-            str(r.errors),
-            f"{p50:.2f}",
-            f"{p90:.2f}",
-            f"{p99:.2f}",
-            f"{r.accuracy:.3f}",
-            "-" if r.agreement is None else f"{r.agreement:.1%}",
-        )
-    console.print(table)
+    deployment = client.get_deployment(int(done.stop["deployment_id"]))
+    for step in deployment.steps:
+        shares = ", ".join(f"{share:.0%}" for share in step.green_shares.values())
+        console.print(f"   step {step.index + 1}: {step.label} ({shares} on the candidate) "
+                      f"-> {step.decision}")  # fmt: skip
+    served = sum(traffic.statuses.values())
+    failed = served - traffic.statuses.get(200, 0)
     console.print(
-        f"{pairs} request pairs joined by inference id from the capture files. "
-        "Latency: the gateway's round trip to each variant's worker. Accuracy: "
-        "against the held-out labels. Agreement: same label as production."
+        f"   {served} requests answered during the canary, {failed} failed; "
+        f"experiment {done.status}: {done.status_reason}"
     )
+    return done.status == "Completed"
 
 
 def run(keep_home: bool = False) -> int:
+    from sluice.cli.report import print_report
+
     console = Console(width=max(Console().width, 100))
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="sluice-demo-"))
@@ -245,38 +279,61 @@ def run(keep_home: bool = False) -> int:
     server: subprocess.Popen[bytes] | None = None
     try:
         console.rule("[bold]sluice demo")
-        console.print("1. training two classifiers on scikit-learn's digits")
+        console.print("1. training the current model and a candidate on scikit-learn's digits")
         x_test, y_test = train(home, console)
         console.print(f"2. starting sluice server on {url} (home {home})")
         server = start_server(home, port)
         with Client(url) as client:
             wait_ready(client, server)
-            console.print("3. registering models and creating the endpoint")
-            for name in (PRODUCTION, SHADOW):
+            console.print(f"3. serving {CURRENT} on endpoint {ENDPOINT!r}")
+            for name in (CURRENT, CANDIDATE):
                 client.create_model(name, str(home / f"{name}.tar.gz"))
             client.create_endpoint_config(
-                f"{ENDPOINT}-shadow-test",
-                variants=[{"name": PRODUCTION, "model": PRODUCTION, "weight": 1.0}],
-                shadows=[{"name": SHADOW, "model": SHADOW, "sampling_percentage": 100}],
+                f"{ENDPOINT}-v1",
+                variants=[{"name": VARIANT, "model": CURRENT}],
                 data_capture={"sampling_percentage": 100},
             )
-            client.create_endpoint(ENDPOINT, f"{ENDPOINT}-shadow-test", wait=True, timeout=120)
+            client.create_endpoint(ENDPOINT, f"{ENDPOINT}-v1", wait=True, timeout=120)
             console.print(
-                f"4. replaying {len(x_test)} held-out digits through "
-                f"POST /endpoints/{ENDPOINT}/invocations"
+                f"4. shadow test {EXPERIMENT!r}: {CANDIDATE} gets a copy of every request"
             )
-            answered = asyncio.run(replay(url, x_test))
-            served = set(answered.values())
-            console.print(
-                f"   {len(answered)} answered, all by production variant(s) {sorted(served)}"
+            client.create_experiment(
+                EXPERIMENT,
+                ENDPOINT,
+                VARIANT,
+                [{"name": SHADOW, "model": CANDIDATE, "sampling_percentage": 100}],
+                description="logistic regression against naive Bayes",
             )
+            running = client.wait_for_experiment(EXPERIMENT, ("Running",), 120)
+            if running.status != "Running":
+                raise RuntimeError(f"the experiment is {running.status}: {running.status_reason}")
+            console.print(f"5. sending {len(x_test)} held-out digits; the current model answers")
+            answered = asyncio.run(send(url, x_test))
+            console.print(f"   {len(answered)} answered by {sorted(set(answered.values()))}")
             wait_for_shadow(client, len(x_test))
-        console.print("5. stopping the server (flushes capture, stops workers)")
+            labels = "".join(
+                json.dumps({"inference_id": f"digit-{i}", "label": int(label)}) + "\n"
+                for i, label in enumerate(y_test)
+            )
+            accepted = client.put_ground_truth(ENDPOINT, labels.encode(), "application/jsonlines")
+            console.print(f"6. {accepted} true labels posted as ground truth")
+            report = wait_for_report(client, len(x_test))
+            print_report(report, console)
+            REPORT_PAGE.write_text(client.experiment_report_html(EXPERIMENT, refresh=False))
+            console.print(f"   report page: {REPORT_PAGE}")
+            promoted, why = decide(report)
+            if promoted:
+                console.print(f"7. promoting {CANDIDATE} through a canary: {why}")
+                promoted = promote(client, console, url, x_test)
+            else:
+                console.print(f"7. not promoting: {why}")
+                client.stop_experiment(EXPERIMENT, reason=why, wait=True)
+            endpoint = client.get_endpoint(ENDPOINT)
+            serving = {v.name: v.model for v in endpoint.variants}
+            console.print(f"   endpoint {ENDPOINT!r} now serves {serving} ({endpoint.status})")
+        console.print("8. stopping the server")
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        reports = report(home / "capture", y_test)
-        pairs = len(by_inference_id(home / "capture", ENDPOINT, SHADOW))
-        print_table(console, reports, pairs)
         console.print(f"done in {time.monotonic() - started:.1f} s")
         return 0
     except Exception as exc:  # noqa: BLE001 - the demo reports, then cleans up

@@ -19,6 +19,12 @@ def test_demo_runs_the_whole_story_and_leaves_nothing_running() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "current" in out and "candidate" in out and "agreement" in out
-    assert "540 request pairs joined by inference id" in out
+    assert "540 answered by ['current']" in out
+    assert "540 true labels posted as ground truth" in out
+    assert "Shadow test logreg-shadow-test" in out and "agreement" in out
+    assert "candidate against current: quality better" in out
+    assert "promoting digits-logreg through a canary" in out
+    assert "0 failed; experiment Completed" in out
+    assert "now serves {'current': 'digits-logreg'} (InService)" in out
+    assert "report page: " in out
     assert not psutil.Process().children(recursive=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sluice.capture_files import by_inference_id, payload
 from sluice.client import Client
 from sluice.errors import ModelLoadError
 from tests import models
+from tests.capture_files import by_inference_id, payload
 from tests.conftest import RunningServer
 from tests.e2e.helpers import digit_rows, metric, send_many
 

@@ -4,9 +4,9 @@ import base64
 import json
 from pathlib import Path
 
-from sluice.capture_files import by_inference_id, payload
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
 from sluice.gateway.metrics import Metrics
+from tests.capture_files import by_inference_id, payload
 
 METRICS = Metrics().for_variant("ep", "A")
 

@@ -13,7 +13,7 @@ from sluice.cli.common import table
 from sluice.reports.html import number, percent
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
 
 @click.group()
@@ -186,11 +186,11 @@ def _epoch(when: datetime | None) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def print_report(result: dict[str, Any]) -> None:
+def print_report(result: dict[str, Any], console: Console | None = None) -> None:
     """The report as rich tables: operations per variant, then each comparison's verdict."""
     from rich.console import Console
 
-    console = Console()
+    console = console or Console()
     for part in report_parts(result):
         console.print(part)
 
