@@ -307,7 +307,8 @@ class ExperimentService:
                 ShadowSampling(s.variant_name, percentage) if s.variant_name == variant else s
                 for s in shadows
             ]
-        changes["shadows"] = tuple(shadows)
+        if sampling:
+            changes["shadows"] = tuple(shadows)
         variants = list(experiment.variants)
         for variant_name, count in (instances or {}).items():
             if variant_name not in experiment.shadow_names:
@@ -320,15 +321,15 @@ class ExperimentService:
                 replace(v, instance_count=count) if v.variant_name == variant_name else v
                 for v in variants
             ]
-        changes["variants"] = tuple(variants)
+        if instances:
+            changes["variants"] = tuple(variants)
         if running:
             for variant, percentage in (sampling or {}).items():
                 self.endpoints.set_shadow_sampling(experiment.endpoint, variant, percentage)
-        scaling = {
-            v: n
-            for v, n in (instances or {}).items()
-            if experiment.variant(v) and experiment.variant(v).instance_count != n  # type: ignore[union-attr]
-        }
+        counts = {v.variant_name: v.instance_count for v in experiment.variants}
+        scaling = {v: n for v, n in (instances or {}).items() if counts[v] != n}
+        if not changes:
+            raise ValidationError("give something to update", field="Name")
         if running and scaling:
             await self.endpoints.update_capacity(experiment.endpoint, instances=scaling)
             changes["status"] = Status.UPDATING
