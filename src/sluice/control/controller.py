@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import math
 import time
@@ -133,6 +134,9 @@ class Controller:
         names = self.policy.alarm_names
         try:
             self.alarms.watch_green(names, self.endpoint, self.green.name, self.id, self.on_alarm)
+            if self.policy.comparative_guard:
+                # The guard's tests need scipy: import it off the event loop, before any look.
+                await asyncio.to_thread(importlib.import_module, "scipy.stats")
             await self._run()
         except asyncio.CancelledError:
             raise  # the server is stopping: the store keeps the state for the restart

@@ -19,16 +19,18 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
 from sluice.entities import Experiment
 from sluice.errors import InvalidState
-from sluice.reports.compare import Extras, ReportOptions, Source, shadow_report
-from sluice.reports.html import render
 from sluice.settings import Settings
 from sluice.store.artifacts import local_path
+
+if TYPE_CHECKING:
+    # numpy, scipy and jinja2 load only with the first report: the server starts lighter.
+    from sluice.reports.compare import Extras, Source
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class ExperimentReports:
         return await self._compute(experiment)
 
     async def html(self, name: str, refresh: bool = False) -> str:
+        from sluice.reports.html import render
+
         report = await self.report(name, refresh)
         return await asyncio.to_thread(render, report)
 
@@ -94,6 +98,8 @@ class ExperimentReports:
     # -- computing
 
     async def _compute(self, experiment: Experiment) -> dict[str, Any]:
+        from sluice.reports.compare import ReportOptions, shadow_report
+
         running = self.computing.get(experiment.name)
         if running is not None:  # one computation per experiment at a time
             return await asyncio.shield(running)
@@ -126,6 +132,8 @@ class ExperimentReports:
             del self.computing[experiment.name]
 
     async def _final(self, experiment: Experiment) -> dict[str, Any]:
+        from sluice.reports.html import render
+
         report = await self._compute(experiment)
         self.folder.mkdir(parents=True, exist_ok=True)
         page = await asyncio.to_thread(render, report)
@@ -140,6 +148,8 @@ class ExperimentReports:
         return self.pool
 
     def _source(self, experiment: Experiment) -> Source:
+        from sluice.reports.compare import Source
+
         assert experiment.started_at is not None
         end = experiment.completion_time or datetime.now(UTC)
         root = (
@@ -158,8 +168,10 @@ class ExperimentReports:
 
     def _extras(self, experiment: Experiment) -> Extras:
         """CPU seconds since the start, memory now and shed copies of each variant's workers."""
+        from sluice.reports.compare import Extras
+
         if experiment.status.finished or experiment.name in self.last_extras:
-            return self.last_extras.get(experiment.name, Extras())
+            return self.last_extras.get(experiment.name) or Extras()
         usage = self.usage()
         at_start = self.cpu_at_start.get(experiment.name, {})
         extras = Extras()

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 from sluice.control.policies import ComparativeGuard
 from sluice.gateway.fleet_stats import BINS_PER_E, Window, bin_value, percentile
@@ -81,6 +80,8 @@ def error_rate(
     if green_n < minimum or blue_n < minimum:
         return Check(name, False, False, f"too few requests (green {green_n}, blue {blue_n})")
     table = [[green_errors, green_n - green_errors], [blue_errors, blue_n - blue_errors]]
+    from scipy import stats  # lazily: the server starts without scipy
+
     p = float(stats.fisher_exact(table, alternative="greater").pvalue)
     lower = newcombe_lower(green_errors, green_n, blue_errors, blue_n, alpha)
     worse = p < alpha and lower > margin
@@ -96,6 +97,8 @@ def newcombe_lower(
     green_errors: int, green_n: int, blue_errors: int, blue_n: int, alpha: float
 ) -> float:
     """One-sided lower bound of p_green - p_blue (Newcombe's hybrid score, method 10)."""
+    from scipy import stats  # lazily: the server starts without scipy
+
     z = float(stats.norm.ppf(1 - alpha))
     pg, pb = green_errors / green_n, blue_errors / blue_n
     green_low, _ = wilson(green_errors, green_n, z)
@@ -135,6 +138,8 @@ def latency_shift(
     if variance <= 0:
         return Check(name, False, True, "every latency falls in one bin: no shift", 1.0)
     z = (u - n_blue * n_green / 2 - 0.5) / math.sqrt(variance)
+    from scipy import stats  # lazily: the server starts without scipy
+
     p = float(stats.norm.sf(z))
     share = u / (n_blue * n_green)
     detail = (
