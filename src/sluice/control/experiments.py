@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +50,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DURATION = timedelta(days=7)
 MAX_DURATION = timedelta(days=30)
-EXPERIMENT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$"
 Status = ExperimentStatus
 ACTIVE = (Status.CREATING, Status.CREATED, Status.UPDATING, Status.STARTING, Status.RUNNING,
           Status.STOPPING)  # fmt: skip
@@ -144,7 +142,7 @@ class ExperimentService:
 
     def create(self, experiment: ExperimentSpec) -> Experiment:
         """Validate and record a new experiment; it waits (Created) for its start time."""
-        _check_experiment_name(experiment.name)
+        check_name(experiment.name, "Name", max_length=120)
         if self.repo.exists(experiment.name):
             raise AlreadyExists(
                 f"inference experiment {experiment.name!r} already exists", field="Name"
@@ -763,15 +761,6 @@ def _check_length(start: datetime, end: datetime) -> None:
     if end - start > MAX_DURATION:
         raise ValidationError(
             f"an inference experiment runs at most {MAX_DURATION.days} days", field="EndTime"
-        )
-
-
-def _check_experiment_name(name: str) -> None:
-    if not re.fullmatch(EXPERIMENT_NAME, name or ""):
-        raise ValidationError(
-            f"Name {name!r} must match {EXPERIMENT_NAME} (letters, digits and hyphens, "
-            "1 to 120 characters)",
-            field="Name",
         )
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sluice.errors import ValidationError
 
-NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-_NAME = re.compile(NAME_PATTERN)
 _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 
 
-def check_name(value: str, field: str) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+@functools.cache
+def _name_pattern(max_length: int) -> re.Pattern[str]:
+    return re.compile(rf"^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{max_length - 1}}}$")
+
+
+def check_name(value: str, field: str, max_length: int = 63) -> str:
+    """SageMaker's resource names: letters, digits and hyphens, at most `max_length`."""
+    pattern = _name_pattern(max_length)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValidationError(
-            f"{field} {value!r} must match {NAME_PATTERN} "
-            "(letters, digits and single hyphens, 1 to 63 characters)",
+            f"{field} {value!r} must match {pattern.pattern} "
+            f"(letters, digits and single hyphens, 1 to {max_length} characters)",
             field=field,
         )
     return value
