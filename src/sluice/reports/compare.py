@@ -85,14 +85,7 @@ def shadow_report(
 ) -> dict[str, Any]:
     """Production variant `baseline` against each shadow in `candidates`, pair by pair."""
     started = time.perf_counter()
-    names = [baseline, *candidates]
-    vocabulary = Vocabulary()
-    data, truth = extract_all(
-        [(source.variant_folder(n), n) for n in names],
-        source.start,
-        source.end,
-        lambda: _truth(source, vocabulary),
-    )
+    data, vocabulary, truth, _ = _read(source, [baseline, *candidates], with_outcomes=False)
     problem = _problem(options, data.values())
     report = _header("shadow", source, baseline, list(candidates), problem, title)
     base_requests = len(data[baseline].status)
@@ -130,14 +123,7 @@ def ab_report(
 ) -> dict[str, Any]:
     """Production variants that split live traffic: `baseline` against each candidate."""
     started = time.perf_counter()
-    names = [baseline, *candidates]
-    vocabulary = Vocabulary()
-    data, (truth, outcomes) = extract_all(
-        [(source.variant_folder(n), n) for n in names],
-        source.start,
-        source.end,
-        lambda: (_truth(source, vocabulary), _outcomes(source)),
-    )
+    data, vocabulary, truth, outcomes = _read(source, [baseline, *candidates], with_outcomes=True)
     problem = _problem(options, data.values())
     report = _header("ab", source, baseline, list(candidates), problem, title)
     total = sum(len(d.status) for d in data.values())
@@ -157,6 +143,20 @@ def ab_report(
 
 
 # -- parts
+
+
+def _read(
+    source: Source, names: Sequence[str], with_outcomes: bool
+) -> tuple[dict[str, VariantData], Vocabulary, KeyedValues, dict[str, KeyedValues]]:
+    """Each variant's capture in the window, with the labels (and outcomes) read meanwhile."""
+    vocabulary = Vocabulary()
+    data, (truth, outcomes) = extract_all(
+        [(source.variant_folder(n), n) for n in names],
+        source.start,
+        source.end,
+        lambda: (_truth(source, vocabulary), _outcomes(source) if with_outcomes else {}),
+    )
+    return data, vocabulary, truth, outcomes
 
 
 def _truth(source: Source, vocabulary: Vocabulary) -> KeyedValues:
