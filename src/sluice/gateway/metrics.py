@@ -150,6 +150,21 @@ class AlarmStateCollector(Collector):
         yield family
 
 
+def process_usage(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """CPU seconds (user + system) and resident bytes of each live process in `pids`."""
+    import psutil
+
+    usage: dict[int, tuple[float, float]] = {}
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            times = process.cpu_times()
+            usage[pid] = (times.user + times.system, float(process.memory_info().rss))
+        except psutil.Error:
+            continue
+    return usage
+
+
 class WorkerUsageCollector(Collector):
     """CPU, memory and count of each variant's worker processes, read at scrape time.
 
@@ -167,8 +182,6 @@ class WorkerUsageCollector(Collector):
 
     def read(self) -> dict[tuple[str, str], tuple[float, float, int]]:
         """(endpoint, variant) to CPU seconds so far, resident bytes now, live processes."""
-        import psutil
-
         # During an update a variant has two fleets: their processes add up in one series.
         pids_by_variant: dict[tuple[str, str], list[int]] = {}
         for endpoint, variant, pids in self.source():
@@ -178,16 +191,9 @@ class WorkerUsageCollector(Collector):
             for key in set(self.seen) | set(pids_by_variant):
                 pids = pids_by_variant.get(key, [])
                 before = self.seen.get(key, {})
-                now: dict[int, float] = {}
-                memory = 0.0
-                for pid in pids:
-                    try:
-                        proc = psutil.Process(pid)
-                        times = proc.cpu_times()
-                        now[pid] = times.user + times.system
-                        memory += proc.memory_info().rss
-                    except psutil.Error:
-                        continue
+                figures = process_usage(pids)
+                now = {pid: cpu for pid, (cpu, _) in figures.items()}
+                memory = sum(rss for _, rss in figures.values())
                 gone = sum(seconds for pid, seconds in before.items() if pid not in now)
                 self.retired[key] = self.retired.get(key, 0.0) + gone
                 self.seen[key] = now

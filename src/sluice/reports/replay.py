@@ -9,7 +9,6 @@ is capture files, the output is capture files beside them (or anywhere).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from sluice.backends.local import LocalBackend
 from sluice.entities import Model
 from sluice.errors import SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
-from sluice.gateway.metrics import Metrics
+from sluice.gateway.metrics import Metrics, process_usage
 from sluice.reports.compare import Extras, ReportOptions, Source, shadow_report
 from sluice.reports.records import CaptureRecord, Payload, capture_records
 from sluice.runtimes import registry
@@ -111,7 +110,9 @@ async def replay(
                 await asyncio.gather(*(send(r) for r in block))
                 if len(writer.buffer) >= FLUSH_EVERY:
                     await writer.flush()
-            cpu, memory = _usage(pool.pids)
+            usage = process_usage(pool.pids).values()
+            cpu = round(sum(c for c, _ in usage), 3)
+            memory = sum(rss for _, rss in usage)
         finally:
             await writer.flush()
             await pool.stop()
@@ -161,17 +162,3 @@ def replay_report(
         "capture": str(result.folder),
     }
     return report
-
-
-def _usage(pids: list[int]) -> tuple[float, float]:
-    """CPU seconds and resident bytes of the replay's worker processes."""
-    import psutil
-
-    cpu = memory = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            times = process.cpu_times()
-            cpu += times.user + times.system
-            memory += process.memory_info().rss
-    return round(cpu, 3), memory
