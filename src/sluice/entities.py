@@ -35,6 +35,9 @@ class Model:
     image: str | None
     environment: dict[str, str]
     created_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker members accepted and stored as given, not acted on (ExecutionRoleArn,
+    the container as sent, VpcConfig, ...)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,10 @@ class VariantSpec:
     """Shadows only: the share of production requests copied to this variant."""
     source_variant: str | None = None
     """Shadows only: copy only requests this production variant answered (None: all)."""
+    instance_type: str | None = None
+    """SageMaker's instance type, as given (see the compatibility table for its limits)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker ProductionVariant members stored as given, not acted on."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,9 @@ class EndpointConfig:
     sticky_header: str | None = None
     """A request header whose value keeps a caller on the same production variant."""
     created_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker members stored as given, not acted on (KmsKeyId, AsyncInferenceConfig,
+    the data capture options sluice does not use, ...)."""
 
     @property
     def production(self) -> tuple[VariantSpec, ...]:
@@ -343,3 +353,21 @@ class Experiment:
 
     def sampling(self, name: str) -> int:
         return next(s.sampling_percentage for s in self.shadows if s.variant_name == name)
+
+
+# -- tags
+
+
+class ResourceKind(StrEnum):
+    """What a tag is on; the values are the resource types of SageMaker's ARNs."""
+
+    MODEL = "model"
+    ENDPOINT_CONFIG = "endpoint-config"
+    ENDPOINT = "endpoint"
+    INFERENCE_EXPERIMENT = "inference-experiment"
+
+
+@dataclass(frozen=True)
+class Tag:
+    key: str
+    value: str

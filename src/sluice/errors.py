@@ -47,10 +47,24 @@ class NotFound(SluiceError):
     code = "ResourceNotFound"
     status = 404
 
+    def __init__(
+        self, message: str, *, field: str | None = None, resource: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.resource = resource
+        """What is missing and its name, e.g. ("endpoint config", "cfg-2")."""
+
 
 class AlreadyExists(SluiceError):
     code = "ResourceInUse"
     status = 409
+
+    def __init__(
+        self, message: str, *, field: str | None = None, resource: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.resource = resource
+        """What exists already and its name, e.g. ("model", "logreg")."""
 
 
 class InvalidState(SluiceError):
@@ -87,3 +101,10 @@ class ModelLoadError(SluiceError):
 
     code = "ModelLoadError"
     status = 500
+
+
+class LimitExceeded(SluiceError):
+    """A request would go over a limit (SageMaker's ResourceLimitExceeded)."""
+
+    code = "ResourceLimitExceeded"
+    status = 400

@@ -12,14 +12,20 @@ from starlette.applications import Starlette
 
 from sluice.api.routes import build_api
 from sluice.backends.local import LocalBackend
-from sluice.compat.sagemaker_runtime import RuntimeHandler
+from sluice.compat.sagemaker.arns import Arns
+from sluice.compat.sagemaker.control import ControlPlane
+from sluice.compat.sagemaker.operations import Services
+from sluice.compat.sagemaker.runtime import RuntimeHandler
+from sluice.compat.sagemaker.signing import SignatureCheck
 from sluice.control.alarms import AlarmService
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
+from sluice.control.tags import TagService
 from sluice.control.webhooks import Notifier
+from sluice.entities import ResourceKind
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.invoke import Gateway
@@ -32,6 +38,7 @@ from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
 from sluice.store.repos import Repository
+from sluice.store.tag_repo import TagRepository
 
 log = logging.getLogger("sluice.server")
 
@@ -75,6 +82,17 @@ def build_server(settings: Settings) -> Server:
         ExperimentRepository(database), service, deployments, settings.experiment_tick_s
     )
     reports = ExperimentReports(experiments, service, usage.read, settings)
+    tags = TagService(
+        TagRepository(database),
+        {
+            ResourceKind.MODEL: service.get_model,
+            ResourceKind.ENDPOINT_CONFIG: service.get_endpoint_config,
+            ResourceKind.ENDPOINT: service.get_endpoint,
+            ResourceKind.INFERENCE_EXPERIMENT: experiments.get,
+        },
+    )
+    signatures = SignatureCheck(settings.aws_access_keys) if settings.aws_access_keys else None
+    arns = Arns(settings.aws_region, settings.aws_account_id)
     gateway = Gateway(router, capture)
 
     @contextlib.asynccontextmanager
@@ -104,7 +122,18 @@ def build_server(settings: Settings) -> Server:
             database.close()
 
     app = build_app(
-        RuntimeHandler(gateway, settings.max_payload_bytes),
+        RuntimeHandler(gateway, settings.max_payload_bytes, arns, signatures),
+        ControlPlane(
+            Services(
+                service,
+                deployments,
+                experiments,
+                tags,
+                arns,
+                settings,
+            ),
+            signatures,
+        ),
         build_api(
             service,
             deployments,

@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     """A running experiment's report is recomputed at most this often; between, the last
     one is served."""
 
+    aws_region: str = "us-east-1"
+    """The region in the ARNs of the SageMaker-compatible API."""
+
+    aws_account_id: str = "000000000000"
+    """The account in the ARNs of the SageMaker-compatible API (12 digits)."""
+
+    aws_access_keys: dict[str, str] = Field(default_factory=dict)
+    """Access key id to secret key. Empty (the default): SageMaker-compatible requests are
+    accepted with any credentials. Otherwise every SageMaker request (control plane and
+    runtime) must be SigV4-signed with one of these keys, and the signature is verified.
+    Environment: SLUICE_AWS_ACCESS_KEYS='{"AKID": "secret"}'."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -107,6 +119,11 @@ class Settings(BaseSettings):
     @property
     def outcomes_dir(self) -> Path:
         return self.home / "outcomes"
+
+    @property
+    def s3_dir(self) -> Path:
+        """The local stand-in for S3: s3://bucket/key is read and written at s3/bucket/key."""
+        return self.home / "s3"
 
     @property
     def reports_dir(self) -> Path:

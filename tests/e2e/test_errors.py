@@ -77,7 +77,12 @@ def test_bad_requests_get_clear_errors(
 
 def test_unknown_names(live: RunningServer) -> None:
     response = _post(live, b"[[1]]", path="/endpoints/nope/invocations")
-    assert response.status_code == 400 and "'nope' does not exist" in response.json()["Message"]
+    assert response.status_code == 400
+    assert response.json() == {
+        "ErrorCode": "ValidationError",
+        "Message": "Endpoint nope of account 000000000000 not found.",
+        "Field": "EndpointName",
+    }
     response = _post(live, b"[[1]]", **{"X-Amzn-SageMaker-Target-Variant": "Z"})
     assert response.status_code == 400
     assert response.json()["Field"] == "X-Amzn-SageMaker-Target-Variant"

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import replace
+from typing import Any
 
 from sluice.backends.base import Backend
 from sluice.control.fleets import Fleet, LiveEndpoint, LiveVariant, route_table
@@ -73,12 +74,14 @@ class EndpointService:
         runtime: str | None = None,
         image: str | None = None,
         environment: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Model:
         check_name(name, "ModelName")
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
         chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, env, image)
-        return self.repo.add_model(Model(name, artifact, str(model_dir), chosen, image, env, None))  # type: ignore[arg-type]
+        model = Model(name, artifact, str(model_dir), chosen, image, env, None, dict(details or {}))  # type: ignore[arg-type]
+        return self.repo.add_model(model)
 
     def get_model(self, name: str) -> Model:
         return self.repo.get_model(name)

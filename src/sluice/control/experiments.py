@@ -24,11 +24,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError as PydanticError
-
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import MAX_INSTANCES, EndpointService
-from sluice.control.policies import DeploymentConfig
+from sluice.control.policies import parse_policy
 from sluice.control.validation import check_name, check_range
 from sluice.entities import (
     DataCapture,
@@ -421,7 +419,7 @@ class ExperimentService:
             raise ValidationError("DesiredState is Completed or Cancelled", field="DesiredState")
         actions = self._actions(experiment, request)
         if request.deployment_config is not None:
-            policy = _policy(request.deployment_config)
+            policy = parse_policy(request.deployment_config)
             self.deployments.alarms.validate_watch(policy.alarm_names, experiment.endpoint)
         if experiment.status is Status.CREATED:
             return self._finish(
@@ -565,7 +563,7 @@ class ExperimentService:
                     created_at=None,
                 )
             )
-            policy = _policy(request.deployment_config) if request.deployment_config else None
+            policy = parse_policy(request.deployment_config) if request.deployment_config else None
             deployment = await self.deployments.update_endpoint(
                 experiment.endpoint, final.name, policy
             )
@@ -762,15 +760,6 @@ def _check_length(start: datetime, end: datetime) -> None:
         raise ValidationError(
             f"an inference experiment runs at most {MAX_DURATION.days} days", field="EndTime"
         )
-
-
-def _policy(document: Mapping[str, Any]) -> DeploymentConfig:
-    try:
-        return DeploymentConfig.model_validate(document)
-    except PydanticError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValidationError(f"DeploymentConfig.{where}: {first['msg']}", field=where) from None
 
 
 def _now() -> datetime:

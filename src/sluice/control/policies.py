@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticError
 
 from sluice.entities import EndpointConfig
 from sluice.errors import ValidationError
@@ -121,6 +122,16 @@ class DeploymentConfig(_Shape):
     def max_execution_s(self) -> int | None:
         policy = self.rolling or self.blue_green
         return policy.max_execution_s if policy else None
+
+
+def parse_policy(document: Mapping[str, Any]) -> DeploymentConfig:
+    """A DeploymentConfig from its document; a bad one is a ValidationError naming the field."""
+    try:
+        return DeploymentConfig.model_validate(document)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValidationError(f"DeploymentConfig.{where}: {first['msg']}", field=where) from None
 
 
 @dataclass(frozen=True)

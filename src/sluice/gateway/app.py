@@ -1,7 +1,8 @@
 """The ASGI app on the server's one port.
 
 The inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
-runtime handler; everything else (native API, /metrics, /healthz) goes through Starlette.
+runtime handler; everything else (SageMaker's control plane on `POST /`, the native API,
+/metrics, /healthz) goes through Starlette.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sluice.compat.sagemaker_runtime import RuntimeHandler, endpoint_of
+from sluice.compat.sagemaker.control import ControlPlane
+from sluice.compat.sagemaker.runtime import RuntimeHandler, endpoint_of
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
 
@@ -39,6 +41,7 @@ class SluiceApp:
 
 def build_app(
     runtime: RuntimeHandler,
+    control: ControlPlane,
     api: Any,
     router: Router,
     metrics: Metrics,
@@ -52,6 +55,7 @@ def build_app(
 
     rest = Starlette(
         routes=[
+            Route("/", control, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/metrics", prometheus),
             Mount("/api/v1", app=api),

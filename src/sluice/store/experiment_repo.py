@@ -14,6 +14,7 @@ from sluice import entities as e
 from sluice.errors import AlreadyExists, NotFound
 from sluice.store.db import Database
 from sluice.store.tables import ExperimentRow, utcnow
+from sluice.store.tag_repo import drop_tags
 
 
 class ExperimentRepository:
@@ -94,6 +95,7 @@ class ExperimentRepository:
     def delete(self, name: str) -> None:
         with self.db.session() as session:
             session.delete(self._row(session, name))
+            drop_tags(session, e.ResourceKind.INFERENCE_EXPERIMENT, name)
 
     def _row(self, session: Session, name: str) -> ExperimentRow:
         row = session.get(ExperimentRow, name)

@@ -20,6 +20,7 @@ from sluice.store.tables import (
     ModelRow,
     utcnow,
 )
+from sluice.store.tag_repo import drop_tags
 
 T = TypeVar("T")
 
@@ -35,12 +36,14 @@ class Repository:
             with self.db.session() as session:
                 session.add(row)
         except IntegrityError as exc:
-            raise AlreadyExists(f"{what} {name!r} already exists", field="name") from exc
+            raise AlreadyExists(
+                f"{what} {name!r} already exists", field="name", resource=(what, name)
+            ) from exc
 
     def _get(self, session: Session, row_type: type[T], what: str, name: str) -> T:
         row = session.get(row_type, name)
         if row is None:
-            raise NotFound(f"{what} {name!r} does not exist", field="name")
+            raise NotFound(f"{what} {name!r} does not exist", field="name", resource=(what, name))
         return row
 
     # -- models
@@ -54,6 +57,7 @@ class Repository:
             image=model.image,
             environment=dict(model.environment),
             created_at=utcnow(),
+            details=dict(model.details),
         )
         self._insert(row, "model", model.name)
         return self.get_model(model.name)
@@ -68,6 +72,7 @@ class Repository:
     def delete_model(self, name: str) -> None:
         with self.db.session() as session:
             session.delete(self._get(session, ModelRow, "model", name))
+            drop_tags(session, e.ResourceKind.MODEL, name)
 
     # -- endpoint configs
 
@@ -77,6 +82,7 @@ class Repository:
             sticky_header=config.sticky_header,
             created_at=utcnow(),
             data_capture=config.data_capture.to_dict() if config.data_capture else None,
+            details=dict(config.details),
             variants=[
                 ConfigVariantRow(
                     name=v.name,
@@ -87,6 +93,8 @@ class Repository:
                     instance_count=v.instance_count,
                     sampling_percentage=v.sampling_percentage,
                     source_variant=v.source_variant,
+                    instance_type=v.instance_type,
+                    details=dict(v.details),
                 )
                 for i, v in enumerate(config.variants)
             ],
@@ -104,6 +112,7 @@ class Repository:
     def delete_config(self, name: str) -> None:
         with self.db.session() as session:
             session.delete(self._get(session, EndpointConfigRow, "endpoint config", name))
+            drop_tags(session, e.ResourceKind.ENDPOINT_CONFIG, name)
 
     # -- endpoints
 
@@ -234,6 +243,7 @@ class Repository:
     def delete_endpoint(self, name: str) -> None:
         with self.db.session() as session:
             session.delete(self._get(session, EndpointRow, "endpoint", name))
+            drop_tags(session, e.ResourceKind.ENDPOINT, name)
 
     def endpoints_using_config(self, config_name: str) -> list[str]:
         with self.db.session() as session:

@@ -33,6 +33,7 @@ class ModelRow(Base):
     image: Mapped[str | None] = mapped_column(Text, nullable=True)
     environment: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     def to_entity(self) -> e.Model:
         return e.Model(
@@ -43,6 +44,7 @@ class ModelRow(Base):
             self.image,
             dict(self.environment),
             aware(self.created_at),
+            dict(self.details or {}),
         )
 
 
@@ -52,6 +54,7 @@ class EndpointConfigRow(Base):
     data_capture: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     sticky_header: Mapped[str | None] = mapped_column(String(256), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     variants: Mapped[list[ConfigVariantRow]] = relationship(
         cascade="all, delete-orphan", order_by="ConfigVariantRow.position", lazy="selectin"
     )
@@ -64,6 +67,7 @@ class EndpointConfigRow(Base):
             capture,
             self.sticky_header,
             aware(self.created_at),
+            dict(self.details or {}),
         )
 
 
@@ -80,6 +84,8 @@ class ConfigVariantRow(Base):
     instance_count: Mapped[int] = mapped_column(Integer)
     sampling_percentage: Mapped[int] = mapped_column(Integer)
     source_variant: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    instance_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     def to_entity(self) -> e.VariantSpec:
         return e.VariantSpec(
@@ -90,6 +96,8 @@ class ConfigVariantRow(Base):
             self.instance_count,
             self.sampling_percentage,
             self.source_variant,
+            self.instance_type,
+            dict(self.details or {}),
         )
 
 
@@ -362,3 +370,15 @@ class ExperimentRow(Base):
                 for ev in self.events or ()
             ),
         )
+
+
+class TagRow(Base):
+    """A tag on a resource, by the resource's kind (model, endpoint, ...) and name."""
+
+    __tablename__ = "tags"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(120), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    position: Mapped[int] = mapped_column(Integer)
+    """Order of first addition, so tags list back as they were given."""

@@ -1,0 +1,63 @@
+"""SageMaker operations, one function each: request members in, response members out.
+
+Each is a thin adapter over the services the native API uses; the members were already
+checked against the service model. Modules register their functions with `operation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sluice.compat.sagemaker.arns import Arns
+from sluice.control.deployments import DeploymentService
+from sluice.control.endpoints import EndpointService
+from sluice.control.experiments import ExperimentService
+from sluice.control.tags import TagService, check_tags
+from sluice.entities import Tag
+from sluice.settings import Settings
+
+Members = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Services:
+    endpoints: EndpointService
+    deployments: DeploymentService
+    experiments: ExperimentService
+    tags: TagService
+    arns: Arns
+    settings: Settings
+
+
+Handler = Callable[[Services, Members], Awaitable[Members]]
+OPERATIONS: dict[str, Handler] = {}
+
+
+def operation(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        OPERATIONS[name] = handler
+        return handler
+
+    return register
+
+
+def tags_of(m: Members) -> list[Tag]:
+    """The request's Tags, checked before anything is created."""
+    tags = [Tag(t["Key"], t["Value"]) for t in m.get("Tags", ())]
+    check_tags(tags)
+    return tags
+
+
+def load() -> dict[str, Handler]:
+    """Every operation, registered by importing its module."""
+    from sluice.compat.sagemaker.operations import (  # noqa: F401
+        endpoint_configs,
+        endpoints,
+        experiments,
+        models,
+        tags,
+    )
+
+    return OPERATIONS

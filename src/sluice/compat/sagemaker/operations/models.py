@@ -1,0 +1,124 @@
+"""CreateModel, DescribeModel, ListModels, DeleteModel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.compat.sagemaker import listing
+from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
+from sluice.compat.sagemaker.shapes import ValidationException
+from sluice.compat.sagemaker.uris import local_uri
+from sluice.entities import Model, ResourceKind
+
+STORED = ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig",
+          "EnableNetworkIsolation", "InferenceExecutionConfig")  # fmt: skip
+"""Members kept as given and answered back by DescribeModel."""
+
+FIELDS: listing.Fields[Model] = listing.Fields(
+    name=lambda m: m.name, created=lambda m: m.created_at
+)
+
+
+@operation("CreateModel")
+async def create_model(s: Services, m: Members) -> Members:
+    container, where = _container(m)
+    if container.get("ModelPackageName"):
+        raise ValidationException(
+            f"{where}.ModelPackageName: models from the model registry are not served yet; "
+            "give ModelDataUrl",
+            field=f"{where}.ModelPackageName",
+        )
+    if container.get("Mode") == "MultiModel":
+        raise ValidationException(
+            f"{where}.Mode: multi-model endpoints are not served yet; use SingleModel",
+            field=f"{where}.Mode",
+        )
+    source = container.get("ModelDataSource", {}).get("S3DataSource", {})
+    uri = container.get("ModelDataUrl") or source.get("S3Uri")
+    if not uri:
+        raise ValidationException(
+            f"{where}.ModelDataUrl is required: sluice loads each model from an artifact "
+            "(a directory or model.tar.gz: a path, file:// or s3:// URI)",
+            field=f"{where}.ModelDataUrl",
+        )
+    if source.get("S3DataType") == "S3Prefix" and source.get("CompressionType") == "Gzip":
+        raise ValidationException(
+            f"{where}.ModelDataSource: an S3Prefix names a directory and is not compressed",
+            field=f"{where}.ModelDataSource",
+        )
+    tags = tags_of(m)
+    model = await s.endpoints.create_model(
+        m["ModelName"],
+        local_uri(uri, s.settings.s3_dir, f"{where}.ModelDataUrl"),
+        image=container.get("Image"),
+        environment=container.get("Environment"),
+        details={k: m[k] for k in STORED if k in m},
+    )
+    arn = s.arns.of(ResourceKind.MODEL, model.name)
+    if tags:
+        s.tags.add(ResourceKind.MODEL, model.name, tags)
+    return {"ModelArn": arn}
+
+
+@operation("DescribeModel")
+async def describe_model(s: Services, m: Members) -> Members:
+    model = s.endpoints.get_model(m["ModelName"])
+    stored = model.details
+    out: Members = {
+        "ModelName": model.name,
+        "ModelArn": s.arns.of(ResourceKind.MODEL, model.name),
+        "CreationTime": model.created_at,
+        "EnableNetworkIsolation": stored.get("EnableNetworkIsolation", False),
+        **{k: stored[k] for k in STORED if k in stored},
+    }
+    if "PrimaryContainer" not in stored and "Containers" not in stored:
+        out["PrimaryContainer"] = {  # created through the native API
+            "Image": model.image,
+            "ModelDataUrl": model.artifact_uri,
+            "Environment": model.environment,
+        }
+    return out
+
+
+@operation("ListModels")
+async def list_models(s: Services, m: Members) -> Members:
+    shown, token = listing.page(s.endpoints.list_models(), m, FIELDS)
+    return {
+        "Models": [
+            {
+                "ModelName": model.name,
+                "ModelArn": s.arns.of(ResourceKind.MODEL, model.name),
+                "CreationTime": model.created_at,
+            }
+            for model in shown
+        ],
+        "NextToken": token,
+    }
+
+
+@operation("DeleteModel")
+async def delete_model(s: Services, m: Members) -> Members:
+    s.endpoints.delete_model(m["ModelName"])
+    return {}
+
+
+def _container(m: Members) -> tuple[dict[str, Any], str]:
+    primary, containers = m.get("PrimaryContainer"), m.get("Containers")
+    if primary is not None and containers is not None:
+        raise ValidationException(
+            "give PrimaryContainer or Containers, not both", field="PrimaryContainer"
+        )
+    if primary is not None:
+        return primary, "PrimaryContainer"
+    if not containers:
+        raise ValidationException(
+            "PrimaryContainer (or Containers) is required: it says where the model is",
+            field="PrimaryContainer",
+        )
+    if len(containers) > 1:
+        raise ValidationException(
+            f"Containers: sluice serves one container per model, not {len(containers)} "
+            "(inference pipelines are not served yet)",
+            field="Containers",
+        )
+    return containers[0], "Containers.1"

@@ -1,0 +1,221 @@
+"""SageMaker runtime: `POST /endpoints/{name}/invocations` as a raw ASGI handler.
+
+Headers become an InvokeRequest, `Gateway.invoke` answers it, and the result or error is
+shaped the way boto3's `sagemaker-runtime` client expects: rest-json errors with
+`x-amzn-ErrorType`, and only the codes the runtime's service model defines, so boto3
+raises the same exception classes as against AWS (ValidationError 400, ModelError 424,
+ServiceUnavailable 503, InternalFailure 500).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sluice.compat.sagemaker.arns import Arns
+from sluice.compat.sagemaker.signing import SignatureCheck, SignatureError
+from sluice.errors import (
+    ModelError,
+    NotFound,
+    PayloadTooLarge,
+    SluiceError,
+    ValidationError,
+    WorkerUnavailable,
+)
+from sluice.gateway.invoke import Gateway
+from sluice.types import JSON, InvokeRequest
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/endpoints/"
+SUFFIX = "/invocations"
+Scope = dict[str, Any]
+
+TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
+INFERENCE_ID = b"x-amzn-sagemaker-inference-id"
+CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+ENDPOINT_CONFIG = b"x-sluice-endpoint-config"
+"""Names the endpoint config whose fleet answered: during an update, blue's or green's."""
+NOT_SERVED = {
+    b"x-amzn-sagemaker-target-model": "TargetModel: multi-model endpoints are not served yet",
+    b"x-amzn-sagemaker-target-container-hostname": (
+        "TargetContainerHostname: sluice serves one container per model"
+    ),
+    b"x-amzn-sagemaker-inference-component": (
+        "InferenceComponentName: inference components are not served yet"
+    ),
+    b"x-amzn-sagemaker-session-id": "SessionId: stateful sessions are not served",
+    b"x-amzn-sagemaker-enable-explanations": "EnableExplanations: no endpoint has an explainer",
+}
+"""Runtime headers for features sluice does not have: refused by name, never ignored."""
+
+
+def endpoint_of(path: str) -> str | None:
+    """The endpoint name if `path` is an invocations path, else None."""
+    if path.startswith(PREFIX) and path.endswith(SUFFIX):
+        name = path[len(PREFIX) : -len(SUFFIX)]
+        if name and "/" not in name:
+            return name
+    return None
+
+
+class RuntimeHandler:
+    def __init__(
+        self,
+        gateway: Gateway,
+        max_payload_bytes: int,
+        arns: Arns,
+        signatures: SignatureCheck | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.max_payload_bytes = max_payload_bytes
+        self.arns = arns
+        self.signatures = signatures
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any, endpoint: str) -> None:
+        try:
+            if scope["method"] != "POST":
+                raise ValidationError("invocations take POST", field="method")
+            request = self._parse_headers(scope, endpoint)
+            request.body = await self._read_body(scope, receive)
+            if self.signatures is not None:
+                self._verify(scope, request.body)
+            result = await self.gateway.invoke(request)
+        except SluiceError as exc:
+            await self._send_error(send, exc, endpoint)
+            return
+        except Exception:  # noqa: BLE001 - no traceback ever reaches a client
+            log.exception("invocation of %s failed", endpoint)
+            await self._send_error(
+                send, SluiceError("internal failure; see the server log"), endpoint
+            )
+            return
+        headers = [
+            (b"content-type", result.content_type.encode()),
+            (b"content-length", str(len(result.body)).encode()),
+            (b"x-amzn-invoked-production-variant", result.variant.encode()),
+            (ENDPOINT_CONFIG, result.endpoint_config.encode()),
+        ]
+        if result.custom_attributes:
+            headers.append((CUSTOM_ATTRIBUTES, result.custom_attributes.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": result.body})
+
+    def _parse_headers(self, scope: Scope, endpoint: str) -> InvokeRequest:
+        request = InvokeRequest(endpoint=endpoint, body=b"")
+        extra: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            if raw_name == b"content-type":
+                request.content_type = raw_value.decode("latin-1")
+            elif raw_name == b"accept":
+                request.accept = raw_value.decode("latin-1")
+            elif raw_name == b"content-length":
+                if int(raw_value) > self.max_payload_bytes:
+                    raise self._too_large()
+            elif raw_name == TARGET_VARIANT:
+                request.target_variant = raw_value.decode("latin-1")
+            elif raw_name == INFERENCE_ID:
+                request.inference_id = _inference_id(raw_value.decode("latin-1"))
+            elif raw_name == CUSTOM_ATTRIBUTES:
+                request.custom_attributes = raw_value.decode("latin-1")
+            elif raw_name in NOT_SERVED:
+                raise ValidationError(NOT_SERVED[raw_name], field=raw_name.decode())
+            else:
+                extra[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        request.headers = extra
+        return request
+
+    async def _read_body(self, scope: Scope, receive: Any) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_payload_bytes:
+                    raise self._too_large()
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _verify(self, scope: Scope, body: bytes) -> None:
+        assert self.signatures is not None
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        self.signatures.verify(
+            scope["method"],
+            scope.get("raw_path") or scope["path"].encode(),
+            scope.get("query_string", b""),
+            headers,
+            body,
+        )
+
+    async def _send_error(self, send: Any, exc: SluiceError, endpoint: str) -> None:
+        if exc.status >= 500 and not isinstance(exc, ModelError):
+            log.warning("invocation failed: %s", exc.message)
+        code, status, body = self._error(exc, endpoint)
+        payload = json.dumps(body).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", JSON.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"x-amzn-errortype", code.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def _error(self, exc: SluiceError, endpoint: str) -> tuple[str, int, dict[str, Any]]:
+        """The runtime model's code, status and body for an error."""
+        if isinstance(exc, ModelError):
+            log_stream = (
+                f"arn:aws:logs:{self.arns.region}:{self.arns.account}:log-group:"
+                f"/aws/sagemaker/Endpoints/{endpoint}"
+            )
+            message = (
+                f"Received server error ({exc.original_status}) from primary with message "
+                f'"{exc.message}". See the sluice server log for details.'
+            )
+            return "ModelError", 424, {
+                "ErrorCode": "ModelError",
+                "Message": message,
+                "OriginalStatusCode": exc.original_status,
+                "OriginalMessage": exc.message,
+                "LogStreamArn": log_stream,
+            }  # fmt: skip
+        if isinstance(exc, SignatureError):
+            code, status, message = exc.code, exc.status, exc.message
+        elif isinstance(exc, NotFound):
+            code, status = "ValidationError", 400
+            message = f"Endpoint {endpoint} of account {self.arns.account} not found."
+        elif isinstance(exc, ValidationError):
+            # 413 and 415 stay as they are for HTTP clients; boto3 goes by the code.
+            code, status, message = "ValidationError", exc.status, exc.message
+        elif isinstance(exc, WorkerUnavailable):
+            code, status, message = "ServiceUnavailable", 503, exc.message
+        else:
+            code, status, message = "InternalFailure", 500, exc.message
+        body: dict[str, Any] = {"ErrorCode": code, "Message": message}
+        if exc.field:
+            body["Field"] = exc.field
+        return code, status, body
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"request body is over {self.max_payload_bytes} bytes (setting max_payload_bytes)",
+            field="Body",
+        )
+
+
+def _inference_id(value: str) -> str:
+    if not 1 <= len(value) <= 64 or not value.isprintable():
+        raise ValidationError(
+            "X-Amzn-SageMaker-Inference-Id must be 1 to 64 printable characters",
+            field="X-Amzn-SageMaker-Inference-Id",
+        )
+    return value
