@@ -55,7 +55,7 @@ def build_app(
 
     rest = Starlette(
         routes=[
-            Route("/", control, methods=["POST"]),
+            Route("/", control.handle, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/metrics", prometheus),
             Mount("/api/v1", app=api),

@@ -41,7 +41,7 @@ TARGET_PREFIX = "SageMaker."
 
 
 class ControlPlane:
-    """The Starlette endpoint for `POST /`."""
+    """`handle` is the Starlette endpoint for `POST /`."""
 
     def __init__(self, services: Services, signatures: SignatureCheck | None) -> None:
         self.services = services
@@ -59,7 +59,7 @@ class ControlPlane:
                 )
         return self._model
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         name = ""
         try:

@@ -3,7 +3,8 @@
 `ServiceModel.decode_input` checks a request against the operation's input shape the way
 AWS does (required members, types, enums, lengths, ranges, patterns) and answers with
 AWS's own wording, naming the member (`productionVariants.1.member.variantName`). It
-also turns timestamps into datetimes. `ServiceModel.problems` checks any value against
+also turns timestamps into datetimes. One liberty: where AWS wants an S3 URI, a file://
+URI or an absolute path is taken too (a local server's artifacts live on its disk). `ServiceModel.problems` checks any value against
 any shape, strictly (unknown members too); the tests use it on our responses.
 """
 
@@ -138,7 +139,7 @@ class ServiceModel:
             if "enum" in shape and value not in shape["enum"]:
                 fail(f"satisfy enum value set: [{', '.join(shape['enum'])}]")
             pattern = shape.get("pattern")
-            if pattern and not _regex(pattern).fullmatch(value):
+            if pattern and not _regex(pattern).fullmatch(value) and not _local(pattern, value):
                 fail(f"satisfy regular expression pattern: {pattern}")
             return value
         if kind in ("integer", "long"):
@@ -208,6 +209,11 @@ class ServiceModel:
                 return
             self._decode(name, value, path, problems)
             yield from (message for _, message in problems)
+
+
+def _local(pattern: str, value: str) -> bool:
+    """Where AWS takes an S3 URI, a server without S3 also takes a file:// URI or a path."""
+    return "s3" in pattern and "://" in pattern and value.startswith(("file://", "/"))
 
 
 def _references(shape: Shape) -> Iterator[str]:
