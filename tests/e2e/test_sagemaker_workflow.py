@@ -229,7 +229,9 @@ def test_a_sagemaker_script_runs_unchanged(
         ],
         ShadowModeConfig={
             "SourceModelVariantName": "A",
-            "ShadowModelVariants": [{"ShadowModelVariantName": "Shadow", "SamplingPercentage": 100}],
+            "ShadowModelVariants": [
+                {"ShadowModelVariantName": "Shadow", "SamplingPercentage": 100}
+            ],
         },
         DataStorageConfig={"Destination": "s3://capture/shadow"},
         Tags=[{"Key": "ticket", "Value": "ML-42"}],

@@ -4,8 +4,9 @@
 AWS does (required members, types, enums, lengths, ranges, patterns) and answers with
 AWS's own wording, naming the member (`productionVariants.1.member.variantName`). It
 also turns timestamps into datetimes. One liberty: where AWS wants an S3 URI, a file://
-URI or an absolute path is taken too (a local server's artifacts live on its disk). `ServiceModel.problems` checks any value against
-any shape, strictly (unknown members too); the tests use it on our responses.
+URI or an absolute path is taken too (a local server's artifacts live on its disk).
+`ServiceModel.problems` checks any value against any shape, strictly (unknown members
+too); the tests use it on our responses.
 """
 
 from __future__ import annotations
