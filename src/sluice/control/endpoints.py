@@ -25,7 +25,7 @@ from sluice.entities import (
     VariantKind,
     VariantSpec,
 )
-from sluice.errors import InvalidState, SluiceError, ValidationError
+from sluice.errors import AlreadyExists, InvalidState, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.fleet_stats import Window
 from sluice.gateway.metrics import Metrics
@@ -77,6 +77,10 @@ class EndpointService:
         details: Mapping[str, Any] | None = None,
     ) -> Model:
         check_name(name, "ModelName")
+        if self.repo.has_model(name):  # before the artifact is read
+            raise AlreadyExists(
+                f"model {name!r} already exists", field="name", resource=("model", name)
+            )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
         chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, env, image)

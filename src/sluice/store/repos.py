@@ -66,6 +66,10 @@ class Repository:
         with self.db.session() as session:
             return self._get(session, ModelRow, "model", name).to_entity()
 
+    def has_model(self, name: str) -> bool:
+        with self.db.session() as session:
+            return session.get(ModelRow, name) is not None
+
     def list_models(self) -> list[e.Model]:
         return self._list(ModelRow, lambda r: r.to_entity())
 
