@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from sluice.api.routes import build_api
 from sluice.backends.local import LocalBackend
+from sluice.compat import open_inference
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
@@ -134,6 +135,7 @@ def build_server(settings: Settings) -> Server:
             ),
             signatures,
         ),
+        open_inference.routes(gateway, service),
         build_api(
             service,
             deployments,

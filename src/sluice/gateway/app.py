@@ -1,8 +1,8 @@
 """The ASGI app on the server's one port.
 
 The inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
-runtime handler; everything else (SageMaker's control plane on `POST /`, the native API,
-/metrics, /healthz) goes through Starlette.
+runtime handler; everything else (SageMaker's control plane on `POST /`, the Open
+Inference Protocol under /v2, the native API, /metrics, /healthz) goes through Starlette.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class SluiceApp:
 def build_app(
     runtime: RuntimeHandler,
     control: ControlPlane,
+    open_inference: list[Route],
     api: Any,
     router: Router,
     metrics: Metrics,
@@ -58,6 +59,7 @@ def build_app(
             Route("/", control.handle, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/metrics", prometheus),
+            *open_inference,
             Mount("/api/v1", app=api),
         ],
         lifespan=lifespan,  # type: ignore[arg-type]
