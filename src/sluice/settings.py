@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     """A running experiment's report is recomputed at most this often; between, the last
     one is served."""
 
+    instance_memory_mb: dict[str, int] = Field(default_factory=dict)
+    """Instance type (SageMaker's InstanceType) to the memory, in MiB, each worker of a
+    variant of that type may map; beyond it the worker's allocations fail. Empty (the
+    default): no limits. Example: SLUICE_INSTANCE_MEMORY_MB='{"ml.t2.medium": 4096}'."""
+
     aws_region: str = "us-east-1"
     """The region in the ARNs of the SageMaker-compatible API."""
 

@@ -129,7 +129,7 @@ def test_native_api_errors_name_the_field(live: RunningServer) -> None:
     cases = [
         ("POST", "/models", {"name": "-bad", "artifact": "/x"}, 400, "ModelName"),
         ("POST", "/models", {"name": "m", "artifact": "/does/not/exist"}, 400, "artifact"),
-        ("POST", "/models", {"name": "logreg", "artifact": "/x"}, 400, "artifact"),
+        ("POST", "/models", {"name": "logreg", "artifact": "/x"}, 409, "name"),  # name first
         ("POST", "/models", {"name": "m"}, 400, "artifact"),
         (
             "POST",

@@ -320,3 +320,28 @@ def test_signatures_are_verified_when_keys_are_configured(
         assert response["Error"]["Code"] == "InvalidSignatureException"
     finally:
         server.stop()
+
+
+def test_instance_types_carry_their_memory_limits(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    limits = {"ml.t2.medium": 64, "ml.m5.large": 8192}
+    server = RunningServer(tmp_path / "home", {"SLUICE_INSTANCE_MEMORY_MB": json.dumps(limits)})
+    try:
+        sm = client(server.url)
+        sm.create_model(ModelName="m", PrimaryContainer={"ModelDataUrl": str(artifacts["logreg"])})
+        for name, instance_type in (("big", "ml.m5.large"), ("small", "ml.t2.medium")):
+            sm.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=[variant(ModelName="m", InstanceType=instance_type)],
+            )
+            sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        sm.get_waiter("endpoint_in_service").wait(EndpointName="big", WaiterConfig={"Delay": 1})
+        with pytest.raises(Exception, match="Failed"):  # the waiter's failure state
+            sm.get_waiter("endpoint_in_service").wait(
+                EndpointName="small", WaiterConfig={"Delay": 1}
+            )
+        reason = sm.describe_endpoint(EndpointName="small")["FailureReason"]
+        assert "the worker may map 64 MiB: setting instance_memory_mb" in reason, reason
+    finally:
+        server.stop()

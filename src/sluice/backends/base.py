@@ -42,6 +42,7 @@ class Backend(ABC):
         instance_count: int,
         on_restart: Callable[[], None],
         nice: int = 0,
+        memory_mb: int | None = None,
     ) -> VariantInstances:
         """Start `instance_count` instances of `model`; raise ModelLoadError if it cannot load.
 
@@ -51,6 +52,7 @@ class Backend(ABC):
             instance_count: how many instances to start.
             on_restart: called each time a dead instance is restarted.
             nice: lower scheduling priority (shadows); a backend may ignore it.
+            memory_mb: the memory each instance may use (its instance type's limit).
         """
 
     @abstractmethod

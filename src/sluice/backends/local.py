@@ -32,8 +32,11 @@ class LocalBackend(Backend):
         instance_count: int,
         on_restart: Callable[[], None],
         nice: int = 0,
+        memory_mb: int | None = None,
     ) -> VariantInstances:
-        spec = WorkerSpec(label, Path(model.model_dir), model.runtime, model.environment, nice)
+        spec = WorkerSpec(
+            label, Path(model.model_dir), model.runtime, model.environment, nice, memory_mb
+        )
         pool = WorkerPool(spec, self.pool_settings, on_restart)
         await pool.start(instance_count)
         return pool

@@ -520,6 +520,7 @@ class EndpointService:
             count,
             metrics.restarts.inc,
             nice=self.settings.shadow_worker_nice if shadow else 0,
+            memory_mb=self.settings.instance_memory_mb.get(spec.instance_type or ""),
         )
         handle = LiveVariant(spec, instances, metrics)
         fleet.variants[spec.name] = handle

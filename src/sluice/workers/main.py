@@ -9,6 +9,7 @@ The serve loop is plain blocking IO: one request at a time, answers written in b
 from __future__ import annotations
 
 import argparse
+import resource
 import gc
 import json
 import logging
@@ -74,9 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument("--memory-mb", type=int, default=0)
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
+    if args.memory_mb:
+        # The address space this process may map: beyond it allocations fail (MemoryError).
+        limit = args.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -92,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()  # the loaded model is permanent: no collector sweeps through it
     except BaseException as exc:  # noqa: BLE001 - report every load failure to the gateway
         log.error("model failed to load:\n%s", traceback.format_exc())
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        message = f"{type(exc).__name__}: {exc}"
+        if args.memory_mb:
+            message += f" (the worker may map {args.memory_mb} MiB: setting instance_memory_mb)"
+        print(json.dumps({"error": message}), flush=True)
         return 1
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if os.path.exists(args.socket):

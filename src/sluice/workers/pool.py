@@ -34,6 +34,8 @@ class WorkerSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     nice: int = 0
     """Added to the worker's scheduling niceness (shadows run behind production)."""
+    memory_mb: int | None = None
+    """The address space each worker may map (its instance type's limit); None: no limit."""
 
 
 @dataclass
@@ -91,6 +93,8 @@ class WorkerInstance:
             self.spec.runtime,
             "--nice",
             str(self.spec.nice),
+            "--memory-mb",
+            str(self.spec.memory_mb or 0),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             env=env,
