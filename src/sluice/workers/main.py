@@ -9,11 +9,11 @@ The serve loop is plain blocking IO: one request at a time, answers written in b
 from __future__ import annotations
 
 import argparse
-import resource
 import gc
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
