@@ -328,7 +328,7 @@ class Experiment:
     destination: str | None = None
     """Where the pairs are captured (directory or file:// URI); default: the capture dir."""
     data_storage: dict[str, Any] = field(default_factory=dict)
-    """The rest of SageMaker's DataStorageConfig (KmsKey, ContentType), kept as given."""
+    """SageMaker's DataStorageConfig as given (Destination, KmsKey, ContentType)."""
     role_arn: str | None = None
     kms_key: str | None = None
     base_config: str | None = None

@@ -61,7 +61,7 @@ async def create_experiment(s: Services, m: Members) -> Members:
 async def describe_experiment(s: Services, m: Members) -> Members:
     x = s.experiments.get(m["Name"])
     return {
-        **_summary(s, x),
+        **_summary(x),
         "Arn": s.arns.of(ResourceKind.INFERENCE_EXPERIMENT, x.name),
         "EndpointMetadata": _endpoint_metadata(s, x),
         "ModelVariants": [
@@ -92,7 +92,7 @@ async def describe_experiment(s: Services, m: Members) -> Members:
 @operation("ListInferenceExperiments")
 async def list_experiments(s: Services, m: Members) -> Members:
     shown, token = listing.page(s.experiments.find(), m, FIELDS)
-    return {"InferenceExperiments": [_summary(s, x) for x in shown], "NextToken": token}
+    return {"InferenceExperiments": [_summary(x) for x in shown], "NextToken": token}
 
 
 @operation("StartInferenceExperiment")
@@ -160,7 +160,7 @@ def _arn(s: Services, name: str) -> Members:
     return {"InferenceExperimentArn": s.arns.of(ResourceKind.INFERENCE_EXPERIMENT, name)}
 
 
-def _summary(s: Services, x: Experiment) -> Members:
+def _summary(x: Experiment) -> Members:
     return {
         "Name": x.name,
         "Type": x.type,
