@@ -65,14 +65,7 @@ class ControlPlane:
         try:
             body = await request.body()
             if self.signatures is not None:
-                scope = request.scope
-                self.signatures.verify(
-                    request.method,
-                    scope.get("raw_path") or scope["path"].encode(),
-                    scope.get("query_string", b""),
-                    request.headers,
-                    body,
-                )
+                self.signatures.verify_scope(request.scope, body)
             name = _operation(request.headers.get("x-amz-target", ""))
             handler = self.handlers.get(name)
             if handler is None:

@@ -80,7 +80,7 @@ class RuntimeHandler:
             request = self._parse_headers(scope, endpoint)
             request.body = await self._read_body(scope, receive)
             if self.signatures is not None:
-                self._verify(scope, request.body)
+                self.signatures.verify_scope(scope, request.body)
             result = await self.gateway.invoke(request)
         except SluiceError as exc:
             await self._send_error(send, exc, endpoint)
@@ -140,17 +140,6 @@ class RuntimeHandler:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def _verify(self, scope: Scope, body: bytes) -> None:
-        assert self.signatures is not None
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        self.signatures.verify(
-            scope["method"],
-            scope.get("raw_path") or scope["path"].encode(),
-            scope.get("query_string", b""),
-            headers,
-            body,
-        )
 
     async def _send_error(self, send: Any, exc: SluiceError, endpoint: str) -> None:
         if exc.status >= 500 and not isinstance(exc, ModelError):

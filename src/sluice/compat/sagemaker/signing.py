@@ -13,6 +13,7 @@ import hmac
 import posixpath
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from sluice.errors import SluiceError
@@ -36,6 +37,20 @@ class SignatureCheck:
     def __init__(self, keys: Mapping[str, str], now: type[datetime] = datetime) -> None:
         self.keys = dict(keys)
         self.now = now
+
+    def verify_scope(self, scope: Mapping[str, Any], body: bytes) -> None:
+        """`verify` for an ASGI request: method, raw path, query and headers from its scope."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        self.verify(
+            scope["method"],
+            scope.get("raw_path") or scope["path"].encode(),
+            scope.get("query_string", b""),
+            headers,
+            body,
+        )
 
     def verify(
         self,

@@ -32,10 +32,6 @@ FIELDS: listing.Fields[Endpoint] = listing.Fields(
 @operation("CreateEndpoint")
 async def create_endpoint(s: Services, m: Members) -> Members:
     tags = tags_of(m)
-    try:
-        s.endpoints.get_endpoint_config(m["EndpointConfigName"])
-    except NotFound:
-        raise _no_config(s, m["EndpointConfigName"]) from None
     endpoint = await s.endpoints.create_endpoint(m["EndpointName"], m["EndpointConfigName"])
     if tags:
         s.tags.add(ResourceKind.ENDPOINT, endpoint.name, tags)
@@ -111,10 +107,9 @@ async def update_endpoint(s: Services, m: Members) -> Members:
         history = s.deployments.history(name)
         document = history[0].policy if history else None
     policy = parse_policy(document) if document else None
-    try:
-        s.endpoints.get_endpoint_config(m["EndpointConfigName"])
-    except NotFound:
-        raise _no_config(s, m["EndpointConfigName"]) from None
+    # A missing config is SageMaker's "Could not find endpoint configuration" (the control
+    # plane words NotFound); the deployments service would report it in its own words.
+    s.endpoints.get_endpoint_config(m["EndpointConfigName"])
     await s.deployments.update_endpoint(name, m["EndpointConfigName"], policy)
     return {"EndpointArn": s.arns.of(ResourceKind.ENDPOINT, name)}
 
@@ -204,10 +199,3 @@ def _config(s: Services, name: str) -> EndpointConfig | None:
         return s.endpoints.get_endpoint_config(name)
     except NotFound:
         return None
-
-
-def _no_config(s: Services, name: str) -> ValidationException:
-    arn = s.arns.of(ResourceKind.ENDPOINT_CONFIG, name)
-    return ValidationException(
-        f'Could not find endpoint configuration "{arn}".', field="EndpointConfigName"
-    )
