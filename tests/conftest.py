@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,5 +93,108 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     running = RunningServer(tmp_path / "home")
+    yield running
+    running.stop()
+
+
+class S3Server:
+    """A real S3-compatible HTTP server (moto's) on a free port, with a client for it."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self.options = {"endpoint_url": self.url, "key": "test", "secret": "test"}
+        """Storage options for fsspec's s3fs (what SLUICE_S3 holds)."""
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    running = S3Server()
+    yield running
+    running.server.stop()
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster of its own (initdb in a temporary directory).
+
+    Run as the `postgres` user when the tests run as root (PostgreSQL refuses root).
+    """
+
+    def __init__(self) -> None:
+        binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        found = shutil.which("initdb") or (str(binaries[-1]) if binaries else None)
+        if found is None:
+            pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        bin_dir = Path(found).parent
+        self.root = Path(tempfile.mkdtemp(prefix="sluice-pg-"))
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+            prefix = ["runuser", "-u", "postgres", "--"]
+        data = self.root / "data"
+        subprocess.run(
+            [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "sluice",
+             "--auth=trust", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [*prefix, str(bin_dir / "postgres"), "-D", str(data), "-p", str(self.port),
+             "-k", str(self.root), "-h", "127.0.0.1", "-F"],
+            stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("wb"),
+        )  # fmt: skip
+        self.admin = f"postgresql+psycopg://sluice@127.0.0.1:{self.port}/postgres"
+        self.count = 0
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.execute("SELECT 1")
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+
+    def execute(self, statement: str) -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.admin, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(sqlalchemy.text(statement))
+        finally:
+            engine.dispose()
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database."""
+        self.count += 1
+        name = f"sluice_{self.count}"
+        self.execute(f"CREATE DATABASE {name}")
+        return self.admin.rsplit("/", 1)[0] + f"/{name}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    running = PostgresServer()
     yield running
     running.stop()

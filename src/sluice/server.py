@@ -29,6 +29,7 @@ from sluice.control.webhooks import Notifier
 from sluice.entities import ResourceKind
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
+from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
@@ -38,6 +39,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.objects import ObjectStore
 from sluice.store.repos import Repository
 from sluice.store.tag_repo import TagRepository
 
@@ -60,10 +62,31 @@ def build_server(settings: Settings) -> Server:
     repo = Repository(database)
     metrics = Metrics()
     router = Router()
-    capture = CaptureWriter(settings.capture_flush_interval_s, settings.capture_buffer_records)
+    objects = ObjectStore.from_settings(settings)
+    uploads = (
+        CaptureUploads(
+            objects,
+            settings.home / "capture-uploads.journal",
+            on_outcome=lambda outcome: metrics.capture_uploads.labels(outcome).inc(),
+        )
+        if objects.s3_configured
+        else None
+    )
+    capture = CaptureWriter(
+        settings.capture_flush_interval_s,
+        settings.capture_buffer_records,
+        uploads,
+        settings.capture_upload_interval_s,
+    )
     backend = LocalBackend(settings)
     service = EndpointService(
-        repo, ArtifactStore(settings.models_dir), backend, router, capture, metrics, settings
+        repo,
+        ArtifactStore(settings.models_dir, objects),
+        backend,
+        router,
+        capture,
+        metrics,
+        settings,
     )
     usage = metrics.watch_workers(service.worker_usage)
     notifier = Notifier(

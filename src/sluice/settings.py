@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     runtime) must be SigV4-signed with one of these keys, and the signature is verified.
     Environment: SLUICE_AWS_ACCESS_KEYS='{"AKID": "secret"}'."""
 
+    s3: dict[str, Any] | None = None
+    """An S3 store: fsspec's storage options for s3fs (endpoint_url, key, secret, ...;
+    `{}` for AWS's own with the usual credentials). Unset (the default): s3:// URIs live
+    under <home>/s3. Set: model data is read from S3, and capture files for s3://
+    destinations are written under <home>/s3, then uploaded. Needs `sluice[s3]`.
+    Example: SLUICE_S3='{"endpoint_url": "http://127.0.0.1:9000"}'."""
+
+    capture_upload_interval_s: float = 60.0
+    """How often capture files bound for S3 are closed and uploaded."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -127,7 +137,7 @@ class Settings(BaseSettings):
 
     @property
     def s3_dir(self) -> Path:
-        """The local stand-in for S3: s3://bucket/key is read and written at s3/bucket/key."""
+        """S3 on this machine: the stand-in for s3://bucket/key, or the local copy of it."""
         return self.home / "s3"
 
     @property

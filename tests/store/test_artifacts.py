@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sluice.errors import ValidationError
-from sluice.store.artifacts import ArtifactStore, local_path
+from sluice.store.artifacts import ArtifactStore
+from sluice.store.objects import ObjectStore, local_path
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
@@ -32,7 +33,7 @@ def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfil
 
 def test_tarball_unpacked_once(tmp_path: Path) -> None:
     archive = _tar(tmp_path / "m.tar.gz", [_file("model.joblib"), _file("code/inference.py")])
-    store = ArtifactStore(tmp_path / "store")
+    store = ArtifactStore(tmp_path / "store", ObjectStore(tmp_path / "s3"))
     first = store.unpack(str(archive))
     assert (first / "model.joblib").read_bytes() == b"x"
     assert (first / "code" / "inference.py").exists()
@@ -44,7 +45,7 @@ def test_directory_is_copied_into_the_store(tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
     (source / "model.joblib").write_bytes(b"abc")
-    unpacked = ArtifactStore(tmp_path / "store").unpack(str(source))
+    unpacked = ArtifactStore(tmp_path / "store", ObjectStore(tmp_path / "s3")).unpack(str(source))
     assert unpacked.parent == tmp_path / "store"
     assert (unpacked / "model.joblib").read_bytes() == b"abc"
 
@@ -64,7 +65,7 @@ def test_unsafe_archives_are_refused(
     tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None]
 ) -> None:
     archive = _tar(tmp_path / "bad.tar.gz", [_file("model.joblib"), member])
-    store = ArtifactStore(tmp_path / "store")
+    store = ArtifactStore(tmp_path / "store", ObjectStore(tmp_path / "s3"))
     with pytest.raises(ValidationError, match="unsafe archive"):
         store.unpack(str(archive))
     assert not (tmp_path / "escape.txt").exists()
@@ -72,7 +73,7 @@ def test_unsafe_archives_are_refused(
 
 
 def test_missing_and_unknown_artifacts(tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path / "store")
+    store = ArtifactStore(tmp_path / "store", ObjectStore(tmp_path / "s3"))
     with pytest.raises(ValidationError, match="does not exist"):
         store.unpack(str(tmp_path / "nope.tar.gz"))
     (tmp_path / "plain.txt").write_text("hello")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,15 @@ from sluice.store.db import open_database
 from sluice.store.repos import Repository
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository(open_database(f"sqlite:///{tmp_path / 'db' / 'sluice.db'}"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'sluice.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    repo = Repository(open_database(url))
+    yield repo
+    repo.db.close()
 
 
 def _model(name: str = "m1") -> e.Model:
@@ -42,9 +49,12 @@ def test_models_round_trip_and_unique(repo: Repository) -> None:
     with pytest.raises(AlreadyExists):
         repo.add_model(_model())
     assert [m.name for m in repo.list_models()] == ["m1"]
+    with pytest.raises(AlreadyExists):  # SageMaker's names (and our ARNs) ignore case
+        repo.add_model(_model("M1"))
     repo.delete_model("m1")
     with pytest.raises(NotFound, match="model 'm1' does not exist"):
         repo.get_model("m1")
+    repo.add_model(_model("M1"))
 
 
 def test_configs_keep_variant_order_and_capture(repo: Repository) -> None:

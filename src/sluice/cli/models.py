@@ -28,7 +28,7 @@ def create(
     env: tuple[str, ...],
 ) -> None:
     """Register a model."""
-    from sluice.store.artifacts import local_path
+    from sluice.store.objects import local_path
 
     # The server reads the artifact, so hand it an absolute path.
     location = str(local_path(artifact)) if "://" not in artifact else artifact

@@ -34,7 +34,7 @@ from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
 from sluice.settings import Settings
-from sluice.store.artifacts import ArtifactStore, local_path
+from sluice.store.artifacts import ArtifactStore
 from sluice.store.repos import Repository
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class EndpointService:
                 config.data_capture.sampling_percentage, "InitialSamplingPercentage", 0, 100
             )
             if config.data_capture.destination:
-                local_path(config.data_capture.destination)
+                self.artifacts.objects.local(config.data_capture.destination, "DestinationS3Uri")
         sticky = config.sticky_header
         if sticky is not None:
             sticky = check_header_name(sticky, "StickyHeader")
@@ -560,7 +560,9 @@ class EndpointService:
             layout = tuple(rebalance(endpoint.sticky_layout, endpoint.production_weights()))
             if layout != endpoint.sticky_layout:
                 endpoint = self.repo.set_sticky_layout(endpoint.name, layout)
-        self.router.publish(route_table(endpoint, live, self.settings.capture_dir))
+        self.router.publish(
+            route_table(endpoint, live, self.settings.capture_dir, self.artifacts.objects)
+        )
         return endpoint
 
 

@@ -26,7 +26,6 @@ from sluice.control.experiments import ExperimentService
 from sluice.entities import Experiment
 from sluice.errors import InvalidState
 from sluice.settings import Settings
-from sluice.store.artifacts import local_path
 
 if TYPE_CHECKING:
     # numpy, scipy and jinja2 load only with the first report: the server starts lighter.
@@ -153,7 +152,7 @@ class ExperimentReports:
         assert experiment.started_at is not None
         end = experiment.completion_time or datetime.now(UTC)
         root = (
-            local_path(experiment.destination)
+            self.endpoints.artifacts.objects.local(experiment.destination, "Destination")
             if experiment.destination
             else self.settings.capture_dir
         )

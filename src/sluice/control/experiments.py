@@ -41,7 +41,6 @@ from sluice.entities import (
     VariantSpec,
 )
 from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, ValidationError
-from sluice.store.artifacts import local_path
 from sluice.store.experiment_repo import ExperimentRepository
 
 log = logging.getLogger(__name__)
@@ -203,7 +202,7 @@ class ExperimentService:
                 field="EndpointName",
             )
         if experiment.destination:
-            local_path(experiment.destination)
+            self.endpoints.artifacts.objects.local(experiment.destination, "Destination")
         start, end = _schedule(experiment.start, experiment.end)
         created = self.repo.add(
             Experiment(
@@ -289,7 +288,7 @@ class ExperimentService:
         if description is not None:
             changes["description"] = description
         if destination is not None:
-            local_path(destination)
+            self.endpoints.artifacts.objects.local(destination, "Destination")
             changes["destination"] = destination
         shadows = list(experiment.shadows)
         for variant, percentage in (sampling or {}).items():

@@ -18,7 +18,7 @@ from sluice.gateway.fleet_stats import FleetStats
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.routing import RouteTable, ShadowRoute, VariantRoute
 from sluice.gateway.shadow import ShadowSender
-from sluice.store.artifacts import local_path
+from sluice.store.objects import ObjectStore
 
 
 @dataclass
@@ -64,7 +64,9 @@ class LiveEndpoint:
         )
 
 
-def route_table(endpoint: Endpoint, live: LiveEndpoint, capture_root: Path) -> RouteTable:
+def route_table(
+    endpoint: Endpoint, live: LiveEndpoint, capture_root: Path, objects: ObjectStore
+) -> RouteTable:
     """The table that serves `live` as it stands: blue and green fleets by their shares.
 
     A variant's weight is the endpoint's current weight for it (the new config's weight for
@@ -108,7 +110,7 @@ def route_table(endpoint: Endpoint, live: LiveEndpoint, capture_root: Path) -> R
         endpoint.name,
         tuple(routes),
         shadows,
-        capture_target(serving.config.data_capture, capture_root),
+        capture_target(serving.config.data_capture, capture_root, objects),
         serving.config.sticky_header,
         endpoint.sticky_layout,
     )
@@ -126,10 +128,16 @@ def _share(live: LiveEndpoint, variant: str, green: bool) -> float:
     return 1.0 - on_green
 
 
-def capture_target(capture: DataCapture | None, default_root: Path) -> CaptureTarget | None:
+def capture_target(
+    capture: DataCapture | None, default_root: Path, objects: ObjectStore
+) -> CaptureTarget | None:
     if capture is None or not capture.enabled:
         return None
-    root = local_path(capture.destination) if capture.destination else default_root
+    destination = capture.destination
     return CaptureTarget(
-        root, capture.sampling_percentage, capture.capture_input, capture.capture_output
+        objects.local(destination, "DestinationS3Uri") if destination else default_root,
+        capture.sampling_percentage,
+        capture.capture_input,
+        capture.capture_output,
+        objects.remote(destination, "DestinationS3Uri") if destination else None,
     )

@@ -3,6 +3,8 @@
 Records are written off the request path by a background task.
 
 Files land under `{destination}/{endpoint}/{variant}/YYYY/MM/DD/HH/{mm-ss-mmm}-{uuid}.jsonl`.
+For a destination in S3 a file is closed every `upload_interval_s` and queued for upload
+to the same key (capture_uploads.py); a new one takes the next records.
 Beyond SageMaker's fields, `eventMetadata` carries `latencyMs` (model round trip) and
 `status` (200, or the error's HTTP status: failed invocations are captured too).
 """
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.metrics import VariantMetrics
 from sluice.types import CSV, JSON, JSONLINES, media_type
 
@@ -39,6 +42,8 @@ class CaptureTarget:
     sampling_percentage: int
     capture_input: bool
     capture_output: bool
+    upload_to: str | None = None
+    """`bucket/prefix` in S3 that files under `root` are uploaded to, if any."""
 
 
 @dataclass(slots=True)
@@ -60,11 +65,19 @@ class CaptureEvent:
 class CaptureWriter:
     """Holds events in memory and appends them to files every `flush_interval_s`."""
 
-    def __init__(self, flush_interval_s: float = 1.0, buffer_records: int = 10_000) -> None:
+    def __init__(
+        self,
+        flush_interval_s: float = 1.0,
+        buffer_records: int = 10_000,
+        uploads: CaptureUploads | None = None,
+        upload_interval_s: float = 60.0,
+    ) -> None:
         self.flush_interval_s = flush_interval_s
         self.buffer_records = buffer_records
+        self.uploads = uploads
+        self.upload_interval_s = upload_interval_s
         self.buffer: list[CaptureEvent] = []
-        self.files: dict[tuple[Path, str, str, str], Path] = {}
+        self.files: dict[FileKey, OpenFile] = {}
         self.task: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -87,6 +100,7 @@ class CaptureWriter:
             self.wake.clear()
             try:
                 await self.flush()
+                await self.close_files(time.monotonic())
             except Exception:  # noqa: BLE001 - keep capturing after a disk error
                 log.exception("capture flush failed")
 
@@ -118,17 +132,37 @@ class CaptureWriter:
             for event in events:
                 event.metrics.captured.inc()
 
+    async def close_files(self, now: float, everything: bool = False) -> None:
+        """Close files past their time (all with `everything`); queue S3 ones for upload.
+
+        A local file is left open for its hour (the next hour's records go to a new one);
+        a file bound for S3 is closed after `upload_interval_s`, so S3 lags by at most that.
+        """
+        async with self.lock:
+            for key, file in list(self.files.items()):
+                age = now - file.opened
+                upload_to = key[0].upload_to
+                if upload_to is not None and (everything or age >= self.upload_interval_s):
+                    del self.files[key]
+                    if self.uploads is not None and file.path.exists():
+                        relative = file.path.relative_to(key[0].root).as_posix()
+                        self.uploads.add(file.path, f"{upload_to.rstrip('/')}/{relative}")
+                elif upload_to is None and age >= 2 * 3600:
+                    del self.files[key]
+        if self.uploads is not None and self.uploads.pending:
+            await self.uploads.drain()
+
     def _file_for(self, event: CaptureEvent) -> Path:
         stamp = time.gmtime(event.time)
         hour = time.strftime("%Y/%m/%d/%H", stamp)
-        key = (event.target.root, event.endpoint, event.variant, hour)
-        path = self.files.get(key)
-        if path is None:
+        key = (event.target, event.endpoint, event.variant, hour)
+        file = self.files.get(key)
+        if file is None:
             millis = int(event.time * 1000) % 1000
             name = f"{time.strftime('%M-%S', stamp)}-{millis:03d}-{uuid.uuid4().hex[:8]}.jsonl"
             path = event.target.root / event.endpoint / event.variant / hour / name
-            self.files[key] = path
-        return path
+            file = self.files[key] = OpenFile(path, time.monotonic())
+        return file.path
 
     async def close(self) -> None:
         if self.task is not None:
@@ -136,6 +170,18 @@ class CaptureWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         await self.flush()
+        await self.close_files(time.monotonic(), everything=True)
+
+
+FileKey = tuple[CaptureTarget, str, str, str]
+"""Target, endpoint, variant and hour (YYYY/MM/DD/HH) of an open capture file."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFile:
+    path: Path
+    opened: float
+    """time.monotonic() when its first record was written."""
 
 
 def _append(groups: dict[Path, list[bytes]]) -> None:

@@ -97,6 +97,12 @@ class Metrics:
         self.capture_records = Counter(
             "sluice_capture_records", "Data-capture records", (*VARIANT, "outcome"), registry=r
         )
+        self.capture_uploads = Counter(
+            "sluice_capture_uploads",
+            "Capture files uploaded to S3, or attempts that failed (tried again later)",
+            ("outcome",),
+            registry=r,
+        )
         self.webhooks = Counter(
             "sluice_webhook_notifications",
             "Webhook notifications by outcome",

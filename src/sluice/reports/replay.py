@@ -27,6 +27,7 @@ from sluice.reports.records import CaptureRecord, Payload, capture_records
 from sluice.runtimes import registry
 from sluice.settings import Settings
 from sluice.store.artifacts import ArtifactStore
+from sluice.store.objects import ObjectStore
 
 FLUSH_EVERY = 5000
 
@@ -58,7 +59,9 @@ async def replay(
     started = time.perf_counter()
     settings = Settings()
     with tempfile.TemporaryDirectory(prefix="sluice-replay-") as scratch:
-        model_dir = ArtifactStore(Path(scratch)).unpack(artifact)
+        model_dir = ArtifactStore(Path(scratch), ObjectStore.from_settings(settings)).unpack(
+            artifact
+        )
         chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, {})
         model = Model(candidate, artifact, str(model_dir), chosen, None, {}, None)  # type: ignore[arg-type]
         backend = LocalBackend(settings)

@@ -8,21 +8,9 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from sluice.errors import ValidationError
-
-
-def local_path(uri: str) -> Path:
-    """A filesystem path from a plain path or a file:// URI; other schemes are refused."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        raw = unquote(parsed.path) if parsed.scheme == "file" else uri
-        return Path(raw).expanduser().resolve()
-    raise ValidationError(
-        f"artifact URI scheme {parsed.scheme!r} is not supported; use a path or file://",
-        field="artifact",
-    )
+from sluice.store.objects import ObjectStore
 
 
 class ArtifactStore:
@@ -32,12 +20,13 @@ class ArtifactStore:
     the store the operator configured.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, objects: ObjectStore) -> None:
         self.root = root
+        self.objects = objects
 
     def unpack(self, uri: str) -> Path:
         """Return the unpacked model directory for an artifact (a directory or .tar.gz)."""
-        source = local_path(uri)
+        source = self.objects.fetch(uri)
         if not source.exists():
             raise ValidationError(f"artifact {uri!r} does not exist", field="artifact")
         if source.is_dir():

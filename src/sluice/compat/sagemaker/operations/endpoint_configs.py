@@ -7,7 +7,6 @@ from typing import Any
 from sluice.compat.sagemaker import listing
 from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
 from sluice.compat.sagemaker.shapes import ValidationException
-from sluice.compat.sagemaker.uris import local_uri
 from sluice.entities import DataCapture, EndpointConfig, ResourceKind, VariantKind, VariantSpec
 
 STORED = ("KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig", "ExecutionRoleArn", "VpcConfig",
@@ -152,7 +151,5 @@ def _data_capture(capture: dict[str, Any], s: Services) -> DataCapture:
         sampling_percentage=capture["InitialSamplingPercentage"],
         capture_input=bool(modes & {"Input", "InputAndOutput"}),
         capture_output=bool(modes & {"Output", "InputAndOutput"}),
-        destination=local_uri(
-            capture["DestinationS3Uri"], s.settings.s3_dir, "DataCaptureConfig.DestinationS3Uri"
-        ),
+        destination=capture["DestinationS3Uri"],
     )

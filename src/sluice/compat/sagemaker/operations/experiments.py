@@ -7,7 +7,6 @@ from typing import Any
 from sluice.compat.sagemaker import listing
 from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
 from sluice.compat.sagemaker.shapes import ValidationException
-from sluice.compat.sagemaker.uris import local_uri
 from sluice.control.experiments import ExperimentSpec, StopRequest
 from sluice.entities import (
     Experiment,
@@ -216,4 +215,4 @@ def _sampling(shadow_mode: dict[str, Any]) -> tuple[ShadowSampling, ...]:
 def _destination(s: Services, storage: dict[str, Any] | None) -> str | None:
     if not storage:
         return None
-    return local_uri(storage["Destination"], s.settings.s3_dir, "DataStorageConfig.Destination")
+    return str(storage["Destination"])

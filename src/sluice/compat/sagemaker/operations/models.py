@@ -7,7 +7,6 @@ from typing import Any
 from sluice.compat.sagemaker import listing
 from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
 from sluice.compat.sagemaker.shapes import ValidationException
-from sluice.compat.sagemaker.uris import local_uri
 from sluice.entities import Model, ResourceKind
 
 STORED = ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig",
@@ -49,7 +48,7 @@ async def create_model(s: Services, m: Members) -> Members:
     tags = tags_of(m)
     model = await s.endpoints.create_model(
         m["ModelName"],
-        local_uri(uri, s.settings.s3_dir, f"{where}.ModelDataUrl"),
+        uri,
         image=container.get("Image"),
         environment=container.get("Environment"),
         details={k: m[k] for k in STORED if k in m},
