@@ -81,8 +81,7 @@ def test_model_data_and_capture_live_in_s3(
         return ids
 
     assert until(lambda: captured_ids() == {f"s3-{i}" for i in range(5)}, timeout=30)
-    assert sm.describe_endpoint_config(EndpointConfigName="captured")["DataCaptureConfig"][
-        "DestinationS3Uri"
-    ] == f"s3://{bucket}/capture"
+    config = sm.describe_endpoint_config(EndpointConfigName="captured")
+    assert config["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{bucket}/capture"
     sm.delete_endpoint(EndpointName="digits")
     wait(sm, "endpoint_deleted", "digits")
