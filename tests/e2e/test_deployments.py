@@ -390,11 +390,15 @@ def test_failed_rollback_leaves_the_endpoint_serving_and_a_retry_recovers(
         assert {r.config for r in load.replies[-20:]} == {"v1"}
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_sigkill_mid_update_rolls_back_on_restart(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, artifacts: dict[str, Path], database: str, request: pytest.FixtureRequest
 ) -> None:
     home = tmp_path / "home"
-    running = RunningServer(home)
+    env = {}
+    if database == "postgresql":
+        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    running = RunningServer(home, env)
     try:
         with Client(running.url) as client:
             _setup(client, artifacts, {"v1": "logreg", "v2": "tree"})
@@ -405,7 +409,7 @@ def test_sigkill_mid_update_rolls_back_on_restart(
         running.stop(signal.SIGKILL)
         psutil.wait_procs(workers, timeout=10)  # workers leave with their gateway
         assert not _workers(home)
-        running = RunningServer(home)
+        running = RunningServer(home, env)
         with Client(running.url) as client:
             endpoint = client.wait_for_endpoint("ep", 30)
             assert endpoint.config == "v1"

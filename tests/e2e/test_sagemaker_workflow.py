@@ -47,6 +47,17 @@ def clients(url: str) -> tuple[BaseClient, BaseClient]:
     return boto3.client("sagemaker", **options), boto3.client("sagemaker-runtime", **options)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    """The server on each database it supports: its default SQLite and a real PostgreSQL."""
+    env = {}
+    if request.param == "postgresql":
+        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    running = RunningServer(tmp_path / "home", env)
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def aws(server: RunningServer) -> Iterator[tuple[BaseClient, BaseClient]]:
     sm, runtime = clients(server.url)
