@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from sluice import errors
+from sluice.api.registry_schemas import ApprovalOut, GroupOut, PackageOut
 from sluice.api.schemas import (
     AlarmOut,
     AlarmTransitionOut,
@@ -66,17 +67,21 @@ class Client:
     def create_model(
         self,
         name: str,
-        artifact: str,
+        artifact: str | None = None,
         runtime: str | None = None,
         image: str | None = None,
         environment: Mapping[str, str] | None = None,
+        package: str | None = None,
     ) -> ModelOut:
+        """A model from an artifact, or from a registry `package` (GROUP/VERSION or
+        GROUP@latest-approved)."""
         body = {
             "name": name,
             "artifact": artifact,
             "runtime": runtime,
             "image": image,
             "environment": dict(environment or {}),
+            "package": package,
         }
         return ModelOut.model_validate(self._call("POST", "/models", body))
 
@@ -393,6 +398,125 @@ class Client:
         """The Prometheus exposition text of /metrics."""
         return self.http.get("/metrics").text
 
+    # -- the model registry
+
+    def create_package_group(
+        self, name: str, description: str | None = None, requires_approval: bool = False
+    ) -> GroupOut:
+        body = {"name": name, "description": description, "requires_approval": requires_approval}
+        return GroupOut.model_validate(self._call("POST", "/model-package-groups", body))
+
+    def get_package_group(self, name: str) -> GroupOut:
+        return GroupOut.model_validate(self._call("GET", f"/model-package-groups/{name}"))
+
+    def list_package_groups(self) -> list[GroupOut]:
+        return [GroupOut.model_validate(g) for g in self._call("GET", "/model-package-groups")]
+
+    def delete_package_group(self, name: str) -> None:
+        self._call("DELETE", f"/model-package-groups/{name}")
+
+    def register_package(
+        self,
+        group: str,
+        artifact: str,
+        *,
+        runtime: str | None = None,
+        image: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        description: str | None = None,
+        approval: str = "PendingManualApproval",
+        metrics: Mapping[str, float] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        lineage: Mapping[str, Any] | None = None,
+        created_by: str | None = None,
+    ) -> PackageOut:
+        """Register the next version of `group`."""
+        container = {
+            "artifact": artifact,
+            "runtime": runtime,
+            "image": image,
+            "environment": dict(environment or {}),
+        }
+        body = {
+            "containers": [container],
+            "description": description,
+            "approval": approval,
+            "metrics": dict(metrics or {}),
+            "metadata": dict(metadata or {}),
+            "lineage": dict(lineage) if lineage is not None else None,
+            "created_by": created_by,
+        }
+        path = f"/model-package-groups/{group}/packages"
+        return PackageOut.model_validate(self._call("POST", path, body))
+
+    def get_package(self, ref: str) -> PackageOut:
+        """`ref`: GROUP/VERSION or GROUP@latest-approved."""
+        return PackageOut.model_validate(self._call("GET", _package_path(ref)))
+
+    def list_packages(self, group: str, approval: str | None = None) -> list[PackageOut]:
+        path = f"/model-package-groups/{group}/packages"
+        if approval:
+            path += f"?approval={approval}"
+        return [PackageOut.model_validate(p) for p in self._call("GET", path)]
+
+    def set_approval(
+        self,
+        ref: str,
+        status: str,
+        by: str | None = None,
+        reason: str | None = None,
+        deploy_to: Sequence[str] = (),
+        deployment_config: Mapping[str, Any] | None = None,
+    ) -> ApprovalOut:
+        """Approve or reject; an approval may update `deploy_to` endpoints to the package."""
+        body = {
+            "status": status,
+            "by": by,
+            "reason": reason,
+            "deploy_to": list(deploy_to),
+            "deployment_config": dict(deployment_config) if deployment_config else None,
+        }
+        answer = self._call("PUT", _package_path(ref) + "/approval", body)
+        return ApprovalOut.model_validate(answer)
+
+    def update_package(
+        self,
+        ref: str,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        remove_metadata: Sequence[str] = (),
+        by: str | None = None,
+    ) -> PackageOut:
+        body = {
+            "description": description,
+            "metadata": dict(metadata or {}),
+            "remove_metadata": list(remove_metadata),
+            "by": by,
+        }
+        return PackageOut.model_validate(self._call("PATCH", _package_path(ref), body))
+
+    def attach_report(
+        self,
+        ref: str,
+        name: str,
+        uri: str,
+        content_type: str = "application/json",
+        metrics: Mapping[str, float] | None = None,
+        by: str | None = None,
+    ) -> PackageOut:
+        body = {
+            "name": name,
+            "uri": uri,
+            "content_type": content_type,
+            "metrics": dict(metrics or {}),
+            "by": by,
+        }
+        answer = self._call("POST", _package_path(ref) + "/reports", body)
+        return PackageOut.model_validate(answer)
+
+    def delete_package(self, ref: str) -> None:
+        self._call("DELETE", _package_path(ref))
+
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self.http.get("/healthz").json()
         return result
@@ -402,6 +526,16 @@ class Client:
         if response.status_code >= 400:
             raise _api_error(response)
         return response.json() if response.content else None
+
+
+def _package_path(ref: str) -> str:
+    group, sep, version = ref.partition("/") if "/" in ref else ref.partition("@")
+    if not sep or not group or not version:
+        raise errors.ValidationError(
+            f"{ref!r} names no model package: use GROUP/VERSION or GROUP@latest-approved",
+            field="package",
+        )
+    return f"/model-package-groups/{group}/packages/{version}"
 
 
 def _api_error(response: httpx.Response) -> errors.SluiceError:

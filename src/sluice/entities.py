@@ -38,6 +38,8 @@ class Model:
     details: dict[str, Any] = field(default_factory=dict)
     """SageMaker members accepted and stored as given, not acted on (ExecutionRoleArn,
     the container as sent, VpcConfig, ...)."""
+    package: str | None = None
+    """The model package (`group/version`) the model was made from, if any."""
 
 
 @dataclass(frozen=True)
@@ -365,9 +367,139 @@ class ResourceKind(StrEnum):
     ENDPOINT_CONFIG = "endpoint-config"
     ENDPOINT = "endpoint"
     INFERENCE_EXPERIMENT = "inference-experiment"
+    MODEL_PACKAGE_GROUP = "model-package-group"
+    MODEL_PACKAGE = "model-package"
 
 
 @dataclass(frozen=True)
 class Tag:
     key: str
     value: str
+
+
+# -- the model registry
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PendingManualApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+
+
+@dataclass(frozen=True)
+class PackageGroup:
+    name: str
+    description: str | None
+    requires_approval: bool
+    """Only Approved packages of this group can be made into models and deployed."""
+    created_at: datetime
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker members stored as given."""
+    latest_version: int = 0
+    """The highest version number handed out (numbers are never reused)."""
+
+
+@dataclass(frozen=True)
+class PackageContainer:
+    """What serves the package: an artifact and how to load it."""
+
+    artifact_uri: str
+    image: str | None = None
+    runtime: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """One training data file or directory, by content."""
+
+    uri: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a package came from."""
+
+    code_commit: str | None = None
+    code_dirty: bool | None = None
+    code_repository: str | None = None
+    data: tuple[DataVersion, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    parent: str | None = None
+    """The package (`group/version`) this one was derived from."""
+    build_id: str | None = None
+    build_system: str | None = None
+    build_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code_commit": self.code_commit,
+            "code_dirty": self.code_dirty,
+            "code_repository": self.code_repository,
+            "data": [
+                {"uri": d.uri, "sha256": d.sha256, "size_bytes": d.size_bytes} for d in self.data
+            ],
+            "parameters": dict(self.parameters),
+            "parent": self.parent,
+            "build_id": self.build_id,
+            "build_system": self.build_system,
+            "build_url": self.build_url,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Lineage:
+        fields = {k: v for k, v in raw.items() if k != "data"}
+        return cls(data=tuple(DataVersion(**d) for d in raw.get("data", ())), **fields)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """A file attached to a package (an evaluation, a validation gate's result)."""
+
+    name: str
+    uri: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class PackageEvent:
+    """One line of a package's history: registration, approval changes, deployments."""
+
+    at: datetime
+    kind: str
+    """registered, approval, deployment, metadata."""
+    message: str
+    actor: str | None = None
+    status: str | None = None
+    """The approval status set, for approval events."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    group: str
+    version: int
+    containers: tuple[PackageContainer, ...]
+    approval: ApprovalStatus
+    description: str | None
+    metrics: dict[str, float]
+    reports: tuple[EvaluationReport, ...]
+    metadata: dict[str, str]
+    lineage: Lineage
+    created_at: datetime
+    updated_at: datetime
+    content_types: tuple[str, ...] = ()
+    response_types: tuple[str, ...] = ()
+    created_by: str | None = None
+    approval_by: str | None = None
+    approval_reason: str | None = None
+    history: tuple[PackageEvent, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker members stored as given (ModelMetrics, DriftCheckBaselines, ...)."""
+
+    @property
+    def ref(self) -> str:
+        """`group/version`: how the CLI and the native API name a package."""
+        return f"{self.group}/{self.version}"

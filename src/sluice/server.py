@@ -24,6 +24,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
+from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
 from sluice.control.webhooks import Notifier
 from sluice.entities import ResourceKind
@@ -40,6 +41,7 @@ from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
 from sluice.store.objects import ObjectStore
+from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
 from sluice.store.tag_repo import TagRepository
 
@@ -106,6 +108,7 @@ def build_server(settings: Settings) -> Server:
         ExperimentRepository(database), service, deployments, settings.experiment_tick_s
     )
     reports = ExperimentReports(experiments, service, usage.read, settings)
+    registry = RegistryService(RegistryRepository(database), service, deployments)
     tags = TagService(
         TagRepository(database),
         {
@@ -113,6 +116,8 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.ENDPOINT_CONFIG: service.get_endpoint_config,
             ResourceKind.ENDPOINT: service.get_endpoint,
             ResourceKind.INFERENCE_EXPERIMENT: experiments.get,
+            ResourceKind.MODEL_PACKAGE_GROUP: registry.get_group,
+            ResourceKind.MODEL_PACKAGE: registry.get,
         },
     )
     signatures = SignatureCheck(settings.aws_access_keys) if settings.aws_access_keys else None
@@ -166,6 +171,7 @@ def build_server(settings: Settings) -> Server:
             LabelStore(settings.ground_truth_dir, settings.outcomes_dir),
             experiments,
             reports,
+            registry,
             settings.max_label_post_bytes,
         ),
         router,

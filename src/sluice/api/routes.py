@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from sluice import __version__
+from sluice.api.registry_routes import registry_router
 from sluice.api.schemas import (
     AlarmIn,
     AlarmOut,
@@ -39,6 +40,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
+from sluice.control.registry import RegistryService
 from sluice.errors import SluiceError, ValidationError
 
 LABELS_DOC: dict[str, Any] = {
@@ -64,6 +66,7 @@ def build_api(
     labels: LabelStore,
     experiments: ExperimentService,
     reports: ExperimentReports,
+    registry: RegistryService,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -77,6 +80,10 @@ def build_api(
 
     @router.post("/models", status_code=201, tags=["models"])
     async def create_model(body: ModelCreate) -> ModelOut:
+        if body.package is not None:
+            return ModelOut.of(await registry.create_model(body.name, body.package))
+        if body.artifact is None:
+            raise ValidationError("give an artifact or a package", field="artifact")
         return ModelOut.of(
             await service.create_model(
                 body.name, body.artifact, body.runtime, body.image, body.environment
@@ -303,6 +310,7 @@ def build_api(
         return Response(status_code=204)
 
     api.include_router(router)
+    api.include_router(registry_router(registry, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sluice import entities as e
 from sluice.control.experiments import ExperimentSpec, StopRequest
@@ -20,10 +20,25 @@ class Strict(BaseModel):
 
 class ModelCreate(Strict):
     name: str = Field(description="Unique model name (SageMaker's name rules).")
-    artifact: str = Field(description="A directory or model.tar.gz, as a path or file:// URI.")
+    artifact: str | None = Field(
+        None, description="A directory or model.tar.gz: a path, file:// or s3:// URI."
+    )
     runtime: str | None = Field(None, description="sklearn, onnx or python; detected if absent.")
     image: str | None = Field(None, description="A container image name, used as a runtime hint.")
     environment: dict[str, str] = Field(default_factory=dict)
+    package: str | None = Field(
+        None,
+        description="Make the model from a registry package instead: GROUP/VERSION or "
+        "GROUP@latest-approved (artifact, runtime, image and environment come from it).",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelCreate:
+        if (self.artifact is None) == (self.package is None):
+            raise ValueError("give exactly one of artifact and package")
+        if self.package is not None and (self.runtime or self.image or self.environment):
+            raise ValueError("a model made from a package takes its runtime from the package")
+        return self
 
 
 class ModelOut(BaseModel):
@@ -33,6 +48,8 @@ class ModelOut(BaseModel):
     image: str | None
     environment: dict[str, str]
     created_at: datetime
+    package: str | None = None
+    """The registry package (GROUP/VERSION) the model was made from."""
 
     @classmethod
     def of(cls, m: e.Model) -> ModelOut:
@@ -43,6 +60,7 @@ class ModelOut(BaseModel):
             image=m.image,
             environment=m.environment,
             created_at=m.created_at,
+            package=m.package,
         )
 
 

@@ -98,6 +98,7 @@ class DeploymentService:
                 "create a new endpoint config to update to",
                 field="EndpointConfigName",
             )
+        self.endpoints.check_config(green)
         blue = self.endpoints.live_endpoint(name).blue.config
         steps = plan(policy, blue, green)
         self.alarms.validate_watch(policy.alarm_names, name)

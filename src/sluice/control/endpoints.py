@@ -64,6 +64,8 @@ class EndpointService:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
         """Called before an endpoint's workers stop (a running update is cancelled)."""
+        self.config_checks: list[Callable[[EndpointConfig], None]] = []
+        """Each raises if a config may not go live (the registry's approval rule)."""
 
     # -- models
 
@@ -75,7 +77,9 @@ class EndpointService:
         image: str | None = None,
         environment: Mapping[str, str] | None = None,
         details: Mapping[str, Any] | None = None,
+        package: str | None = None,
     ) -> Model:
+        """Register a model; `package` names the registry package it is made from."""
         check_name(name, "ModelName")
         if self.repo.has_model(name):  # before the artifact is read
             raise AlreadyExists(
@@ -84,7 +88,17 @@ class EndpointService:
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
         chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, env, image)
-        model = Model(name, artifact, str(model_dir), chosen, image, env, None, dict(details or {}))  # type: ignore[arg-type]
+        model = Model(
+            name,
+            artifact,
+            str(model_dir),
+            chosen,
+            image,
+            env,
+            None,  # type: ignore[arg-type]  # the store stamps it
+            dict(details or {}),
+            package,
+        )
         return self.repo.add_model(model)
 
     def get_model(self, name: str) -> Model:
@@ -131,6 +145,11 @@ class EndpointService:
             sticky = check_header_name(sticky, "StickyHeader")
         return self.repo.add_config(replace(config, sticky_header=sticky))
 
+    def check_config(self, config: EndpointConfig) -> None:
+        """Raise if `config` may not go live now (see `config_checks`)."""
+        for check in self.config_checks:
+            check(config)
+
     def get_endpoint_config(self, name: str) -> EndpointConfig:
         return self.repo.get_config(name)
 
@@ -152,6 +171,7 @@ class EndpointService:
     async def create_endpoint(self, name: str, config_name: str) -> Endpoint:
         check_name(name, "EndpointName")
         config = self.repo.get_config(config_name)
+        self.check_config(config)
         endpoint = self.repo.add_endpoint(name, config_name, endpoint_variants(config, "Creating"))
         self.router.withdraw(name, reason="it is being created")
         self._spawn(name, self._provision(name, config))

@@ -58,6 +58,7 @@ class Repository:
             environment=dict(model.environment),
             created_at=utcnow(),
             details=dict(model.details),
+            package=model.package,
         )
         self._insert(row, "model", model.name)
         return self.get_model(model.name)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sluice import entities as e
@@ -34,6 +44,7 @@ class ModelRow(Base):
     environment: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    package: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
 
     def to_entity(self) -> e.Model:
         return e.Model(
@@ -45,6 +56,7 @@ class ModelRow(Base):
             dict(self.environment),
             aware(self.created_at),
             dict(self.details or {}),
+            self.package,
         )
 
 
@@ -382,3 +394,95 @@ class TagRow(Base):
     value: Mapped[str] = mapped_column(String(256))
     position: Mapped[int] = mapped_column(Integer)
     """Order of first addition, so tags list back as they were given."""
+
+
+class PackageGroupRow(Base):
+    __tablename__ = "model_package_groups"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requires_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    """The counter versions are drawn from (under the row's lock)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def to_entity(self) -> e.PackageGroup:
+        return e.PackageGroup(
+            self.name,
+            self.description,
+            self.requires_approval,
+            aware(self.created_at),
+            dict(self.details or {}),
+            self.latest_version,
+        )
+
+
+class ModelPackageRow(Base):
+    __tablename__ = "model_packages"
+    group_name: Mapped[str] = mapped_column(
+        String(63), ForeignKey("model_package_groups.name"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    containers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    content_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    response_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    approval: Mapped[str] = mapped_column(String(32), index=True)
+    approval_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    approval_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    reports: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    package_metadata: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[PackageEventRow]] = relationship(
+        cascade="all, delete-orphan", order_by="PackageEventRow.id", lazy="selectin"
+    )
+
+    def to_entity(self) -> e.ModelPackage:
+        return e.ModelPackage(
+            self.group_name,
+            self.version,
+            tuple(e.PackageContainer(**c) for c in self.containers),
+            e.ApprovalStatus(self.approval),
+            self.description,
+            dict(self.metrics or {}),
+            tuple(e.EvaluationReport(**r) for r in self.reports or ()),
+            dict(self.package_metadata or {}),
+            e.Lineage.from_dict(self.lineage or {}),
+            aware(self.created_at),
+            aware(self.updated_at),
+            tuple(self.content_types or ()),
+            tuple(self.response_types or ()),
+            self.created_by,
+            self.approval_by,
+            self.approval_reason,
+            tuple(ev.to_entity() for ev in self.history),
+            dict(self.details or {}),
+        )
+
+
+class PackageEventRow(Base):
+    __tablename__ = "model_package_events"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["group_name", "version"], ["model_packages.group_name", "model_packages.version"]
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_name: Mapped[str] = mapped_column(String(63))
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    def to_entity(self) -> e.PackageEvent:
+        return e.PackageEvent(
+            aware(self.at), self.kind, self.message, self.actor, self.status, dict(self.details)
+        )
