@@ -107,13 +107,19 @@ class RegistryService:
         details: Mapping[str, Any] | None = None,
     ) -> e.ModelPackage:
         """Register a new version in `group` (numbered 1, 2, ... in order of registration)."""
+        group = self.repo.get_group(group).name
         if not containers:
             raise ValidationError("a model package needs a container", field="containers")
         for container in containers:
             self._check_artifact(container.artifact_uri)
         lineage = lineage or e.Lineage()
         if lineage.parent is not None:
-            self.get(lineage.parent, field="parent")
+            try:
+                self.get(lineage.parent, field="lineage.parent")
+            except NotFound:
+                raise ValidationError(
+                    f"parent package {lineage.parent} does not exist", field="lineage.parent"
+                ) from None
         now = _now()
         package = e.ModelPackage(
             group,

@@ -176,7 +176,8 @@ class RegistryRepository:
 
     def add_event(self, group: str, version: int, event: e.PackageEvent) -> None:
         with self.db.session() as session:
-            _package(session, group, version).history.append(_event_row(event))
+            row = _package(session, group, version)  # held: the append needs its parent alive
+            row.history.append(_event_row(event))
 
     def delete_package(self, group: str, version: int) -> None:
         with self.db.session() as session:
