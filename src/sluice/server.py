@@ -157,6 +157,7 @@ def build_server(settings: Settings) -> Server:
                 service,
                 deployments,
                 experiments,
+                registry,
                 tags,
                 arns,
                 settings,

@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluice.compat.sagemaker.arns import Arns
-from sluice.compat.sagemaker.operations import Handler, Services, load
+from sluice.compat.sagemaker.operations import Handler, Services, caller, load
 from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
-from sluice.compat.sagemaker.signing import SignatureCheck
+from sluice.compat.sagemaker.signing import SignatureCheck, access_key_of
 from sluice.entities import ResourceKind
 from sluice.errors import (
     AlreadyExists,
@@ -72,6 +72,7 @@ class ControlPlane:
                 raise UnknownOperation(f"sluice does not serve the operation {name!r}")
             model = await self.model()
             members = model.decode_input(name, _json(body))
+            caller.set(access_key_of(request.headers))
             result = await handler(self.services, members)
         except SluiceError as exc:
             loaded = self._model

@@ -12,11 +12,12 @@ too); the tests use it on our responses.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+
+import regex
 
 from sluice.errors import ValidationError
 
@@ -249,16 +250,10 @@ def _check_range(shape: Shape, value: float, fail: Any) -> None:
         fail(f"have value less than or equal to {shape['max']}")
 
 
-# Java's Unicode classes, which Python's `re` lacks, by their nearest equivalents inside a
-# character class (letters with digits and "_" as \w, separators as \s).
-_UNICODE_CLASSES = {r"\p{L}": r"\w", r"\p{Z}": r"\s", r"\p{N}": r"\d"}
-
-
 @cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    for java, python in _UNICODE_CLASSES.items():
-        pattern = pattern.replace(java, python)
-    return re.compile(pattern, re.DOTALL)
+def _regex(pattern: str) -> regex.Pattern[str]:
+    """The model's (Java) patterns, Unicode classes such as \\p{L} and \\p{P} included."""
+    return regex.compile(pattern, regex.DOTALL)
 
 
 def _timestamp(value: Any) -> datetime | None:

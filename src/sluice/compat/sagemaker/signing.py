@@ -67,8 +67,7 @@ class SignatureCheck:
                 "MissingAuthenticationTokenException",
                 "Missing Authentication Token: this server takes SigV4-signed requests only",
             )
-        algorithm, _, rest = authorization.partition(" ")
-        fields = dict(part.strip().partition("=")[::2] for part in rest.split(","))
+        algorithm, fields = _authorization(authorization)
         credential = fields.get("Credential", "").split("/")
         if algorithm != ALGORITHM or len(credential) != 5 or not fields.get("Signature"):
             raise SignatureError(
@@ -150,3 +149,15 @@ def _payload_hash(headers: Mapping[str, str], body: bytes) -> str:
             "InvalidSignatureException", "X-Amz-Content-SHA256 does not match the request body"
         )
     return claimed
+
+
+def _authorization(header: str) -> tuple[str, dict[str, str]]:
+    algorithm, _, rest = header.partition(" ")
+    return algorithm, dict(part.strip().partition("=")[::2] for part in rest.split(","))
+
+
+def access_key_of(headers: Mapping[str, str]) -> str | None:
+    """The access key id a SigV4 request names (verified only where keys are configured)."""
+    algorithm, fields = _authorization(headers.get("authorization", ""))
+    key = fields.get("Credential", "").split("/")[0]
+    return key if algorithm == ALGORITHM and key else None

@@ -7,6 +7,7 @@ checked against the service model. Modules register their functions with `operat
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sluice.compat.sagemaker.arns import Arns
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
+from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService, check_tags
 from sluice.entities import Tag
 from sluice.settings import Settings
@@ -26,12 +28,15 @@ class Services:
     endpoints: EndpointService
     deployments: DeploymentService
     experiments: ExperimentService
+    registry: RegistryService
     tags: TagService
     arns: Arns
     settings: Settings
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]
+caller: ContextVar[str | None] = ContextVar("caller", default=None)
+"""The access key id of the request being handled (recorded as who changed a thing)."""
 OPERATIONS: dict[str, Handler] = {}
 
 
@@ -56,6 +61,7 @@ def load() -> dict[str, Handler]:
         endpoint_configs,
         endpoints,
         experiments,
+        model_packages,
         models,
         tags,
     )

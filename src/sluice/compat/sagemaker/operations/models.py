@@ -6,6 +6,7 @@ from typing import Any
 
 from sluice.compat.sagemaker import listing
 from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
+from sluice.compat.sagemaker.operations.model_packages import package_ref
 from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.entities import Model, ResourceKind
 
@@ -22,11 +23,7 @@ FIELDS: listing.Fields[Model] = listing.Fields(
 async def create_model(s: Services, m: Members) -> Members:
     container, where = _container(m)
     if container.get("ModelPackageName"):
-        raise ValidationException(
-            f"{where}.ModelPackageName: models from the model registry are not served yet; "
-            "give ModelDataUrl",
-            field=f"{where}.ModelPackageName",
-        )
+        return await _create_from_package(s, m, container, where)
     if container.get("Mode") == "MultiModel":
         raise ValidationException(
             f"{where}.Mode: multi-model endpoints are not served yet; use SingleModel",
@@ -57,6 +54,27 @@ async def create_model(s: Services, m: Members) -> Members:
     if tags:
         s.tags.add(ResourceKind.MODEL, model.name, tags)
     return {"ModelArn": arn}
+
+
+async def _create_from_package(
+    s: Services, m: Members, container: dict[str, Any], where: str
+) -> Members:
+    """A model from a registry package: the package says what to load and how."""
+    field = f"{where}.ModelPackageName"
+    for member in ("ModelDataUrl", "ModelDataSource", "Image"):
+        if member in container:
+            raise ValidationException(
+                f"{where}.{member}: a model made from ModelPackageName takes it from the package",
+                field=f"{where}.{member}",
+            )
+    ref = package_ref(s, container["ModelPackageName"], field)
+    tags = tags_of(m)
+    model = await s.registry.create_model(
+        m["ModelName"], ref, details={k: m[k] for k in STORED if k in m}
+    )
+    if tags:
+        s.tags.add(ResourceKind.MODEL, model.name, tags)
+    return {"ModelArn": s.arns.of(ResourceKind.MODEL, model.name)}
 
 
 @operation("DescribeModel")

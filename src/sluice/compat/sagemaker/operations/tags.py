@@ -1,4 +1,4 @@
-"""AddTags, ListTags, DeleteTags on models, endpoint configs, endpoints and experiments."""
+"""AddTags, ListTags, DeleteTags on every kind of resource served (see ResourceKind)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def _resource(s: Services, arn: str) -> tuple[ResourceKind, str]:
         names = (x.name for x in s.endpoints.list_endpoint_configs())
     elif kind is ResourceKind.ENDPOINT:
         names = (x.name for x in s.endpoints.list_endpoints())
+    elif kind is ResourceKind.MODEL_PACKAGE_GROUP:
+        names = (x.name for x in s.registry.list_groups())
+    elif kind is ResourceKind.MODEL_PACKAGE:
+        names = (x.ref for x in s.registry.packages())
     else:
         names = (x.name for x in s.experiments.find())
     for name in names:
