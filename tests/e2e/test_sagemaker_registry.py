@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from sluice.compat.sagemaker.shapes import ServiceModel
