@@ -127,9 +127,7 @@ def test_registry_workflow_through_boto3(
             for p in page["ModelPackageSummaryList"]] == [1, 2, 3]  # fmt: skip
     groups = sm.list_model_package_groups(NameContains="chu")
     conforms(shapes, "ListModelPackageGroups", groups)
-    assert [g["ModelPackageGroupName"] for g in groups["ModelPackageGroupSummaryList"]] == [
-        "Churn"
-    ]
+    assert [g["ModelPackageGroupName"] for g in groups["ModelPackageGroupSummaryList"]] == ["Churn"]
     tags = sm.list_tags(ResourceArn=group_arn)["Tags"]
     assert tags == [{"Key": "team", "Value": "growth"}]
     sm.add_tags(ResourceArn=arns[1], Tags=[{"Key": "stage", "Value": "prod"}])

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "outcomes": "sluice.cli.labels:outcomes",
     "report": "sluice.cli.report:report",
     "experiments": "sluice.cli.experiments:experiments",
+    "registry": "sluice.cli.registry:registry",
 }
 
 

@@ -14,7 +14,12 @@ def models() -> None:
 
 @models.command("create")
 @click.argument("name")
-@click.option("--artifact", required=True, help="A directory or model.tar.gz (path or file://).")
+@click.option("--artifact", help="A directory or model.tar.gz (path, file:// or s3://).")
+@click.option(
+    "--package",
+    metavar="GROUP/VERSION|GROUP@latest-approved",
+    help="Make the model from a registry package instead of an artifact.",
+)
 @click.option("--runtime", help="sklearn, onnx or python; detected from the files if absent.")
 @click.option("--image", help="A container image name, used as a runtime hint.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Model environment.")
@@ -22,17 +27,24 @@ def models() -> None:
 def create(
     ctx: click.Context,
     name: str,
-    artifact: str,
+    artifact: str | None,
+    package: str | None,
     runtime: str | None,
     image: str | None,
     env: tuple[str, ...],
 ) -> None:
-    """Register a model."""
+    """Register a model, from an artifact or from a registry package."""
     from sluice.store.objects import local_path
 
-    # The server reads the artifact, so hand it an absolute path.
-    location = str(local_path(artifact)) if "://" not in artifact else artifact
+    if (artifact is None) == (package is None):
+        raise click.UsageError("give --artifact or --package")
     with client(ctx) as c:
+        if package is not None:
+            show_json(c.create_model(name, package=package))
+            return
+        assert artifact is not None
+        # The server reads the artifact, so hand it an absolute path.
+        location = str(local_path(artifact)) if "://" not in artifact else artifact
         show_json(c.create_model(name, location, runtime, image, parse_assignments(env, "--env")))
 
 

@@ -29,10 +29,8 @@ class ArtifactStore:
         source = self.objects.fetch(uri)
         if not source.exists():
             raise ValidationError(f"artifact {uri!r} does not exist", field="artifact")
-        if source.is_dir():
-            digest = _digest_dir(source)
-        elif tarfile.is_tarfile(source):
-            digest = _digest_file(source)
+        if source.is_dir() or tarfile.is_tarfile(source):
+            digest = digest_path(source)
         else:
             raise ValidationError(
                 f"artifact {uri!r} is neither a directory nor a tar archive", field="artifact"
@@ -88,6 +86,11 @@ def _check_member(member: tarfile.TarInfo) -> None:
             )
     if member.isdev():
         raise ValidationError(f"unsafe archive: device file {name!r}", field="artifact")
+
+
+def digest_path(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of a directory's relative paths and file digests."""
+    return _digest_dir(path) if path.is_dir() else _digest_file(path)
 
 
 def _digest_file(path: Path) -> str:
