@@ -517,6 +517,24 @@ class Client:
     def delete_package(self, ref: str) -> None:
         self._call("DELETE", _package_path(ref))
 
+    def lineage(
+        self,
+        endpoint: str | None = None,
+        variant: str | None = None,
+        inference_id: str | None = None,
+        package: str | None = None,
+    ) -> dict[str, Any]:
+        """Back from an endpoint, variant or inference id; forward from a package."""
+        query = {"endpoint": endpoint, "variant": variant, "inference_id": inference_id,
+                 "package": package}  # fmt: skip
+        response = self.http.get(
+            "/api/v1/lineage", params={k: v for k, v in query.items() if v is not None}
+        )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        result: dict[str, Any] = response.json()
+        return result
+
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self.http.get("/healthz").json()
         return result

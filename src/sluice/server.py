@@ -24,6 +24,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
+from sluice.control.lineage import LineageService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
 from sluice.control.webhooks import Notifier
@@ -173,6 +174,7 @@ def build_server(settings: Settings) -> Server:
             experiments,
             reports,
             registry,
+            LineageService(service, deployments, registry, [settings.capture_dir]),
             settings.max_label_post_bytes,
         ),
         router,

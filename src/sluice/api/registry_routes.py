@@ -1,6 +1,8 @@
-"""The registry's routes: package groups, packages, approvals and evaluations."""
+"""The registry's routes: package groups, packages, approvals, evaluations and lineage."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -17,10 +19,15 @@ from sluice.api.registry_schemas import (
     ReportIn,
     RolloutOut,
 )
+from sluice.control.lineage import LineageService, check_query
 from sluice.control.registry import RegistryService
 
 
-def registry_router(registry: RegistryService, responses: dict[int | str, dict]) -> APIRouter:  # type: ignore[type-arg]
+def registry_router(
+    registry: RegistryService,
+    lineage: LineageService,
+    responses: dict[int | str, dict[str, Any]],
+) -> APIRouter:
     router = APIRouter(responses=responses, tags=["registry"])
 
     def ref(group: str, version: str) -> str:
@@ -113,5 +120,23 @@ def registry_router(registry: RegistryService, responses: dict[int | str, dict])
     def delete_package(group: str, version: str) -> Response:
         registry.delete(ref(group, version))
         return Response(status_code=204)
+
+    @router.get("/lineage")
+    def get_lineage(
+        endpoint: str | None = None,
+        variant: str | None = None,
+        inference_id: str | None = None,
+        package: str | None = None,
+    ) -> dict[str, Any]:
+        """Back from an endpoint (and variant) or a captured inference id (and endpoint) to
+        the packages, their data, code and approval; or forward from a package
+        (GROUP/VERSION) to every endpoint that served it, and when."""
+        check_query(endpoint, variant, inference_id, package)
+        if package is not None:
+            return lineage.of_package(package)
+        if inference_id is not None:
+            return lineage.of_inference(inference_id, endpoint)
+        assert endpoint is not None
+        return lineage.of_endpoint(endpoint, variant)
 
     return router

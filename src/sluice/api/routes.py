@@ -40,6 +40,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
+from sluice.control.lineage import LineageService
 from sluice.control.registry import RegistryService
 from sluice.errors import SluiceError, ValidationError
 
@@ -67,6 +68,7 @@ def build_api(
     experiments: ExperimentService,
     reports: ExperimentReports,
     registry: RegistryService,
+    lineage: LineageService,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -310,7 +312,7 @@ def build_api(
         return Response(status_code=204)
 
     api.include_router(router)
-    api.include_router(registry_router(registry, ERRORS))
+    api.include_router(registry_router(registry, lineage, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "report": "sluice.cli.report:report",
     "experiments": "sluice.cli.experiments:experiments",
     "registry": "sluice.cli.registry:registry",
+    "lineage": "sluice.cli.lineage:lineage",
 }
 
 
