@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "experiments": "sluice.cli.experiments:experiments",
     "registry": "sluice.cli.registry:registry",
     "lineage": "sluice.cli.lineage:lineage",
+    "validate": "sluice.cli.validate:validate",
 }
 
 

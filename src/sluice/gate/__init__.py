@@ -1,0 +1,1 @@
+"""The CI gate: a candidate model against a baseline on a fixed validation set."""
