@@ -50,7 +50,8 @@ def share(text: str, option: str) -> tuple[float, bool]:
     "--metric",
     default="accuracy",
     show_default=True,
-    help="The gated metric: accuracy, f1_macro, log_loss, auc; mae, rmse, r2.",
+    type=click.Choice(["accuracy", "f1_macro", "log_loss", "auc", "mae", "rmse", "r2"]),
+    help="The gated metric (classification: the first four; regression: the rest).",
 )
 @click.option(
     "--max-drop",

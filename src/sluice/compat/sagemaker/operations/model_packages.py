@@ -98,6 +98,12 @@ async def create_package(s: Services, m: Members) -> Members:
             "InferenceSpecification is required: it says where the model is",
             field="InferenceSpecification",
         )
+    if len(spec["Containers"]) > 1:
+        raise ValidationException(
+            "InferenceSpecification.Containers: sluice serves one container per model, not "
+            f"{len(spec['Containers'])} (inference pipelines are not served yet)",
+            field="InferenceSpecification.Containers",
+        )
     tags = tags_of(m)
     package = s.registry.register(
         group.name,
