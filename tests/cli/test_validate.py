@@ -49,9 +49,10 @@ def test_the_gate_passes_fails_and_fails_only_when_significant(
         c.create_endpoint("live", "c", wait=True)
 
     def gate(candidate: str, baseline: str, *extra: str, code: int) -> Result:
+        report = str(tmp_path / f"{candidate.replace('/', '-')}.json")
         args = ["--url", server.url, "validate", "--candidate", candidate, "--baseline",
                 baseline, "--data", str(data), "--label", "label", "--max-drop", "0.01",
-                "--report", str(tmp_path / f"{candidate.replace('/', '-')}.json"), *extra]  # fmt: skip
+                "--report", report, *extra]  # fmt: skip
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == code, result.output
         return result
