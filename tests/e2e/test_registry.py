@@ -28,9 +28,15 @@ def _fails(status: int, match: str, call: object, *args: object, **kwargs: objec
     return caught.value
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_versions_are_numbered_in_order_under_concurrent_registrations(
-    server: RunningServer, artifacts: dict[str, Path]
+    tmp_path: Path, artifacts: dict[str, Path], database: str, request: pytest.FixtureRequest
 ) -> None:
+    env = {}
+    if database == "postgresql":
+        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    server = RunningServer(tmp_path / "home", env)
+    request.addfinalizer(server.stop)
     with Client(server.url) as c:
         c.create_package_group("churn", "churn models")
 

@@ -83,9 +83,15 @@ def build_api(
     @router.post("/models", status_code=201, tags=["models"])
     async def create_model(body: ModelCreate) -> ModelOut:
         if body.package is not None:
+            if body.artifact is not None or body.runtime or body.image or body.environment:
+                raise ValidationError(
+                    "give exactly one of artifact and package: a model made from a package "
+                    "takes its artifact, runtime, image and environment from it",
+                    field="package",
+                )
             return ModelOut.of(await registry.create_model(body.name, body.package))
         if body.artifact is None:
-            raise ValidationError("give an artifact or a package", field="artifact")
+            raise ValidationError("artifact (or package) is required", field="artifact")
         return ModelOut.of(
             await service.create_model(
                 body.name, body.artifact, body.runtime, body.image, body.environment

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
 from sluice.control.experiments import ExperimentSpec, StopRequest
@@ -31,14 +31,6 @@ class ModelCreate(Strict):
         description="Make the model from a registry package instead: GROUP/VERSION or "
         "GROUP@latest-approved (artifact, runtime, image and environment come from it).",
     )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ModelCreate:
-        if (self.artifact is None) == (self.package is None):
-            raise ValueError("give exactly one of artifact and package")
-        if self.package is not None and (self.runtime or self.image or self.environment):
-            raise ValueError("a model made from a package takes its runtime from the package")
-        return self
 
 
 class ModelOut(BaseModel):
