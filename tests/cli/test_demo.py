@@ -3,8 +3,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import psutil
 import pytest
+
+from tests.e2e.helpers import sluice_children
 
 pytestmark = pytest.mark.slow
 
@@ -27,4 +28,4 @@ def test_demo_runs_the_whole_story_and_leaves_nothing_running() -> None:
     assert "0 failed; experiment Completed" in out
     assert "now serves {'current': 'digits-logreg'} (InService)" in out
     assert "report page: " in out
-    assert not psutil.Process().children(recursive=True)
+    assert not sluice_children()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import models
@@ -158,3 +159,17 @@ def canary(percent: int, wait: int, **extra: object) -> dict[str, object]:
             **extra,
         }
     }
+
+
+def sluice_children() -> list[psutil.Process]:
+    """This process's descendants that run sluice (servers, workers), not other helpers
+    the tests started (a PostgreSQL cluster, an S3 server)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            command = child.cmdline()
+            if any(part.startswith("sluice.") or part.endswith("/sluice") for part in command):
+                found.append(child)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return found

@@ -18,7 +18,7 @@ from sluice.errors import ModelLoadError
 from tests import models
 from tests.capture_files import by_inference_id, payload
 from tests.conftest import RunningServer
-from tests.e2e.helpers import digit_rows, metric, send_many
+from tests.e2e.helpers import digit_rows, metric, send_many, sluice_children
 
 pytestmark = pytest.mark.slow
 
@@ -232,7 +232,7 @@ def test_shutdown_flushes_capture_and_restart_restores(
         assert running.stop() in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in running.log.read_text()
         assert len(by_inference_id(home / "capture", "kept", "A")) == 250
-        assert not psutil.Process().children(recursive=True)  # no worker left behind
+        assert not sluice_children()  # no worker left behind
         running = RunningServer(home)
         with Client(running.url) as client:
             assert client.wait_for_endpoint("kept", 30).status == "InService"
