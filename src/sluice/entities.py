@@ -503,3 +503,19 @@ class ModelPackage:
     def ref(self) -> str:
         """`group/version`: how the CLI and the native API name a package."""
         return f"{self.group}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ServingPeriod:
+    """One variant of an endpoint served `model` from `since` until `until` (None: now)."""
+
+    endpoint: str
+    config: str
+    variant: str
+    kind: VariantKind
+    model: str
+    package: str | None
+    since: datetime
+    until: datetime | None
+    deployment: int | None = None
+    """The deployment that brought it in (None: creation or a shadow change)."""

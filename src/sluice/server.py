@@ -44,6 +44,7 @@ from sluice.store.experiment_repo import ExperimentRepository
 from sluice.store.objects import ObjectStore
 from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
+from sluice.store.serving_history import ServingHistory
 from sluice.store.tag_repo import TagRepository
 
 log = logging.getLogger("sluice.server")
@@ -174,7 +175,7 @@ def build_server(settings: Settings) -> Server:
             experiments,
             reports,
             registry,
-            LineageService(service, deployments, registry, [settings.capture_dir]),
+            LineageService(service, registry, ServingHistory(database), [settings.capture_dir]),
             settings.max_label_post_bytes,
         ),
         router,

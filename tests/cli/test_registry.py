@@ -85,11 +85,21 @@ def test_register_approve_deploy_and_trace_back(
     forward = json.loads(run("lineage", "--package", "churn/1", "--json").output)
     assert forward["models"] == ["m1"]
     [period] = forward["endpoints"]
-    assert (period["endpoint"], period["config"]) == ("churn", "c1")
+    assert (period["endpoint"], period["config"], period["variant"]) == ("churn", "c1", "A")
     assert period["until"] is not None  # replaced by churn/2
     newer = json.loads(run("lineage", "--package", "churn/2", "--json").output)
     assert newer["package"]["code"]["dirty"] is True
     assert [p["ref"] for p in newer["package"]["parents"]] == ["churn/1"]
     assert [(p["endpoint"], p["until"]) for p in newer["endpoints"]] == [("churn", None)]
     assert "derived from churn/1" in run("lineage", "--package", "churn/2").output
+    assert "churn/A (production): model m1 (config c1) from" in tree
+
+    # The history outlives the endpoint, its configs and its models.
+    with Client(server.url) as c:
+        c.delete_endpoint("churn")
+    gone = json.loads(run("lineage", "--package", "churn/2", "--json").output)
+    assert [p["endpoint"] for p in gone["endpoints"]] == ["churn"]
+    assert gone["endpoints"][0]["until"] is not None
+    after = json.loads(run("lineage", "--inference-id", "trace-me", "--json").output)
+    assert after["served_by"][0]["package"]["ref"] == "churn/1"
     assert "give one of" in run("lineage", code=1).output

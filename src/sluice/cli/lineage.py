@@ -56,15 +56,10 @@ def render(found: dict[str, Any]) -> Tree:
         for name in found["models"] or ["(none)"]:
             models.add(name)
         served = tree.add("served by")
-        for period in found["endpoints"] or [{"endpoint": "(no endpoint)"}]:
-            if "config" not in period:
-                served.add(period["endpoint"])
-                continue
-            until = period["until"] or "now"
-            served.add(
-                f"{period['endpoint']} ({', '.join(period['variants'])}) with config "
-                f"{period['config']}: {period['since']} to {until}"
-            )
+        for period in found["endpoints"]:
+            _period(served, period)
+        if not found["endpoints"]:
+            served.add("(no endpoint)")
         return tree
     if "inference_id" in found:
         tree = Tree(
@@ -79,7 +74,19 @@ def render(found: dict[str, Any]) -> Tree:
     tree = Tree(f"[bold]endpoint {found['endpoint']}[/] (config {found['config']})")
     for entry in found["variants"]:
         _variant(tree, entry)
+    history = tree.add("served over time")
+    for period in found["history"]:
+        _period(history, period)
     return tree
+
+
+def _period(parent: Tree, period: dict[str, Any]) -> None:
+    until = period["until"] or "now"
+    via = f", deployment {period['deployment']}" if period["deployment"] else ""
+    parent.add(
+        f"{period['endpoint']}/{period['variant']} ({period['kind']}): model {period['model']}"
+        f" (config {period['config']}{via}) from {period['since']} to {until}"
+    )
 
 
 def _variant(parent: Tree, entry: dict[str, Any]) -> None:

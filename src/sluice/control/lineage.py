@@ -1,53 +1,42 @@
 """Lineage walks: from an endpoint, a variant or a captured inference back to the package
 (its data, code and approval), and from a package forward to every endpoint that served it.
 
-An endpoint's history of configs is read from its deployments: it ran its first config
-from its creation, moved to a deployment's new config when that completed, and served
-both old and new while a deployment was under way. An inference is placed by finding its
-capture record (variant and time) and the config live at that time.
+What served when comes from the serving history the store keeps (store/serving_history.py),
+which outlives deleted endpoints, configs and models. An inference is placed by finding
+its capture record (variant and time) and the periods live at that time: two while a
+deployment was shifting traffic.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sluice import entities as e
-from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.registry import RegistryService
 from sluice.errors import NotFound, ValidationError
+from sluice.store.serving_history import ServingHistory
 
 MAX_PARENTS = 20
 """How far a package's parents are followed (a guard against a cycle in old data)."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """An endpoint ran `config` from `since` until `until` (None: it still does)."""
-
-    config: str
-    since: datetime
-    until: datetime | None
-    deployment: int | None = None
-    """The deployment that brought the config in (None: the endpoint's first config)."""
 
 
 class LineageService:
     def __init__(
         self,
         endpoints: EndpointService,
-        deployments: DeploymentService,
         registry: RegistryService,
+        history: ServingHistory,
         capture_roots: list[Path],
     ) -> None:
         self.endpoints = endpoints
-        self.deployments = deployments
         self.registry = registry
+        self.history = history
         self.capture_roots = capture_roots
         """Where capture without a destination of its own lands (searched for inferences)."""
 
@@ -66,32 +55,38 @@ class LineageService:
             "endpoint": name,
             "config": endpoint.config_name,
             "variants": [self._variant(v.name, v.model_name, v.kind.value) for v in variants],
+            "history": [
+                _period(p)
+                for p in self.history.periods(endpoint=name)
+                if variant is None or p.variant == variant
+            ],
         }
 
     def of_inference(self, inference_id: str, endpoint: str | None = None) -> dict[str, Any]:
         """Find a captured inference and walk back from the variant that answered it."""
-        names = [endpoint] if endpoint else [ep.name for ep in self.endpoints.list_endpoints()]
+        periods = self.history.periods(endpoint=endpoint)
+        names = [endpoint] if endpoint else list(dict.fromkeys(p.endpoint for p in periods))
         for name in names:
-            periods = self.timeline(name)
-            for variant, when in self._find_capture(name, periods, inference_id):
+            mine = [p for p in periods if p.endpoint == name]
+            for variant, when in self._find_capture(name, mine, inference_id):
                 live = [
-                    p for p in periods
-                    if p.since <= when and (p.until is None or when < p.until)
+                    p for p in mine
+                    if p.variant == variant and p.since <= when
+                    and (p.until is None or when < p.until)
                 ]  # fmt: skip
-                candidates = []
-                for period in live:
-                    config = self._config(period.config)
-                    spec = next((v for v in config.variants if v.name == variant), None)
-                    if spec is not None:
-                        entry = self._variant(variant, spec.model_name, spec.kind.value)
-                        candidates.append({"config": period.config, **entry})
                 return {
                     "inference_id": inference_id,
                     "endpoint": name,
                     "variant": variant,
                     "time": when,
-                    "ambiguous": len(candidates) > 1,
-                    "served_by": candidates,
+                    "ambiguous": len(live) > 1,
+                    "served_by": [
+                        {
+                            "config": p.config,
+                            **self._variant(p.variant, p.model, p.kind.value, p.package),
+                        }
+                        for p in live
+                    ],  # fmt: skip
                 }
         raise NotFound(
             f"no captured inference {inference_id!r}"
@@ -104,63 +99,39 @@ class LineageService:
     def of_package(self, ref: str) -> dict[str, Any]:
         """Every model made from the package and every endpoint that ran one, and when."""
         package = self.registry.get(ref)
-        models = sorted(self.registry.repo.models_of([package.ref]))
-        served = []
-        for endpoint in self.endpoints.list_endpoints():
-            for period in self.timeline(endpoint.name):
-                try:
-                    config = self._config(period.config)
-                except NotFound:
-                    continue
-                variants = [v.name for v in config.variants if v.model_name in models]
-                if variants:
-                    served.append({"endpoint": endpoint.name, "variants": variants,
-                                   **asdict(period)})  # fmt: skip
-        return {"package": self._package(package), "models": models, "endpoints": served}
-
-    def timeline(self, endpoint: str) -> list[Period]:
-        """The configs `endpoint` ran, oldest first (overlapping while deploying)."""
-        current = self.endpoints.get_endpoint(endpoint)
-        history = sorted(self.deployments.history(endpoint), key=lambda d: d.id)
-        first = history[0].from_config if history else current.config_name
-        periods = [Period(first, current.created_at, None)]
-        for deployment in history:
-            moved = deployment.state is e.DeploymentState.COMPLETED
-            ended = deployment.finished_at
-            # The new config serves from the start of its deployment: until its end if
-            # rolled back, for good if it completed.
-            periods.append(
-                Period(
-                    deployment.to_config,
-                    deployment.created_at,
-                    None if moved else ended,
-                    deployment.id,
-                )
-            )
-            if moved:
-                for i, period in enumerate(periods[:-1]):
-                    if period.until is None:
-                        periods[i] = Period(period.config, period.since, ended, period.deployment)
-        return periods
+        periods = self.history.periods(packages=[package.ref])
+        models = sorted(
+            set(self.registry.repo.models_of([package.ref])) | {p.model for p in periods}
+        )
+        return {
+            "package": self._package(package),
+            "models": models,
+            "endpoints": [_period(p) for p in periods],
+        }
 
     # -- pieces
 
-    def _variant(self, name: str, model_name: str, kind: str) -> dict[str, Any]:
+    def _variant(
+        self, name: str, model_name: str, kind: str, package: str | None = None
+    ) -> dict[str, Any]:
+        """A variant, its model and the model's package (`package`: as recorded, for a
+        model deleted since)."""
         entry: dict[str, Any] = {"variant": name, "kind": kind, "model": {"name": model_name}}
         try:
             model = self.endpoints.get_model(model_name)
         except NotFound:
             entry["model"]["deleted"] = True
-            return entry
-        entry["model"].update(
-            artifact=model.artifact_uri, runtime=model.runtime, created_at=model.created_at
-        )
+        else:
+            entry["model"].update(
+                artifact=model.artifact_uri, runtime=model.runtime, created_at=model.created_at
+            )
+            package = model.package
         entry["package"] = None
-        if model.package is not None:
+        if package is not None:
             try:
-                entry["package"] = self._package(self.registry.get(model.package))
+                entry["package"] = self._package(self.registry.get(package))
             except NotFound:
-                entry["package"] = {"ref": model.package, "deleted": True}
+                entry["package"] = {"ref": package, "deleted": True}
         return entry
 
     def _package(self, package: e.ModelPackage) -> dict[str, Any]:
@@ -220,15 +191,15 @@ class LineageService:
         return self.endpoints.get_endpoint_config(name)
 
     def _find_capture(
-        self, endpoint: str, periods: list[Period], inference_id: str
+        self, endpoint: str, periods: list[e.ServingPeriod], inference_id: str
     ) -> Iterator[tuple[str, datetime]]:
         """(variant, time) of each capture record of `inference_id` on `endpoint`."""
         roots = list(self.capture_roots)
-        for period in periods:
+        for config in dict.fromkeys(p.config for p in periods):
             try:
-                capture = self._config(period.config).data_capture
+                capture = self._config(config).data_capture
             except NotFound:
-                continue
+                continue  # a deleted config: its own destination is not known any more
             if capture is not None and capture.destination:
                 roots.append(self.endpoints.artifacts.objects.local(capture.destination))
         needle = b'"inferenceId":' + json.dumps(inference_id).encode()
@@ -250,6 +221,10 @@ class LineageService:
                 except (ValueError, KeyError, TypeError):
                     continue
                 yield path.relative_to(base).parts[0], when
+
+
+def _period(period: e.ServingPeriod) -> dict[str, Any]:
+    return {**asdict(period), "kind": period.kind.value}
 
 
 def check_query(

@@ -13,6 +13,7 @@ from sluice import entities as e
 from sluice.errors import InvalidState, NotFound
 from sluice.store.db import Database
 from sluice.store.repos import variant_row
+from sluice.store.serving_history import close_periods, open_periods
 from sluice.store.tables import (
     DeploymentEventRow,
     DeploymentRow,
@@ -77,6 +78,8 @@ class DeploymentRepository:
             deployment.events.append(
                 _event(now, "state", f"update from {row.config_name} to {to_config} started")
             )
+            # The new config serves (some) traffic from now until the deployment ends.
+            open_periods(session, endpoint, to_config, now, deployment.id)
             session.flush()
             return deployment.to_entity()
 
@@ -198,6 +201,10 @@ class DeploymentRepository:
             if endpoint is None:
                 raise NotFound(f"endpoint {row.endpoint_name!r} does not exist")
             endpoint.status, endpoint.updated_at = endpoint_status.value, now
+            if new_variants is not None:
+                close_periods(session, endpoint.name, now, except_config=row.to_config)
+            else:
+                close_periods(session, endpoint.name, now, deployment=row.id)
             if new_variants is not None:
                 endpoint.config_name = row.to_config
                 endpoint.failure_reason = None

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sluice import entities as e
 from sluice.errors import AlreadyExists, NotFound
 from sluice.store.db import Database
+from sluice.store.serving_history import close_periods, open_periods
 from sluice.store.tables import (
     ConfigVariantRow,
     EndpointConfigRow,
@@ -31,10 +32,16 @@ class Repository:
     def __init__(self, database: Database) -> None:
         self.db = database
 
-    def _insert(self, row: object, what: str, name: str) -> None:
+    def _insert(
+        self, row: object, what: str, name: str, then: Callable[[Session], None] | None = None
+    ) -> None:
+        """Add `row` (and do `then` in the same transaction); a taken name is AlreadyExists."""
         try:
             with self.db.session() as session:
                 session.add(row)
+                if then is not None:
+                    session.flush()
+                    then(session)
         except IntegrityError as exc:
             raise AlreadyExists(
                 f"{what} {name!r} already exists", field="name", resource=(what, name)
@@ -134,7 +141,9 @@ class Repository:
             version=1,
             variants=[variant_row(i, v) for i, v in enumerate(variants)],
         )
-        self._insert(row, "endpoint", name)
+        self._insert(
+            row, "endpoint", name, lambda session: open_periods(session, name, config_name, now)
+        )
         return self.get_endpoint(name)
 
     def get_endpoint(self, name: str) -> e.Endpoint:
@@ -223,6 +232,8 @@ class Repository:
             row.config_name = config_name
             row.version += 1
             row.updated_at = utcnow()
+            close_periods(session, name, row.updated_at)
+            open_periods(session, name, config_name, row.updated_at)
             return row.to_entity()
 
     def set_sampling(self, name: str, variant: str, percentage: int) -> e.Endpoint:
@@ -249,6 +260,7 @@ class Repository:
         with self.db.session() as session:
             session.delete(self._get(session, EndpointRow, "endpoint", name))
             drop_tags(session, e.ResourceKind.ENDPOINT, name)
+            close_periods(session, name, utcnow())
 
     def endpoints_using_config(self, config_name: str) -> list[str]:
         with self.db.session() as session:

@@ -486,3 +486,30 @@ class PackageEventRow(Base):
         return e.PackageEvent(
             aware(self.at), self.kind, self.message, self.actor, self.status, dict(self.details)
         )
+
+
+class ServingPeriodRow(Base):
+    __tablename__ = "serving_periods"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(63), index=True)
+    config: Mapped[str] = mapped_column(String(63))
+    variant: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(63))
+    package: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deployment: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    def to_entity(self) -> e.ServingPeriod:
+        return e.ServingPeriod(
+            self.endpoint,
+            self.config,
+            self.variant,
+            e.VariantKind(self.kind),
+            self.model,
+            self.package,
+            aware(self.since),
+            aware(self.until) if self.until else None,
+            self.deployment,
+        )

@@ -1,4 +1,5 @@
-"""The model registry: package groups, versioned packages and their history.
+"""The model registry: package groups, versioned packages and their history; the history
+of what each endpoint served (for lineage), begun with what endpoints serve now.
 
 Revision ID: 0006
 Revises: 0005
@@ -86,9 +87,28 @@ def upgrade() -> None:
     # expression index on lower(name).
     op.add_column("models", sa.Column("package", sa.String(80), nullable=True))
     op.create_index("ix_models_package", "models", ["package"])
+    op.create_table(
+        "serving_periods",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("endpoint", sa.String(63), nullable=False, index=True),
+        sa.Column("config", sa.String(63), nullable=False),
+        sa.Column("variant", sa.String(63), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("model", sa.String(63), nullable=False),
+        sa.Column("package", sa.String(80), nullable=True, index=True),
+        _time("since"),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deployment", sa.Integer(), nullable=True),
+    )
+    op.execute(
+        "INSERT INTO serving_periods (endpoint, config, variant, kind, model, since) "
+        "SELECT e.name, e.config_name, v.name, v.kind, v.model_name, e.created_at "
+        "FROM endpoints e JOIN endpoint_config_variants v ON v.config_name = e.config_name"
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("serving_periods")
     op.drop_index("ix_models_package", "models")
     with op.batch_alter_table("models") as batch:
         batch.drop_column("package")
