@@ -10,6 +10,7 @@ deployment was shifting traffic.
 from __future__ import annotations
 
 import json
+import mmap
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -208,19 +209,31 @@ class LineageService:
             if not base.is_dir():
                 continue
             for path in sorted(base.rglob("*.jsonl")):
-                data = path.read_bytes()
-                at = data.find(needle)
-                if at < 0:
+                line = _line_with(path, needle)
+                if line is None:
                     continue
-                start = data.rfind(b"\n", 0, at) + 1
-                end = data.find(b"\n", at)
                 try:
-                    record = json.loads(data[start : end if end >= 0 else len(data)])
+                    record = json.loads(line)
                     stamp = record["eventMetadata"]["inferenceTime"].replace("Z", "+00:00")
                     when = datetime.fromisoformat(stamp).astimezone(UTC)
                 except (ValueError, KeyError, TypeError):
                     continue
                 yield path.relative_to(base).parts[0], when
+
+
+def _line_with(path: Path, needle: bytes) -> bytes | None:
+    """The line of `path` that holds `needle`, searched without reading the file into memory
+    (an hour of capture can be large)."""
+    with path.open("rb") as f:
+        if path.stat().st_size == 0:
+            return None
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            at = data.find(needle)
+            if at < 0:
+                return None
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            return data[start : end if end >= 0 else len(data)]
 
 
 def _period(period: e.ServingPeriod) -> dict[str, Any]:
