@@ -499,20 +499,30 @@ class Client:
         self,
         ref: str,
         name: str,
-        uri: str,
+        uri: str | None = None,
         content_type: str = "application/json",
         metrics: Mapping[str, float] | None = None,
         by: str | None = None,
+        content: str | None = None,
     ) -> PackageOut:
+        """Attach an evaluation: its `content` (kept by the server) or a `uri` to it."""
         body = {
             "name": name,
             "uri": uri,
+            "content": content,
             "content_type": content_type,
             "metrics": dict(metrics or {}),
             "by": by,
         }
         answer = self._call("POST", _package_path(ref) + "/reports", body)
         return PackageOut.model_validate(answer)
+
+    def read_report(self, ref: str, name: str) -> bytes:
+        """A report the server keeps for a package."""
+        response = self.http.get(f"/api/v1{_package_path(ref)}/reports/{name}")
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.content
 
     def delete_package(self, ref: str) -> None:
         self._call("DELETE", _package_path(ref))

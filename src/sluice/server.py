@@ -110,7 +110,9 @@ def build_server(settings: Settings) -> Server:
         ExperimentRepository(database), service, deployments, settings.experiment_tick_s
     )
     reports = ExperimentReports(experiments, service, usage.read, settings)
-    registry = RegistryService(RegistryRepository(database), service, deployments)
+    registry = RegistryService(
+        RegistryRepository(database), service, deployments, settings.home / "registry"
+    )
     tags = TagService(
         TagRepository(database),
         {

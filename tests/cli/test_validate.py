@@ -77,9 +77,11 @@ def test_the_gate_passes_fails_and_fails_only_when_significant(
     assert result["passed"] is False and result["rows"] == 100
     with Client(server.url) as c:
         recorded = c.get_package("digits/3")
+        kept = json.loads(c.read_report("digits/3", "validation-vs-digits-1.json"))
     assert recorded.metrics["validation.accuracy"] == pytest.approx(0.7)
-    assert [r["name"] for r in recorded.reports] == ["validation-vs-digits-1"]
+    assert [r["name"] for r in recorded.reports] == ["validation-vs-digits-1.json"]
     assert recorded.history[-1].kind == "evaluation"
+    assert kept["checks"] == result["checks"]  # the server's copy of the report
 
     bad = gate("digits/1", "digits/1", "--metric", "mae", code=1)
     assert "cannot be computed" in bad.output

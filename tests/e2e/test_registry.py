@@ -149,6 +149,14 @@ def test_approval_updates_named_endpoints_and_records_it(
                                    metrics={"accuracy": 0.91})  # fmt: skip
     assert changed.metrics == {"accuracy": 0.91} and changed.reports[0]["name"] == "holdout"
     assert changed.containers == second.containers
+    kept = client.attach_report("digits/2", "card.md", content_type="text/markdown",
+                                content="# Model card\n")  # fmt: skip
+    assert [r["name"] for r in kept.reports] == ["holdout", "card.md"]
+    assert client.read_report("digits/2", "card.md") == b"# Model card\n"
+    _fails(404, "not kept here", client.read_report, "digits/2", "holdout")
+    _fails(400, "content or its uri", client.attach_report, "digits/2", "x", "file:///x",
+           content="both")  # fmt: skip
+    _fails(400, "report name", client.attach_report, "digits/2", "../escape", content="x")
 
 
 def test_bad_requests_are_refused_clearly(client: Client, artifacts: dict[str, Path]) -> None:

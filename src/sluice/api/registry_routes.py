@@ -21,6 +21,7 @@ from sluice.api.registry_schemas import (
 )
 from sluice.control.lineage import LineageService, check_query
 from sluice.control.registry import RegistryService
+from sluice.errors import ValidationError
 
 
 def registry_router(
@@ -111,10 +112,30 @@ def registry_router(
 
     @router.post("/model-package-groups/{group}/packages/{version}/reports")
     def attach_report(group: str, version: str, body: ReportIn) -> PackageOut:
+        """Attach an evaluation: its `content`, kept here, or a `uri` to it."""
+        if (body.uri is None) == (body.content is None):
+            raise ValidationError("give the report's content or its uri", field="content")
+        if body.content is not None:
+            return PackageOut.of(
+                registry.store_report(
+                    ref(group, version),
+                    body.name,
+                    body.content.encode(),
+                    body.content_type,
+                    body.metrics,
+                    body.by,
+                )  # fmt: skip
+            )
+        assert body.uri is not None
         report = e.EvaluationReport(body.name, body.uri, body.content_type)
         return PackageOut.of(
             registry.attach_report(ref(group, version), report, body.metrics, body.by)
         )
+
+    @router.get("/model-package-groups/{group}/packages/{version}/reports/{name}")
+    def read_report(group: str, version: str, name: str) -> Response:
+        content, content_type = registry.read_report(ref(group, version), name)
+        return Response(content, media_type=content_type)
 
     @router.delete("/model-package-groups/{group}/packages/{version}", status_code=204)
     def delete_package(group: str, version: str) -> Response:

@@ -175,7 +175,10 @@ class PackageUpdate(Strict):
 
 class ReportIn(Strict):
     name: str = Field(min_length=1, max_length=128)
-    uri: str
+    uri: str | None = Field(None, description="Where the report lives (kept elsewhere).")
+    content: str | None = Field(
+        None, description="The report itself (text: JSON, Markdown, HTML...), kept here."
+    )
     content_type: str = "application/json"
     metrics: dict[str, float] = Field(default_factory=dict)
     by: str | None = None

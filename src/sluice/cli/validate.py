@@ -130,16 +130,17 @@ def validate(
         verdict = check.judge(validation, *answers, limits, (chosen.label, against.label))
         seconds = time.perf_counter() - started
         target = Path(report or f"sluice-validation-{package.group}-{package.version}.json")
-        target.write_text(json.dumps({**verdict.to_dict(), "seconds": round(seconds, 3)}, indent=1))
-        if record:
+        document = json.dumps({**verdict.to_dict(), "seconds": round(seconds, 3)}, indent=1)
+        target.write_text(document)
+        if record:  # the server keeps a copy: a CI workspace does not last
             quality = {
                 f"validation.{x.name}": x.candidate for x in verdict.checks if x.unit != "ms"
             }
             c.attach_report(
                 package.ref,
-                f"validation-vs-{_slug(against.label)}",
-                target.resolve().as_uri(),
+                f"validation-vs-{_slug(against.label)}.json",
                 metrics=quality,
+                content=document,
             )
     Console().print(outputs.table(verdict))
     if junit:

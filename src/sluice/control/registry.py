@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import entities as e
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 LATEST_APPROVED = "latest-approved"
 _REF = re.compile(r"^(?P<group>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[a-z-]+))$")
 MAX_METADATA = 50
+MAX_REPORT_BYTES = 16 * 2**20
+_REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def parse_ref(ref: str, field: str = "package") -> tuple[str, int | None]:
@@ -61,8 +64,11 @@ class RegistryService:
         repo: RegistryRepository,
         endpoints: EndpointService,
         deployments: DeploymentService,
+        reports_dir: Path,
     ) -> None:
         self.repo = repo
+        self.reports_dir = reports_dir
+        """Where reports handed to `store_report` are kept: <group>/<version>/<name>."""
         self.endpoints = endpoints
         self.deployments = deployments
         endpoints.config_checks.append(self.check_config)
@@ -214,6 +220,48 @@ class RegistryService:
         event = e.PackageEvent(_now(), "metadata", f"changed {', '.join(sorted(changes))}", actor)
         return self.repo.change(package.group, package.version, event, **changes)
 
+    def store_report(
+        self,
+        ref: str,
+        name: str,
+        content: bytes,
+        content_type: str,
+        metrics: Mapping[str, float] | None = None,
+        actor: str | None = None,
+    ) -> e.ModelPackage:
+        """Keep an evaluation's file with the registry (a CI workspace does not last) and
+        attach it."""
+        package = self.get(ref)
+        if not _REPORT_NAME.fullmatch(name):
+            raise ValidationError(
+                f"report name {name!r}: 1 to 128 letters, digits, '.', '_' or '-'", field="name"
+            )
+        if len(content) > MAX_REPORT_BYTES:
+            raise ValidationError(
+                f"a stored report is at most {MAX_REPORT_BYTES // 2**20} MiB", field="content"
+            )
+        path = self.reports_dir / package.group / str(package.version) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{name}.{uuid.uuid4().hex[:8]}")
+        staging.write_bytes(content)
+        staging.replace(path)
+        report = e.EvaluationReport(name, path.as_uri(), content_type)
+        return self.attach_report(ref, report, metrics, actor)
+
+    def read_report(self, ref: str, name: str) -> tuple[bytes, str]:
+        """A report this server keeps: its bytes and content type."""
+        package = self.get(ref)
+        report = next((r for r in package.reports if r.name == name), None)
+        if report is None:
+            raise NotFound(f"model package {package.ref} has no report {name!r}", field="name")
+        path = self.reports_dir / package.group / str(package.version) / name
+        if report.uri != path.as_uri() or not path.is_file():
+            raise NotFound(
+                f"report {name!r} of {package.ref} is not kept here; it is at {report.uri}",
+                field="name",
+            )
+        return path.read_bytes(), report.content_type
+
     def attach_report(
         self,
         ref: str,
@@ -221,7 +269,8 @@ class RegistryService:
         metrics: Mapping[str, float] | None = None,
         actor: str | None = None,
     ) -> e.ModelPackage:
-        """Attach an evaluation (replacing one of the same name) and merge its metrics."""
+        """Attach an evaluation by its URI (replacing one of the same name) and merge its
+        metrics."""
         package = self.get(ref)
         reports = [r for r in package.reports if r.name != report.name] + [report]
         event = e.PackageEvent(_now(), "evaluation", f"attached {report.name}", actor)
