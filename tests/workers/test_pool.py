@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -56,6 +57,23 @@ async def test_killed_worker_fails_its_requests_and_restarts(artifacts: dict[str
         answer = await pool.invoke(ROW, "application/json", "")
         assert json.loads(answer.body)["predictions"] == [0]
         assert restarts == [1] and pool.pids[0] != old
+    finally:
+        await pool.stop()
+
+
+async def test_no_restart_once_the_backend_has_closed(artifacts: dict[str, Path]) -> None:
+    settings = _settings()
+    pool = WorkerPool(WorkerSpec("ep/A", artifacts["logreg"], "sklearn"), settings)
+    await pool.start(1)
+    try:
+        old = pool.pids[0]
+        shutil.rmtree(settings.socket_dir)  # what the backend's close does
+        os.kill(old, signal.SIGKILL)
+        await asyncio.sleep(0.5)  # well past the 0.05 s backoff
+        assert pool.pids == []
+        # The supervisor gave up rather than spawning workers that cannot bind, again and again.
+        supervisor = pool.instances[0].supervisor
+        assert supervisor is not None and supervisor.done()
     finally:
         await pool.stop()
 

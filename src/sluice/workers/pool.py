@@ -143,6 +143,10 @@ class WorkerInstance:
             self.on_restart()
             await asyncio.sleep(delay)
             while not self.stopping:
+                if not self.settings.socket_dir.is_dir():
+                    # The backend has closed (the server is stopping): nothing to restart for.
+                    log.info("not restarting %s: its backend has closed", self.name)
+                    return
                 try:
                     await self.start()
                     break
