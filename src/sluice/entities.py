@@ -519,3 +519,5 @@ class ServingPeriod:
     until: datetime | None
     deployment: int | None = None
     """The deployment that brought it in (None: creation or a shadow change)."""
+    capture: str | None = None
+    """Where its config captured to, if the config named a destination."""

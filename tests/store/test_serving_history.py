@@ -12,7 +12,8 @@ def _setup(repo: Repository) -> None:
     for name, package in (("m1", "churn/1"), ("m2", "churn/2")):
         repo.add_model(e.Model(name, "/a", "/b", "sklearn", None, {}, None, {}, package))  # type: ignore[arg-type]
     for config, model in (("c1", "m1"), ("c2", "m2"), ("c3", "m2")):
-        repo.add_config(e.EndpointConfig(config, (e.VariantSpec("A", model),)))
+        capture = e.DataCapture(destination=f"/srv/capture/{config}")
+        repo.add_config(e.EndpointConfig(config, (e.VariantSpec("A", model),), capture))
     variants = [e.EndpointVariant("A", "m1", e.VariantKind.PRODUCTION, 1, 1, 1, 1, 100, "x")]
     repo.add_endpoint("ep", "c1", variants)
     repo.set_endpoint_status("ep", e.EndpointStatus.IN_SERVICE)
@@ -24,6 +25,7 @@ def test_what_served_when_across_updates_rollbacks_and_deletion(repo: Repository
     history = ServingHistory(repo.db)
     [first] = history.periods(endpoint="ep")
     assert (first.config, first.model, first.package, first.until) == ("c1", "m1", "churn/1", None)
+    assert first.capture == "/srv/capture/c1"  # kept even if the config goes
 
     rolled_back = deployments.start("ep", "c2", {}, [])
     during = history.periods(endpoint="ep")

@@ -196,13 +196,17 @@ class LineageService:
     ) -> Iterator[tuple[str, datetime]]:
         """(variant, time) of each capture record of `inference_id` on `endpoint`."""
         roots = list(self.capture_roots)
-        for config in dict.fromkeys(p.config for p in periods):
-            try:
-                capture = self._config(config).data_capture
-            except NotFound:
-                continue  # a deleted config: its own destination is not known any more
-            if capture is not None and capture.destination:
-                roots.append(self.endpoints.artifacts.objects.local(capture.destination))
+        objects = self.endpoints.artifacts.objects
+        for period in periods:
+            destination = period.capture
+            if destination is None:  # recorded before destinations were (or none named)
+                try:
+                    capture = self._config(period.config).data_capture
+                except NotFound:
+                    continue
+                destination = capture.destination if capture is not None else None
+            if destination:
+                roots.append(objects.local(destination, "capture"))
         needle = b'"inferenceId":' + json.dumps(inference_id).encode()
         for root in dict.fromkeys(roots):
             base = root / endpoint

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from sluice import entities as e
 from sluice.store.db import Database
-from sluice.store.tables import ConfigVariantRow, ModelRow, ServingPeriodRow
+from sluice.store.tables import ConfigVariantRow, EndpointConfigRow, ModelRow, ServingPeriodRow
 
 
 def open_periods(
@@ -30,6 +30,8 @@ def open_periods(
     rows = session.scalars(
         select(ConfigVariantRow).where(ConfigVariantRow.config_name == config)
     ).all()
+    recipe = session.get(EndpointConfigRow, config)
+    capture = (recipe.data_capture or {}) if recipe is not None else {}
     for variant in rows:
         if variants is not None and variant.name not in variants:
             continue
@@ -45,6 +47,7 @@ def open_periods(
                 since=since,
                 until=None,
                 deployment=deployment,
+                capture=capture.get("destination"),
             )
         )
 

@@ -500,6 +500,8 @@ class ServingPeriodRow(Base):
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     deployment: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    capture: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The config's capture destination, if it names one."""
 
     def to_entity(self) -> e.ServingPeriod:
         return e.ServingPeriod(
@@ -512,4 +514,5 @@ class ServingPeriodRow(Base):
             aware(self.since),
             aware(self.until) if self.until else None,
             self.deployment,
+            self.capture,
         )

@@ -99,6 +99,7 @@ def upgrade() -> None:
         _time("since"),
         sa.Column("until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deployment", sa.Integer(), nullable=True),
+        sa.Column("capture", sa.Text(), nullable=True),
     )
     op.execute(
         "INSERT INTO serving_periods (endpoint, config, variant, kind, model, since) "
