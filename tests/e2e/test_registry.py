@@ -171,7 +171,10 @@ def test_bad_requests_are_refused_clearly(client: Client, artifacts: dict[str, P
     _fails(400, "names no model package", client.create_model, "m", package="g")
     _fails(400, "exactly one of artifact and package", client.create_model, "m",
            str(artifacts["logreg"]), package="g/1")  # fmt: skip
-    client.register_package("g", str(artifacts["logreg"]))
+    client.register_package("g", str(artifacts["logreg"]), approval="Approved")
+    child = client.register_package("g", str(artifacts["logreg"]),
+                                    lineage={"parent": "g@latest-approved"})  # fmt: skip
+    assert child.lineage["parent"] == "g/1"  # pinned to the version it named then
     _fails(400, "only an approval can update", client.set_approval, "g/1", "Rejected",
            deploy_to=["ep"])  # fmt: skip
-    assert client.get_package("g/1").approval == "PendingManualApproval"  # nothing changed
+    assert client.get_package("g/1").approval == "Approved"  # nothing changed

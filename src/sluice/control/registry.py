@@ -121,11 +121,12 @@ class RegistryService:
         lineage = lineage or e.Lineage()
         if lineage.parent is not None:
             try:
-                self.get(lineage.parent, field="lineage.parent")
+                parent = self.get(lineage.parent, field="lineage.parent")
             except NotFound:
                 raise ValidationError(
                     f"parent package {lineage.parent} does not exist", field="lineage.parent"
                 ) from None
+            lineage = replace(lineage, parent=parent.ref)  # GROUP@latest-approved, pinned
         now = _now()
         package = e.ModelPackage(
             group,
