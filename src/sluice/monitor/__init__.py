@@ -1,0 +1,1 @@
+"""Model monitoring: baselines, drift and quality checks over captured data."""
