@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "registry": "sluice.cli.registry:registry",
     "lineage": "sluice.cli.lineage:lineage",
     "validate": "sluice.cli.validate:validate",
+    "monitor": "sluice.cli.monitor:monitor",
 }
 
 

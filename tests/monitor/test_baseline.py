@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sluice.errors import ValidationError
+from sluice.monitor import baseline as bl
+from sluice.monitor.kll import KllSketch
+
+
+def _write_csv(path: Path, rows: int = 5000) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    data = {
+        "age": rng.integers(18, 90, rows).astype(float),
+        "income": rng.lognormal(10, 1, rows),
+        "delta": rng.normal(size=rows),
+    }
+    colours = rng.choice(["red", "green", "blue"], rows, p=[0.5, 0.3, 0.2])
+    missing = rng.random(rows) < 0.1
+    with path.open("w") as f:
+        f.write("age,income,delta,colour\n")
+        for i in range(rows):
+            income = "" if missing[i] else repr(float(data["income"][i]))
+            delta = repr(float(data["delta"][i]))
+            f.write(f"{int(data['age'][i])},{income},{delta},{colours[i]}\n")
+    data["income"] = data["income"][~missing]
+    data["colour"] = colours  # type: ignore[assignment]
+    return data
+
+
+def _feature(doc: dict[str, object], name: str) -> dict[str, object]:
+    return next(f for f in doc["features"] if f["name"] == name)  # type: ignore[attr-defined, index]
+
+
+def test_statistics_agree_with_numpy_and_are_sketches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bl, "BLOCK_ROWS", 700)  # several blocks
+    data = _write_csv(tmp_path / "train.csv")
+    statistics, constraints = bl.baseline(tmp_path / "train.csv")
+    assert statistics["dataset"]["item_count"] == 5000
+    age = _feature(statistics, "age")
+    assert age["inferred_type"] == "Integral"
+    income = _feature(statistics, "income")["numerical_statistics"]
+    assert _feature(statistics, "income")["inferred_type"] == "Fractional"
+    values = data["income"]
+    assert income["common"] == {"num_present": len(values), "num_missing": 5000 - len(values)}
+    assert income["mean"] == pytest.approx(values.mean())
+    assert income["std_dev"] == pytest.approx(values.std())
+    assert (income["min"], income["max"]) == (
+        pytest.approx(values.min()),
+        pytest.approx(values.max()),
+    )
+    kll = income["distribution"]["kll"]
+    counts, edges = np.histogram(values, bins=10)
+    assert [b["count"] for b in kll["buckets"]] == counts.tolist()
+    assert kll["buckets"][0]["lower_bound"] == pytest.approx(edges[0])
+    sketch = KllSketch.from_dict(kll["sketch"])
+    points = np.quantile(values, np.linspace(0, 1, 101))
+    exact = np.searchsorted(np.sort(values), points, side="right") / len(values)
+    assert np.max(np.abs(sketch.cdf(points) - exact)) < 1e-3
+    colour = _feature(statistics, "colour")["string_statistics"]
+    assert colour["distinct_count"] == 3
+    buckets = {b["value"]: b["count"] for b in colour["distribution"]["categorical"]["buckets"]}
+    assert buckets == {c: int((data["colour"] == c).sum()) for c in ("red", "green", "blue")}
+
+    assert _feature(constraints, "income")["completeness"] == pytest.approx(len(values) / 5000)
+    assert _feature(constraints, "age")["num_constraints"] == {"is_non_negative": True}
+    assert _feature(constraints, "delta")["num_constraints"] == {"is_non_negative": False}
+    assert _feature(constraints, "colour")["string_constraints"] == {
+        "domains": ["blue", "green", "red"]
+    }
+    assert (
+        constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.1
+    )
+    json.dumps(statistics), json.dumps(constraints)  # plain JSON
+
+
+def test_json_lines_schema_and_bad_files(tmp_path: Path) -> None:
+    lines = tmp_path / "train.jsonl"
+    lines.write_text('{"x": 1, "code": "7"}\n{"x": 2.5, "code": "8"}\n{"x": null, "code": "9"}\n')
+    statistics, _ = bl.baseline(lines, {"code": "String"})
+    assert _feature(statistics, "x")["inferred_type"] == "Fractional"
+    assert _feature(statistics, "x")["numerical_statistics"]["common"]["num_missing"] == 1
+    assert _feature(statistics, "code")["inferred_type"] == "String"  # digits, but told text
+    with pytest.raises(ValidationError, match="holds text"):
+        (tmp_path / "t.csv").write_text("a\n1\nx\n")
+        bl.baseline(tmp_path / "t.csv", {"a": "Fractional"})
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    with pytest.raises(ValidationError, match="line 3: 1 fields"):
+        bl.baseline(tmp_path / "ragged.csv")
+    with pytest.raises(ValidationError, match="does not exist"):
+        bl.baseline(tmp_path / "missing.csv")
+
+
+def test_the_command_writes_both_files(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sluice.cli.main import cli
+
+    _write_csv(tmp_path / "train.csv", rows=300)
+    out = tmp_path / "baseline"
+    result = CliRunner().invoke(
+        cli, ["monitor", "baseline", "--data", str(tmp_path / "train.csv"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "300 rows, 4 features" in result.output
+    statistics = json.loads((out / "statistics.json").read_text())
+    constraints = json.loads((out / "constraints.json").read_text())
+    assert [f["name"] for f in statistics["features"]] == ["age", "income", "delta", "colour"]
+    assert len(constraints["features"]) == 4
