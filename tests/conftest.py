@@ -193,6 +193,14 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def database_env(database: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """A server's environment for `database`: sqlite (its default) or postgresql (a new,
+    empty database on the session's cluster)."""
+    if database == "sqlite":
+        return {}
+    return {"SLUICE_DATABASE_URL": request.getfixturevalue("postgres").new_database()}
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     running = PostgresServer()

@@ -16,7 +16,7 @@ from sluice.api.schemas import DeploymentOut
 from sluice.client import Client
 from sluice.errors import SluiceError
 from tests import models
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, database_env
 from tests.e2e.helpers import Load, canary, digit_rows, metric
 
 pytestmark = pytest.mark.slow
@@ -395,9 +395,7 @@ def test_sigkill_mid_update_rolls_back_on_restart(
     tmp_path: Path, artifacts: dict[str, Path], database: str, request: pytest.FixtureRequest
 ) -> None:
     home = tmp_path / "home"
-    env = {}
-    if database == "postgresql":
-        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    env = database_env(database, request)
     running = RunningServer(home, env)
     try:
         with Client(running.url) as client:

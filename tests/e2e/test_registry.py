@@ -9,7 +9,7 @@ import pytest
 
 from sluice.client import Client
 from sluice.errors import SluiceError
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, database_env
 from tests.e2e.helpers import digit_rows
 
 pytestmark = pytest.mark.slow
@@ -32,9 +32,7 @@ def _fails(status: int, match: str, call: object, *args: object, **kwargs: objec
 def test_versions_are_numbered_in_order_under_concurrent_registrations(
     tmp_path: Path, artifacts: dict[str, Path], database: str, request: pytest.FixtureRequest
 ) -> None:
-    env = {}
-    if database == "postgresql":
-        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    env = database_env(database, request)
     server = RunningServer(tmp_path / "home", env)
     request.addfinalizer(server.stop)
     with Client(server.url) as c:

@@ -18,7 +18,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from sluice.compat.sagemaker.shapes import ServiceModel
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, database_env
 from tests.e2e.helpers import digit_rows
 
 pytestmark = pytest.mark.slow
@@ -50,9 +50,7 @@ def clients(url: str) -> tuple[BaseClient, BaseClient]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
     """The server on each database it supports: its default SQLite and a real PostgreSQL."""
-    env = {}
-    if request.param == "postgresql":
-        env["SLUICE_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    env = database_env(request.param, request)
     running = RunningServer(tmp_path / "home", env)
     yield running
     running.stop()

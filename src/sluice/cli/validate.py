@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sluice.cli.common import client
+from sluice.gate import CLASSIFICATION, REGRESSION
 
 if TYPE_CHECKING:
     from sluice.client import Client
@@ -50,7 +51,7 @@ def share(text: str, option: str) -> tuple[float, bool]:
     "--metric",
     default="accuracy",
     show_default=True,
-    type=click.Choice(["accuracy", "f1_macro", "log_loss", "auc", "mae", "rmse", "r2"]),
+    type=click.Choice([*CLASSIFICATION, *REGRESSION]),
     help="The gated metric (classification: the first four; regression: the rest).",
 )
 @click.option(

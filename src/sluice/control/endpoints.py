@@ -87,7 +87,7 @@ class EndpointService:
             )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
-        chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, env, image)
+        chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
             name,
             artifact,

@@ -196,7 +196,8 @@ class RegistryService:
             approval_reason=reason,
         )
         rollouts = [await self._roll_out(package, name, policy, actor) for name in deploy_to]
-        return self.get(package.ref), rollouts
+        # Rollouts add to the history: read it again only if there were any.
+        return (self.get(package.ref) if rollouts else package), rollouts
 
     def update(
         self,

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from sluice.errors import ValidationError
+from sluice.gate import LOWER_IS_BETTER
 from sluice.gate.data import ValidationSet
 from sluice.gate.metrics import (
-    LOWER_IS_BETTER,
     Answers,
     available,
     latency_ratio,

@@ -8,15 +8,13 @@ most rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-CLASSIFICATION = ("accuracy", "f1_macro", "log_loss", "auc")
-REGRESSION = ("mae", "rmse", "r2")
-LOWER_IS_BETTER = {"log_loss", "mae", "rmse"}
+from sluice.gate import REGRESSION
+from sluice.reports.stats import macro_f1
 
 
 @dataclass(frozen=True)
@@ -27,9 +25,6 @@ class Answers:
     probabilities: NDArray[np.float64] | None
     """Per row, per class (the model's classes, sorted), when the model gives them."""
     latencies_ms: NDArray[np.float64]
-
-
-Metric = Callable[[NDArray[np.generic], Answers, NDArray[np.intp]], float]
 
 
 def available(problem: str, answers: Answers, classes: int) -> list[str]:
@@ -64,9 +59,7 @@ def score(name: str, truth: NDArray[np.generic], answers: Answers, rows: NDArray
         spread = np.sum((values - np.mean(values)) ** 2)
         return float(1 - np.sum(error**2) / spread) if spread > 0 else float("nan")
     if name == "f1_macro":
-        return _f1_macro(
-            np.searchsorted(labels, y), np.searchsorted(labels, predicted), len(labels)
-        )
+        return macro_f1(np.searchsorted(labels, y), np.searchsorted(labels, predicted), len(labels))
     assert answers.probabilities is not None
     proba = answers.probabilities[rows]
     if name == "log_loss":
@@ -76,19 +69,6 @@ def score(name: str, truth: NDArray[np.generic], answers: Answers, rows: NDArray
     if name == "auc":
         return _auc(y == labels[1], proba[:, 1])
     raise ValueError(f"unknown metric {name!r}")
-
-
-def _f1_macro(truth: NDArray[np.intp], predicted: NDArray[np.intp], classes: int) -> float:
-    """Macro F1 over the classes present in the truth or the predictions (as scikit-learn)."""
-    confusion = np.bincount(truth * classes + predicted, minlength=classes * classes).reshape(
-        classes, classes
-    )
-    hits = np.diag(confusion).astype(float)
-    actual, guessed = confusion.sum(axis=1), confusion.sum(axis=0)
-    present = (actual + guessed) > 0
-    denominator = actual + guessed
-    f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
-    return float(np.mean(f1[present])) if present.any() else 0.0
 
 
 def _auc(positive: NDArray[np.bool_], scores: NDArray[np.float64]) -> float:

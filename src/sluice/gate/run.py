@@ -77,11 +77,7 @@ async def _run_both(
 def _model(name: str, source: ModelSource, store: ArtifactStore) -> Model:
     model_dir = store.unpack(source.artifact)
     env = dict(source.environment)
-    runtime = (
-        registry.canonical(source.runtime)
-        if source.runtime
-        else registry.detect(model_dir, env, source.image)
-    )
+    runtime = registry.choose(source.runtime, model_dir, env, source.image)
     return Model(name, source.artifact, str(model_dir), runtime, source.image, env, None)  # type: ignore[arg-type]
 
 

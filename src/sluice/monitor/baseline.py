@@ -81,19 +81,26 @@ def _first_pass(path: Path, schema: Mapping[str, str] | None) -> list[_Column]:
                         )
                     column.kind = schema[column.name]
         for index, column in enumerate(columns):
-            raw = [row[index] for row in block]
+            if column.kind == "String":
+                continue
+            numbers = _numbers([row[index] for row in block])  # parsed once per block
             given = schema is not None and column.name in schema
-            if not given and column.kind != "String":
-                column.kind = _infer(column.kind, raw)
-            if column.kind != "String":
-                _range(column, raw)
+            if numbers is None and given:
+                raise ValidationError(
+                    f"column {column.name!r} is {column.kind} by the schema but holds text",
+                    field="schema",
+                )
+            if not given:
+                column.kind = _infer(column.kind, numbers)
+            if numbers is not None:
+                _range(column, numbers)
     if not columns:
         raise ValidationError(f"training data {path} is empty", field="data")
     return columns
 
 
-def _infer(kind: str, raw: list[str]) -> str:
-    numbers = _numbers(raw)
+def _infer(kind: str, numbers: np.ndarray | None) -> str:
+    """The column's type so far, given the next block's values (None: one was text)."""
     if numbers is None:
         return "String"
     if kind == "Integral" and np.all(numbers[~np.isnan(numbers)] % 1 == 0):
@@ -112,13 +119,7 @@ def _numbers(raw: list[str]) -> np.ndarray | None:
         return None
 
 
-def _range(column: _Column, raw: list[str]) -> None:
-    numbers = _numbers(raw)
-    if numbers is None:
-        raise ValidationError(
-            f"column {column.name!r} is {column.kind} by the schema but holds text",
-            field="schema",
-        )
+def _range(column: _Column, numbers: np.ndarray) -> None:
     present = numbers[~np.isnan(numbers)]
     if present.size:
         column.low = min(column.low, float(present.min()))

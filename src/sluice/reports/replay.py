@@ -62,7 +62,7 @@ async def replay(
         model_dir = ArtifactStore(Path(scratch), ObjectStore.from_settings(settings)).unpack(
             artifact
         )
-        chosen = registry.canonical(runtime) if runtime else registry.detect(model_dir, {})
+        chosen = registry.choose(runtime, model_dir, {})
         model = Model(candidate, artifact, str(model_dir), chosen, None, {}, None)  # type: ignore[arg-type]
         backend = LocalBackend(settings)
         pool = await backend.start_variant(f"replay/{candidate}", model, instances, lambda: None)

@@ -45,6 +45,16 @@ def canonical(name: str) -> str:
     return name
 
 
+def choose(
+    runtime: str | None,
+    model_dir: Path,
+    environment: Mapping[str, str],
+    image: str | None = None,
+) -> str:
+    """The runtime named, or else the one the files, environment and image point to."""
+    return canonical(runtime) if runtime else detect(model_dir, environment, image)
+
+
 def runtime_class(name: str) -> type[Runtime]:
     from sluice.runtimes.base import Runtime
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.compat.sagemaker.arns import Arns
+from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
@@ -53,6 +54,19 @@ def tags_of(m: Members) -> list[Tag]:
     tags = [Tag(t["Key"], t["Value"]) for t in m.get("Tags", ())]
     check_tags(tags)
     return tags
+
+
+def model_data_url(container: Members, where: str) -> str:
+    """Where a container's model is: ModelDataUrl or ModelDataSource's S3 URI (required)."""
+    source = container.get("ModelDataSource", {}).get("S3DataSource", {})
+    uri = container.get("ModelDataUrl") or source.get("S3Uri")
+    if not uri:
+        raise ValidationException(
+            f"{where}.ModelDataUrl is required: sluice loads each model from an artifact "
+            "(a directory or model.tar.gz: a path, file:// or s3:// URI)",
+            field=f"{where}.ModelDataUrl",
+        )
+    return str(uri)
 
 
 def load() -> dict[str, Handler]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.compat.sagemaker import listing
-from sluice.compat.sagemaker.operations import Members, Services, caller, operation, tags_of
+from sluice.compat.sagemaker.operations import (
+    Members,
+    Services,
+    caller,
+    model_data_url,
+    operation,
+    tags_of,
+)
 from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.control.registry import parse_ref
 from sluice.entities import (
@@ -291,15 +298,7 @@ def _package_summary(s: Services, package: ModelPackage) -> Members:
 
 
 def _container(c: dict[str, Any], index: int) -> PackageContainer:
-    where = f"InferenceSpecification.Containers.{index}"
-    source = c.get("ModelDataSource", {}).get("S3DataSource", {})
-    uri = c.get("ModelDataUrl") or source.get("S3Uri")
-    if not uri:
-        raise ValidationException(
-            f"{where}.ModelDataUrl is required: sluice loads each model from an artifact "
-            "(a directory or model.tar.gz: a path, file:// or s3:// URI)",
-            field=f"{where}.ModelDataUrl",
-        )
+    uri = model_data_url(c, f"InferenceSpecification.Containers.{index}")
     return PackageContainer(uri, c.get("Image"), None, dict(c.get("Environment", {})))
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.compat.sagemaker import listing
-from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
+from sluice.compat.sagemaker.operations import (
+    Members,
+    Services,
+    model_data_url,
+    operation,
+    tags_of,
+)
 from sluice.compat.sagemaker.operations.model_packages import package_ref
 from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.entities import Model, ResourceKind
@@ -29,14 +35,8 @@ async def create_model(s: Services, m: Members) -> Members:
             f"{where}.Mode: multi-model endpoints are not served yet; use SingleModel",
             field=f"{where}.Mode",
         )
+    uri = model_data_url(container, where)
     source = container.get("ModelDataSource", {}).get("S3DataSource", {})
-    uri = container.get("ModelDataUrl") or source.get("S3Uri")
-    if not uri:
-        raise ValidationException(
-            f"{where}.ModelDataUrl is required: sluice loads each model from an artifact "
-            "(a directory or model.tar.gz: a path, file:// or s3:// URI)",
-            field=f"{where}.ModelDataUrl",
-        )
     if source.get("S3DataType") == "S3Prefix" and source.get("CompressionType") == "Gzip":
         raise ValidationException(
             f"{where}.ModelDataSource: an S3Prefix names a directory and is not compressed",
