@@ -8,6 +8,7 @@ import pytest
 
 from sluice.errors import ValidationError
 from sluice.monitor import baseline as bl
+from sluice.monitor import tables
 from sluice.monitor.kll import KllSketch
 
 
@@ -38,7 +39,7 @@ def _feature(doc: dict[str, object], name: str) -> dict[str, object]:
 def test_statistics_agree_with_numpy_and_are_sketches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bl, "BLOCK_ROWS", 700)  # several blocks
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 16_384)  # several blocks
     data = _write_csv(tmp_path / "train.csv")
     statistics, constraints = bl.baseline(tmp_path / "train.csv")
     assert statistics["dataset"]["item_count"] == 5000
@@ -68,8 +69,12 @@ def test_statistics_agree_with_numpy_and_are_sketches(
     assert buckets == {c: int((data["colour"] == c).sum()) for c in ("red", "green", "blue")}
 
     assert _feature(constraints, "income")["completeness"] == pytest.approx(len(values) / 5000)
-    assert _feature(constraints, "age")["num_constraints"] == {"is_non_negative": True}
-    assert _feature(constraints, "delta")["num_constraints"] == {"is_non_negative": False}
+    assert _feature(constraints, "age")["num_constraints"] == {
+        "is_non_negative": True,
+        "lower_bound": data["age"].min(),
+        "upper_bound": data["age"].max(),
+    }
+    assert _feature(constraints, "delta")["num_constraints"]["is_non_negative"] is False
     assert _feature(constraints, "colour")["string_constraints"] == {
         "domains": ["blue", "green", "red"]
     }
@@ -90,7 +95,7 @@ def test_json_lines_schema_and_bad_files(tmp_path: Path) -> None:
         (tmp_path / "t.csv").write_text("a\n1\nx\n")
         bl.baseline(tmp_path / "t.csv", {"a": "Fractional"})
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
-    with pytest.raises(ValidationError, match="line 3: 1 fields"):
+    with pytest.raises(ValidationError, match="Expected 2 columns, got 1"):
         bl.baseline(tmp_path / "ragged.csv")
     with pytest.raises(ValidationError, match="does not exist"):
         bl.baseline(tmp_path / "missing.csv")
@@ -112,3 +117,64 @@ def test_the_command_writes_both_files(tmp_path: Path) -> None:
     constraints = json.loads((out / "constraints.json").read_text())
     assert [f["name"] for f in statistics["features"]] == ["age", "income", "delta", "colour"]
     assert len(constraints["features"]) == 4
+
+
+def test_parquet_gives_the_same_statistics_as_csv(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = _write_csv(tmp_path / "train.csv", rows=2000)
+    table = pa.csv.read_csv(tmp_path / "train.csv")
+    pq.write_table(table, tmp_path / "train.parquet", row_group_size=300)
+    from_csv, constraints_csv = bl.baseline(tmp_path / "train.csv")
+    from_parquet, constraints_parquet = bl.baseline(tmp_path / "train.parquet")
+    assert constraints_parquet == constraints_csv
+    for name in ("age", "income", "delta"):
+        a = _feature(from_csv, name)["numerical_statistics"]
+        b = _feature(from_parquet, name)["numerical_statistics"]
+        assert a["common"] == b["common"]
+        assert a["mean"] == pytest.approx(b["mean"])
+        assert a["distribution"]["kll"]["buckets"] == b["distribution"]["kll"]["buckets"]
+    assert _feature(from_parquet, "colour")["string_statistics"]["distinct_count"] == 3
+    assert len(data["colour"]) == 2000
+
+
+def test_high_cardinality_text_stays_bounded(tmp_path: Path) -> None:
+    rows = 60_000
+    with (tmp_path / "ids.csv").open("w") as f:
+        f.write("user,plan\n")
+        for i in range(rows):
+            f.write(f"u{i},{'pro' if i % 3 else 'free'}\n")
+    statistics, constraints = bl.baseline(tmp_path / "ids.csv")
+    user = _feature(statistics, "user")["string_statistics"]
+    buckets = user["distribution"]["categorical"]["buckets"]
+    assert len(buckets) <= 10_001  # bounded, with the rest folded into one bucket
+    assert buckets[-1]["value"] == "__other__"
+    assert sum(b["count"] for b in buckets) == rows
+    assert user["distinct_count"] == pytest.approx(rows, rel=0.05)  # estimated from hashes
+    assert "string_constraints" not in _feature(constraints, "user")
+    assert _feature(constraints, "plan")["string_constraints"] == {"domains": ["free", "pro"]}
+
+
+def test_the_multivariate_model_is_the_correlation_pca(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    rows = 20_000
+    a = rng.normal(size=rows)
+    b = 0.9 * a + np.sqrt(1 - 0.81) * rng.normal(size=rows)
+    c = rng.normal(5, 2, size=rows)
+    with (tmp_path / "t.csv").open("w") as f:
+        f.write("a,b,c\n")
+        f.writelines(
+            f"{x},{y},{z}\n" for x, y, z in zip(a.tolist(), b.tolist(), c.tolist(), strict=True)
+        )
+    statistics, _ = bl.baseline(tmp_path / "t.csv")
+    model = statistics["multivariate"]
+    assert model["features"] == ["a", "b", "c"]
+    standard = np.column_stack([a, b, c])
+    standard = (standard - standard.mean(0)) / standard.std(0)
+    values = np.sort(np.linalg.eigvalsh(np.corrcoef(standard.T)))[::-1]
+    kept = len(model["components"])
+    assert kept == 2  # 1.9 + 1.0 of 3 explains more than 90 %
+    assert model["reference_error"] == pytest.approx(values[kept:].sum(), rel=1e-6)
+    errors = (standard**2).sum(1) - ((standard @ np.array(model["components"]).T) ** 2).sum(1)
+    assert errors.mean() == pytest.approx(model["reference_error"], rel=1e-6)
