@@ -35,30 +35,32 @@ Floats = NDArray[np.float64]
 @dataclass(slots=True)
 class Numbers:
     """A block of one column as floats: missing values and values that are not numbers are
-    NaN; `mismatched` counts the latter, `fractional` the non-whole ones."""
+    NaN; `mismatched` counts the latter, `fractional` the non-whole ones (when asked)."""
 
     values: Floats
     mismatched: int
     fractional: int
 
 
-def as_numbers(array: pa.Array | pa.ChunkedArray) -> Numbers:
-    """A column of any Arrow type as numbers, counting what is not one."""
+def as_numbers(array: pa.Array | pa.ChunkedArray, whole: bool = True) -> Numbers:
+    """A column of any Arrow type as numbers, counting what is not one (and, with `whole`,
+    what is not a whole number)."""
     kind = array.type
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        values = _to_numpy(pc.cast(array, pa.float64()))
-        return Numbers(values, 0, 0)
-    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        values = _to_numpy(pc.cast(array, pa.float64()))
-        return Numbers(values, 0, _fractional(values))
+        return Numbers(_to_numpy(pc.cast(array, pa.float64())), 0, 0)
     if pa.types.is_null(kind):
         return Numbers(np.full(len(array), np.nan), 0, 0)
-    text = pc.cast(array, pa.string())
-    try:
-        values = _to_numpy(pc.cast(text, pa.float64()))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _parse_one_by_one(text)
-    return Numbers(values, 0, _fractional(values))
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        values = _to_numpy(pc.cast(array, pa.float64()))
+    else:
+        text = pc.cast(array, pa.string())
+        try:
+            values = _to_numpy(pc.cast(text, pa.float64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            numbers = _parse_one_by_one(text)
+            numbers.fractional = _fractional(numbers.values) if whole else 0
+            return numbers
+    return Numbers(values, 0, _fractional(values) if whole else 0)
 
 
 def _to_numpy(array: pa.Array | pa.ChunkedArray) -> Floats:
@@ -87,17 +89,21 @@ def _parse_one_by_one(text: pa.Array | pa.ChunkedArray) -> Numbers:
             number = math.nan
             mismatched += 1
         out[i] = number if math.isfinite(number) else math.nan
-    return Numbers(out, mismatched, _fractional(out))
+    return Numbers(out, mismatched, 0)
 
 
 def _fractional(values: Floats) -> int:
-    present = values[~np.isnan(values)]
-    return int(np.count_nonzero(present % 1)) if present.size else 0
+    """Values that are not whole (NaN compares unequal to itself: left out by isnan)."""
+    return int(np.count_nonzero(values != np.floor(values))) - int(np.isnan(values).sum())
 
 
 @dataclass
 class NumericProfile:
-    """Counts, moments, range, ten buckets and optionally a KLL sketch and grid counts."""
+    """Counts, moments, range, ten buckets and optionally a KLL sketch and grid counts.
+
+    Each block is sorted once (NaN sorts last); counts in buckets, grid cells and bounds
+    are then binary searches of the block for the edges, not of the edges for each value.
+    """
 
     name: str
     kind: str = "Fractional"
@@ -114,37 +120,51 @@ class NumericProfile:
     bucket_edges: Floats | None = None
     bucket_counts: NDArray[np.int64] | None = None
     grid: Floats | None = None
-    """Sorted cut points; `grid_counts[i]` counts values v with grid[i-1] <= v < grid[i]."""
+    """Sorted distinct points; `grid_counts[i]` counts values v with grid[i-1] < v <=
+    grid[i] (the last cell: above every point), so cumulative counts are the CDF there."""
     grid_counts: NDArray[np.int64] | None = None
+    under_grid: int = 0
+    """Values below the grid's first point."""
+    below_grid: float = 0.0
+    """Sum of (grid[0] - v) over values under the grid: the exact CDF area there."""
+    above_grid: float = 0.0
+    bounds: tuple[float, float] | None = None
+    outside: int = 0
+    """Values outside `bounds`."""
     shift: float = 0.0
     """Subtracted before summing squares (the reference mean when known), for precision."""
 
-    def add(self, block: Numbers) -> Floats:
-        """Add a block; returns its present values."""
-        values = block.values
-        present = values[~np.isnan(values)]
-        self.missing += values.size - present.size
+    def add(self, block: Numbers) -> None:
+        ordered = np.sort(block.values)
+        n = int(np.searchsorted(ordered, np.inf, side="right"))
+        present = ordered[:n]
+        self.missing += ordered.size - n
         self.mismatched += block.mismatched
         self.fractional += block.fractional
-        self.present += present.size
-        if not present.size:
-            return present
+        self.present += n
+        if not n:
+            return
         self.total += float(present.sum())
         self.squares += float(np.square(present - self.shift).sum())
-        self.low = min(self.low, float(present.min()))
-        self.high = max(self.high, float(present.max()))
-        self.negative += int(np.count_nonzero(present < 0))
+        self.low = min(self.low, float(present[0]))
+        self.high = max(self.high, float(present[-1]))
+        self.negative += int(np.searchsorted(present, 0.0, side="left"))
         if self.sketch is not None:
             self.sketch.update(present)
         if self.bucket_edges is not None and self.bucket_counts is not None:
-            inner = self.bucket_edges[1:-1]
-            cells = np.searchsorted(inner, present, side="right")
-            self.bucket_counts += np.bincount(cells, minlength=inner.size + 1)
+            self.bucket_counts += _cells(present, self.bucket_edges[1:-1], side="left")
         if self.grid is not None and self.grid_counts is not None:
-            self.grid_counts += np.bincount(
-                grid_cells(self.grid, present), minlength=self.grid.size + 1
-            )
-        return present
+            self.grid_counts += _cells(present, self.grid, side="right")
+            first, last = float(self.grid[0]), float(self.grid[-1])
+            under = int(np.searchsorted(present, first, side="left"))
+            self.under_grid += under
+            self.below_grid += first * under - float(present[:under].sum())
+            over = int(np.searchsorted(present, last, side="right"))
+            self.above_grid += float(present[over:].sum()) - last * (n - over)
+        if self.bounds is not None:
+            low, high = self.bounds
+            self.outside += int(np.searchsorted(present, low, side="left"))
+            self.outside += n - int(np.searchsorted(present, high, side="right"))
 
     @property
     def mean(self) -> float:
@@ -159,32 +179,13 @@ class NumericProfile:
         return math.sqrt(max(self.squares / self.present - offset**2, 0.0))
 
 
-def grid_cells(grid: Floats, values: Floats) -> NDArray[np.int64]:
-    """For each value, the number of grid points <= it (searchsorted, side right), found
-    through a lookup table over equal-width cells: a few vectorised passes instead of a
-    binary search per value, about 4x faster on a million values."""
-    if grid.size < 64 or values.size < 4096:
-        return np.searchsorted(grid, values, side="right").astype(np.int64)
-    low, high = float(grid[0]), float(grid[-1])
-    if not high > low:
-        return np.searchsorted(grid, values, side="right").astype(np.int64)
-    cells = 1 << 16
-    scale = cells / (high - low)
-    starts = np.searchsorted(grid, low + np.arange(cells + 1) / scale, side="right")
-    cell = np.clip((values - low) * scale, -1, cells).astype(np.int64)
-    index = np.where(cell < 0, 0, starts[np.clip(cell, 0, cells)])
-    bounded = np.append(grid, np.inf)
-    while True:  # a cell holding several grid points: step on while the value passes one
-        step = values >= bounded[index]
-        if not step.any():
-            break
-        index += step
-    while True:  # a rounding at a cell edge may overshoot by one
-        back = (index > 0) & (values < bounded[np.maximum(index - 1, 0)])
-        if not back.any():
-            break
-        index -= back
-    return index
+def _cells(ordered: Floats, edges: Floats, side: str) -> NDArray[np.int64]:
+    """Counts of sorted values between consecutive edges: with side "left", cell i holds
+    edges[i-1] <= v < edges[i]; with "right", edges[i-1] < v <= edges[i]. The first and
+    last cells are open-ended."""
+    cumulative = np.searchsorted(ordered, edges, side=side)  # type: ignore[call-overload]
+    counts: NDArray[np.int64] = np.diff(cumulative, prepend=0, append=ordered.size)
+    return counts.astype(np.int64)
 
 
 @dataclass

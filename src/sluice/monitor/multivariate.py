@@ -98,6 +98,8 @@ class ReconstructionCheck:
         self.rows += len(errors)
 
     def result(self, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+        """The verdict. The standard error counts both samples' noise: the reference's mean
+        error, from `rows` rows, is taken to vary per row as the window's does."""
         reference = float(self.model["reference_error"])
         out: dict[str, Any] = {
             "method": self.model["method"],
@@ -109,7 +111,9 @@ class ReconstructionCheck:
         if self.rows < MIN_ROWS or reference <= 0:
             return {**out, "status": "insufficient_data", "drift": False}
         current = self.total / self.rows
-        spread = math.sqrt(max(self.squares / self.rows - current**2, 0.0) / self.rows)
+        variance = max(self.squares / self.rows - current**2, 0.0)
+        reference_rows = max(int(self.model.get("rows", 0)), 1)
+        spread = math.sqrt(variance / self.rows + variance / reference_rows)
         change = current / reference - 1
         if spread > 0:
             z = (current - reference) / spread
