@@ -60,7 +60,7 @@ def numeric_distances(
     d = float(gaps.max())
     widths = np.diff(grid)
     inside = float((gaps[:-1] * widths).sum())
-    wasserstein = (inside + below + above) / m
+    wasserstein = inside + (below + above) / m
     critical = critical_distance(reference_count, m)
     reference_bins = np.diff(np.concatenate([[0.0], reference_cdf[deciles], [1.0]]))
     current_bins = np.diff(np.concatenate([[0.0], current_cdf[deciles], [1.0]]))

@@ -127,3 +127,32 @@ def _svg(parts: list[str], height: int = HEIGHT) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img">' + "".join(parts) + "</svg>"
     )
+
+
+def paired_bars(
+    title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]]
+) -> str:
+    """Shares side by side per label (e.g. reference and current per bin or category)."""
+    if not labels:
+        return ""
+    top = max((y for _, ys in series for y in ys), default=0.0) or 1.0
+    slot = (WIDTH - 2 * PAD) / len(labels)
+    bar = slot * 0.8 / max(len(series), 1)
+    parts = [_frame(escape(title), "share")]
+    for i, (name, ys) in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        for j, y in enumerate(ys):
+            height = (y / top) * (HEIGHT - 2 * PAD)
+            x = PAD + j * slot + slot * 0.1 + i * bar
+            parts.append(
+                f'<rect x="{x:.1f}" y="{HEIGHT - PAD - height:.1f}" width="{bar:.1f}" '
+                f'height="{height:.1f}" fill="{colour}" fill-opacity="0.8"/>'
+            )
+        parts.append(_legend(i, name, colour))
+    step = max(1, len(labels) // 10)
+    for j in range(0, len(labels), step):
+        parts.append(
+            f'<text x="{PAD + (j + 0.5) * slot:.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+            f'text-anchor="middle">{escape(labels[j][:12])}</text>'
+        )
+    return _svg(parts)
