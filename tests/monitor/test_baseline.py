@@ -120,11 +120,11 @@ def test_the_command_writes_both_files(tmp_path: Path) -> None:
 
 
 def test_parquet_gives_the_same_statistics_as_csv(tmp_path: Path) -> None:
-    import pyarrow as pa
+    import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     data = _write_csv(tmp_path / "train.csv", rows=2000)
-    table = pa.csv.read_csv(tmp_path / "train.csv")
+    table = pcsv.read_csv(tmp_path / "train.csv")
     pq.write_table(table, tmp_path / "train.parquet", row_group_size=300)
     from_csv, constraints_csv = bl.baseline(tmp_path / "train.csv")
     from_parquet, constraints_parquet = bl.baseline(tmp_path / "train.parquet")

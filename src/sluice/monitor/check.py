@@ -9,10 +9,11 @@ The verdicts come from the profiles alone:
 - `completeness_check`: the non-null share falls below the baseline's `completeness` by
   more than 3 standard errors (`Robust`) or at all (`Simple`).
 - `baseline_drift_check`: numeric: KS D (`Simple`) or D less its critical value
-  (`Robust`) above `comparison_threshold`; or the normalised Wasserstein distance above
-  `wasserstein_threshold` while D is significant. Text: the largest gap between category
-  shares (`LInfinity`, robust as above) above `categorical_comparison_threshold`, or the
-  chi-square p-value below it (`ChiSquared`).
+  (`Robust`) above `comparison_threshold`; or the normalised Wasserstein distance (less
+  the same critical value, `Robust`) above `wasserstein_threshold` while D is
+  significant. Text: the largest gap between category shares (`LInfinity`, robust as
+  above) above `categorical_comparison_threshold`, or the chi-square p-value below it
+  (`ChiSquared`).
 - `categorical_values_check`: more than `domain_content_threshold` of a text feature's
   values lie outside its `domains`.
 - `out_of_range_check`: more than `range_check_threshold` of the values lie outside
@@ -20,7 +21,7 @@ The verdicts come from the profiles alone:
 - `missing_column_check` / `extra_column_check`: rows carried fewer / more values than
   the baseline has columns, or JSON objects lacked / added names.
 - `multivariate_drift_check`: the PCA reconstruction error moved by more than the
-  threshold (relative) and by 3 standard errors.
+  threshold (relative) after 3 standard errors are taken off the move.
 
 The first six are SageMaker Model Monitor's; the last two are sluice's own.
 """
@@ -307,8 +308,12 @@ def _numeric_feature(
         if wasserstein not in (None, "Disabled"):
             limit = threshold(wasserstein, 0.1)
             normed = distances["wasserstein_normed"]
-            if normed > limit and distances["ks"] > distances["ks_critical"]:
-                by.append(f"normalised Wasserstein distance {normed:.4g} > {limit:g}")
+            allowance = distances["ks_critical"] if robust else 0.0
+            if normed - allowance > limit and distances["ks"] > distances["ks_critical"]:
+                by.append(
+                    f"{'robust ' if robust else ''}normalised Wasserstein distance "
+                    f"{normed - allowance:.4g} > {limit:g}"
+                )
     out["drift"] = {"status": "ok", **distances, "flagged": bool(by), "by": by}
     if by:
         violations.append(_violation(feature.name, "baseline_drift_check", "; ".join(by)))
