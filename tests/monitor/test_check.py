@@ -345,3 +345,32 @@ def test_the_files_and_the_command(baseline_dir: Path, tmp_path: Path) -> None:
          "--out", str(tmp_path / "o2"), "--start", "2026-09-21T14:00:00Z", "--end", "-PT0S"],
     )  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
+
+
+def test_base64_and_json_lines_inputs(baseline_dir: Path, tmp_path: Path) -> None:
+    import base64
+
+    table = _table(np.random.default_rng(16), 300)
+    variant = _capture(tmp_path / "capture", table)
+    path = next(variant.rglob("*.jsonl"))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    names = list(table)
+    for i, record in enumerate(records):
+        payload = record["captureData"]["endpointInput"]
+        row = payload["data"].split(",")
+        if i % 3 == 0:  # the CSV row, base64-encoded
+            payload["data"] = base64.b64encode(payload["data"].encode()).decode()
+            payload["encoding"] = "BASE64"
+        elif i % 3 == 1:  # one JSON object per line
+            payload["observedContentType"] = "application/jsonlines"
+            payload["data"] = json.dumps(dict(zip(names, row, strict=True)))
+            payload["encoding"] = "JSON"
+    records[3]["captureData"]["endpointInput"]["data"] = "%%% not base64 %%%"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run.data_quality(references.load(baseline_dir), [variant], None, None)
+    counts = result.report["counts"]
+    assert counts["rows"] == 299
+    assert counts["unreadable_inputs"] == 1
+    assert counts["short_rows"] == 0
+    assert counts["content_types"] == {"text/csv": 100, "application/jsonlines": 100}
+    assert _feature(result, "colour")["present"] == 299
