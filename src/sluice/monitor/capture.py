@@ -29,7 +29,7 @@ import pyarrow.json as pj
 
 from sluice.monitor.columns import NULL_TEXT
 from sluice.monitor.tables import Block
-from sluice.reports.records import hour_of, jsonl_files
+from sluice.reports.records import hour_of, jsonl_files, parse_time
 from sluice.types import CSV, JSON, JSONLINES, media_type
 
 BLOCK_BYTES = 16 << 20
@@ -451,8 +451,6 @@ def _stamp(seconds: float) -> pa.Scalar:
 
 def _parse_time(stamp: str | None) -> int | None:
     """Milliseconds since the epoch, or None for a stamp that is not ISO-8601."""
-    from sluice.reports.records import parse_time
-
     if not stamp:
         return None
     try:
