@@ -91,7 +91,7 @@ def baseline(
     statistics = {
         "version": 0,
         "dataset": {"item_count": rows},
-        "features": [_feature_statistics(p) for p in profiles],
+        "features": [feature_statistics(p) for p in profiles],
     }
     model = moments.fit()
     if model is not None:
@@ -132,7 +132,9 @@ def _kinds(path: Path, names: list[str], schema: Mapping[str, str]) -> dict[str,
     return found
 
 
-def _feature_statistics(profile: Profile) -> dict[str, Any]:
+def feature_statistics(profile: Profile) -> dict[str, Any]:
+    """One feature of statistics.json: the baseline's (with its sketch) or a window's
+    (no sketch; its buckets on the baseline's edges, widened to the window's range)."""
     common = {"num_present": profile.present, "num_missing": profile.missing}
     if isinstance(profile, TextProfile):
         buckets = [{"value": v, "count": n} for v, n in profile.values.most_common()]
@@ -147,7 +149,9 @@ def _feature_statistics(profile: Profile) -> dict[str, Any]:
                 "distribution": {"categorical": {"buckets": buckets}},
             },
         }
-    assert profile.sketch is not None
+    kll: dict[str, Any] = {"buckets": _buckets(profile)}
+    if profile.sketch is not None:
+        kll["sketch"] = profile.sketch.to_dict()
     return {
         "name": profile.name,
         "inferred_type": profile.kind,
@@ -158,25 +162,21 @@ def _feature_statistics(profile: Profile) -> dict[str, Any]:
             "std_dev": profile.std,
             "min": profile.low if profile.present else 0.0,
             "max": profile.high if profile.present else 0.0,
-            "distribution": {
-                "kll": {"buckets": bucket_list(profile), "sketch": profile.sketch.to_dict()}
-            },
+            "distribution": {"kll": kll},
         },
     }
 
 
-def bucket_list(profile: NumericProfile) -> list[dict[str, float]]:
-    """The ten buckets as SageMaker writes them (none for a column with no values)."""
-    if profile.bucket_edges is None or profile.bucket_counts is None:
+def _buckets(profile: NumericProfile) -> list[dict[str, float]]:
+    """The buckets as SageMaker writes them (none for a column with no values); the outer
+    edges widen to take values beyond them."""
+    if profile.bucket_edges is None or profile.bucket_counts is None or not profile.present:
         return []
-    edges, counts = profile.bucket_edges, profile.bucket_counts
+    edges = profile.bucket_edges.copy()
+    edges[0], edges[-1] = min(edges[0], profile.low), max(edges[-1], profile.high)
     return [
-        {
-            "lower_bound": float(edges[i]),
-            "upper_bound": float(edges[i + 1]),
-            "count": float(counts[i]),
-        }
-        for i in range(len(counts))
+        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(c)}
+        for i, c in enumerate(profile.bucket_counts)
     ]
 
 

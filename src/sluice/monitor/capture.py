@@ -317,21 +317,14 @@ class WindowReader:
             good = kept
         with_input = [r.capture_data.endpoint_input for r in good if r.capture_data.endpoint_input]
         self.counts.without_input += len(good) - len(with_input)
-        plain = [
-            p.data
-            for p in with_input
-            if p.encoding == "CSV" and p.observed_content_type.lower().startswith(CSV)
-        ]
-        blocks = [
-            self._csv(pa.array(plain, pa.string())),
-            self._records(
-                iter(
-                    (p.data, p.encoding, p.observed_content_type)
-                    for p in with_input
-                    if not (p.encoding == "CSV" and p.observed_content_type.lower().startswith(CSV))
-                )
-            ),
-        ]
+        plain: list[str] = []
+        others: list[tuple[str, str, str]] = []
+        for p in with_input:
+            if p.encoding == "CSV" and p.observed_content_type.lower().startswith(CSV):
+                plain.append(p.data)
+            else:
+                others.append((p.data, p.encoding, p.observed_content_type))
+        blocks = [self._csv(pa.array(plain, pa.string())), self._records(iter(others))]
         block = _concat([b for b in blocks if b is not None], self.columns.names)
         if block is not None:
             yield block

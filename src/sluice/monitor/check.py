@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from sluice.monitor import drift
+from sluice.monitor.baseline import feature_statistics
 from sluice.monitor.capture import WindowCounts
 from sluice.monitor.columns import NumericProfile, TextProfile, as_numbers
 from sluice.monitor.multivariate import ReconstructionCheck
@@ -298,8 +299,7 @@ def _numeric_feature(
     )
     by = []
     if config.get("perform_comparison") != "Disabled":
-        method = str(config.get("comparison_method", "Robust")).lower()
-        robust = method in ("robust", "linf_robust")
+        robust = _robust(config)
         limit = threshold(config.get("comparison_threshold"), 0.1)
         distance = distances["linf_robust"] if robust else distances["ks"]
         if distance > limit:
@@ -372,10 +372,7 @@ def _text_feature(
             if distances["chi_square_p_value"] < limit:
                 by.append(f"chi-square p-value {distances['chi_square_p_value']:.3g} < {limit:g}")
         else:
-            robust = str(config.get("comparison_method", "Robust")).lower() in (
-                "robust",
-                "linf_robust",
-            )
+            robust = _robust(config)
             distance = distances["linf_robust"] if robust else distances["linf"]
             if distance > limit:
                 by.append(
@@ -396,7 +393,7 @@ def _completeness(
         return []
     expected = float(rules.completeness)
     current = non_null / seen
-    robust = str(config.get("comparison_method", "Robust")).lower() in ("robust", "linf_robust")
+    robust = _robust(config)
     allowance = COMPLETENESS_SE * math.sqrt(expected * (1 - expected) / seen) if robust else 0.0
     if current >= expected - allowance - 1e-12:
         return []
@@ -407,6 +404,11 @@ def _completeness(
             f"completeness {current:.4f} is below the baseline's {expected:.4f}",
         )
     ]
+
+
+def _robust(config: dict[str, Any]) -> bool:
+    """SageMaker's `comparison_method`: Robust (the default) or Simple, as either spelling."""
+    return str(config.get("comparison_method", "Robust")).lower() in ("robust", "linf_robust")
 
 
 def _column_violations(counts: WindowCounts, reference: Reference) -> list[dict[str, Any]]:
@@ -497,54 +499,6 @@ def _text_chart(reference: dict[str, int], current: dict[str, int]) -> dict[str,
 def _window_statistics(
     profiles: dict[str, NumericProfile | TextProfile], rows: int
 ) -> dict[str, Any]:
-    """statistics.json of the window (buckets on the baseline's edges, widened to the
-    window's range; no sketch: drift reads the grid counts instead)."""
-    features = []
-    for name, profile in profiles.items():
-        common = {"num_present": profile.present, "num_missing": profile.missing}
-        if isinstance(profile, TextProfile):
-            buckets = [{"value": v, "count": n} for v, n in profile.values.most_common()]
-            features.append(
-                {
-                    "name": name,
-                    "inferred_type": "String",
-                    "string_statistics": {
-                        "common": common,
-                        "distinct_count": profile.distinct,
-                        "distribution": {"categorical": {"buckets": buckets}},
-                    },
-                }
-            )
-            continue
-        kll: dict[str, Any] = {"buckets": []}
-        if (
-            profile.bucket_edges is not None
-            and profile.bucket_counts is not None
-            and profile.present
-        ):
-            edges = profile.bucket_edges.copy()
-            edges[0], edges[-1] = min(edges[0], profile.low), max(edges[-1], profile.high)
-            kll["buckets"] = [
-                {
-                    "lower_bound": float(edges[i]),
-                    "upper_bound": float(edges[i + 1]),
-                    "count": float(c),
-                }
-                for i, c in enumerate(profile.bucket_counts)
-            ]
-        features.append(
-            {
-                "name": name,
-                "inferred_type": profile.kind,
-                "numerical_statistics": {
-                    "common": common,
-                    "mean": profile.mean,
-                    "sum": profile.total,
-                    "std_dev": profile.std,
-                    "min": profile.low if profile.present else 0.0,
-                    "max": profile.high if profile.present else 0.0,
-                    "distribution": {"kll": kll},
-                },
-            }
-        )
+    """statistics.json of the window (no sketch: drift reads the grid counts instead)."""
+    features = [feature_statistics(profile) for profile in profiles.values()]
     return {"version": 0, "dataset": {"item_count": rows}, "features": features}
