@@ -32,20 +32,58 @@ def monitor() -> None:
     type=click.Path(file_okay=False),
     help="Where statistics.json and constraints.json go.",
 )
-def baseline(data: str, schema: str | None, out: str) -> None:
+@click.option(
+    "--problem-type",
+    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    help="A model-quality baseline: --data holds labels and the model's predictions.",
+)
+@click.option("--label", help="Model quality: the ground-truth column.")
+@click.option("--prediction", help="Model quality: the predicted-label (or value) column.")
+@click.option("--probability", help="Model quality: the positive class's probability column.")
+@click.option(
+    "--threshold", type=float, help="Model quality: predict positive at this probability."
+)
+@click.option("--positive-label", default="1", show_default=True)
+def baseline(
+    data: str,
+    schema: str | None,
+    out: str,
+    problem_type: str | None,
+    label: str | None,
+    prediction: str | None,
+    probability: str | None,
+    threshold: float | None,
+    positive_label: str,
+) -> None:
     """Statistics (as sketches) and suggested constraints from training data, in
-    SageMaker Model Monitor's formats."""
-    from sluice.monitor.baseline import baseline as compute
+    SageMaker Model Monitor's formats; with --problem-type, the model's metrics on a
+    validation set and suggested metric thresholds."""
+    from sluice.errors import ValidationError
 
-    types = json.loads(Path(schema).read_text()) if schema else None
-    statistics, constraints = compute(Path(data), types)
+    try:
+        if problem_type is not None:
+            from sluice.monitor import quality
+
+            if label is None:
+                raise ValidationError("a model-quality baseline needs --label", field="label")
+            statistics, constraints = quality.baseline(
+                Path(data), problem_type, label, prediction, probability, threshold,
+                positive_label,
+            )  # fmt: skip
+        else:
+            from sluice.monitor.baseline import baseline as compute
+
+            types = json.loads(Path(schema).read_text()) if schema else None
+            statistics, constraints = compute(Path(data), types)
+    except ValidationError as e:
+        raise click.ClickException(str(e)) from None
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "statistics.json").write_text(json.dumps(statistics, indent=1))
     (folder / "constraints.json").write_text(json.dumps(constraints, indent=1))
-    features = len(statistics["features"])
     rows = statistics["dataset"]["item_count"]
-    click.echo(f"{rows} rows, {features} features: {folder / 'statistics.json'}, "
+    what = f"{len(statistics['features'])} features" if "features" in statistics else problem_type
+    click.echo(f"{rows} rows, {what}: {folder / 'statistics.json'}, "
                f"{folder / 'constraints.json'}")  # fmt: skip
 
 
@@ -55,7 +93,7 @@ def baseline(data: str, schema: str | None, out: str) -> None:
     "baseline_dir",
     required=True,
     type=click.Path(file_okay=False, exists=True),
-    help="Folder with statistics.json (and constraints.json).",
+    help="Folder with statistics.json and constraints.json (model quality: constraints.json).",
 )
 @click.option(
     "--capture",
@@ -75,6 +113,23 @@ def baseline(data: str, schema: str | None, out: str) -> None:
     help="Where the execution's files go.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option(
+    "--problem-type",
+    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    help="A model-quality check: join the captured predictions with --ground-truth.",
+)
+@click.option(
+    "--ground-truth",
+    type=click.Path(file_okay=False, exists=True),
+    help="Model quality: the endpoint's ground-truth folder (<root>/<endpoint>).",
+)
+@click.option("--inference-attribute", help="Model quality: the output member (or CSV column).")
+@click.option("--probability-attribute", help="Model quality: the probability member.")
+@click.option("--threshold", type=float, help="Model quality: positive from this probability.")
+@click.option("--positive-label", default="1", show_default=True)
+@click.option(
+    "--min-rows", default=100, show_default=True, help="Model quality: joined rows needed."
+)
 def run_now(
     baseline_dir: str,
     sources: tuple[str, ...],
@@ -82,23 +137,52 @@ def run_now(
     end: str | None,
     out: str,
     as_json: bool,
+    problem_type: str | None,
+    ground_truth: str | None,
+    inference_attribute: str | None,
+    probability_attribute: str | None,
+    threshold: float | None,
+    positive_label: str,
+    min_rows: int,
 ) -> None:
     """Check captured requests against a baseline, outside any server. Exit 0 when no
-    constraint is violated, 1 otherwise."""
+    constraint is violated, 1 on violations, 2 when there is not enough ground truth."""
     import time
 
     from sluice.errors import ValidationError
     from sluice.monitor import reference, run
+    from sluice.monitor.ground_truth import Attributes
     from sluice.monitor.times import moment
 
     now = time.time()
+    folder = Path(baseline_dir)
     try:
-        loaded = reference.load(Path(baseline_dir))
         begin = moment(start, now, "start") if start else None
         finish = moment(end, now, "end") if end else None
-        result = run.data_quality(
-            loaded, [Path(s) for s in sources], begin, finish, Path(out), title=", ".join(sources)
-        )
+        captures = [Path(s) for s in sources]
+        if problem_type is None:
+            result = run.data_quality(
+                reference.load(folder), captures, begin, finish, Path(out), ", ".join(sources)
+            )
+        else:
+            if ground_truth is None:
+                raise ValidationError("a model-quality check needs --ground-truth", field="")
+            attributes = Attributes(
+                inference_attribute, probability_attribute, threshold, positive_label
+            )
+            result = run.model_quality(
+                problem_type,
+                _document(folder / "constraints.json"),
+                captures,
+                Path(ground_truth),
+                begin,
+                finish,
+                attributes,
+                Path(out),
+                ", ".join(sources),
+                _document(folder / "statistics.json", missing_ok=True),
+                min_rows,
+            )
     except ValidationError as e:
         raise click.ClickException(str(e)) from None
     report = result.report
@@ -106,7 +190,21 @@ def run_now(
         click.echo(json.dumps(report, indent=1))
     else:
         _summary(report)
-    raise SystemExit(1 if report["violations"] else 0)
+    raise SystemExit(2 if result.status == run.INSUFFICIENT else 1 if report["violations"] else 0)
+
+
+def _document(path: Path, missing_ok: bool = False) -> dict[str, object]:
+    from sluice.errors import ValidationError
+
+    if missing_ok and not path.exists():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValidationError(f"cannot read {path}: {e}", field=path.name) from None
+    if not isinstance(found, dict):
+        raise ValidationError(f"{path} is not a JSON object", field=path.name)
+    return found
 
 
 def _summary(report: dict[str, object]) -> None:
@@ -117,6 +215,9 @@ def _summary(report: dict[str, object]) -> None:
     counts = report["counts"]
     assert isinstance(counts, dict)
     console = Console()
+    if report["kind"] == "model_quality":
+        _quality_summary(console, report, counts)
+        return
     console.print(
         f"[bold]{report['status']}[/]: {counts['rows']} rows from {counts['records']} records "
         f"in {counts['files']} files; {counts['malformed_lines']} malformed lines, "
@@ -135,6 +236,36 @@ def _summary(report: dict[str, object]) -> None:
                 ],
             )
         )
+    files = report.get("files")
+    if isinstance(files, dict):
+        console.print(f"report: {files['report.html']}")
+
+
+def _quality_summary(console: object, report: dict[str, object], counts: dict[str, int]) -> None:
+    from rich.console import Console
+
+    from sluice.cli.common import table
+
+    assert isinstance(console, Console)
+    console.print(
+        f"[bold]{report['status']}[/]: {counts['rows']} rows joined from "
+        f"{counts['labelled_records']} labelled of {counts['captured_records']} captured records"
+    )
+    if report["reason"]:
+        console.print(str(report["reason"]))
+    found = report["metrics"]
+    assert isinstance(found, dict)
+    rows = [
+        (name, f"{m['value']:.4g}" if isinstance(m["value"], float) else str(m["value"]))
+        for name, m in found.items()
+        if isinstance(m, dict) and "value" in m
+    ]
+    if rows:
+        console.print(table("Metrics", ["metric", "value"], rows))
+    violations = report["violations"]
+    assert isinstance(violations, list)
+    for v in violations:
+        console.print(f"[red]violation[/]: {v['description']}")
     files = report.get("files")
     if isinstance(files, dict):
         console.print(f"report: {files['report.html']}")

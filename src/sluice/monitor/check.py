@@ -70,7 +70,8 @@ class CheckResult:
 
     @property
     def status(self) -> str:
-        return "CompletedWithViolations" if self.violations["violations"] else "Completed"
+        """Completed, CompletedWithViolations, or (model quality) InsufficientGroundTruth."""
+        return str(self.report["status"])
 
 
 def check(

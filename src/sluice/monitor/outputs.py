@@ -41,6 +41,13 @@ def write(result: CheckResult, folder: Path, title: str = "") -> dict[str, str]:
 
 
 def html(report: dict[str, Any], title: str = "") -> str:
+    if report["kind"] == "model_quality":
+        return _env.get_template("model_quality.html.j2").render(
+            report=report,
+            title=title or "ad hoc check",
+            generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            num=number,
+        )
     return _env.get_template("data_quality.html.j2").render(
         report=report,
         title=title or "ad hoc check",

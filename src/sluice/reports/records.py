@@ -179,8 +179,12 @@ def capture_records(
 def ground_truth_records(folder: Path) -> Iterator[GroundTruthRecord]:
     """Every ground-truth record under `folder`, oldest file first (bad lines skipped)."""
     for path in jsonl_files(folder):
-        for block in _lines(path):
-            yield from _decode_each(block, _truth)
+        yield from ground_truth_file(path)
+
+
+def ground_truth_file(path: Path) -> Iterator[GroundTruthRecord]:
+    for block in _lines(path):
+        yield from _decode_each(block, _truth)
 
 
 def outcome_records(folder: Path) -> Iterator[OutcomeRecord]:
