@@ -369,6 +369,7 @@ class ResourceKind(StrEnum):
     INFERENCE_EXPERIMENT = "inference-experiment"
     MODEL_PACKAGE_GROUP = "model-package-group"
     MODEL_PACKAGE = "model-package"
+    MONITORING_SCHEDULE = "monitoring-schedule"
 
 
 @dataclass(frozen=True)
@@ -521,3 +522,103 @@ class ServingPeriod:
     """The deployment that brought it in (None: creation or a shadow change)."""
     capture: str | None = None
     """Where its config captured to, if the config named a destination."""
+
+
+# -- model monitoring
+
+
+class MonitoringType(StrEnum):
+    DATA_QUALITY = "DataQuality"
+    MODEL_QUALITY = "ModelQuality"
+
+
+class ScheduleStatus(StrEnum):
+    SCHEDULED = "Scheduled"
+    STOPPED = "Stopped"
+
+
+class ExecutionStatus(StrEnum):
+    """SageMaker's execution statuses, and sluice's InsufficientGroundTruth: a model-quality
+    run that joined too few labelled rows to judge."""
+
+    PENDING = "Pending"
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    COMPLETED_WITH_VIOLATIONS = "CompletedWithViolations"
+    INSUFFICIENT_GROUND_TRUTH = "InsufficientGroundTruth"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ExecutionStatus.PENDING, ExecutionStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class MonitoringJob:
+    """What each execution checks: a job definition, resolved to local files."""
+
+    kind: MonitoringType
+    endpoint: str
+    baseline: str
+    """Folder with statistics.json and constraints.json (model quality: constraints.json)."""
+    variant: str | None = None
+    """One variant's capture, or None for every variant of the endpoint."""
+    window_start: str | None = None
+    """ISO-8601 duration from the scheduled time (-PT1H); None: one period back."""
+    window_end: str = "-PT0S"
+    problem_type: str | None = None
+    inference_attribute: str | None = None
+    probability_attribute: str | None = None
+    probability_threshold: float | None = None
+    positive_label: str = "1"
+    min_rows: int = 100
+    max_runtime_s: int = 3600
+
+
+@dataclass(frozen=True)
+class MonitoringSchedule:
+    name: str
+    expression: str
+    job: MonitoringJob
+    status: ScheduleStatus
+    missed_runs: str
+    """After downtime: "run" every missed time (at most MAX_CATCH_UP) or "skip" to the last."""
+    created_at: datetime
+    updated_at: datetime
+    last_scheduled_at: datetime | None = None
+    job_definition: str | None = None
+    webhook_url: str | None = None
+    alert_state: str = "OK"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MonitoringExecution:
+    id: int
+    schedule: str
+    scheduled_at: datetime
+    status: ExecutionStatus
+    created_at: datetime
+    updated_at: datetime
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    """Violations by check, drifted features or metric values: what the metrics publish."""
+    report_dir: str | None = None
+    failure_reason: str | None = None
+    kind: MonitoringType = MonitoringType.DATA_QUALITY
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class MonitoringJobDefinition:
+    """A SageMaker data- or model-quality job definition: the request as sent, and the
+    job it resolves to."""
+
+    name: str
+    kind: MonitoringType
+    job: MonitoringJob
+    request: dict[str, Any]
+    created_at: datetime

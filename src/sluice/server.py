@@ -25,6 +25,7 @@ from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
 from sluice.control.lineage import LineageService
+from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
 from sluice.control.webhooks import Notifier
@@ -41,6 +42,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.monitoring_repo import MonitoringRepository
 from sluice.store.objects import ObjectStore
 from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
@@ -58,6 +60,7 @@ class Server:
     deployments: DeploymentService
     alarms: AlarmService
     experiments: ExperimentService
+    monitoring: MonitoringService
 
 
 def build_server(settings: Settings) -> Server:
@@ -113,6 +116,9 @@ def build_server(settings: Settings) -> Server:
     registry = RegistryService(
         RegistryRepository(database), service, deployments, settings.home / "registry"
     )
+    monitoring = MonitoringService(
+        MonitoringRepository(database), service, alarms, notifier, metrics, settings
+    )
     tags = TagService(
         TagRepository(database),
         {
@@ -122,6 +128,7 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.INFERENCE_EXPERIMENT: experiments.get,
             ResourceKind.MODEL_PACKAGE_GROUP: registry.get_group,
             ResourceKind.MODEL_PACKAGE: registry.get,
+            ResourceKind.MONITORING_SCHEDULE: monitoring.get,
         },
     )
     signatures = SignatureCheck(settings.aws_access_keys) if settings.aws_access_keys else None
@@ -136,6 +143,8 @@ def build_server(settings: Settings) -> Server:
         await deployments.recover()
         await experiments.recover()
         experiments.start_scheduler()
+        monitoring.recover()
+        monitoring.start_scheduler()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -144,6 +153,7 @@ def build_server(settings: Settings) -> Server:
             yield
         finally:
             log.info("stopping: workers, capture, database")
+            await monitoring.close()
             await experiments.close()
             await reports.close()
             await deployments.close()
@@ -178,13 +188,14 @@ def build_server(settings: Settings) -> Server:
             reports,
             registry,
             LineageService(service, registry, ServingHistory(database), [settings.capture_dir]),
+            monitoring,
             settings.max_label_post_bytes,
         ),
         router,
         metrics,
         lifespan,
     )
-    return Server(settings, app, service, deployments, alarms, experiments)
+    return Server(settings, app, service, deployments, alarms, experiments, monitoring)
 
 
 def serve(settings: Settings) -> None:

@@ -111,6 +111,17 @@ class Settings(BaseSettings):
     capture_upload_interval_s: float = 60.0
     """How often capture files bound for S3 are closed and uploaded."""
 
+    monitor_tick_s: float = 5.0
+    """How often monitoring schedules are checked for runs that are due."""
+
+    monitor_settle_s: float = 5.0
+    """A scheduled run starts this long after its time, so the capture of its window's
+    last requests has been flushed to files."""
+
+    monitor_max_catch_up: int = 24
+    """After downtime, a schedule whose missed runs are run catches up at most this many
+    (the latest); older ones are skipped, and the skip is logged."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -143,3 +154,8 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Monitoring executions' files: <schedule>/<scheduled time>/."""
+        return self.home / "monitoring"

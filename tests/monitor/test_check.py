@@ -4,7 +4,6 @@ gateway's own record writer, a baseline from a training file, injected drifts.""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,94 +12,23 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from sluice.gateway.capture import CaptureEvent, CaptureTarget, to_record
 from sluice.monitor import reference as references
 from sluice.monitor import run
 from sluice.monitor.baseline import baseline
 from sluice.monitor.check import CheckResult
-
-T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
-COLOURS = np.array(["red", "green", "blue"])
-SHARES = [0.5, 0.3, 0.2]
-
-
-def _table(rng: np.random.Generator, rows: int, **changes: Any) -> dict[str, np.ndarray]:
-    """x1, x2 correlated 0.9; x3 (10 % missing), x4 normal; age whole; colour of three."""
-    x1 = rng.normal(size=rows)
-    rho = changes.get("rho", 0.9)
-    x2 = rho * x1 + math.sqrt(1 - rho**2) * rng.normal(size=rows)
-    x3 = rng.normal(10, 2, size=rows) + changes.get("x3_shift", 0.0) * 2
-    x3[rng.random(rows) < changes.get("x3_missing", 0.1)] = np.nan
-    x4 = rng.normal(size=rows) * changes.get("x4_scale", 1.0)
-    age = rng.integers(18, 80, size=rows).astype(float)
-    colours = rng.choice(COLOURS, size=rows, p=SHARES).astype(object)
-    new = changes.get("new_colour", 0.0)
-    if new:
-        colours[rng.random(rows) < new] = "purple"
-    return {"x1": x1, "x2": x2, "x3": x3, "x4": x4, "age": age, "colour": colours}
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return str(value)
-
-
-def _rows(table: dict[str, np.ndarray]) -> list[list[str]]:
-    names = list(table)
-    return [
-        [_cell(v.item() if hasattr(v, "item") else v) for v in row]
-        for row in zip(*(table[n] for n in names), strict=True)
-    ]
-
-
-def _write_training(path: Path, table: dict[str, np.ndarray]) -> None:
-    with path.open("w") as f:
-        f.write(",".join(table) + "\n")
-        f.writelines(",".join(row) + "\n" for row in _rows(table))
-
-
-def _capture(
-    folder: Path,
-    table: dict[str, np.ndarray],
-    start: float = T0,
-    step: float = 0.01,
-    content_type: str = "text/csv",
-) -> Path:
-    """Capture records of one variant, one request per row, in hour folders."""
-    target = CaptureTarget(folder, 100, True, True)
-    variant = folder / "ep" / "AllTraffic"
-    lines: dict[Path, list[str]] = {}
-    for i, row in enumerate(_rows(table)):
-        when = start + i * step
-        if content_type == "application/json":
-            body = json.dumps({"instances": [dict(zip(table, row, strict=True))]}).encode()
-        else:
-            body = ",".join(row).encode()
-        event = CaptureEvent(
-            target, "ep", "AllTraffic", f"id-{i}", when, content_type, body,
-            "application/json", b'{"predictions": [1]}', 1.0, 200, None,  # type: ignore[arg-type]
-        )  # fmt: skip
-        hour = variant / _hour(when)
-        lines.setdefault(hour / "00-00-000-test.jsonl", []).append(to_record(event) + "\n")
-    for path, records in lines.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.writelines(records)
-    return variant
-
-
-def _hour(when: float) -> str:
-    import time
-
-    return time.strftime("%Y/%m/%d/%H", time.gmtime(when))
+from tests.monitor.data import (
+    T0,
+    make_table,
+    write_capture,
+    write_training,
+)
 
 
 @pytest.fixture(scope="module")
 def baseline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("baseline")
-    training = _table(np.random.default_rng(0), 40_000)
-    _write_training(folder / "train.csv", training)
+    training = make_table(np.random.default_rng(0), 40_000)
+    write_training(folder / "train.csv", training)
     statistics, constraints = baseline(folder / "train.csv")
     (folder / "statistics.json").write_text(json.dumps(statistics))
     (folder / "constraints.json").write_text(json.dumps(constraints))
@@ -109,7 +37,7 @@ def baseline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _check(baseline_dir: Path, tmp: Path, table: dict[str, np.ndarray], **kw: Any) -> CheckResult:
-    variant = _capture(tmp / "capture", table, **kw)
+    variant = write_capture(tmp / "capture", table, **kw)
     return run.data_quality(references.load(baseline_dir), [variant], None, None)
 
 
@@ -122,7 +50,7 @@ def _feature(result: CheckResult, name: str) -> dict[str, Any]:
 
 
 def test_a_resample_of_the_baseline_raises_no_violation(baseline_dir: Path, tmp_path: Path) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(1), 5000))
+    result = _check(baseline_dir, tmp_path, make_table(np.random.default_rng(1), 5000))
     assert result.status == "Completed", result.report["violations"]
     assert result.report["counts"]["rows"] == 5000
     assert result.report["multivariate"]["status"] == "ok"
@@ -139,7 +67,7 @@ def test_the_false_alarm_rate_stays_under_the_documented_bound(baseline_dir: Pat
     rng = np.random.default_rng(7)
     flagged = checks = 0
     for size in (50, 200, 1000, 5000) * 10:
-        table = _table(rng, size)
+        table = make_table(rng, size)
         import pyarrow as pa
 
         block = {
@@ -159,7 +87,9 @@ def test_the_false_alarm_rate_stays_under_the_documented_bound(baseline_dir: Pat
 def test_a_quarter_sigma_shift_passes_ks_but_not_wasserstein(
     baseline_dir: Path, tmp_path: Path
 ) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(2), 20_000, x3_shift=0.25))
+    result = _check(
+        baseline_dir, tmp_path, make_table(np.random.default_rng(2), 20_000, x3_shift=0.25)
+    )
     x3 = _feature(result, "x3")["drift"]
     assert x3["ks"] < 0.1  # SageMaker's default distance would not see it
     assert x3["psi"] < 0.1
@@ -169,13 +99,17 @@ def test_a_quarter_sigma_shift_passes_ks_but_not_wasserstein(
 
 
 def test_a_wider_spread_is_drift(baseline_dir: Path, tmp_path: Path) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(3), 5000, x4_scale=1.6))
+    result = _check(
+        baseline_dir, tmp_path, make_table(np.random.default_rng(3), 5000, x4_scale=1.6)
+    )
     assert ("x4", "baseline_drift_check") in _kinds(result)
     assert not _feature(result, "x1")["drift"]["flagged"]
 
 
 def test_a_new_category_is_caught_twice(baseline_dir: Path, tmp_path: Path) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(4), 3000, new_colour=0.2))
+    result = _check(
+        baseline_dir, tmp_path, make_table(np.random.default_rng(4), 3000, new_colour=0.2)
+    )
     kinds = _kinds(result)
     assert ("colour", "categorical_values_check") in kinds
     assert ("colour", "baseline_drift_check") in kinds
@@ -185,7 +119,9 @@ def test_a_new_category_is_caught_twice(baseline_dir: Path, tmp_path: Path) -> N
 
 
 def test_a_rising_missing_share_breaks_completeness(baseline_dir: Path, tmp_path: Path) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(5), 3000, x3_missing=0.4))
+    result = _check(
+        baseline_dir, tmp_path, make_table(np.random.default_rng(5), 3000, x3_missing=0.4)
+    )
     assert ("x3", "completeness_check") in _kinds(result)
     assert _feature(result, "x3")["completeness"] == pytest.approx(0.6, abs=0.03)
 
@@ -193,7 +129,7 @@ def test_a_rising_missing_share_breaks_completeness(baseline_dir: Path, tmp_path
 def test_a_broken_correlation_only_the_multivariate_check_sees(
     baseline_dir: Path, tmp_path: Path
 ) -> None:
-    result = _check(baseline_dir, tmp_path, _table(np.random.default_rng(6), 5000, rho=0.0))
+    result = _check(baseline_dir, tmp_path, make_table(np.random.default_rng(6), 5000, rho=0.0))
     assert {k for _, k in _kinds(result)} == {"multivariate_drift_check"}
     mv = result.report["multivariate"]
     assert mv["drift"] and mv["relative_change"] > 0.5
@@ -202,7 +138,7 @@ def test_a_broken_correlation_only_the_multivariate_check_sees(
 
 
 def test_distances_agree_with_scipy(baseline_dir: Path, tmp_path: Path) -> None:
-    current = _table(np.random.default_rng(8), 4000, x4_scale=1.2)
+    current = make_table(np.random.default_rng(8), 4000, x4_scale=1.2)
     result = _check(baseline_dir, tmp_path, current)
     training = np.load(baseline_dir / "x4.npy")
     x4 = _feature(result, "x4")
@@ -233,8 +169,8 @@ def test_distances_agree_with_scipy(baseline_dir: Path, tmp_path: Path) -> None:
 def test_malformed_lines_and_odd_inputs_are_counted_not_fatal(
     baseline_dir: Path, tmp_path: Path
 ) -> None:
-    table = _table(np.random.default_rng(9), 400)
-    variant = _capture(tmp_path / "capture", table)
+    table = make_table(np.random.default_rng(9), 400)
+    variant = write_capture(tmp_path / "capture", table)
     path = next(variant.rglob("*.jsonl"))
     good = path.read_text().splitlines()
     odd = [
@@ -257,7 +193,7 @@ def test_malformed_lines_and_odd_inputs_are_counted_not_fatal(
 
 
 def test_text_in_a_numeric_column_is_a_type_violation(baseline_dir: Path, tmp_path: Path) -> None:
-    table = _table(np.random.default_rng(10), 500)
+    table = make_table(np.random.default_rng(10), 500)
     table["x4"] = table["x4"].astype(object)
     table["x4"][:100] = "oops"
     result = _check(baseline_dir, tmp_path, table)
@@ -269,7 +205,7 @@ def test_text_in_a_numeric_column_is_a_type_violation(baseline_dir: Path, tmp_pa
 
 
 def test_json_inputs_by_name(baseline_dir: Path, tmp_path: Path) -> None:
-    table = _table(np.random.default_rng(11), 600)
+    table = make_table(np.random.default_rng(11), 600)
     table["extra"] = np.arange(600).astype(float)
     del table["x4"]
     result = _check(baseline_dir, tmp_path, table, content_type="application/json")
@@ -284,8 +220,8 @@ def test_json_inputs_by_name(baseline_dir: Path, tmp_path: Path) -> None:
 
 
 def test_the_window_limits_what_is_read(baseline_dir: Path, tmp_path: Path) -> None:
-    table = _table(np.random.default_rng(12), 7200)
-    variant = _capture(tmp_path / "capture", table, step=1.0)  # two hours of records
+    table = make_table(np.random.default_rng(12), 7200)
+    variant = write_capture(tmp_path / "capture", table, step=1.0)  # two hours of records
     loaded = references.load(baseline_dir)
     whole = run.data_quality(loaded, [variant], None, None)
     part = run.data_quality(loaded, [variant], T0 + 600, T0 + 4200)
@@ -306,9 +242,9 @@ def test_overrides_and_the_simple_method(baseline_dir: Path, tmp_path: Path) -> 
     config["distribution_constraints"]["comparison_method"] = "Simple"
     config["distribution_constraints"]["wasserstein_threshold"] = "Disabled"
     (folder / "constraints.json").write_text(json.dumps(constraints))
-    table = _table(np.random.default_rng(13), 20_000, x3_shift=0.25)
+    table = make_table(np.random.default_rng(13), 20_000, x3_shift=0.25)
     result = run.data_quality(
-        references.load(folder), [_capture(tmp_path / "c", table)], None, None
+        references.load(folder), [write_capture(tmp_path / "c", table)], None, None
     )
     x3 = _feature(result, "x3")["drift"]
     assert x3["flagged"] and x3["by"][0].startswith("KS distance")
@@ -321,8 +257,8 @@ def test_the_files_and_the_command(baseline_dir: Path, tmp_path: Path) -> None:
 
     from sluice.cli.main import cli
 
-    variant = _capture(
-        tmp_path / "capture", _table(np.random.default_rng(14), 2000, new_colour=0.3)
+    variant = write_capture(
+        tmp_path / "capture", make_table(np.random.default_rng(14), 2000, new_colour=0.3)
     )
     out = tmp_path / "out"
     args = ["monitor", "run-now", "--baseline", str(baseline_dir), "--capture", str(variant)]
@@ -338,7 +274,7 @@ def test_the_files_and_the_command(baseline_dir: Path, tmp_path: Path) -> None:
     assert statistics["dataset"]["item_count"] == 2000
     page = (out / "report.html").read_text()
     assert "<svg" in page and "purple" in page and "<script" not in page
-    clean = _capture(tmp_path / "clean", _table(np.random.default_rng(15), 2000))
+    clean = write_capture(tmp_path / "clean", make_table(np.random.default_rng(15), 2000))
     outcome = CliRunner().invoke(
         cli,
         ["monitor", "run-now", "--baseline", str(baseline_dir), "--capture", str(clean),
@@ -350,8 +286,8 @@ def test_the_files_and_the_command(baseline_dir: Path, tmp_path: Path) -> None:
 def test_base64_and_json_lines_inputs(baseline_dir: Path, tmp_path: Path) -> None:
     import base64
 
-    table = _table(np.random.default_rng(16), 300)
-    variant = _capture(tmp_path / "capture", table)
+    table = make_table(np.random.default_rng(16), 300)
+    variant = write_capture(tmp_path / "capture", table)
     path = next(variant.rglob("*.jsonl"))
     records = [json.loads(line) for line in path.read_text().splitlines()]
     names = list(table)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from sluice import __version__
+from sluice.api.monitoring_routes import monitoring_router
 from sluice.api.registry_routes import registry_router
 from sluice.api.schemas import (
     AlarmIn,
@@ -41,6 +42,7 @@ from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.control.lineage import LineageService
+from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.errors import SluiceError, ValidationError
 
@@ -69,6 +71,7 @@ def build_api(
     reports: ExperimentReports,
     registry: RegistryService,
     lineage: LineageService,
+    monitoring: MonitoringService,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -319,6 +322,7 @@ def build_api(
 
     api.include_router(router)
     api.include_router(registry_router(registry, lineage, ERRORS))
+    api.include_router(monitoring_router(monitoring, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

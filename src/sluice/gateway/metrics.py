@@ -6,7 +6,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -96,6 +102,36 @@ class Metrics:
         )
         self.capture_records = Counter(
             "sluice_capture_records", "Data-capture records", (*VARIANT, "outcome"), registry=r
+        )
+        self.monitoring_executions = Counter(
+            "sluice_monitoring_executions",
+            "Monitoring executions finished, by status",
+            ("schedule", "endpoint", "status"),
+            registry=r,
+        )
+        self.monitoring_violations = Gauge(
+            "sluice_monitoring_violations",
+            "Constraint violations found by a schedule's last completed execution",
+            ("schedule", "endpoint"),
+            registry=r,
+        )
+        self.monitoring_feature_drift = Gauge(
+            "sluice_monitoring_feature_drift",
+            "Baseline drift distance (KS D, or L-infinity for text) at the last execution",
+            ("schedule", "endpoint", "feature"),
+            registry=r,
+        )
+        self.monitoring_feature_completeness = Gauge(
+            "sluice_monitoring_feature_completeness",
+            "Share of non-null values at the last execution",
+            ("schedule", "endpoint", "feature"),
+            registry=r,
+        )
+        self.monitoring_model_metric = Gauge(
+            "sluice_monitoring_model_metric",
+            "Model-quality metric at the last execution with enough ground truth",
+            ("schedule", "endpoint", "metric"),
+            registry=r,
         )
         self.capture_uploads = Counter(
             "sluice_capture_uploads",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -515,4 +516,101 @@ class ServingPeriodRow(Base):
             aware(self.until) if self.until else None,
             self.deployment,
             self.capture,
+        )
+
+
+class MonitoringJobDefinitionRow(Base):
+    __tablename__ = "monitoring_job_definitions"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.MonitoringJobDefinition:
+        return e.MonitoringJobDefinition(
+            self.name,
+            e.MonitoringType(self.kind),
+            monitoring_job(self.job),
+            dict(self.request or {}),
+            aware(self.created_at),
+        )
+
+
+def monitoring_job(data: dict[str, Any]) -> e.MonitoringJob:
+    return e.MonitoringJob(**{**data, "kind": e.MonitoringType(data["kind"])})
+
+
+class MonitoringScheduleRow(Base):
+    __tablename__ = "monitoring_schedules"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    expression: Mapped[str] = mapped_column(String(256))
+    job: Mapped[dict[str, Any]] = mapped_column(JSON)
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    missed_runs: Mapped[str] = mapped_column(String(16))
+    job_definition: Mapped[str | None] = mapped_column(String(63), nullable=True, index=True)
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    alert_state: Mapped[str] = mapped_column(String(32), default="OK")
+    last_scheduled_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.MonitoringSchedule:
+        return e.MonitoringSchedule(
+            self.name,
+            self.expression,
+            monitoring_job(self.job),
+            e.ScheduleStatus(self.status),
+            self.missed_runs,
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.last_scheduled_at) if self.last_scheduled_at else None,
+            self.job_definition,
+            self.webhook_url,
+            self.alert_state,
+            dict(self.details or {}),
+        )
+
+
+class MonitoringExecutionRow(Base):
+    __tablename__ = "monitoring_executions"
+    __table_args__ = (
+        UniqueConstraint("schedule_name", "scheduled_at", name="ux_monitoring_executions_run"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # No foreign key: executions are kept (for their reports) after a schedule is deleted.
+    schedule_name: Mapped[str] = mapped_column(String(63), index=True)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    endpoint_name: Mapped[str] = mapped_column(String(63), index=True)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.MonitoringExecution:
+        return e.MonitoringExecution(
+            self.id,
+            self.schedule_name,
+            aware(self.scheduled_at),
+            e.ExecutionStatus(self.status),
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.window_start) if self.window_start else None,
+            aware(self.window_end) if self.window_end else None,
+            dict(self.counts or {}),
+            dict(self.summary or {}),
+            self.report_dir,
+            self.failure_reason,
+            e.MonitoringType(self.kind),
+            self.endpoint_name,
         )
