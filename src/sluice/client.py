@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from sluice import errors
+from sluice.api.monitoring_routes import ExecutionOut, ScheduleOut
 from sluice.api.registry_schemas import ApprovalOut, GroupOut, PackageOut
 from sluice.api.schemas import (
     AlarmOut,
@@ -548,6 +549,81 @@ class Client:
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self.http.get("/healthz").json()
         return result
+
+    # -- monitoring
+
+    def create_monitoring_schedule(
+        self,
+        name: str,
+        schedule: str,
+        job: Mapping[str, Any],
+        missed_runs: str = "run",
+        webhook_url: str | None = None,
+    ) -> ScheduleOut:
+        """`job`: kind (DataQuality or ModelQuality), endpoint, baseline (a folder on the
+        server), and optionally variant, window_start, window_end, problem_type,
+        inference_attribute, probability_attribute, probability_threshold,
+        positive_label, min_rows, max_runtime_s."""
+        body = {
+            "name": name,
+            "schedule": schedule,
+            "job": dict(job),
+            "missed_runs": missed_runs,
+            "webhook_url": webhook_url,
+        }
+        return ScheduleOut.model_validate(self._call("POST", "/monitoring-schedules", body))
+
+    def get_monitoring_schedule(self, name: str) -> ScheduleOut:
+        return ScheduleOut.model_validate(self._call("GET", f"/monitoring-schedules/{name}"))
+
+    def list_monitoring_schedules(self, endpoint: str | None = None) -> list[ScheduleOut]:
+        path = "/monitoring-schedules" + (f"?endpoint={endpoint}" if endpoint else "")
+        return [ScheduleOut.model_validate(s) for s in self._call("GET", path)]
+
+    def stop_monitoring_schedule(self, name: str) -> ScheduleOut:
+        return ScheduleOut.model_validate(self._call("POST", f"/monitoring-schedules/{name}/stop"))
+
+    def start_monitoring_schedule(self, name: str) -> ScheduleOut:
+        return ScheduleOut.model_validate(self._call("POST", f"/monitoring-schedules/{name}/start"))
+
+    def delete_monitoring_schedule(self, name: str) -> None:
+        self._call("DELETE", f"/monitoring-schedules/{name}")
+
+    def run_monitoring_schedule(self, name: str) -> ExecutionOut:
+        """Run the schedule's check now; returns the new execution (Pending)."""
+        return ExecutionOut.model_validate(self._call("POST", f"/monitoring-schedules/{name}/run"))
+
+    def list_monitoring_executions(
+        self, schedule: str, status: str | None = None, limit: int = 100
+    ) -> list[ExecutionOut]:
+        path = f"/monitoring-schedules/{schedule}/executions?limit={limit}"
+        if status:
+            path += f"&status={status}"
+        return [ExecutionOut.model_validate(x) for x in self._call("GET", path)]
+
+    def get_monitoring_execution(self, execution_id: int) -> ExecutionOut:
+        return ExecutionOut.model_validate(
+            self._call("GET", f"/monitoring-executions/{execution_id}")
+        )
+
+    def wait_for_monitoring_execution(
+        self, execution_id: int, timeout: float = 600.0
+    ) -> ExecutionOut:
+        """Poll until the execution has finished (any status but Pending or InProgress)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.get_monitoring_execution(execution_id)
+            if execution.status not in ("Pending", "InProgress"):
+                return execution
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"monitoring execution {execution_id} still {execution.status}")
+            time.sleep(0.2)
+
+    def monitoring_file(self, execution_id: int, name: str = "report.html") -> bytes:
+        response = self.http.get(f"/api/v1/monitoring-executions/{execution_id}/{name}")
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.content
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self.http.request(method, f"/api/v1{path}", json=body)

@@ -91,15 +91,18 @@ def baseline(
 @click.option(
     "--baseline",
     "baseline_dir",
-    required=True,
     type=click.Path(file_okay=False, exists=True),
     help="Folder with statistics.json and constraints.json (model quality: constraints.json).",
 )
 @click.option(
+    "--schedule",
+    help="Instead: ask the server to run this monitoring schedule's check now.",
+)
+@click.option("--wait/--no-wait", default=True, help="With --schedule: wait for the result.")
+@click.option(
     "--capture",
     "sources",
     multiple=True,
-    required=True,
     type=click.Path(exists=True),
     help="Capture files, or folders of them (one variant's: <root>/<endpoint>/<variant>).",
 )
@@ -130,8 +133,12 @@ def baseline(
 @click.option(
     "--min-rows", default=100, show_default=True, help="Model quality: joined rows needed."
 )
+@click.pass_context
 def run_now(
-    baseline_dir: str,
+    ctx: click.Context,
+    baseline_dir: str | None,
+    schedule: str | None,
+    wait: bool,
     sources: tuple[str, ...],
     start: str | None,
     end: str | None,
@@ -145,9 +152,16 @@ def run_now(
     positive_label: str,
     min_rows: int,
 ) -> None:
-    """Check captured requests against a baseline, outside any server. Exit 0 when no
+    """Check captured requests against a baseline: files or folders of capture, outside
+    any server, or (--schedule) a server's monitoring schedule, now. Exit 0 when no
     constraint is violated, 1 on violations, 2 when there is not enough ground truth."""
     import time
+
+    if schedule is not None:
+        _run_schedule(ctx, schedule, wait, as_json)
+        return
+    if baseline_dir is None or not sources:
+        raise click.UsageError("give --baseline and --capture, or --schedule")
 
     from sluice.errors import ValidationError
     from sluice.monitor import reference, run
@@ -269,3 +283,170 @@ def _quality_summary(console: object, report: dict[str, object], counts: dict[st
     files = report.get("files")
     if isinstance(files, dict):
         console.print(f"report: {files['report.html']}")
+
+
+def _run_schedule(ctx: click.Context, name: str, wait: bool, as_json: bool) -> None:
+    from sluice.cli.common import client, show_json
+
+    with client(ctx) as c:
+        execution = c.run_monitoring_schedule(name)
+        if wait:
+            execution = c.wait_for_monitoring_execution(execution.id)
+    if as_json or not wait:
+        show_json(execution)
+    else:
+        _execution_line(execution)
+    codes = {"CompletedWithViolations": 1, "InsufficientGroundTruth": 2, "Failed": 3}
+    raise SystemExit(codes.get(execution.status, 0) if wait else 0)
+
+
+def _execution_line(execution: object) -> None:
+    from sluice.api.monitoring_routes import ExecutionOut
+
+    assert isinstance(execution, ExecutionOut)
+    x = execution
+    drifted = ", ".join(x.summary.get("drifted", [])) or "none"
+    click.echo(
+        f"execution {x.id} of {x.schedule}: {x.status}"
+        + (f" ({x.failure_reason})" if x.failure_reason else "")
+        + f"; {x.summary.get('violations', 0)} violations; drifted: {drifted}"
+        + (f"; report: {x.report_dir}/report.html" if x.report_dir else "")
+    )
+
+
+@monitor.command("schedule")
+@click.argument("name")
+@click.option("--endpoint", required=True)
+@click.option(
+    "--baseline",
+    required=True,
+    help="Folder on the server with statistics.json and constraints.json.",
+)
+@click.option(
+    "--every",
+    "expression",
+    default="cron(0 * ? * * *)",
+    show_default=True,
+    help="cron(...) as SageMaker, a five-field cron (UTC), rate(N minutes|hours|days), NOW.",
+)
+@click.option("--variant", help="One variant's capture (default: all).")
+@click.option("--window-start", help="ISO-8601 offset from the run time (default: one period).")
+@click.option("--window-end", default="-PT0S", show_default=True)
+@click.option(
+    "--problem-type",
+    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    help="A model-quality schedule: predictions against ground truth.",
+)
+@click.option("--min-rows", default=100, show_default=True, help="Model quality: rows needed.")
+@click.option("--missed", type=click.Choice(["run", "skip"]), default="run", show_default=True)
+@click.option("--webhook", help="POSTed a JSON body when the alert state changes.")
+@click.pass_context
+def schedule(
+    ctx: click.Context,
+    name: str,
+    endpoint: str,
+    baseline: str,
+    expression: str,
+    variant: str | None,
+    window_start: str | None,
+    window_end: str,
+    problem_type: str | None,
+    min_rows: int,
+    missed: str,
+    webhook: str | None,
+) -> None:
+    """Create a monitoring schedule on the server, e.g.
+
+    \b
+    sluice monitor schedule digits-hourly --endpoint digits --baseline ./baseline
+    """
+    from sluice.cli.common import client, show_json
+
+    job = {
+        "kind": "ModelQuality" if problem_type else "DataQuality",
+        "endpoint": endpoint,
+        "baseline": str(Path(baseline).resolve()),
+        "variant": variant,
+        "window_start": window_start,
+        "window_end": window_end,
+        "problem_type": problem_type,
+        "min_rows": min_rows,
+    }
+    with client(ctx) as c:
+        show_json(c.create_monitoring_schedule(name, expression, job, missed, webhook))
+
+
+@monitor.command("schedules")
+@click.option("--endpoint")
+@click.pass_context
+def schedules(ctx: click.Context, endpoint: str | None) -> None:
+    """List monitoring schedules with their alert state."""
+    from sluice.cli.common import client, show_table
+
+    with client(ctx) as c:
+        rows = [
+            (s.name, s.job["endpoint"], s.job["kind"], s.schedule, s.status, s.alert_state,
+             s.last_scheduled_at.isoformat() if s.last_scheduled_at else "")
+            for s in c.list_monitoring_schedules(endpoint)
+        ]  # fmt: skip
+    show_table(
+        "monitoring schedules",
+        ("name", "endpoint", "kind", "schedule", "status", "alert", "last run time"),
+        rows,
+    )
+
+
+@monitor.command("executions")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def executions(ctx: click.Context, name: str, limit: int) -> None:
+    """A schedule's executions, newest first."""
+    from sluice.cli.common import client, show_table
+
+    with client(ctx) as c:
+        rows = [
+            (x.id, x.scheduled_at.isoformat(), x.status, x.counts.get("rows", ""),
+             x.summary.get("violations", ""), ", ".join(x.summary.get("drifted", [])),
+             x.failure_reason or "")
+            for x in c.list_monitoring_executions(name, limit=limit)
+        ]  # fmt: skip
+    show_table(
+        f"executions of {name}",
+        ("id", "scheduled", "status", "rows", "violations", "drifted", "reason"),
+        rows,
+    )
+
+
+@monitor.command("stop")
+@click.argument("name")
+@click.pass_context
+def stop(ctx: click.Context, name: str) -> None:
+    """Stop a schedule: no runs until it is started again."""
+    from sluice.cli.common import client, show_json
+
+    with client(ctx) as c:
+        show_json(c.stop_monitoring_schedule(name))
+
+
+@monitor.command("start")
+@click.argument("name")
+@click.pass_context
+def start(ctx: click.Context, name: str) -> None:
+    """Start a stopped schedule; runs resume from now."""
+    from sluice.cli.common import client, show_json
+
+    with client(ctx) as c:
+        show_json(c.start_monitoring_schedule(name))
+
+
+@monitor.command("delete")
+@click.argument("name")
+@click.pass_context
+def delete(ctx: click.Context, name: str) -> None:
+    """Delete a schedule (its executions' records and files stay)."""
+    from sluice.cli.common import client
+
+    with client(ctx) as c:
+        c.delete_monitoring_schedule(name)
+    click.echo(f"deleted {name}")

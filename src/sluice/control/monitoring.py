@@ -311,6 +311,10 @@ class MonitoringService:
             return
         job = schedule.job
         scheduled = execution.scheduled_at.timestamp()
+        # A run asked for now waits for the capture of its last requests to be flushed.
+        flushed = scheduled + self.settings.capture_flush_interval_s + 0.5
+        if (delay := flushed - self.clock()) > 0:
+            await asyncio.sleep(delay)
         end = scheduled + _offset(job.window_end, "EndTimeOffset")
         start = (
             scheduled + _offset(job.window_start, "StartTimeOffset")
