@@ -370,6 +370,8 @@ class ResourceKind(StrEnum):
     MODEL_PACKAGE_GROUP = "model-package-group"
     MODEL_PACKAGE = "model-package"
     MONITORING_SCHEDULE = "monitoring-schedule"
+    DATA_QUALITY_JOB_DEFINITION = "data-quality-job-definition"
+    MODEL_QUALITY_JOB_DEFINITION = "model-quality-job-definition"
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,8 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.MODEL_PACKAGE_GROUP: registry.get_group,
             ResourceKind.MODEL_PACKAGE: registry.get,
             ResourceKind.MONITORING_SCHEDULE: monitoring.get,
+            ResourceKind.DATA_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
+            ResourceKind.MODEL_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
         },
     )
     signatures = SignatureCheck(settings.aws_access_keys) if settings.aws_access_keys else None
@@ -175,6 +177,7 @@ def build_server(settings: Settings) -> Server:
                 tags,
                 arns,
                 settings,
+                monitoring,
             ),
             signatures,
         ),

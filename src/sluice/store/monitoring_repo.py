@@ -92,6 +92,12 @@ class MonitoringRepository:
                     f"job definition {name!r} is used by schedule {users[0]!r}",
                     field="JobDefinitionName",
                 )
+            kind = (
+                e.ResourceKind.DATA_QUALITY_JOB_DEFINITION
+                if row.kind == e.MonitoringType.DATA_QUALITY.value
+                else e.ResourceKind.MODEL_QUALITY_JOB_DEFINITION
+            )
+            drop_tags(session, kind, row.name)
             session.delete(row)
 
     # -- schedules

@@ -16,6 +16,7 @@ from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
+from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService, check_tags
 from sluice.entities import Tag
@@ -33,6 +34,7 @@ class Services:
     tags: TagService
     arns: Arns
     settings: Settings
+    monitoring: MonitoringService
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]
@@ -77,6 +79,7 @@ def load() -> dict[str, Handler]:
         experiments,
         model_packages,
         models,
+        monitoring,
         tags,
     )
 
