@@ -95,6 +95,10 @@ def test_model_monitor_with_boto3(
     described = sm.describe_data_quality_job_definition(JobDefinitionName="pixels")
     conforms(shapes, "DescribeDataQualityJobDefinition", described)
     assert described["JobResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.xlarge"
+    # A second create of the name fails and leaves the first's baseline in place (the
+    # one-time run below reads it).
+    with pytest.raises(ClientError, match="already exists"):
+        sm.create_data_quality_job_definition(**definition)
 
     sm.create_monitoring_schedule(
         MonitoringScheduleName="hourly",

@@ -10,6 +10,7 @@ is created, so later edits of those objects do not change running schedules.
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sluice.entities import (
     MonitoringType,
     ResourceKind,
 )
+from sluice.errors import ValidationError
 
 SCHEDULES: listing.Fields[MonitoringSchedule] = listing.Fields(
     name=lambda x: x.name,
@@ -74,7 +76,8 @@ def _create_definition(s: Services, m: Members, kind: MonitoringType) -> Members
             field=f"{prefix}JobInput.EndpointInput",
         )
     baseline = m.get(f"{prefix}BaselineConfig") or {}
-    folder = s.settings.monitoring_dir / "baselines" / name.lower()
+    # A folder of its own: a failed create (a taken name, say) removes only what it copied.
+    folder = s.settings.monitoring_dir / "baselines" / f"{name.lower()}-{uuid.uuid4().hex[:8]}"
     files = {"constraints.json": baseline.get("ConstraintsResource", {}).get("S3Uri")}
     if kind is MonitoringType.DATA_QUALITY:
         files["statistics.json"] = baseline.get("StatisticsResource", {}).get("S3Uri")
@@ -96,8 +99,8 @@ def _create_definition(s: Services, m: Members, kind: MonitoringType) -> Members
             "ModelQualityAppSpecification.ProblemType is required",
             field="ModelQualityAppSpecification.ProblemType",
         )
-    _copy_baseline(s, files, folder, prefix)
     try:
+        _copy_baseline(s, files, folder, prefix)
         s.monitoring.check_job(job)
         definition = s.monitoring.repo.add_definition(
             MonitoringJobDefinition(name, kind, job, _jsonable(m), datetime.now(UTC))
@@ -117,7 +120,6 @@ def _copy_baseline(s: Services, files: dict[str, str | None], folder: Path, pref
         resource = "ConstraintsResource" if target == "constraints.json" else "StatisticsResource"
         where = f"{prefix}BaselineConfig.{resource}.S3Uri"
         if not uri:
-            shutil.rmtree(folder, ignore_errors=True)
             raise ValidationException(
                 f"{where} is required: sluice checks against a baseline "
                 "(`sluice monitor baseline` writes one)",
@@ -128,8 +130,7 @@ def _copy_baseline(s: Services, files: dict[str, str | None], folder: Path, pref
             if source.is_dir():
                 source = source / target
             shutil.copyfile(source, folder / target)
-        except (OSError, ValidationException) as exc:
-            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValidationError) as exc:
             raise ValidationException(f"cannot read {uri}: {exc}", field=where) from None
 
 
@@ -246,7 +247,9 @@ async def describe_schedule(s: Services, m: Members) -> Members:
         **_schedule_summary(s, schedule),
         "MonitoringScheduleConfig": schedule.details.get("MonitoringScheduleConfig")
         or {"ScheduleConfig": {"ScheduleExpression": schedule.expression}},
-        "LastMonitoringExecutionSummary": _execution_summary(schedule, last[0]) if last else None,
+        "LastMonitoringExecutionSummary": _execution_summary(schedule.job_definition, last[0])
+        if last
+        else None,
     }
 
 
@@ -267,36 +270,26 @@ async def list_schedules(s: Services, m: Members) -> Members:
 
 @operation("ListMonitoringExecutions")
 async def list_executions(s: Services, m: Members) -> Members:
-    schedules = {x.name.lower(): x for x in s.monitoring.find()}
+    definitions = {x.name.lower(): x.job_definition for x in s.monitoring.find()}
     name = m.get("MonitoringScheduleName")
     found = [
         x
         for x in s.monitoring.repo.executions(name, endpoint=m.get("EndpointName"))
         if _in_time(x.scheduled_at, m, "ScheduledTime")
         and _matches(x.kind.value, m.get("MonitoringTypeEquals"))
-        and _matches(
-            (schedules.get(x.schedule.lower()) or _NO_SCHEDULE).job_definition,
-            m.get("MonitoringJobDefinitionName"),
-        )
+        and _matches(definitions.get(x.schedule.lower()), m.get("MonitoringJobDefinitionName"))
     ]
-    if name is not None and not found and name.lower() not in schedules:
+    if name is not None and not found and name.lower() not in definitions:
         s.monitoring.get(name)  # NotFound for an unknown schedule
     by_scheduled = m.get("SortBy", "ScheduledTime") == "ScheduledTime"
     params = {**m, "SortBy": "CreationTime"} if by_scheduled else m
     shown, token = listing.page(found, params, BY_SCHEDULED_TIME if by_scheduled else EXECUTIONS)
     return {
         "MonitoringExecutionSummaries": [
-            _execution_summary(schedules.get(x.schedule.lower()), x) for x in shown
+            _execution_summary(definitions.get(x.schedule.lower()), x) for x in shown
         ],
         "NextToken": token,
     }
-
-
-class _NoSchedule:
-    job_definition = None
-
-
-_NO_SCHEDULE = _NoSchedule()
 
 
 def _matches(value: str | None, wanted: str | None) -> bool:
@@ -339,7 +332,7 @@ def _schedule_summary(s: Services, x: MonitoringSchedule) -> Members:
     }
 
 
-def _execution_summary(schedule: MonitoringSchedule | None, x: MonitoringExecution) -> Members:
+def _execution_summary(definition: str | None, x: MonitoringExecution) -> Members:
     """SageMaker's summary; InsufficientGroundTruth (not in its enum) shows as Failed with
     the reason."""
     status = x.status.value
@@ -353,6 +346,6 @@ def _execution_summary(schedule: MonitoringSchedule | None, x: MonitoringExecuti
         "MonitoringExecutionStatus": status,
         "EndpointName": x.endpoint,
         "FailureReason": x.failure_reason,
-        "MonitoringJobDefinitionName": schedule.job_definition if schedule else None,
+        "MonitoringJobDefinitionName": definition,
         "MonitoringType": x.kind.value,
     }
