@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from sluice.monitor.quality_rules import PROBLEM_TYPES
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.group()
@@ -34,7 +40,7 @@ def monitor() -> None:
 )
 @click.option(
     "--problem-type",
-    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    type=click.Choice(PROBLEM_TYPES),
     help="A model-quality baseline: --data holds labels and the model's predictions.",
 )
 @click.option("--label", help="Model quality: the ground-truth column.")
@@ -118,7 +124,7 @@ def baseline(
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option(
     "--problem-type",
-    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    type=click.Choice(PROBLEM_TYPES),
     help="A model-quality check: join the captured predictions with --ground-truth.",
 )
 @click.option(
@@ -165,6 +171,7 @@ def run_now(
 
     from sluice.errors import ValidationError
     from sluice.monitor import reference, run
+    from sluice.monitor.documents import read_object
     from sluice.monitor.ground_truth import Attributes
     from sluice.monitor.times import moment
 
@@ -186,7 +193,7 @@ def run_now(
             )
             result = run.model_quality(
                 problem_type,
-                _document(folder / "constraints.json"),
+                read_object(folder / "constraints.json"),
                 captures,
                 Path(ground_truth),
                 begin,
@@ -194,7 +201,9 @@ def run_now(
                 attributes,
                 Path(out),
                 ", ".join(sources),
-                _document(folder / "statistics.json", missing_ok=True),
+                read_object(statistics)
+                if (statistics := folder / "statistics.json").exists()
+                else None,
                 min_rows,
             )
     except ValidationError as e:
@@ -205,20 +214,6 @@ def run_now(
     else:
         _summary(report)
     raise SystemExit(2 if result.status == run.INSUFFICIENT else 1 if report["violations"] else 0)
-
-
-def _document(path: Path, missing_ok: bool = False) -> dict[str, object]:
-    from sluice.errors import ValidationError
-
-    if missing_ok and not path.exists():
-        return {}
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValidationError(f"cannot read {path}: {e}", field=path.name) from None
-    if not isinstance(found, dict):
-        raise ValidationError(f"{path} is not a JSON object", field=path.name)
-    return found
 
 
 def _summary(report: dict[str, object]) -> None:
@@ -255,12 +250,9 @@ def _summary(report: dict[str, object]) -> None:
         console.print(f"report: {files['report.html']}")
 
 
-def _quality_summary(console: object, report: dict[str, object], counts: dict[str, int]) -> None:
-    from rich.console import Console
-
+def _quality_summary(console: Console, report: dict[str, object], counts: dict[str, int]) -> None:
     from sluice.cli.common import table
 
-    assert isinstance(console, Console)
     console.print(
         f"[bold]{report['status']}[/]: {counts['rows']} rows joined from "
         f"{counts['labelled_records']} labelled of {counts['captured_records']} captured records"
@@ -334,7 +326,7 @@ def _execution_line(execution: object) -> None:
 @click.option("--window-end", default="-PT0S", show_default=True)
 @click.option(
     "--problem-type",
-    type=click.Choice(["BinaryClassification", "MulticlassClassification", "Regression"]),
+    type=click.Choice(PROBLEM_TYPES),
     help="A model-quality schedule: predictions against ground truth.",
 )
 @click.option("--min-rows", default=100, show_default=True, help="Model quality: rows needed.")

@@ -48,13 +48,14 @@ from sluice.entities import (
 )
 from sluice.errors import InvalidState, NotFound, ValidationError
 from sluice.gateway.metrics import Metrics
+from sluice.monitor.documents import read_object
+from sluice.monitor.quality_rules import check_constraints, problem_type
 from sluice.settings import Settings
 from sluice.store.monitoring_repo import MonitoringRepository
 
 log = logging.getLogger(__name__)
 
 MISSED_RUNS = ("run", "skip")
-PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification", "Regression")
 ALERT_STATES = {
     ExecutionStatus.COMPLETED: "OK",
     ExecutionStatus.COMPLETED_WITH_VIOLATIONS: "Violations",
@@ -110,23 +111,9 @@ class MonitoringService:
         needed = ["constraints.json"]
         if job.kind is MonitoringType.DATA_QUALITY:
             needed.insert(0, "statistics.json")
-        for name in needed:
-            document = _json_object(folder / name)
-            if job.kind is MonitoringType.MODEL_QUALITY and name == "constraints.json":
-                key = {
-                    "BinaryClassification": "binary_classification_constraints",
-                    "MulticlassClassification": "multiclass_classification_constraints",
-                    "Regression": "regression_constraints",
-                }.get(job.problem_type or "")
-                if key is None:
-                    raise ValidationError(
-                        f"ProblemType must be one of {', '.join(PROBLEM_TYPES)}",
-                        field="ProblemType",
-                    )
-                if not isinstance(document.get(key), dict):
-                    raise ValidationError(
-                        f"{folder / name} has no {key!r}", field="ConstraintsResource"
-                    )
+        documents = {name: read_object(folder / name, "Baseline") for name in needed}
+        if job.kind is MonitoringType.MODEL_QUALITY:
+            check_constraints(problem_type(job.problem_type), documents["constraints.json"])
         for offset, name in (
             (job.window_start, "StartTimeOffset"),
             (job.window_end, "EndTimeOffset"),
@@ -503,20 +490,6 @@ def _offset(text: str, field: str) -> float:
     if seconds is None:
         raise ValidationError(f"{field} must be an ISO-8601 duration such as -PT1H", field=field)
     return seconds
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    try:
-        found = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValidationError(
-            f"the baseline has no {path.name} ({path})", field="Baseline"
-        ) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"cannot read {path}: {exc}", field="Baseline") from None
-    if not isinstance(found, dict):
-        raise ValidationError(f"{path} is not a JSON object", field="Baseline")
-    return found
 
 
 def _metric_safe(name: str) -> str:

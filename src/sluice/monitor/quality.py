@@ -10,7 +10,7 @@ constraints, `violations` checks a window's metrics against them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,24 +19,13 @@ import numpy as np
 from sklearn import metrics as skm
 
 from sluice.errors import ValidationError
+from sluice.monitor.quality_rules import COMPARISONS, KEYS, finite
 from sluice.reports.records import canonical
 
-PROBLEM_TYPES = ("BinaryClassification", "MulticlassClassification", "Regression")
-KEYS = {
-    "BinaryClassification": "binary_classification",
-    "MulticlassClassification": "multiclass_classification",
-    "Regression": "regression",
-}
 STD_MIN_SAMPLES = 200
 STD_DRAWS = 5
 STD_SHARE = 0.8
 CURVE_POINTS = 101
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-}
 SUGGESTED: dict[str, dict[str, str]] = {
     "BinaryClassification": {
         "accuracy": "LessThanThreshold",
@@ -61,15 +50,6 @@ SUGGESTED: dict[str, dict[str, str]] = {
 SUGGEST_SE = 3.0
 """A suggested threshold sits this many standard deviations from the baseline's value
 (at least 1 % of it, or 0.01), so noise alone rarely crosses it."""
-
-
-def problem_type(value: str) -> str:
-    if value not in PROBLEM_TYPES:
-        raise ValidationError(
-            f"ProblemType must be one of {', '.join(PROBLEM_TYPES)}, not {value!r}",
-            field="ProblemType",
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -260,41 +240,14 @@ def suggest(problem: str, statistics: dict[str, Any]) -> dict[str, Any]:
     constraints: dict[str, Any] = {}
     for name, operator in SUGGESTED[problem].items():
         metric = found.get(name)
-        value = _finite(metric.get("value")) if isinstance(metric, dict) else None
+        value = finite(metric.get("value")) if isinstance(metric, dict) else None
         if value is None:
             continue
-        std = _finite(metric.get("standard_deviation"))
+        std = finite(metric.get("standard_deviation"))
         margin = max(SUGGEST_SE * std if std is not None else 0.0, 0.01 * abs(value), 0.01)
         bound = value - margin if operator.startswith("Less") else value + margin
         constraints[name] = {"threshold": round(bound, 6), "comparison_operator": operator}
     return {"version": 0.0, f"{key}_constraints": constraints}
-
-
-def _finite(value: Any) -> float | None:
-    """The value as a float when it is a finite number (not "NaN", not text), else None."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def check_constraints(problem: str, constraints: dict[str, Any]) -> None:
-    """ValidationError unless `constraints` is a model-quality constraints document for
-    `problem` with a threshold and a known comparison for each metric."""
-    key = f"{KEYS[problem]}_constraints"
-    found = constraints.get(key)
-    if not isinstance(found, dict):
-        raise ValidationError(f"constraints.json has no {key!r}", field="constraints")
-    for name, rule in found.items():
-        if (
-            not isinstance(rule, dict)
-            or _finite(rule.get("threshold")) is None
-            or rule.get("comparison_operator") not in COMPARISONS
-        ):
-            raise ValidationError(
-                f"constraint {name!r} needs a numeric threshold and a comparison_operator "
-                f"among {', '.join(COMPARISONS)}",
-                field=f"{key}.{name}",
-            )
 
 
 def violations(
@@ -307,11 +260,11 @@ def violations(
     out = []
     for name, rule in constraints.get(f"{key}_constraints", {}).items():
         metric = found.get(name)
-        if not isinstance(metric, dict) or (value := _finite(metric.get("value"))) is None:
+        if not isinstance(metric, dict) or (value := finite(metric.get("value"))) is None:
             continue
         operator, bound = rule["comparison_operator"], float(rule["threshold"])
         if COMPARISONS[operator](value, bound):
-            std = _finite(metric.get("standard_deviation"))
+            std = finite(metric.get("standard_deviation"))
             spread = f" +/- {std:.4g}" if std is not None else ""
             out.append(
                 {

@@ -7,7 +7,6 @@ error included). Built once per baseline and kept by whoever runs checks repeate
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from numpy.typing import NDArray
 
 from sluice.errors import ValidationError
 from sluice.monitor.baseline import DEFAULT_CONFIG
+from sluice.monitor.documents import read_object
 from sluice.monitor.kll import KllSketch
 
 GRID_POINTS = 4001
@@ -82,22 +82,10 @@ class Reference:
 
 def load(folder: Path) -> Reference:
     """The baseline in `folder` (statistics.json, and constraints.json when present)."""
-    statistics = _read(folder / "statistics.json")
+    statistics = read_object(folder / "statistics.json")
     constraints_path = folder / "constraints.json"
-    constraints = _read(constraints_path) if constraints_path.exists() else {}
+    constraints = read_object(constraints_path) if constraints_path.exists() else {}
     return reference(statistics, constraints)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValidationError(f"baseline file {path} does not exist", field="baseline") from None
-    except ValueError as e:
-        raise ValidationError(f"{path} is not JSON: {e}", field="baseline") from None
-    if not isinstance(document, dict):
-        raise ValidationError(f"{path} is not a JSON object", field="baseline")
-    return document
 
 
 def reference(statistics: dict[str, Any], constraints: dict[str, Any]) -> Reference:

@@ -12,6 +12,7 @@ from sluice.monitor import outputs, quality
 from sluice.monitor.capture import Columns, WindowReader
 from sluice.monitor.check import CheckResult, check
 from sluice.monitor.ground_truth import Attributes, join
+from sluice.monitor.quality_rules import KEYS, check_constraints
 from sluice.monitor.reference import Reference
 from sluice.monitor.times import iso
 
@@ -56,7 +57,7 @@ def model_quality(
     Under `min_rows` joined rows the status is InsufficientGroundTruth and no metric is
     judged. `baseline`: the baseline's statistics, shown beside the window's."""
     began = time.perf_counter()
-    quality.check_constraints(problem, constraints)
+    check_constraints(problem, constraints)
     joined = join(sources, ground_truth, start, end, attributes)
     counts = joined.counts.to_dict()
     window = _window(start, end, sources) | {"ground_truth": str(ground_truth)}
@@ -82,9 +83,9 @@ def model_quality(
         "window": window,
         "counts": counts,
         "min_rows": min_rows,
-        "metrics": statistics.get(f"{quality.KEYS[problem]}_metrics", {}),
-        "baseline": (baseline or {}).get(f"{quality.KEYS[problem]}_metrics", {}),
-        "constraints": constraints.get(f"{quality.KEYS[problem]}_constraints", {}),
+        "metrics": statistics.get(f"{KEYS[problem]}_metrics", {}),
+        "baseline": (baseline or {}).get(f"{KEYS[problem]}_metrics", {}),
+        "constraints": constraints.get(f"{KEYS[problem]}_constraints", {}),
         "violations": violations,
         "seconds": round(time.perf_counter() - began, 4),
     }
