@@ -25,9 +25,13 @@ def free_port() -> int:
 
 
 class RunningServer:
-    """A real `sluice server` in a subprocess on a free port."""
+    """A real `sluice server` in a subprocess on a free port.
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    Authentication is off (the server runs with --insecure-local, on loopback) unless
+    `auth` is set; then `token` holds the admin token the server generated in its home.
+    """
+
+    def __init__(self, home: Path, env: dict[str, str] | None = None, auth: bool = False) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -43,6 +47,7 @@ class RunningServer:
                 str(self.port),
                 "--home",
                 str(home),
+                *([] if auth else ["--insecure-local"]),
             ],
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -50,6 +55,11 @@ class RunningServer:
             env={**os.environ, **(env or {})},
         )
         self.wait_ready()
+        self.token: str | None = None
+        if auth:
+            from sluice.security.credentials import default_token
+
+            self.token = default_token(home)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

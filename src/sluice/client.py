@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,20 @@ from sluice.api.schemas import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def client_token(url: str) -> str | None:
+    """$SLUICE_TOKEN; else, for a loopback URL only (a local token never goes to another
+    host), the admin token in $SLUICE_HOME's (or ~/.sluice's) credentials file."""
+    from sluice.security.credentials import default_token
+    from sluice.security.guard import is_loopback
+    from sluice.settings import default_home
+
+    token = os.environ.get("SLUICE_TOKEN")
+    if token:
+        return token
+    host = httpx.URL(url).host
+    return default_token(default_home()) if host and is_loopback(host) else None
 FINISHED = ("Completed", "Cancelled")
 
 
@@ -50,9 +65,15 @@ class Client:
     ...     c.create_endpoint("digits", "digits-v1", wait=True)
     """
 
-    def __init__(self, url: str = DEFAULT_URL, timeout: float = 60.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, timeout: float = 60.0, token: str | None = None
+    ) -> None:
+        """`token`: the bearer token to send; default $SLUICE_TOKEN, else, for a server on
+        this machine (a loopback URL), the admin token in the home's credentials file."""
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        token = token or client_token(self.url)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> Client:
         return self

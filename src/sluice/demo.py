@@ -113,7 +113,18 @@ def wait_ready(client: Client, server: subprocess.Popen[bytes], timeout: float =
     raise RuntimeError(f"the server was not ready within {timeout:g} s")
 
 
-async def send(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, str]:
+def write_credentials(home: Path) -> tuple[str, str]:
+    """The demo server's principals: an admin (this script's control calls) and an
+    application that may only invoke. Returns their bearer tokens."""
+    from sluice.security.credentials import FILE_NAME, Role, new_principal, write_file
+
+    admin, app = new_principal("demo-admin", Role.ADMIN), new_principal("demo-app", Role.INVOKE)
+    write_file(home / FILE_NAME, [admin, app])
+    assert admin.token is not None and app.token is not None
+    return admin.token, app.token
+
+
+async def send(url: str, token: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, str]:
     """Send every row as its own request; returns inference id -> production variant."""
     import httpx
 
@@ -133,6 +144,7 @@ async def send(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, st
                         f"/endpoints/{ENDPOINT}/invocations",
                         content=json.dumps([rows[i].tolist()]),
                         headers={
+                            "Authorization": f"Bearer {token}",
                             "Content-Type": "application/json",
                             "X-Amzn-SageMaker-Inference-Id": inference_id,
                         },
@@ -150,8 +162,8 @@ async def send(url: str, rows: np.ndarray, concurrency: int = 8) -> dict[str, st
 class Traffic:
     """Requests in a background thread while the promotion runs; counts the answers."""
 
-    def __init__(self, url: str, rows: np.ndarray) -> None:
-        self.url, self.rows = url, rows
+    def __init__(self, url: str, token: str, rows: np.ndarray) -> None:
+        self.url, self.token, self.rows = url, token, rows
         self.statuses: dict[int, int] = {}
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -173,7 +185,10 @@ class Traffic:
                 response = http.post(
                     f"/endpoints/{ENDPOINT}/invocations",
                     content=json.dumps([self.rows[i % len(self.rows)].tolist()]),
-                    headers={"Content-Type": "application/json"},
+                    headers={
+                        "Authorization": f"Bearer {self.token}",
+                        "Content-Type": "application/json",
+                    },
                 )
                 self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
                 i += 1
@@ -223,7 +238,7 @@ def decide(report: dict[str, Any]) -> tuple[bool, str]:
     )
 
 
-def promote(client: Client, console: Console, url: str, rows: np.ndarray) -> bool:
+def promote(client: Client, console: Console, url: str, token: str, rows: np.ndarray) -> bool:
     """Stop the experiment promoting the shadow through a canary guarded by a 5xx alarm."""
     client.put_alarm(
         f"{ENDPOINT}-5xx",
@@ -245,7 +260,7 @@ def promote(client: Client, console: Console, url: str, rows: np.ndarray) -> boo
         },
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{ENDPOINT}-5xx"}]},
     }
-    with Traffic(url, rows) as traffic:
+    with Traffic(url, token, rows) as traffic:
         done = client.stop_experiment(
             EXPERIMENT,
             {SHADOW: "Promote"},
@@ -282,8 +297,9 @@ def run(keep_home: bool = False) -> int:
         console.print("1. training the current model and a candidate on scikit-learn's digits")
         x_test, y_test = train(home, console)
         console.print(f"2. starting sluice server on {url} (home {home})")
+        admin_token, app_token = write_credentials(home)
         server = start_server(home, port)
-        with Client(url) as client:
+        with Client(url, token=admin_token) as client:
             wait_ready(client, server)
             console.print(f"3. serving {CURRENT} on endpoint {ENDPOINT!r}")
             for name in (CURRENT, CANDIDATE):
@@ -308,7 +324,7 @@ def run(keep_home: bool = False) -> int:
             if running.status != "Running":
                 raise RuntimeError(f"the experiment is {running.status}: {running.status_reason}")
             console.print(f"5. sending {len(x_test)} held-out digits; the current model answers")
-            answered = asyncio.run(send(url, x_test))
+            answered = asyncio.run(send(url, app_token, x_test))
             console.print(f"   {len(answered)} answered by {sorted(set(answered.values()))}")
             wait_for_shadow(client, len(x_test))
             labels = "".join(
@@ -324,7 +340,7 @@ def run(keep_home: bool = False) -> int:
             promoted, why = decide(report)
             if promoted:
                 console.print(f"7. promoting {CANDIDATE} through a canary: {why}")
-                promoted = promote(client, console, url, x_test)
+                promoted = promote(client, console, url, app_token, x_test)
             else:
                 console.print(f"7. not promoting: {why}")
                 client.stop_experiment(EXPERIMENT, reason=why, wait=True)

@@ -17,7 +17,6 @@ from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
 from sluice.compat.sagemaker.runtime import RuntimeHandler
-from sluice.compat.sagemaker.signing import SignatureCheck
 from sluice.control.alarms import AlarmService
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
@@ -30,12 +29,15 @@ from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
 from sluice.control.webhooks import Notifier
 from sluice.entities import ResourceKind
+from sluice.errors import ValidationError
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
+from sluice.security.credentials import Credentials, parse_principals
+from sluice.security.guard import Guard, HostCheck, is_loopback
 from sluice.settings import Settings
 from sluice.store.alarm_repo import AlarmRepository
 from sluice.store.artifacts import ArtifactStore
@@ -63,8 +65,50 @@ class Server:
     monitoring: MonitoringService
 
 
+def open_credentials(settings: Settings) -> Credentials | None:
+    """The server's principals, or None when authentication is off (--insecure-local,
+    which only a loopback server may use). A server with no credentials at all writes an
+    admin principal to its credentials file."""
+    if settings.insecure_local:
+        if not is_loopback(settings.host):
+            raise ValidationError(
+                f"--insecure-local turns authentication off, so the server must listen on "
+                f"loopback only, not {settings.host!r}",
+                field="insecure_local",
+            )
+        log.warning("authentication is OFF (--insecure-local): anyone on this machine may "
+                    "deploy models, and a model is code")  # fmt: skip
+        return None
+    configured = parse_principals(settings.principals, "setting principals")
+    configured += parse_principals(
+        {
+            f"aws-key-{key}": {"role": "admin", "aws_access_key_id": key,
+                               "aws_secret_access_key": secret}
+            for key, secret in settings.aws_access_keys.items()
+        },
+        "setting aws_access_keys",
+    )  # fmt: skip
+    credentials = Credentials(settings.resolved_credentials_file, configured)
+    if credentials.ensure_some() is not None:
+        log.warning(
+            "no credentials were configured: an admin principal (bearer token and AWS key "
+            "pair) was written to %s; `sluice credentials show --home %s` prints it",
+            credentials.path,
+            settings.home,
+        )
+    return credentials
+
+
 def build_server(settings: Settings) -> Server:
     settings.home.mkdir(parents=True, exist_ok=True)
+    guard = Guard(
+        open_credentials(settings),
+        HostCheck.for_server(settings.host, settings.allowed_hosts),
+        settings.max_payload_bytes,
+        settings.max_label_post_bytes,
+        settings.max_request_bytes,
+        settings.metrics_public,
+    )
     database = open_database(settings.resolved_database_url)
     repo = Repository(database)
     metrics = Metrics()
@@ -133,7 +177,6 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.MODEL_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
         },
     )
-    signatures = SignatureCheck(settings.aws_access_keys) if settings.aws_access_keys else None
     arns = Arns(settings.aws_region, settings.aws_account_id)
     gateway = Gateway(router, capture)
 
@@ -167,7 +210,8 @@ def build_server(settings: Settings) -> Server:
             database.close()
 
     app = build_app(
-        RuntimeHandler(gateway, settings.max_payload_bytes, arns, signatures),
+        guard,
+        RuntimeHandler(gateway, settings.max_payload_bytes, arns),
         ControlPlane(
             Services(
                 service,
@@ -179,7 +223,6 @@ def build_server(settings: Settings) -> Server:
                 settings,
                 monitoring,
             ),
-            signatures,
         ),
         open_inference.routes(gateway, service),
         build_api(

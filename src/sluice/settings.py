@@ -95,11 +95,34 @@ class Settings(BaseSettings):
     aws_account_id: str = "000000000000"
     """The account in the ARNs of the SageMaker-compatible API (12 digits)."""
 
+    insecure_local: bool = False
+    """Turn authentication off. Allowed only for a server bound to a loopback address
+    (`sluice server --insecure-local`): anyone who can reach the port may then deploy
+    models, and a model is code. Off by default: every request needs credentials."""
+
+    credentials_file: Path | None = None
+    """Principals (role, bearer token, AWS key pair), managed with `sluice credentials`;
+    default <home>/credentials.json. Created with one admin principal on the first start
+    of a server that has no credentials at all. Re-read when it changes."""
+
+    principals: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """More principals, as in the credentials file: name to {"role": "invoke"|"admin",
+    "token": ..., "aws_access_key_id": ..., "aws_secret_access_key": ...}."""
+
     aws_access_keys: dict[str, str] = Field(default_factory=dict)
-    """Access key id to secret key. Empty (the default): SageMaker-compatible requests are
-    accepted with any credentials. Otherwise every SageMaker request (control plane and
-    runtime) must be SigV4-signed with one of these keys, and the signature is verified.
+    """Access key id to secret key, each an admin principal (SigV4-signed requests).
     Environment: SLUICE_AWS_ACCESS_KEYS='{"AKID": "secret"}'."""
+
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host header values the server answers to (names, `*.suffix`, or `*`), against DNS
+    rebinding. Empty (the default): loopback names for a server bound to loopback, no
+    check for a server on other interfaces (credentials are the defence there)."""
+
+    metrics_public: bool = False
+    """Serve /metrics without credentials (for a scraper that cannot send a token)."""
+
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Largest body on any path without a limit of its own (the control planes)."""
 
     s3: dict[str, Any] | None = None
     """An S3 store: fsspec's storage options for s3fs (endpoint_url, key, secret, ...;
@@ -125,6 +148,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
+
+    @property
+    def resolved_credentials_file(self) -> Path:
+        return self.credentials_file or self.home / "credentials.json"
 
     @property
     def artifacts_dir(self) -> Path:

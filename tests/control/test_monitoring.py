@@ -63,7 +63,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(home: Path) -> Iterator[Server]:
-    built = build_server(Settings(home=home, monitor_settle_s=10))
+    built = build_server(Settings(home=home, monitor_settle_s=10, insecure_local=True))
     yield built
 
 

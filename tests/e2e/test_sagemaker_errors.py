@@ -288,7 +288,9 @@ def test_signatures_are_verified_when_keys_are_configured(
     tmp_path: Path, artifacts: dict[str, Path]
 ) -> None:
     keys = {"AKIDSLUICE": "right-secret"}
-    server = RunningServer(tmp_path / "home", {"SLUICE_AWS_ACCESS_KEYS": json.dumps(keys)})
+    server = RunningServer(
+        tmp_path / "home", {"SLUICE_AWS_ACCESS_KEYS": json.dumps(keys)}, auth=True
+    )
     try:
         good = client(server.url, key="AKIDSLUICE", secret="right-secret")
         good.create_model(

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def client(ctx: click.Context) -> Client:
     from sluice.client import Client
 
-    return Client(ctx.obj["url"])
+    return Client(ctx.obj["url"], token=ctx.obj.get("token"))
 
 
 def parse_pairs(text: str, option: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "lineage": "sluice.cli.lineage:lineage",
     "validate": "sluice.cli.validate:validate",
     "monitor": "sluice.cli.monitor:monitor",
+    "credentials": "sluice.cli.credentials:credentials",
 }
 
 
@@ -72,10 +73,18 @@ class LazyGroup(click.Group):
     show_default="$SLUICE_URL or http://127.0.0.1:8080",
     help="Address of the sluice server for client commands.",
 )
+@click.option(
+    "--token",
+    default=None,
+    envvar="SLUICE_TOKEN",
+    show_default="$SLUICE_TOKEN, else the admin token in the home's credentials file "
+    "(for a server on this machine)",
+    help="Bearer token for client commands.",
+)
 @click.pass_context
-def cli(ctx: click.Context, url: str) -> None:
+def cli(ctx: click.Context, url: str, token: str | None) -> None:
     """sluice: put models into production safely, on one laptop or a cluster."""
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "token": token}
 
 
 def main() -> None:

@@ -16,8 +16,21 @@ import click
     default=None,
     help="Data directory  [default: $SLUICE_HOME, else ~/.sluice]",
 )
-def server(host: str | None, port: int | None, home: Path | None) -> None:
-    """Run the sluice server until SIGTERM or Ctrl-C, then stop cleanly."""
+@click.option(
+    "--insecure-local",
+    is_flag=True,
+    default=None,
+    help="Turn authentication off (loopback --host only): anyone on this machine may then "
+    "deploy models, and a model is code.",
+)
+def server(
+    host: str | None, port: int | None, home: Path | None, insecure_local: bool | None
+) -> None:
+    """Run the sluice server until SIGTERM or Ctrl-C, then stop cleanly.
+
+    Every request needs credentials (a bearer token or an AWS signature) unless
+    --insecure-local is given; on first start with none configured, an admin principal is
+    written to <home>/credentials.json (`sluice credentials show`)."""
     from sluice.server import serve
     from sluice.settings import Settings
 
@@ -28,4 +41,6 @@ def server(host: str | None, port: int | None, home: Path | None) -> None:
         overrides["port"] = port
     if home is not None:
         overrides["home"] = home.expanduser().resolve()
+    if insecure_local:
+        overrides["insecure_local"] = True
     serve(Settings(**overrides))  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 """The ASGI app on the server's one port.
 
-The inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
+Every HTTP request first passes the guard (host, body size, credentials, role). The
+inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
 runtime handler; everything else (SageMaker's control plane on `POST /`, the Open
 Inference Protocol under /v2, the native API, /metrics, /healthz) goes through Starlette.
 """
@@ -21,17 +22,22 @@ from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.runtime import RuntimeHandler, endpoint_of
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
+from sluice.security.guard import Guard
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
 class SluiceApp:
-    def __init__(self, runtime: RuntimeHandler, rest: Starlette) -> None:
+    def __init__(self, guard: Guard, runtime: RuntimeHandler, rest: Starlette) -> None:
+        self.guard = guard
         self.runtime = runtime
         self.rest = rest
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            receive = await self.guard.admit(scope, receive, send)
+            if receive is None:
+                return
             endpoint = endpoint_of(scope["path"])
             if endpoint is not None:
                 await self.runtime(scope, receive, send, endpoint)
@@ -40,6 +46,7 @@ class SluiceApp:
 
 
 def build_app(
+    guard: Guard,
     runtime: RuntimeHandler,
     control: ControlPlane,
     open_inference: list[Route],
@@ -64,4 +71,4 @@ def build_app(
         ],
         lifespan=lifespan,  # type: ignore[arg-type]
     )
-    return SluiceApp(runtime, rest)
+    return SluiceApp(guard, runtime, rest)

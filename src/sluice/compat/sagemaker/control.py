@@ -1,6 +1,6 @@
 """SageMaker's control plane: `POST /` with `X-Amz-Target: SageMaker.<Operation>`.
 
-The AWS JSON 1.1 protocol, top to bottom: check the signature (when keys are configured),
+The AWS JSON 1.1 protocol, top to bottom (the guard has checked the caller already):
 find the operation, check the body against the service model, call the operation, and
 answer with its members (timestamps as epoch seconds) or with an AWS error
 (`{"__type", "message"}`; HTTP 400 for what the caller can fix, 500 for our faults).
@@ -23,7 +23,7 @@ from starlette.responses import Response
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.operations import Handler, Services, caller, load
 from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
-from sluice.compat.sagemaker.signing import SignatureCheck, access_key_of
+from sluice.compat.sagemaker.signing import access_key_of
 from sluice.entities import ResourceKind
 from sluice.errors import (
     AlreadyExists,
@@ -43,9 +43,8 @@ TARGET_PREFIX = "SageMaker."
 class ControlPlane:
     """`handle` is the Starlette endpoint for `POST /`."""
 
-    def __init__(self, services: Services, signatures: SignatureCheck | None) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self.signatures = signatures
         self.handlers: dict[str, Handler] = load()
         self._model: ServiceModel | None = None
         self._loading = asyncio.Lock()
@@ -64,8 +63,6 @@ class ControlPlane:
         name = ""
         try:
             body = await request.body()
-            if self.signatures is not None:
-                self.signatures.verify_scope(request.scope, body)
             name = _operation(request.headers.get("x-amz-target", ""))
             handler = self.handlers.get(name)
             if handler is None:
@@ -95,9 +92,6 @@ class ControlPlane:
 _STATUS = {
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
-    "MissingAuthenticationTokenException": 403,
-    "InvalidSignatureException": 403,
-    "UnrecognizedClientException": 403,
 }
 
 
@@ -135,7 +129,7 @@ def _aws_code(exc: SluiceError, modelled: set[str]) -> str:
 
     Where an operation models no ResourceNotFound, SageMaker reports a missing resource
     (and a name already taken) as a ValidationException; we do the same. Errors raised
-    here (ValidationException, UnknownOperationException, the signature errors) carry
+    here (ValidationException, UnknownOperationException) carry
     their AWS code already."""
     if isinstance(exc, NotFound):
         return "ResourceNotFound" if "ResourceNotFound" in modelled else "ValidationException"

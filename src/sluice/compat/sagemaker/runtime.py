@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from sluice.compat.sagemaker.arns import Arns
-from sluice.compat.sagemaker.signing import SignatureCheck, SignatureError
 from sluice.errors import (
     ModelError,
     NotFound,
@@ -66,12 +65,10 @@ class RuntimeHandler:
         gateway: Gateway,
         max_payload_bytes: int,
         arns: Arns,
-        signatures: SignatureCheck | None = None,
     ) -> None:
         self.gateway = gateway
         self.max_payload_bytes = max_payload_bytes
         self.arns = arns
-        self.signatures = signatures
 
     async def __call__(self, scope: Scope, receive: Any, send: Any, endpoint: str) -> None:
         try:
@@ -79,8 +76,6 @@ class RuntimeHandler:
                 raise ValidationError("invocations take POST", field="method")
             request = self._parse_headers(scope, endpoint)
             request.body = await self._read_body(scope, receive)
-            if self.signatures is not None:
-                self.signatures.verify_scope(scope, request.body)
             result = await self.gateway.invoke(request)
         except SluiceError as exc:
             await self._send_error(send, exc, endpoint)
@@ -177,9 +172,7 @@ class RuntimeHandler:
                 "OriginalMessage": exc.message,
                 "LogStreamArn": log_stream,
             }  # fmt: skip
-        if isinstance(exc, SignatureError):
-            code, status, message = exc.code, exc.status, exc.message
-        elif isinstance(exc, NotFound):
+        if isinstance(exc, NotFound):
             code, status = "ValidationError", 400
             message = f"Endpoint {endpoint} of account {self.arns.account} not found."
         elif isinstance(exc, ValidationError):
