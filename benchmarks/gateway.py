@@ -7,9 +7,12 @@ Measures requests/s and p50/p99 latency for a trivial model and the digits model
 paths: a bare Starlette app running the model in-process (the baseline), a sluice worker
 called directly over its socket, and the full gateway (`sluice server`). Through the
 gateway it also measures: a 100 % shadow of the same model, a 100 % shadow 10x slower
-than production, and 100 % data capture. Then the gateway's start-up time and its memory
-with 10 endpoints. HTTP load comes from `wrk` (Debian package `wrk`), on the same machine
-as the servers: all of them share its cores, as they would in a one-box deployment.
+than production, and 100 % data capture; all with authentication on (the default: a
+bearer token on every request), beside the same endpoint called with an AWS SigV4
+signature and on a second server with authentication off (--insecure-local). Then the
+gateway's start-up time and its memory with 10 endpoints. HTTP load comes from `wrk`
+(Debian package `wrk`), on the same machine as the servers: all of them share its cores,
+as they would in a one-box deployment.
 """
 
 from __future__ import annotations
@@ -106,7 +109,15 @@ def build_artifacts(root: Path) -> dict[str, Path]:
     return {"digits": digits, "trivial": root / "trivial", "slow": slow}
 
 
-def wrk(url: str, concurrency: int, duration: float, body: Path) -> dict[str, float]:
+def wrk(
+    url: str,
+    concurrency: int,
+    duration: float,
+    body: Path,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One wrk run POSTing `body` with `headers` (each request the same bytes)."""
+    lines = "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())
     out = subprocess.run(
         [
             "wrk",
@@ -121,7 +132,7 @@ def wrk(url: str, concurrency: int, duration: float, body: Path) -> dict[str, fl
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "WRK_BODY_FILE": str(body)},
+        env={**os.environ, "WRK_BODY_FILE": str(body), "WRK_HEADERS": lines},
         check=True,
     )
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
@@ -245,7 +256,10 @@ def direct(artifacts: dict[str, Path], duration: float, body: Path) -> list[Row]
 
 
 class Gateway:
-    def __init__(self, home: Path) -> None:
+    """A `sluice server`; with `auth` (the default), its generated admin principal signs
+    or carries every request."""
+
+    def __init__(self, home: Path, auth: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (home / "server.log").open("wb")
@@ -259,12 +273,41 @@ class Gateway:
                 str(self.port),
                 "--home",
                 str(home),
+                *([] if auth else ["--insecure-local"]),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
         self.ready_s = wait_http(f"{self.url}/healthz")
-        self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=120)
+        self.admin = None
+        if auth:
+            from sluice.security.credentials import FILE_NAME, read_file
+
+            self.admin = next(p for p in read_file(home / FILE_NAME) if p.name == "admin")
+        self.api = httpx.Client(
+            base_url=f"{self.url}/api/v1", timeout=120, headers=self.bearer()
+        )
+
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin.token}"} if self.admin else {}
+
+    def signed(self, path: str, body: bytes) -> dict[str, str]:
+        """SigV4 headers for one POST, as boto3's sagemaker-runtime client signs it (valid
+        for 15 minutes: wrk replays them, the server verifies every request in full)."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        assert self.admin is not None
+        request = AWSRequest(
+            "POST", self.url + path, data=body, headers={"Content-Type": "application/json"}
+        )
+        key, secret = self.admin.aws_access_key_id, self.admin.aws_secret_access_key
+        SigV4Auth(Credentials(key, secret), "sagemaker", "us-east-1").add_auth(request)
+        return {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+
+    def headers_for(self, kind: str, path: str, body: bytes) -> dict[str, str]:
+        return self.signed(path, body) if kind == "sigv4" else self.bearer()
 
     def endpoint(
         self, name: str, model: str, shadow: str | None = None, capture: bool = False
@@ -288,7 +331,8 @@ class Gateway:
         from prometheus_client.parser import text_string_to_metric_families
 
         counts: dict[str, float] = {}
-        for family in text_string_to_metric_families(httpx.get(f"{self.url}/metrics").text):
+        text = httpx.get(f"{self.url}/metrics", headers=self.bearer()).text
+        for family in text_string_to_metric_families(text):
             if family.name == "sluice_shadow_copies":
                 for s in family.samples:
                     if s.labels["endpoint"] == endpoint and s.labels["variant"] == "shadow":
@@ -328,10 +372,15 @@ def gateway(
     """Every gateway scenario, in interleaved rounds (medians), so that drift in the
     machine's speed during the run does not favour one scenario over another."""
     home = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    open_home = Path(tempfile.mkdtemp(prefix="sluice-bench-open-"))
     gw = Gateway(home)
     extra["ready_s"] = gw.ready_s
+    open_gw = Gateway(open_home, auth=False)
     rows: list[Row] = []
+    payload = body.read_bytes()
     try:
+        open_gw.api.post("/models", json={"name": "digits", "artifact": str(artifacts["digits"])})
+        open_gw.endpoint("digits", "digits")
         for name in ("digits", "trivial"):
             gw.api.post("/models", json={"name": name, "artifact": str(artifacts[name])})
         gw.api.post(
@@ -351,12 +400,20 @@ def gateway(
         ]
         for _, model, endpoint, options in scenarios:
             gw.endpoint(endpoint, model, **options)  # type: ignore[arg-type]
+        # (scenario, model, endpoint, server, credentials): bearer unless said otherwise.
+        runs_of = [(name, model, endpoint, gw, "bearer") for name, model, endpoint, _ in scenarios]
+        runs_of += [
+            ("gateway, SigV4", "digits", "digits", gw, "sigv4"),
+            ("gateway, auth off", "digits", "digits", open_gw, "none"),
+        ]
         for c in CONCURRENCY:
             runs: dict[str, list[Row]] = {}
             for _ in range(rounds):
-                for scenario, model, endpoint, _ in scenarios:
-                    r = wrk(f"{gw.url}/endpoints/{endpoint}/invocations", c, duration, body)
-                    runs.setdefault(endpoint, []).append(
+                for scenario, model, endpoint, server, kind in runs_of:
+                    path = f"/endpoints/{endpoint}/invocations"
+                    headers = server.headers_for(kind, path, payload)
+                    r = wrk(server.url + path, c, duration, body, headers)
+                    runs.setdefault(scenario + endpoint, []).append(
                         Row(
                             scenario,
                             model,
@@ -380,7 +437,9 @@ def gateway(
         extra["gateway_rss_mb_10_endpoints"] = gw.rss_mb()
     finally:
         gw.stop()
+        open_gw.stop()
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(open_home, ignore_errors=True)
     return rows
 
 
@@ -427,6 +486,18 @@ def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool
             cap.requests_per_s >= 0.9 * plain.requests_per_s,
         )
     )
+    off = find(rows, "gateway, auth off", "digits", 64)
+    for scenario in ("gateway", "gateway, SigV4"):
+        on = find(rows, scenario, "digits", 64)
+        kind = "bearer token" if scenario == "gateway" else "SigV4"
+        results.append(
+            (
+                f"auth on ({kind}) within 5 % of auth off (digits, c=64)",
+                f"{off.requests_per_s:.0f} -> {on.requests_per_s:.0f} req/s "
+                f"({on.requests_per_s / off.requests_per_s - 1:+.1%})",
+                on.requests_per_s >= 0.95 * off.requests_per_s,
+            )
+        )
     rss = float(extra["gateway_rss_mb_10_endpoints"])  # type: ignore[arg-type]
     results.append(("gateway RSS < 150 MB with 10 endpoints", f"{rss:.0f} MB", rss < 150))
     ready = float(extra["ready_s"])  # type: ignore[arg-type]

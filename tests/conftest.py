@@ -24,6 +24,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOOPBACK_HOOKS = '["http://127.0.0.1"]'
+
+
 class RunningServer:
     """A real `sluice server` in a subprocess on a free port.
 
@@ -52,7 +55,8 @@ class RunningServer:
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            # Test receivers (webhooks) listen on loopback, which a server refuses unless listed.
+            env={**os.environ, "SLUICE_WEBHOOK_DESTINATIONS": LOOPBACK_HOOKS, **(env or {})},
         )
         self.wait_ready()
         self.token: str | None = None
@@ -97,6 +101,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "crashing": models.write_handler(root / "crashing", models.CRASHING),
         "slow": models.write_handler(root / "slow", models.SLOW),
         "echo": models.write_handler(root / "echo", models.ECHO_VARIANT, with_model=False),
+        "faulty": models.write_handler(root / "faulty", models.FAULTY, with_model=False),
     }
 
 

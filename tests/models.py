@@ -98,3 +98,33 @@ def predict_fn(data, model):
 def output_fn(prediction, accept):
     return json.dumps(prediction), "application/json"
 """
+
+FAULTY = """
+import json, os, signal, time
+
+BROKEN = []
+
+def model_fn(model_dir):
+    return None
+
+def input_fn(body, content_type):
+    return json.loads(body)
+
+def predict_fn(data, model):
+    action = data.get("action") if isinstance(data, dict) else None
+    if action == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if action == "hang":
+        time.sleep(3600)
+    if action == "sleep":
+        time.sleep(float(data["seconds"]))
+    if action == "break":  # from now on this worker fails every request, as a leak would
+        BROKEN.append(True)
+    elif BROKEN:
+        raise MemoryError("this worker is broken")
+    return {"pid": os.getpid()}
+
+def output_fn(prediction, accept):
+    return json.dumps(prediction), "application/json"
+"""
+"""A handler whose requests say how to fail: crash the worker, hang it, or break it."""

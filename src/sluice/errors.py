@@ -8,6 +8,8 @@ class SluiceError(Exception):
 
     code = "InternalFailure"
     status = 500
+    retry_after_s: int | None = None
+    """Set where retrying is the remedy: sent as the Retry-After header."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -94,6 +96,12 @@ class WorkerUnavailable(SluiceError):
 
     code = "ServiceUnavailable"
     status = 503
+
+
+class Restoring(WorkerUnavailable):
+    """The endpoint is coming back after a restart of the server: worth retrying."""
+
+    retry_after_s = 1
 
 
 class ModelLoadError(SluiceError):

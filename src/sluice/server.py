@@ -27,7 +27,7 @@ from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
-from sluice.control.webhooks import Notifier
+from sluice.control.webhooks import Notifier, WebhookPolicy
 from sluice.entities import ResourceKind
 from sluice.errors import ValidationError
 from sluice.gateway.app import SluiceApp, build_app
@@ -36,7 +36,7 @@ from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
-from sluice.security.credentials import Credentials, parse_principals
+from sluice.security.credentials import Credentials, parse_principals, secret_file
 from sluice.security.guard import Guard, HostCheck, is_loopback
 from sluice.settings import Settings
 from sluice.store.alarm_repo import AlarmRepository
@@ -145,6 +145,12 @@ def build_server(settings: Settings) -> Server:
         settings.webhook_backoff_s,
         settings.webhook_timeout_s,
         on_outcome=lambda outcome: metrics.webhooks.labels(outcome).inc(),
+        policy=WebhookPolicy(settings.webhook_destinations),
+        secret=(
+            settings.webhook_secret.encode()
+            if settings.webhook_secret
+            else secret_file(settings.home / "webhook-secret")
+        ),
     )
     alarms = AlarmService(
         AlarmRepository(database), service.fleet_stats, notifier, settings.alarm_tick_s

@@ -37,10 +37,23 @@ class Settings(BaseSettings):
     model_load_timeout_s: float = 120.0
     """How long a worker may take to load its model before the endpoint fails."""
 
+    outlier_failures: int = 5
+    """An instance whose requests fail (5xx) this many times in a row is ejected from its
+    variant's pick list and replaced; 0 turns ejection off."""
+
+    outlier_max_ejected_percent: int = 50
+    """At most this share of a variant's instances is ejected at once (a model that fails
+    everywhere keeps being served, with its errors, rather than by no instance at all)."""
+
     worker_restart_backoff_s: float = 0.5
     """First delay before restarting a dead worker; doubles per consecutive crash."""
 
     worker_restart_backoff_max_s: float = 30.0
+
+    worker_environment: list[str] = Field(default_factory=list)
+    """Names of the server's environment variables that workers get too (say
+    CUDA_VISIBLE_DEVICES). Otherwise a worker sees only PATH, HOME, locale, TZ, TMPDIR,
+    the server's PYTHON* variables and its model's environment: no secret of the server's."""
 
     shadow_queue_size: int = 1000
     """Copies waiting per shadow variant; beyond it copies are shed and counted."""
@@ -72,6 +85,15 @@ class Settings(BaseSettings):
     """Tries per webhook notification (backoff doubles from webhook_backoff_s)."""
 
     webhook_backoff_s: float = 0.5
+    webhook_destinations: list[str] = Field(default_factory=list)
+    """Where webhooks may go: URL prefixes `scheme://host[:port][/path]`, the host may be
+    `*.suffix`. Empty (the default): any http(s) URL whose host resolves to public
+    addresses. A host listed by name may resolve to any address (loopback, private)."""
+
+    webhook_secret: str | None = None
+    """Key of the HMAC-SHA256 signature on every webhook body (X-Sluice-Signature);
+    default: a random key kept in <home>/webhook-secret."""
+
     webhook_timeout_s: float = 5.0
 
     max_label_post_bytes: int = 100 * 1024 * 1024

@@ -17,7 +17,7 @@ from sluice.control.alarms import (
     decide,
     validate,
 )
-from sluice.control.webhooks import Notifier
+from sluice.control.webhooks import Notifier, WebhookPolicy
 from sluice.entities import Alarm, AlarmState
 from sluice.errors import ValidationError
 from sluice.gateway.fleet_stats import FleetStats
@@ -136,7 +136,12 @@ def test_webhook_retries_until_delivered() -> None:
     outcomes: list[str] = []
 
     async def main() -> None:
-        notifier = Notifier(attempts=4, backoff_s=0.05, on_outcome=outcomes.append)
+        notifier = Notifier(
+            attempts=4,
+            backoff_s=0.05,
+            on_outcome=outcomes.append,
+            policy=WebhookPolicy(["http://127.0.0.1"]),
+        )
         notifier.start()
         notifier.notify(f"http://127.0.0.1:{http.server_port}/hook", {"alarm": "a"})
         notifier.notify("http://127.0.0.1:9/nobody", {"alarm": "b"})

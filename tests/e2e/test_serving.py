@@ -187,9 +187,11 @@ def test_worker_killed_under_load_recovers(
 
         replies = asyncio.run(load_and_kill())
         failed = [r for r in replies if r.status != 200]
-        assert len(failed) <= 8  # at most the killed worker's in-flight requests
+        # At most the request the killed worker was running fails (as the model's error:
+        # it may be what killed it); those queued behind it are answered by the other.
+        assert len(failed) <= 1
         for r in failed:
-            assert r.status == 503 and b"exited while handling" in r.body
+            assert r.status == 424 and b"exited while handling" in r.body
         deadline = time.monotonic() + 20
         while metric(server.url, "sluice_worker_processes", endpoint="sturdy") < 2:
             assert time.monotonic() < deadline

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.errors import ModelError, ModelLoadError, ValidationError, WorkerUnavailable
+from sluice.errors import ModelError, ModelLoadError, ValidationError
 from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 from tests import models
 
@@ -38,7 +38,7 @@ async def test_pool_answers_and_reports_errors(artifacts: dict[str, Path]) -> No
         await pool.stop()
 
 
-async def test_killed_worker_fails_its_requests_and_restarts(artifacts: dict[str, Path]) -> None:
+async def test_killed_worker_fails_its_request_and_restarts(artifacts: dict[str, Path]) -> None:
     restarts: list[int] = []
     pool = WorkerPool(
         WorkerSpec("ep/slow", artifacts["slow"], "python", {"SLOW_SECONDS": "0.5"}),
@@ -51,7 +51,8 @@ async def test_killed_worker_fails_its_requests_and_restarts(artifacts: dict[str
         await asyncio.sleep(0.2)
         old = pool.pids[0]
         os.kill(old, signal.SIGKILL)
-        with pytest.raises(WorkerUnavailable, match="exited while handling"):
+        # The request it was running may be what killed it: a model error, not retried.
+        with pytest.raises(ModelError, match="exited while handling"):
             await in_flight
         # the next request waits for the restarted worker instead of failing
         answer = await pool.invoke(ROW, "application/json", "")
@@ -93,7 +94,101 @@ async def test_invocation_timeout(artifacts: dict[str, Path]) -> None:
     )
     await pool.start(1)
     try:
+        old = pool.pids[0]
         with pytest.raises(ModelError, match="did not answer within 0.3 s"):
             await pool.invoke(ROW, "application/json", "")
+        # The stuck worker is not left serving: it is killed and replaced.
+        for _ in range(100):
+            if pool.pids and pool.pids[0] != old:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.pids and pool.pids[0] != old
+    finally:
+        await pool.stop()
+
+
+def _faulty(artifacts: dict[str, Path], **settings: float) -> WorkerPool:
+    return WorkerPool(WorkerSpec("ep/F", artifacts["faulty"], "python"), _settings(**settings))
+
+
+async def _ask(pool: WorkerPool, action: dict[str, object] | None = None) -> int:
+    answer = await pool.invoke(json.dumps(action or {}).encode(), "application/json", "")
+    return int(json.loads(answer.body)["pid"])
+
+
+async def test_a_hung_worker_is_replaced_and_requests_behind_it_go_elsewhere(
+    artifacts: dict[str, Path],
+) -> None:
+    pool = _faulty(artifacts, invocation_timeout_s=1.0)
+    await pool.start(2)
+    try:
+        hung = asyncio.ensure_future(_ask(pool, {"action": "hang"}))
+        await asyncio.sleep(0.05)
+        stuck = next(w.pid for w in pool.instances if w.connection and w.connection.outstanding)
+        # Some of these queue behind the hung request on its worker.
+        others = [asyncio.ensure_future(_ask(pool, {"action": "sleep", "seconds": 0.05}))
+                  for _ in range(12)]  # fmt: skip
+        with pytest.raises(ModelError, match="did not answer within 1 s"):
+            await hung
+        answered = await asyncio.gather(*others)
+        assert len(answered) == 12  # none failed: those behind the hang were sent elsewhere
+        for _ in range(100):
+            if len(pool.pids) == 2 and stuck not in pool.pids:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pool.pids) == 2 and stuck not in pool.pids
+    finally:
+        await pool.stop()
+
+
+async def test_an_input_that_crashes_a_worker_is_not_retried(artifacts: dict[str, Path]) -> None:
+    restarts: list[int] = []
+    pool = WorkerPool(
+        WorkerSpec("ep/F", artifacts["faulty"], "python"), _settings(), lambda: restarts.append(1)
+    )
+    await pool.start(2)
+    try:
+        with pytest.raises(ModelError, match="exited while handling"):
+            await _ask(pool, {"action": "crash"})
+        await asyncio.sleep(0.5)
+        assert restarts == [1]  # one worker died, not both
+        assert len({await _ask(pool) for _ in range(4)}) >= 1
+    finally:
+        await pool.stop()
+
+
+async def test_an_instance_that_keeps_failing_is_ejected_and_replaced(
+    artifacts: dict[str, Path],
+) -> None:
+    pool = _faulty(artifacts, outlier_failures=3)
+    await pool.start(2)
+    try:
+        broken = await _ask(pool, {"action": "break"})
+        failures = 0
+        for _ in range(20):  # one at a time: every tie goes to the first instance
+            try:
+                await _ask(pool)
+            except ModelError:
+                failures += 1
+        assert failures <= 3
+        for _ in range(100):
+            if len(pool.pids) == 2 and broken not in pool.pids:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pool.pids) == 2 and broken not in pool.pids
+        assert not any(w.ejected for w in pool.instances)
+    finally:
+        await pool.stop()
+
+
+async def test_ejection_never_takes_out_more_than_its_share(artifacts: dict[str, Path]) -> None:
+    pool = _faulty(artifacts, outlier_failures=2)
+    await pool.start(1)
+    try:
+        broken = await _ask(pool, {"action": "break"})
+        for _ in range(6):
+            with pytest.raises(ModelError, match="broken"):
+                await _ask(pool)
+        assert pool.pids == [broken]  # the only instance stays in (50 % of 1 is 0)
     finally:
         await pool.stop()

@@ -23,6 +23,9 @@ class LocalBackend(Backend):
             backoff_s=settings.worker_restart_backoff_s,
             backoff_max_s=settings.worker_restart_backoff_max_s,
             invocation_timeout_s=settings.invocation_timeout_s,
+            environment_names=tuple(settings.worker_environment),
+            outlier_failures=settings.outlier_failures,
+            outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
         )
 
     async def start_variant(

@@ -116,3 +116,13 @@ def _print(principal: object, env: bool) -> None:
     for key, value in values.items():
         if value:
             click.echo(f"export {key}={value}" if env else f"  {key}={value}")
+
+
+@credentials.command("webhook-secret")
+@HOME
+def webhook_secret(home: Path | None) -> None:
+    """Print the key that signs webhook bodies (X-Sluice-Signature), creating it if new."""
+    from sluice.security.credentials import secret_file
+    from sluice.settings import default_home
+
+    click.echo(secret_file((home or default_home()).expanduser() / "webhook-secret").decode())

@@ -46,7 +46,8 @@ def routes(gateway: Gateway, endpoints: EndpointService) -> list[Route]:
         return JSONResponse({"live": True})
 
     async def ready(_: Request) -> Response:
-        return JSONResponse({"ready": True})
+        ready = gateway.router.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     async def server_metadata(_: Request) -> Response:
         return JSONResponse({"name": "sluice", "version": __version__, "extensions": []})
@@ -102,7 +103,9 @@ def routes(gateway: Gateway, endpoints: EndpointService) -> list[Route]:
                 return response
             except SluiceError as exc:
                 status = 404 if isinstance(exc, NotFound) else exc.status
-                return JSONResponse({"error": exc.message}, status_code=status)
+                retry = exc.retry_after_s
+                headers = {"Retry-After": str(retry)} if retry is not None else None
+                return JSONResponse({"error": exc.message}, status_code=status, headers=headers)
 
         return run
 

@@ -111,8 +111,6 @@ def validate(alarm: Alarm) -> Alarm:
         check_name(alarm.variant, "VariantName")
         if alarm.endpoint is None:
             raise ValidationError("a variant needs its endpoint", field="EndpointName")
-    if alarm.webhook_url is not None and not alarm.webhook_url.startswith(("http://", "https://")):
-        raise ValidationError("WebhookUrl must be an http:// or https:// URL", field="WebhookUrl")
     return alarm
 
 
@@ -306,6 +304,8 @@ class AlarmService:
 
     def put(self, alarm: Alarm, replace_existing: bool = True) -> Alarm:
         validate(alarm)
+        if alarm.webhook_url is not None:
+            self.notifier.check(alarm.webhook_url)
         if not replace_existing and alarm.name in self.evaluations:
             raise AlreadyExists(f"alarm {alarm.name!r} already exists", field="AlarmName")
         saved, _ = self.repo.put(alarm)

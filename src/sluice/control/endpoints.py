@@ -15,7 +15,12 @@ from typing import Any
 
 from sluice.backends.base import Backend
 from sluice.control.fleets import Fleet, LiveEndpoint, LiveVariant, route_table
-from sluice.control.validation import check_header_name, check_name, check_range
+from sluice.control.validation import (
+    check_environment,
+    check_header_name,
+    check_name,
+    check_range,
+)
 from sluice.entities import (
     Endpoint,
     EndpointConfig,
@@ -86,6 +91,7 @@ class EndpointService:
                 f"model {name!r} already exists", field="name", resource=("model", name)
             )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
+        check_environment(env)
         model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
         chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
@@ -354,7 +360,9 @@ class EndpointService:
             elif endpoint.status is not EndpointStatus.FAILED:
                 if endpoint.status is not EndpointStatus.CREATING:
                     self.repo.set_endpoint_status(endpoint.name, EndpointStatus.SYSTEM_UPDATING)
-                self.router.withdraw(endpoint.name, reason="it is starting after a restart")
+                self.router.withdraw(
+                    endpoint.name, reason="it is starting after a restart", restoring=True
+                )
                 try:
                     config = self.repo.get_config(endpoint.config_name)
                 except SluiceError as exc:

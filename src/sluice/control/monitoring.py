@@ -129,10 +129,8 @@ class MonitoringService:
         runs = cadence.parse(spec.expression)
         if spec.missed_runs not in MISSED_RUNS:
             raise ValidationError("MissedRuns must be run or skip", field="MissedRuns")
-        if spec.webhook_url is not None and not spec.webhook_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValidationError("WebhookUrl must be an http(s):// URL", field="WebhookUrl")
+        if spec.webhook_url is not None:
+            self.notifier.check(spec.webhook_url)
         self.check_job(spec.job)
         now = _at(self.clock())
         schedule = self.repo.add(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import entities as e
-from sluice.control.validation import check_name
+from sluice.control.validation import check_environment, check_name
 from sluice.errors import InvalidState, NotFound, SluiceError, ValidationError
 from sluice.store.registry_repo import RegistryRepository
 
@@ -118,6 +118,7 @@ class RegistryService:
             raise ValidationError("a model package needs a container", field="containers")
         for container in containers:
             self._check_artifact(container.artifact_uri)
+            check_environment(container.environment, "InferenceSpecification.Environment")
         lineage = lineage or e.Lineage()
         if lineage.parent is not None:
             try:

@@ -56,7 +56,18 @@ def build_app(
     lifespan: Callable[[Starlette], AsyncIterator[None]] | Lifespan,
 ) -> SluiceApp:
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "endpoints_in_service": len(router.tables)})
+        """200 once every endpoint the server had before a restart is back; 503 before,
+        naming those still starting (a load balancer keeps traffic away meanwhile)."""
+        restoring = sorted(router.restoring)
+        return JSONResponse(
+            {
+                "status": "ok" if not restoring else "starting",
+                "ready": not restoring,
+                "endpoints_in_service": len(router.tables),
+                "endpoints_restoring": restoring,
+            },
+            status_code=200 if not restoring else 503,
+        )
 
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

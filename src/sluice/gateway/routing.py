@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from sluice.errors import NotFound, ValidationError, WorkerUnavailable
+from sluice.errors import NotFound, Restoring, ValidationError, WorkerUnavailable
 from sluice.gateway.capture import CaptureTarget
 from sluice.gateway.fleet_stats import FleetStats
 from sluice.gateway.metrics import VariantMetrics
@@ -130,11 +130,18 @@ class Router:
     def __init__(self) -> None:
         self.tables: dict[str, RouteTable] = {}
         self.not_serving: dict[str, str] = {}
+        self.restoring: set[str] = set()
+        """Endpoints coming back after a restart: requests to them are worth retrying."""
 
     def get(self, endpoint: str) -> RouteTable:
         table = self.tables.get(endpoint)
         if table is None:
             reason = self.not_serving.get(endpoint)
+            if endpoint in self.restoring:
+                raise Restoring(
+                    f"endpoint {endpoint!r} is starting after a restart of the server; "
+                    "retry shortly"
+                )
             if reason:
                 raise ValidationError(
                     f"endpoint {endpoint!r} is not in service: {reason}", field="EndpointName"
@@ -142,11 +149,24 @@ class Router:
             raise NotFound(f"endpoint {endpoint!r} does not exist", field="EndpointName")
         return table
 
+    @property
+    def ready(self) -> bool:
+        """Every endpoint the server had before a restart is back (or has failed)."""
+        return not self.restoring
+
     def publish(self, table: RouteTable) -> None:
         self.not_serving.pop(table.endpoint, None)
+        self.restoring.discard(table.endpoint)
         self.tables[table.endpoint] = table
 
-    def withdraw(self, endpoint: str, reason: str | None = None) -> RouteTable | None:
+    def withdraw(
+        self, endpoint: str, reason: str | None = None, restoring: bool = False
+    ) -> RouteTable | None:
+        """Take an endpoint out of service; `restoring`: it is coming back after a restart."""
+        if restoring:
+            self.restoring.add(endpoint)
+        else:
+            self.restoring.discard(endpoint)
         if reason:
             self.not_serving[endpoint] = reason
         else:

@@ -17,7 +17,7 @@ import numpy as np
 
 from sluice import codecs
 from sluice.codecs import Prediction
-from sluice.errors import ModelError, SluiceError
+from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.runtimes.base import Runtime
 from sluice.runtimes.sklearn import check_width, load_estimator
 
@@ -56,6 +56,15 @@ class HandlerRuntime(Runtime):
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         try:
             data = self.input_fn(body, content_type)
+        except SluiceError:
+            raise
+        except Exception as exc:
+            # Decoding is about the client's body: its failure is a 4xx, never the model's
+            # 5xx (a client sending garbage must not trip an endpoint's rollback alarms).
+            raise ValidationError(
+                f"input_fn could not read the body: {type(exc).__name__}: {exc}", field="body"
+            ) from exc
+        try:
             prediction = self.predict_fn(data, self.model)
             if self.output_fn is None:
                 return codecs.encode(_as_outputs(prediction), accept)

@@ -51,6 +51,13 @@ class SklearnRuntime(Runtime):
 
     def predict(self, rows: np.ndarray) -> Prediction:
         check_width(self.model, rows)
+        try:
+            return self._predict(rows)
+        except ValueError as exc:
+            # scikit-learn's input checks (NaN, infinities, types): the client's input.
+            raise ValidationError(f"the model refused the input: {exc}", field="body") from None
+
+    def _predict(self, rows: np.ndarray) -> Prediction:
         if self.with_proba:
             proba = self.model.predict_proba(rows)
             classes = self.model.classes_

@@ -211,3 +211,17 @@ def default_token(home: Path) -> str | None:
         if principal.token and principal.role is Role.ADMIN:
             return principal.token
     return None
+
+
+def secret_file(path: Path) -> bytes:
+    """A random secret kept in `path` (mode 0600), created on first use."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_hex(32).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(handle, "wb") as out:
+        out.write(secret + b"\n")
+    return secret

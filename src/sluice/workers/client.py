@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -28,11 +29,27 @@ class Answer:
     content_type: str
 
 
-class WorkerConnection(asyncio.Protocol):
-    """Multiplexes many in-flight requests over one Unix socket to one worker."""
+class WorkerLost(WorkerUnavailable):
+    """The worker exited while this request waited behind another one: it never ran, so
+    it may be sent to another instance."""
 
-    def __init__(self, name: str) -> None:
+
+class WorkerConnection(asyncio.Protocol):
+    """Multiplexes many in-flight requests over one Unix socket to one worker.
+
+    The worker answers its requests one at a time, in the order they were sent, so when it
+    exits the oldest unanswered request is the one it was running: that one fails as a
+    ModelError (retrying an input that may have crashed a worker would crash more), the
+    others as WorkerLost (retryable). `on_timeout` is called when a request times out:
+    the worker is stuck, and its owner replaces it.
+    """
+
+    def __init__(self, name: str, on_timeout: Callable[[], None] | None = None) -> None:
         self.name = name
+        self.on_timeout = on_timeout
+        self.stuck = False
+        """A request timed out: the worker is stuck on it and about to be replaced, so the
+        requests behind it never ran."""
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.pending: dict[int, asyncio.Future[protocol.Frame]] = {}
@@ -40,9 +57,11 @@ class WorkerConnection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def open(cls, path: str, name: str) -> WorkerConnection:
+    async def open(
+        cls, path: str, name: str, on_timeout: Callable[[], None] | None = None
+    ) -> WorkerConnection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_unix_connection(lambda: cls(name), path)
+        _, conn = await loop.create_unix_connection(lambda: cls(name, on_timeout), path)
         return conn
 
     @property
@@ -65,10 +84,23 @@ class WorkerConnection(asyncio.Protocol):
                 future.set_result(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        error = WorkerUnavailable(f"worker {self.name} exited while handling the request")
+        running = not self.stuck
         for future in self.pending.values():
-            if not future.done():
-                future.set_exception(error)
+            if future.done():
+                continue
+            if running:
+                future.set_exception(
+                    ModelError(
+                        f"the worker {self.name} exited while handling this request (the "
+                        "model crashed, ran out of memory or was killed); not retried",
+                        original_status=500,
+                    )
+                )
+                running = False
+            else:
+                future.set_exception(
+                    WorkerLost(f"worker {self.name} exited before handling the request")
+                )
         self.pending.clear()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -85,7 +117,7 @@ class WorkerConnection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(protocol.pack(request_id, kind, 0, content_type, accept, body))
         # A timer instead of asyncio.wait_for: no extra task per request.
-        timer = loop.call_later(timeout, _expire, future, timeout)
+        timer = loop.call_later(timeout, self._expire, future, timeout)
         try:
             return await future
         finally:
@@ -109,14 +141,23 @@ class WorkerConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def _expire(future: asyncio.Future[protocol.Frame], timeout: float) -> None:
-    if not future.done():
+    def _expire(self, future: asyncio.Future[protocol.Frame], timeout: float) -> None:
+        if future.done():
+            return
+        if self.stuck:
+            # Sent behind the request the worker is stuck on: it never ran.
+            future.set_exception(WorkerLost(f"worker {self.name} is stuck on another request"))
+            return
         future.set_exception(
             ModelError(
-                f"the model did not answer within {timeout:g} s (setting invocation_timeout_s)",
+                f"the model did not answer within {timeout:g} s (setting invocation_timeout_s); "
+                "its worker is replaced",
                 original_status=504,
             )
         )
+        self.stuck = True
+        if self.on_timeout is not None:
+            self.on_timeout()
 
 
 def error_from(frame: protocol.Frame) -> SluiceError:

@@ -69,6 +69,19 @@ def serve(runtime: object, listener: socket.socket) -> None:
                 conn.sendall(b"".join(out))
 
 
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when the server dies, even by kill -9 (Linux's
+    parent-death signal); if the server is gone already, exit now."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if parent and os.getppid() != parent:
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sluice-worker")
     parser.add_argument("--socket", required=True)
@@ -76,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--nice", type=int, default=0)
     parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--parent", type=int, default=0, help="the server's pid")
     args = parser.parse_args(argv)
+    die_with_parent(args.parent)
     if args.nice:
         os.nice(args.nice)
     if args.memory_mb:

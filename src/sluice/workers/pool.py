@@ -1,4 +1,11 @@
-"""The instances of one variant: spawn worker processes, restart them, pick the least busy."""
+"""The instances of one variant: spawn worker processes, restart them, pick the least busy.
+
+Faults stay with the instance that has them: a worker that does not answer in time is
+killed and replaced; one that fails `outlier_failures` requests in a row is ejected (out
+of the pick list, as Envoy's outlier detection does) and replaced once its requests are
+answered, while at most `outlier_max_ejected_percent` of the pool is out at once; the
+requests waiting behind a worker that died go to another instance.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +21,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluice.errors import ModelLoadError, WorkerUnavailable
-from sluice.workers.client import Answer, WorkerConnection
+from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
+from sluice.workers.client import Answer, WorkerConnection, WorkerLost
 
 log = logging.getLogger(__name__)
 
 # Threads per worker for numeric libraries unless the model's environment says otherwise:
 # many single-request workers on few cores run best without thread pools fighting.
 THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV")
+"""Of the server's own environment, only these (plus LC_*, the operator's PYTHON* and
+the names in setting worker_environment) reach a worker: never the server's secrets."""
+
+
+def worker_environment(
+    server: Mapping[str, str], model: Mapping[str, str], extra_names: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """A worker's environment: the safe part of the server's, then the model's own."""
+    kept = {
+        name: value
+        for name, value in server.items()
+        if name in PASSED_THROUGH
+        or name in extra_names
+        or name.startswith(("LC_", "PYTHON"))
+    }
+    return {**kept, **THREAD_DEFAULTS, **model}
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,12 @@ class PoolSettings:
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
     invocation_timeout_s: float = 60.0
+    environment_names: tuple[str, ...] = ()
+    """Names of the server's environment variables workers also get (the operator's
+    choice: a GPU selection, a cache directory)."""
+    outlier_failures: int = 5
+    """Server-side failures in a row that eject an instance; 0: never eject."""
+    outlier_max_ejected_percent: int = 50
 
 
 class WorkerInstance:
@@ -66,6 +96,9 @@ class WorkerInstance:
         self.process: asyncio.subprocess.Process | None = None
         self.connection: WorkerConnection | None = None
         self.restarts = 0
+        self.failures = 0
+        """Server-side failures in a row (reset by any success)."""
+        self.ejected = False
         self.stopping = False
         self.supervisor: asyncio.Task[None] | None = None
         self.socket_path = str(settings.socket_dir / f"{uuid.uuid4().hex[:12]}.sock")
@@ -80,7 +113,9 @@ class WorkerInstance:
 
     async def start(self) -> None:
         """Spawn the process and connect; raise ModelLoadError with the loader's message."""
-        env = {**os.environ, **THREAD_DEFAULTS, **self.spec.environment}
+        env = worker_environment(
+            os.environ, self.spec.environment, self.settings.environment_names
+        )
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -95,6 +130,8 @@ class WorkerInstance:
             str(self.spec.nice),
             "--memory-mb",
             str(self.spec.memory_mb or 0),
+            "--parent",
+            str(os.getpid()),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -114,8 +151,11 @@ class WorkerInstance:
         if "error" in status:
             await self.process.wait()
             raise ModelLoadError(f"{self.name}: model failed to load: {status['error']}")
-        self.connection = await WorkerConnection.open(self.socket_path, self.name)
+        self.connection = await WorkerConnection.open(
+            self.socket_path, self.name, on_timeout=self.kill
+        )
         await self.connection.ping(self.settings.load_timeout_s)
+        self.failures, self.ejected = 0, False
         self.on_change()
         if self.supervisor is None:
             self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
@@ -156,6 +196,25 @@ class WorkerInstance:
                     await asyncio.sleep(
                         min(self.settings.backoff_s * 2**consecutive, self.settings.backoff_max_s)
                     )
+
+    def kill(self) -> None:
+        """Kill the process now (it is stuck); the supervisor starts a new one."""
+        if self.process is not None and self.process.returncode is None:
+            log.warning("worker %s is stuck; killing it (it will be replaced)", self.name)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    async def eject(self) -> None:
+        """Out of the pick list (the caller refreshes it), then replaced once its requests
+        are answered."""
+        log.warning(
+            "worker %s failed %d requests in a row; ejecting and replacing it",
+            self.name,
+            self.failures,
+        )
+        await self.drain(self.settings.invocation_timeout_s)
+        if self.ejected and not self.stopping:
+            self.kill()
 
     async def drain(self, timeout: float) -> None:
         """Wait until this instance holds no request (it must already be out of the pick list)."""
@@ -205,8 +264,10 @@ class WorkerPool:
         self.settings = settings
         self.on_restart = on_restart
         self.instances: list[WorkerInstance] = []
-        self.live: list[WorkerConnection] = []
+        self.live: list[WorkerInstance] = []
+        """Connected and not ejected: the pick list."""
         self.any_live = asyncio.Event()
+        self.ejections: set[asyncio.Task[None]] = set()
 
     async def start(self, count: int) -> None:
         """Start `count` instances; if any fails to load, stop them all and raise."""
@@ -227,7 +288,12 @@ class WorkerPool:
             WorkerInstance(self.spec, i, self.settings, self._refresh, self.on_restart)
             for i in range(len(self.instances), count)
         ]
-        results = await asyncio.gather(*(w.start() for w in new), return_exceptions=True)
+        try:
+            results = await asyncio.gather(*(w.start() for w in new), return_exceptions=True)
+        except asyncio.CancelledError:
+            # The endpoint was deleted (or the server is stopping) while these loaded.
+            await asyncio.gather(*(w.stop() for w in new))
+            raise
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             await asyncio.gather(*(w.stop() for w in new))
@@ -235,23 +301,64 @@ class WorkerPool:
         self.instances.extend(new)
 
     def _refresh(self) -> None:
-        self.live = [w.connection for w in self.instances if w.connection and w.connection.alive]
+        self.live = [w for w in self.instances if w.alive and not w.ejected]
         if self.live:
             self.any_live.set()
         else:
             self.any_live.clear()
 
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
+        instance = await self._pick()
+        try:
+            answer = await self._call(instance, body, content_type, accept)
+        except WorkerLost:
+            # It waited behind a request that took its worker down, and never ran.
+            others = [w for w in self.live if w is not instance and w.alive]
+            if not others:
+                raise
+            answer = await self._call(min(others, key=_outstanding), body, content_type, accept)
+        return answer
+
+    async def _pick(self) -> WorkerInstance:
         live = self.live
         if not live or not live[0].alive:
             self._refresh()
             if not self.live:
                 await self._wait_for_live()
             live = self.live
-        connection = min(live, key=_outstanding) if len(live) > 1 else live[0]
-        return await connection.invoke(
-            body, content_type, accept, self.settings.invocation_timeout_s
-        )
+        return min(live, key=_outstanding) if len(live) > 1 else live[0]
+
+    async def _call(
+        self, instance: WorkerInstance, body: bytes, content_type: str, accept: str
+    ) -> Answer:
+        connection = instance.connection
+        if connection is None:
+            raise WorkerLost(f"worker {instance.name} is restarting")
+        try:
+            answer = await connection.invoke(
+                body, content_type, accept, self.settings.invocation_timeout_s
+            )
+        except SluiceError as exc:
+            if exc.server_side and not isinstance(exc, WorkerLost):
+                self._failed(instance)
+            raise
+        instance.failures = 0
+        return answer
+
+    def _failed(self, instance: WorkerInstance) -> None:
+        instance.failures += 1
+        limit = self.settings.outlier_failures
+        if not limit or instance.failures < limit or instance.ejected:
+            return
+        ejected = sum(w.ejected for w in self.instances)
+        allowed = len(self.instances) * self.settings.outlier_max_ejected_percent // 100
+        if ejected >= allowed:
+            return
+        instance.ejected = True
+        self._refresh()
+        task = asyncio.create_task(instance.eject(), name=f"eject {instance.name}")
+        self.ejections.add(task)
+        task.add_done_callback(self.ejections.discard)
 
     async def _wait_for_live(self) -> None:
         try:
@@ -264,7 +371,7 @@ class WorkerPool:
 
     async def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while any(c.outstanding for c in self.live) and time.monotonic() < deadline:
+        while any(_outstanding(w) for w in self.instances) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     @property
@@ -277,12 +384,14 @@ class WorkerPool:
 
     async def stop(self) -> None:
         await asyncio.gather(*(w.stop() for w in self.instances))
+        for task in list(self.ejections):
+            task.cancel()
         self.instances.clear()
         self._refresh()
 
 
-def _outstanding(connection: WorkerConnection) -> int:
-    return connection.outstanding
+def _outstanding(instance: WorkerInstance) -> int:
+    return instance.connection.outstanding if instance.connection is not None else 0
 
 
 def _parse_ready(line: bytes) -> dict[str, object]:

@@ -141,17 +141,14 @@ class RuntimeHandler:
             log.warning("invocation failed: %s", exc.message)
         code, status, body = self._error(exc, endpoint)
         payload = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", JSON.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-amzn-errortype", code.encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", JSON.encode()),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-amzn-errortype", code.encode()),
+        ]
+        if exc.retry_after_s is not None:
+            headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     def _error(self, exc: SluiceError, endpoint: str) -> tuple[str, int, dict[str, Any]]:
