@@ -207,10 +207,8 @@ async def _direct(
 ) -> list[Row]:
     from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 
-    pool = WorkerPool(
-        WorkerSpec(model, model_dir, runtime),
-        PoolSettings(Path(tempfile.mkdtemp(prefix="sl-bench-"))),
-    )
+    sockets = Path(tempfile.mkdtemp(prefix="sl-bench-"))
+    pool = WorkerPool(WorkerSpec(model, model_dir, runtime), PoolSettings(sockets))
     await pool.start(1)
     rows = []
     try:
@@ -243,6 +241,7 @@ async def _direct(
             print_row(rows[-1])
     finally:
         await pool.stop()
+        shutil.rmtree(sockets, ignore_errors=True)
     return rows
 
 

@@ -25,6 +25,40 @@ def free_port() -> int:
 
 
 LOOPBACK_HOOKS = '["http://127.0.0.1"]'
+OURS = ("sluice.cli.main", "sluice.workers.main", "sluice.monitor.job", "multiprocessing-fork",
+        "bin/sluice ")
+"""What the command lines of sluice's processes hold (servers, workers, checks, readers)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """After the whole suite: no sluice process and no temporary folder of ours remains
+    (servers killed with -9 included: their workers die with them)."""
+    import psutil
+
+    temp = Path(tempfile.gettempdir())
+    before = {p.name for p in temp.iterdir() if p.name.startswith(("sluice-", "sl-"))}
+    started = time.time()
+    yield
+    me = os.getpid()
+    deadline = time.monotonic() + 15
+    while True:
+        processes = []
+        for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
+            info = process.info
+            command = " ".join(info["cmdline"] or ())
+            if (info["pid"] != me and info["create_time"] >= started - 1
+                    and any(mark in command for mark in OURS)):  # fmt: skip
+                processes.append(f"{info['pid']}: {command[:160]}")
+        folders = [
+            p.name for p in temp.iterdir()
+            if p.is_dir() and p.name.startswith(("sluice-", "sl-")) and p.name not in before
+        ]  # fmt: skip
+        if (not processes and not folders) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not processes, f"sluice processes left running: {processes}"
+    assert not folders, f"temporary folders left behind: {folders}"
 
 
 class RunningServer:

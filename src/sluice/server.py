@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 
 from sluice.api.routes import build_api
-from sluice.backends.local import LocalBackend
+from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
@@ -129,7 +129,7 @@ def build_server(settings: Settings) -> Server:
         uploads,
         settings.capture_upload_interval_s,
     )
-    backend = LocalBackend(settings)
+    backend = LocalBackend(settings, settings.home / SOCKET_DIR_NOTE)
     service = EndpointService(
         repo,
         ArtifactStore(settings.models_dir, objects),

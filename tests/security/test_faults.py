@@ -105,14 +105,24 @@ def test_faulty_workers_under_load_fail_only_their_own_requests(
 def test_workers_die_with_a_server_killed_by_sigkill(
     tmp_path: Path, artifacts: dict[str, Path]
 ) -> None:
-    server = RunningServer(tmp_path / "home")
+    home = tmp_path / "home"
+    server = RunningServer(home)
     with Client(server.url) as client:
         serve(client, "k", artifacts["faulty"], instances=3)
     workers = workers_of(server)
     assert len(workers) == 3
+    sockets = Path((home / "worker-sockets.path").read_text())
     server.stop(signal.SIGKILL)
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, alive
+    assert sockets.is_dir()  # nothing could clean up after kill -9 ...
+    server = RunningServer(home)
+    try:
+        assert not sockets.exists()  # ... but the next start removes it
+        with Client(server.url) as client:
+            assert client.wait_for_endpoint("k", 60).status == "InService"
+    finally:
+        server.stop()
 
 
 def test_deleting_an_endpoint_while_it_is_creating_stops_its_workers(

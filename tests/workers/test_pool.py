@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,20 @@ from tests import models
 ROW = json.dumps([models.digits()[0][0].tolist()]).encode()
 
 
+_SOCKET_DIRS: list[Path] = []
+
+
 def _settings(**overrides: float) -> PoolSettings:
-    return PoolSettings(Path(tempfile.mkdtemp(prefix="sl-")), backoff_s=0.05, **overrides)  # type: ignore[arg-type]
+    folder = Path(tempfile.mkdtemp(prefix="sl-"))  # short: socket paths have a length limit
+    _SOCKET_DIRS.append(folder)
+    return PoolSettings(folder, backoff_s=0.05, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _remove_socket_dirs() -> Iterator[None]:
+    yield
+    while _SOCKET_DIRS:
+        shutil.rmtree(_SOCKET_DIRS.pop(), ignore_errors=True)
 
 
 async def test_pool_answers_and_reports_errors(artifacts: dict[str, Path]) -> None:

@@ -12,11 +12,20 @@ from sluice.entities import Model
 from sluice.settings import Settings
 from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 
+SOCKET_DIR_NOTE = "worker-sockets.path"
+
 
 class LocalBackend(Backend):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, note: Path | None = None) -> None:
+        """`note`: a file naming the sockets' folder (a server's, in its home), through which
+        a server killed before it could clean up has that folder removed at its next start."""
         # Unix socket paths are limited to ~100 bytes, so they live in a short temp dir.
+        if note is not None:
+            _remove_stale(note)
         self.socket_dir = Path(tempfile.mkdtemp(prefix="sluice-"))
+        if note is not None:
+            note.write_text(str(self.socket_dir))
+        self.note = note
         self.pool_settings = PoolSettings(
             socket_dir=self.socket_dir,
             load_timeout_s=settings.model_load_timeout_s,
@@ -46,3 +55,17 @@ class LocalBackend(Backend):
 
     async def close(self) -> None:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.note is not None:
+            self.note.unlink(missing_ok=True)
+
+
+def _remove_stale(note: Path) -> None:
+    """Remove the socket folder a killed server left behind (only a folder of ours)."""
+    try:
+        stale = Path(note.read_text().strip())
+    except FileNotFoundError:
+        return
+    temp = Path(tempfile.gettempdir())
+    if stale.parent == temp and stale.name.startswith("sluice-") and stale.is_dir():
+        shutil.rmtree(stale, ignore_errors=True)
+    note.unlink(missing_ok=True)

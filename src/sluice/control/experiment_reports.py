@@ -25,6 +25,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
 from sluice.entities import Experiment
 from sluice.errors import InvalidState
+from sluice.processes import die_with_parent
 from sluice.settings import Settings
 
 if TYPE_CHECKING:
@@ -143,7 +144,9 @@ class ExperimentReports:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent
+            )
         return self.pool
 
     def _source(self, experiment: Experiment) -> Source:

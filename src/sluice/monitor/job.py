@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sluice.monitor.check import CheckResult
+from sluice.processes import die_with_parent
 
 SUMMARY = "summary.json"
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()  # a check never outlives the server that asked for it
     spec = json.loads(Path(argv[1]).read_text())
     out = Path(spec["out"])
     result = execute(spec)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from sluice.gateway.fleet_stats import BINS_PER_E, SMALLEST_S, FleetStats
+from sluice.processes import die_with_parent
 from sluice.reports.records import (
     answer_of,
     canonical,
@@ -271,7 +272,7 @@ def extract_all(
         data = {name: extract(folder, name, start, end) for folder, name in jobs}
         return data, meanwhile()
     context = multiprocessing.get_context("spawn")  # never fork a server with threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent) as pool:
         futures = {name: pool.submit(extract, folder, name, start, end) for folder, name in jobs}
         other = meanwhile()
         return {name: future.result() for name, future in futures.items()}, other

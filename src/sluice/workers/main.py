@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 from sluice.errors import ModelError, SluiceError
+from sluice.processes import die_with_parent
 from sluice.workers import protocol
 from sluice.workers.protocol import Frame
 
@@ -67,19 +68,6 @@ def serve(runtime: object, listener: socket.socket) -> None:
             out = [handle(runtime, frame) for frame in protocol.split(buffer)]
             if out:
                 conn.sendall(b"".join(out))
-
-
-def die_with_parent(parent: int) -> None:
-    """Have the kernel kill this process when the server dies, even by kill -9 (Linux's
-    parent-death signal); if the server is gone already, exit now."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if parent and os.getppid() != parent:
-        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
