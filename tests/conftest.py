@@ -31,6 +31,15 @@ OURS = ("sluice.cli.main", "sluice.workers.main", "sluice.monitor.job", "multipr
 
 
 @pytest.fixture(scope="session", autouse=True)
+def servers_may_use_the_test_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by the tests read artifacts from, and write capture to, the tests'
+    temporary folders (their own homes stay off limits, as any home does)."""
+    import json
+
+    os.environ["SLUICE_ALLOWED_ROOTS"] = json.dumps([str(tmp_path_factory.getbasetemp())])
+
+
+@pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind() -> Iterator[None]:
     """After the whole suite: no sluice process and no temporary folder of ours remains
     (servers killed with -9 included: their workers die with them)."""

@@ -410,6 +410,9 @@ class PackageContainer:
     image: str | None = None
     runtime: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    kept_dir: str | None = None
+    """The server's own unpacked copy, made at registration: models are made from it, so
+    moving or changing the source never changes an approved package."""
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def build_server(settings: Settings) -> Server:
     repo = Repository(database)
     metrics = Metrics()
     router = Router()
-    objects = ObjectStore.from_settings(settings)
+    objects = ObjectStore.from_settings(settings, guarded=True)
     uploads = (
         CaptureUploads(
             objects,
@@ -132,7 +132,7 @@ def build_server(settings: Settings) -> Server:
     backend = LocalBackend(settings, settings.home / SOCKET_DIR_NOTE)
     service = EndpointService(
         repo,
-        ArtifactStore(settings.models_dir, objects),
+        ArtifactStore(settings.models_dir, objects, settings.max_artifact_bytes),
         backend,
         router,
         capture,

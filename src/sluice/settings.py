@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     rebinding. Empty (the default): loopback names for a server bound to loopback, no
     check for a server on other interfaces (credentials are the defence there)."""
 
+    allowed_roots: list[Path] = Field(default_factory=list)
+    """Folders on this machine that requests may name: model data, baselines and reports
+    are read, capture and experiment destinations written, only there (and in
+    <home>/s3, which s3:// URIs name, and <home>/uploads, where clients' uploads land).
+    Example: SLUICE_ALLOWED_ROOTS='["/srv/models"]'."""
+
+    max_artifact_bytes: int = 10 * 1024**3
+    """Largest model artifact (a folder, an archive unpacked, an upload) the server copies."""
+
     metrics_public: bool = False
     """Serve /metrics without credentials (for a scraper that cannot send a token)."""
 

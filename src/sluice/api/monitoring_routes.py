@@ -142,7 +142,7 @@ def monitoring_router(
         spec = ScheduleSpec(
             body.name, body.schedule, body.job.to_entity(), body.missed_runs, body.webhook_url
         )
-        return ScheduleOut.of(monitoring.create(spec))
+        return ScheduleOut.of(monitoring.create(spec, keep_baseline=True))
 
     @router.get("/monitoring-schedules")
     def list_schedules(endpoint: str | None = None) -> list[ScheduleOut]:

@@ -119,7 +119,9 @@ class PackageOut(BaseModel):
             group=p.group,
             version=p.version,
             ref=p.ref,
-            containers=[asdict(c) for c in p.containers],
+            containers=[
+                {k: v for k, v in asdict(c).items() if k != "kept_dir"} for c in p.containers
+            ],
             approval=p.approval,
             approval_by=p.approval_by,
             approval_reason=p.approval_reason,

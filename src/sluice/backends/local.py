@@ -19,23 +19,32 @@ class LocalBackend(Backend):
     def __init__(self, settings: Settings, note: Path | None = None) -> None:
         """`note`: a file naming the sockets' folder (a server's, in its home), through which
         a server killed before it could clean up has that folder removed at its next start."""
-        # Unix socket paths are limited to ~100 bytes, so they live in a short temp dir.
         if note is not None:
             _remove_stale(note)
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="sluice-"))
-        if note is not None:
-            note.write_text(str(self.socket_dir))
+        self.settings = settings
         self.note = note
-        self.pool_settings = PoolSettings(
-            socket_dir=self.socket_dir,
-            load_timeout_s=settings.model_load_timeout_s,
-            backoff_s=settings.worker_restart_backoff_s,
-            backoff_max_s=settings.worker_restart_backoff_max_s,
-            invocation_timeout_s=settings.invocation_timeout_s,
-            environment_names=tuple(settings.worker_environment),
-            outlier_failures=settings.outlier_failures,
-            outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
-        )
+        self.socket_dir: Path | None = None
+        """Made when the first worker starts: a server that serves nothing leaves nothing."""
+        self.pool_settings: PoolSettings | None = None
+
+    def _pool_settings(self) -> PoolSettings:
+        if self.pool_settings is None:
+            # Unix socket paths are limited to ~100 bytes, so they live in a short temp dir.
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="sluice-"))
+            if self.note is not None:
+                self.note.write_text(str(self.socket_dir))
+            settings = self.settings
+            self.pool_settings = PoolSettings(
+                socket_dir=self.socket_dir,
+                load_timeout_s=settings.model_load_timeout_s,
+                backoff_s=settings.worker_restart_backoff_s,
+                backoff_max_s=settings.worker_restart_backoff_max_s,
+                invocation_timeout_s=settings.invocation_timeout_s,
+                environment_names=tuple(settings.worker_environment),
+                outlier_failures=settings.outlier_failures,
+                outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
+            )
+        return self.pool_settings
 
     async def start_variant(
         self,
@@ -49,12 +58,13 @@ class LocalBackend(Backend):
         spec = WorkerSpec(
             label, Path(model.model_dir), model.runtime, model.environment, nice, memory_mb
         )
-        pool = WorkerPool(spec, self.pool_settings, on_restart)
+        pool = WorkerPool(spec, self._pool_settings(), on_restart)
         await pool.start(instance_count)
         return pool
 
     async def close(self) -> None:
-        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
         if self.note is not None:
             self.note.unlink(missing_ok=True)
 

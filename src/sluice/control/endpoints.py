@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from sluice.backends.base import Backend
@@ -83,8 +84,10 @@ class EndpointService:
         environment: Mapping[str, str] | None = None,
         details: Mapping[str, Any] | None = None,
         package: str | None = None,
+        model_dir: Path | None = None,
     ) -> Model:
-        """Register a model; `package` names the registry package it is made from."""
+        """Register a model; `package` names the registry package it is made from, and
+        `model_dir` the package's kept copy (else the artifact is unpacked now)."""
         check_name(name, "ModelName")
         if self.repo.has_model(name):  # before the artifact is read
             raise AlreadyExists(
@@ -92,7 +95,8 @@ class EndpointService:
             )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         check_environment(env)
-        model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
+        if model_dir is None:
+            model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
         chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
             name,
@@ -145,7 +149,9 @@ class EndpointService:
                 config.data_capture.sampling_percentage, "InitialSamplingPercentage", 0, 100
             )
             if config.data_capture.destination:
-                self.artifacts.objects.local(config.data_capture.destination, "DestinationS3Uri")
+                self.artifacts.objects.writable(
+                    config.data_capture.destination, "DestinationS3Uri"
+                )
         sticky = config.sticky_header
         if sticky is not None:
             sticky = check_header_name(sticky, "StickyHeader")

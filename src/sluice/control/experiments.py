@@ -202,7 +202,7 @@ class ExperimentService:
                 field="EndpointName",
             )
         if experiment.destination:
-            self.endpoints.artifacts.objects.local(experiment.destination, "Destination")
+            self.endpoints.artifacts.objects.writable(experiment.destination, "Destination")
         start, end = _schedule(experiment.start, experiment.end)
         created = self.repo.add(
             Experiment(
@@ -288,7 +288,7 @@ class ExperimentService:
         if description is not None:
             changes["description"] = description
         if destination is not None:
-            self.endpoints.artifacts.objects.local(destination, "Destination")
+            self.endpoints.artifacts.objects.writable(destination, "Destination")
             changes["destination"] = destination
         shadows = list(experiment.shadows)
         for variant, percentage in (sampling or {}).items():

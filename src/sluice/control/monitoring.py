@@ -25,10 +25,12 @@ import contextlib
 import json
 import logging
 import re
+import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,8 @@ ALERT_STATES = {
     ExecutionStatus.INSUFFICIENT_GROUND_TRUTH: "InsufficientData",
 }
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]")
+MAX_BASELINE_BYTES = 256 * 1024 * 1024
+"""A baseline document larger than this is not copied (so the check reports it missing)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,33 @@ class MonitoringService:
         check_range(job.max_runtime_s, "MaxRuntimeInSeconds", 1, 86_400)
         return job
 
-    def create(self, spec: ScheduleSpec) -> MonitoringSchedule:
+    def create(self, spec: ScheduleSpec, keep_baseline: bool = False) -> MonitoringSchedule:
+        """A new schedule. `keep_baseline`: the job's baseline is a folder a request named;
+        it must be one the server may read, and the schedule uses a copy kept in the home
+        (moving the original never breaks it)."""
+        if not keep_baseline:
+            return self._create(spec)
+        kept = self._keep_baseline(spec.name, spec.job.baseline)
+        try:
+            return self._create(replace(spec, job=replace(spec.job, baseline=str(kept))))
+        except BaseException:
+            shutil.rmtree(kept, ignore_errors=True)
+            raise
+
+    def _keep_baseline(self, name: str, baseline: str) -> Path:
+        check_name(name, "MonitoringScheduleName")
+        source = self.endpoints.artifacts.objects.readable(baseline, "Baseline")
+        if not source.is_dir():
+            raise ValidationError(f"baseline {baseline!r} is not a folder", field="Baseline")
+        kept = self.settings.monitoring_dir / "baselines" / f"{name}-{uuid.uuid4().hex[:8]}"
+        kept.mkdir(parents=True)
+        for document in ("statistics.json", "constraints.json"):
+            path = source / document
+            if path.is_file() and path.stat().st_size <= MAX_BASELINE_BYTES:
+                shutil.copyfile(path, kept / document)
+        return kept
+
+    def _create(self, spec: ScheduleSpec) -> MonitoringSchedule:
         check_name(spec.name, "MonitoringScheduleName")
         runs = cadence.parse(spec.expression)
         if spec.missed_runs not in MISSED_RUNS:

@@ -116,9 +116,11 @@ class RegistryService:
         group = self.repo.get_group(group).name
         if not containers:
             raise ValidationError("a model package needs a container", field="containers")
+        kept = []
         for container in containers:
-            self._check_artifact(container.artifact_uri)
             check_environment(container.environment, "InferenceSpecification.Environment")
+            kept.append(replace(container, kept_dir=str(self._keep(container.artifact_uri))))
+        containers = kept
         lineage = lineage or e.Lineage()
         if lineage.parent is not None:
             try:
@@ -294,6 +296,7 @@ class RegistryService:
         package = self.get(ref)
         self.check_deployable(package)
         container = package.containers[0]
+        kept = Path(container.kept_dir) if container.kept_dir else None
         return await self.endpoints.create_model(
             name,
             container.artifact_uri,
@@ -302,6 +305,7 @@ class RegistryService:
             environment=container.environment,
             details=details,
             package=package.ref,
+            model_dir=kept if kept is not None and kept.is_dir() else None,
         )
 
     def check_deployable(self, package: e.ModelPackage) -> None:
@@ -408,12 +412,12 @@ class RegistryService:
             )
         return model
 
-    def _check_artifact(self, uri: str) -> None:
-        objects = self.endpoints.artifacts.objects
-        if objects.remote(uri, "artifact_uri") is not None:
-            return  # read from S3 when a model is made from the package
-        if not objects.local(uri, "artifact_uri").exists():
-            raise ValidationError(f"artifact {uri!r} does not exist", field="artifact_uri")
+    def _keep(self, uri: str) -> Path:
+        """Unpack the artifact into the server's model store now (checked, copied)."""
+        try:
+            return self.endpoints.artifacts.unpack(uri)
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field="artifact_uri") from None
 
 
 def _now() -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -12,25 +13,35 @@ from pathlib import Path
 from sluice.errors import ValidationError
 from sluice.store.objects import ObjectStore
 
+MAX_MEMBERS = 100_000
+"""Files in one artifact (a folder or an archive)."""
+
 
 class ArtifactStore:
     """Unpacks artifacts into `root/<digest>/`, once per distinct content.
 
     Runtimes only ever load from directories under `root`, so a pickle is only read from
-    the store the operator configured.
+    the store the operator configured. A copy is atomic (a staging folder renamed into
+    place; removed when anything fails) and at most `max_bytes`; a folder's symbolic links
+    may point only inside it, and it may hold only regular files.
     """
 
-    def __init__(self, root: Path, objects: ObjectStore) -> None:
+    def __init__(self, root: Path, objects: ObjectStore, max_bytes: int = 10 * 1024**3) -> None:
         self.root = root
         self.objects = objects
+        self.max_bytes = max_bytes
 
     def unpack(self, uri: str) -> Path:
         """Return the unpacked model directory for an artifact (a directory or .tar.gz)."""
         source = self.objects.fetch(uri)
         if not source.exists():
             raise ValidationError(f"artifact {uri!r} does not exist", field="artifact")
-        if source.is_dir() or tarfile.is_tarfile(source):
-            digest = digest_path(source)
+        if source.is_dir():
+            files = tree(source, self.max_bytes)
+            digest = _digest_files(files)
+        elif tarfile.is_tarfile(source):
+            files = []
+            digest = _digest_file(source)
         else:
             raise ValidationError(
                 f"artifact {uri!r} is neither a directory nor a tar archive", field="artifact"
@@ -42,9 +53,12 @@ class ArtifactStore:
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=self.root))
         try:
             if source.is_dir():
-                shutil.copytree(source, staging, dirs_exist_ok=True, symlinks=False)
+                for relative, real in files:
+                    destination = staging / relative
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(real, destination)
             else:
-                extract_tar(source, staging)
+                extract_tar(source, staging, self.max_bytes)
             try:
                 os.rename(staging, target)
             except OSError:
@@ -55,16 +69,81 @@ class ArtifactStore:
         return target
 
 
-def extract_tar(archive: Path, destination: Path) -> None:
-    """Extract with no path escapes and no links out of `destination`."""
+def tree(root: Path, max_bytes: int | None = None) -> list[tuple[Path, Path]]:
+    """Every file of a folder, as (path relative to it, real path), links resolved.
+
+    ValidationError for a link that points outside the folder, anything but a regular
+    file, more than MAX_MEMBERS files, or more than `max_bytes` in all.
+    """
+    base = root.resolve()
+    found: list[tuple[Path, Path]] = []
+    total = 0
+    for folder, dirs, names in os.walk(base, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            link = here / name
+            if link.is_symlink() and not _inside(link.resolve(), base):
+                raise ValidationError(
+                    f"unsafe artifact: {link.relative_to(base)} links outside it", field="artifact"
+                )
+        for name in sorted(names):
+            path = here / name
+            real = path.resolve()
+            if path.is_symlink() and not _inside(real, base):
+                raise ValidationError(
+                    f"unsafe artifact: {path.relative_to(base)} links outside it", field="artifact"
+                )
+            try:
+                info = real.stat()
+            except OSError as exc:
+                raise ValidationError(
+                    f"unreadable artifact file {path.relative_to(base)}: {exc}", field="artifact"
+                ) from None
+            if not stat.S_ISREG(info.st_mode):
+                raise ValidationError(
+                    f"unsafe artifact: {path.relative_to(base)} is not a regular file",
+                    field="artifact",
+                )
+            total += info.st_size
+            found.append((path.relative_to(base), real))
+            if len(found) > MAX_MEMBERS:
+                raise ValidationError(
+                    f"artifact holds over {MAX_MEMBERS:,} files", field="artifact"
+                )
+            if max_bytes is not None and total > max_bytes:
+                raise _too_big(max_bytes)
+    return sorted(found)
+
+
+def _inside(path: Path, base: Path) -> bool:
+    return path == base or base in path.parents
+
+
+def _too_big(max_bytes: int) -> ValidationError:
+    return ValidationError(
+        f"artifact is over {max_bytes:,} bytes (setting max_artifact_bytes)", field="artifact"
+    )
+
+
+def extract_tar(archive: Path, destination: Path, max_bytes: int | None = None) -> None:
+    """Extract with no path escapes, no links out of `destination`, and (when given) no
+    more than `max_bytes` in all."""
     try:
         with tarfile.open(archive) as tar:
-            for member in tar.getmembers():
+            total = 0
+            for count, member in enumerate(tar, 1):
                 _check_member(member)
+                total += member.size if member.isfile() else 0
+                if max_bytes is not None and total > max_bytes:
+                    raise _too_big(max_bytes)
+                if count > MAX_MEMBERS:
+                    raise ValidationError(
+                        f"archive holds over {MAX_MEMBERS:,} members", field="artifact"
+                    )
             tar.extractall(destination, filter="data")
     except tarfile.FilterError as exc:
         raise ValidationError(f"unsafe archive {archive.name}: {exc}", field="artifact") from exc
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, EOFError, OSError) as exc:
         raise ValidationError(
             f"unreadable archive {archive.name}: {exc}", field="artifact"
         ) from exc
@@ -90,7 +169,7 @@ def _check_member(member: tarfile.TarInfo) -> None:
 
 def digest_path(path: Path) -> str:
     """SHA-256 of a file's bytes, or of a directory's relative paths and file digests."""
-    return _digest_dir(path) if path.is_dir() else _digest_file(path)
+    return _digest_files(tree(path)) if path.is_dir() else _digest_file(path)
 
 
 def _digest_file(path: Path) -> str:
@@ -101,9 +180,9 @@ def _digest_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _digest_dir(path: Path) -> str:
+def _digest_files(files: list[tuple[Path, Path]]) -> str:
     h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(file.relative_to(path)).encode() + b"\0")
-        h.update(_digest_file(file).encode())
+    for relative, real in files:
+        h.update(str(relative).encode() + b"\0")
+        h.update(_digest_file(real).encode())
     return h.hexdigest()

@@ -9,7 +9,12 @@ local path first, then uploaded to the same key.
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import threading
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -45,19 +50,87 @@ def s3_key(uri: str, field: str) -> str | None:
     return f"{parsed.netloc}/{key}" if key else parsed.netloc
 
 
-class ObjectStore:
-    """Resolves URIs to local paths and moves files to and from S3 when it is configured."""
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
-    def __init__(self, s3_mirror: Path, s3_options: dict[str, Any] | None = None) -> None:
+
+class PathPolicy:
+    """Where a request may make the server read or write on this machine.
+
+    Only under the allowed roots: `<home>/s3` (what s3:// URIs name), `<home>/uploads`
+    (artifacts sent by clients) and the folders the operator lists (setting
+    allowed_roots). Nothing else of the home (its database, credentials, models, registry
+    reports), never a folder that holds the home (a copy of it would copy itself), and,
+    for reading, only regular files and folders (no /dev/zero, FIFOs or sockets). Paths
+    are judged after symbolic links are resolved.
+    """
+
+    def __init__(self, home: Path, roots: Sequence[Path] = ()) -> None:
+        self.home = home.expanduser().resolve()
+        self.inside = [self.home / "s3", self.home / "uploads"]
+        self.roots = [*self.inside, *(Path(r).expanduser().resolve() for r in roots)]
+
+    def check(self, path: Path, field: str, reading: bool) -> Path:
+        resolved = path.resolve()
+        if not any(_under(resolved, root) for root in self.inside):
+            if _under(resolved, self.home) or (reading and _under(self.home, resolved)):
+                raise ValidationError(
+                    f"{path} is the server's own home or inside it: not allowed", field=field
+                )
+            if not any(_under(resolved, root) for root in self.roots):
+                raise ValidationError(
+                    f"{path} is outside the folders this server may use: s3:// URIs, "
+                    f"{self.home / 'uploads'}, and the roots in setting allowed_roots",
+                    field=field,
+                )
+        if reading and resolved.exists():
+            mode = resolved.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise ValidationError(
+                    f"{path} is not a regular file or folder (a device, FIFO or socket)",
+                    field=field,
+                )
+        return resolved
+
+
+class ObjectStore:
+    """Resolves URIs to local paths and moves files to and from S3 when it is configured.
+
+    With a `policy` (the server's), `readable`, `writable` and `fetch` refuse local paths
+    a request may not make the server touch; `local` is for URIs already checked.
+    """
+
+    def __init__(
+        self,
+        s3_mirror: Path,
+        s3_options: dict[str, Any] | None = None,
+        policy: PathPolicy | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self.s3_mirror = s3_mirror
         """Where s3://bucket/key lives locally: the stand-in, or the local copy of uploads."""
         self.s3_options = s3_options
+        self.policy = policy
+        self.max_bytes = max_bytes
+        """The most a download from S3 may hold (None: no limit)."""
         self._fs: AbstractFileSystem | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ObjectStore:
-        return cls(settings.s3_dir, settings.s3)
+    def from_settings(cls, settings: Settings, guarded: bool = False) -> ObjectStore:
+        """`guarded`: the server's store, which applies the path policy to requests."""
+        policy = PathPolicy(settings.home, settings.allowed_roots) if guarded else None
+        return cls(settings.s3_dir, settings.s3, policy, settings.max_artifact_bytes)
+
+    def readable(self, uri: str, field: str = "artifact") -> Path:
+        """The local path of `uri`, which a request may make the server read."""
+        path = self.local(uri, field)
+        return self.policy.check(path, field, reading=True) if self.policy else path
+
+    def writable(self, uri: str, field: str) -> Path:
+        """The local path of `uri`, under which a request may make the server write."""
+        path = self.local(uri, field)
+        return self.policy.check(path, field, reading=False) if self.policy else path
 
     @property
     def s3_configured(self) -> bool:
@@ -81,21 +154,39 @@ class ObjectStore:
         A download replaces the local copy, so it is always what S3 holds now.
         """
         key = self.remote(uri, field)
-        target = self.local(uri, field)
         if key is None:
-            return target
+            return self.readable(uri, field)
+        target = self.local(uri, field)
         fs = self.filesystem()
+        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             fs.invalidate_cache(key)  # listings may have been cached before a re-upload
-            if fs.isdir(key):
-                fs.get(key.rstrip("/") + "/", str(target) + "/", recursive=True)
-            elif fs.isfile(key):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(key, str(target))
-            else:
+            folder = fs.isdir(key)
+            if not folder and not fs.isfile(key):
                 raise ValidationError(f"{uri!r} does not exist in S3", field=field)
+            size = fs.du(key) if folder else fs.size(key)
+            if self.max_bytes is not None and size > self.max_bytes:
+                raise ValidationError(
+                    f"{uri!r} is {size:,} bytes, over {self.max_bytes:,} (setting "
+                    "max_artifact_bytes)",
+                    field=field,
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Into a staging name first: a failed download leaves nothing half-written.
+            if folder:
+                fs.get(key.rstrip("/") + "/", str(staging) + "/", recursive=True)
+            else:
+                fs.get_file(key, str(staging))
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(staging, target)
         except (OSError, PermissionError) as exc:
             raise ValidationError(f"cannot read {uri!r} from S3: {exc}", field=field) from exc
+        finally:
+            if staging.is_dir():
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                staging.unlink(missing_ok=True)
         return target
 
     def upload(self, path: Path, key: str) -> None:
