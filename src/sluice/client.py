@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +25,7 @@ from sluice.api.schemas import (
     ExperimentOut,
     LiveOut,
     ModelOut,
+    UploadOut,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -99,13 +101,42 @@ class Client:
         GROUP@latest-approved)."""
         body = {
             "name": name,
-            "artifact": artifact,
+            "artifact": self._artifact(artifact) if artifact is not None else None,
             "runtime": runtime,
             "image": image,
             "environment": dict(environment or {}),
             "package": package,
         }
         return ModelOut.model_validate(self._call("POST", "/models", body))
+
+    def upload(self, path: str | Path) -> UploadOut:
+        """Send a model artifact from this machine (a folder, packed on the way, or a tar
+        archive) to the server, which keeps it under its home; returns where."""
+        import tarfile
+        import tempfile
+
+        source = Path(path).expanduser()
+        with tempfile.TemporaryDirectory(prefix="sluice-upload-") as scratch:
+            if source.is_dir():
+                packed = Path(scratch) / "artifact.tar.gz"
+                with tarfile.open(packed, "w:gz") as tar:
+                    for item in sorted(source.rglob("*")):
+                        tar.add(item, arcname=str(item.relative_to(source)), recursive=False)
+                source = packed
+            with source.open("rb") as body:
+                response = self.http.post(
+                    "/api/v1/uploads", content=body, headers={"Content-Type": "application/gzip"}
+                )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return UploadOut.model_validate(response.json())
+
+    def _artifact(self, artifact: str) -> str:
+        """A path that exists on this machine is uploaded; a URI (s3://, file://) or a
+        path that does not exist here names the server's own."""
+        if "://" in artifact or not Path(artifact).expanduser().exists():
+            return artifact
+        return self.upload(artifact).uri
 
     def get_model(self, name: str) -> ModelOut:
         return ModelOut.model_validate(self._call("GET", f"/models/{name}"))
@@ -454,7 +485,7 @@ class Client:
     ) -> PackageOut:
         """Register the next version of `group`."""
         container = {
-            "artifact": artifact,
+            "artifact": self._artifact(artifact),
             "runtime": runtime,
             "image": image,
             "environment": dict(environment or {}),

@@ -27,6 +27,7 @@ from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
+from sluice.control.uploads import UploadStore
 from sluice.control.webhooks import Notifier, WebhookPolicy
 from sluice.entities import ResourceKind
 from sluice.errors import ValidationError
@@ -241,6 +242,7 @@ def build_server(settings: Settings) -> Server:
             registry,
             LineageService(service, registry, ServingHistory(database), [settings.capture_dir]),
             monitoring,
+            UploadStore(settings.home / "uploads", settings.max_artifact_bytes),
             settings.max_label_post_bytes,
         ),
         router,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sluice.client import Client
-from sluice.errors import ValidationError
+from sluice.errors import SluiceError, ValidationError
 from tests import models
 from tests.conftest import RunningServer
 
@@ -156,3 +156,48 @@ def test_monitoring_baselines_are_checked_and_kept(
     assert server.home in kept.parents and (kept / "statistics.json").is_file()
     shutil.rmtree(baseline)
     assert (kept / "constraints.json").is_file()
+
+
+def test_clients_upload_what_is_on_their_disk(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    """A server with the defaults (auth on, no allowed roots): the client's own files reach
+    it by upload only."""
+    server = RunningServer(
+        tmp_path / "home",
+        {"SLUICE_ALLOWED_ROOTS": "[]", "SLUICE_MAX_ARTIFACT_BYTES": str(4 * 2**20)},
+        auth=True,
+    )
+    try:
+        with Client(server.url, token=server.token) as client:
+            client.create_model("from-folder", str(artifacts["logreg"]))  # packed, uploaded
+            client.create_model("from-tarball", str(artifacts["logreg_tar"]))
+            models_ = {m.name: m for m in client.list_models()}
+            assert models_["from-folder"].artifact.startswith(str(server.home / "uploads"))
+            client.create_endpoint_config("c", [{"name": "A", "model": "from-tarball"}])
+            client.create_endpoint("ep", "c", wait=True)
+            answer = client.invoke("ep", json.dumps([models.digits()[0][0].tolist()]))
+            assert answer.variant == "A"
+            with pytest.raises(ValidationError, match="outside the folders"):
+                client.create_model("server-path", f"file://{artifacts['logreg']}")
+            not_tar = tmp_path / "notes.txt"
+            not_tar.write_text("hello")
+            with pytest.raises(ValidationError, match="tar archive"):
+                client.upload(not_tar)
+            big = tmp_path / "big"
+            big.mkdir()
+            (big / "weights.bin").write_bytes(os.urandom(5 * 2**20))
+            with pytest.raises(SluiceError, match="over 4,194,304 bytes") as info:
+                client.upload(big)
+            assert info.value.code == "PayloadTooLarge"
+        assert sorted(p.name for p in (server.home / "uploads").iterdir()) == sorted(
+            p.name for p in (server.home / "uploads").glob("*.tar.gz")
+        )  # no partial upload left
+        r = httpx.post(
+            f"{server.url}/api/v1/uploads",
+            content=artifacts["logreg_tar"].read_bytes(),
+            headers={"Authorization": "Bearer nope-nope-nope-nope"},
+        )
+        assert r.status_code == 401
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -33,6 +34,7 @@ from sluice.api.schemas import (
     ModelCreate,
     ModelOut,
     UpdateEndpointIn,
+    UploadOut,
     WeightsUpdate,
 )
 from sluice.control.alarms import AlarmService, MetricPoint
@@ -44,6 +46,7 @@ from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
+from sluice.control.uploads import UploadStore
 from sluice.errors import SluiceError, ValidationError
 
 LABELS_DOC: dict[str, Any] = {
@@ -72,6 +75,7 @@ def build_api(
     registry: RegistryService,
     lineage: LineageService,
     monitoring: MonitoringService,
+    uploads: UploadStore,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -100,6 +104,20 @@ def build_api(
                 body.name, body.artifact, body.runtime, body.image, body.environment
             )
         )
+
+    @router.post(
+        "/uploads",
+        status_code=201,
+        tags=["models"],
+        openapi_extra={
+            "requestBody": {"content": {"application/gzip": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def upload(request: Request) -> UploadOut:
+        """A model artifact (a tar archive) from the client's disk; name the returned `uri`
+        as a model's or package's artifact. `sluice.Client` and the CLI upload local paths
+        this way on their own."""
+        return UploadOut(**asdict(await uploads.receive(request.stream())))
 
     @router.get("/models", tags=["models"])
     def list_models() -> list[ModelOut]:

@@ -202,6 +202,12 @@ class WeightsUpdate(Strict):
     )
 
 
+class UploadOut(BaseModel):
+    uri: str = Field(description="Where the server keeps the upload: name it as an artifact.")
+    sha256: str
+    size_bytes: int
+
+
 class ErrorOut(BaseModel):
     error: str
     message: str

@@ -38,6 +38,9 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 OPEN_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 """Probes answer anyone: they say whether the server is up, nothing more."""
 ANY_ROLE_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+UPLOADS = "/api/v1/uploads"
+"""Streamed to disk by its handler, which caps it (max_artifact_bytes): not read ahead
+here unless a signature needs the body."""
 LABEL_POST = re.compile(r"^/api/v1/endpoints/[^/]+/(ground-truth|outcomes)$")
 """Labels and outcomes are data-plane feeds: the applications that invoke post them."""
 
@@ -118,6 +121,7 @@ class Guard:
         answered)."""
         path: str = scope["path"]
         method: str = scope["method"]
+        streamed = endpoint_of(path) is not None or path == UPLOADS
         runtime = endpoint_of(path) is not None
         surface = Surface.RUNTIME if runtime else _surface(method, path)
         host: str | None = None
@@ -137,13 +141,13 @@ class Guard:
             needed = self._role(method, path, runtime)
             limit = self._limit(method, path, runtime)
             if self.credentials is None or needed is None:
-                return receive if runtime else await _buffered(scope, receive, limit)
+                return receive if streamed else await _buffered(scope, receive, limit)
             self.credentials.refresh()
             if authorization.startswith("Bearer "):
                 principal = self.credentials.by_bearer(authorization[7:].strip())
                 if principal is None:
                     raise _unknown(surface, "the bearer token is not one this server knows")
-                body_receive = receive if runtime else await _buffered(scope, receive, limit)
+                body_receive = receive if streamed else await _buffered(scope, receive, limit)
             elif authorization.startswith("AWS4-"):
                 replay = await _buffered(scope, receive, limit)
                 principal = self._signed(scope, replay.body, surface)
