@@ -129,6 +129,9 @@ def build_server(settings: Settings) -> Server:
         settings.capture_buffer_records,
         uploads,
         settings.capture_upload_interval_s,
+        settings.capture_fsync,
+        settings.capture_retention_hours,
+        settings.capture_max_bytes,
     )
     backend = LocalBackend(settings, settings.home / SOCKET_DIR_NOTE)
     service = EndpointService(

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     workers get the CPU first and the shadow sheds copies instead."""
 
     capture_flush_interval_s: float = 1.0
+    capture_fsync: bool = False
+    """Force each capture flush to disk (fsync). Off: a crash of the server loses at most
+    the records of one flush interval; a crash of the machine also what the OS had not yet
+    written back (typically up to 30 s)."""
+
+    capture_retention_hours: float | None = None
+    """Delete capture hour folders this long after their hour ended. Unset: keep them."""
+
+    capture_max_bytes: int | None = None
+    """Per capture destination: delete the oldest hours beyond this size. Unset: no cap."""
+
     capture_buffer_records: int = 10_000
     """Records held in memory before a flush is forced; beyond twice this, records are dropped."""
 

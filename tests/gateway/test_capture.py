@@ -68,3 +68,27 @@ async def test_input_only_capture_and_overflow(tmp_path: Path) -> None:
     records = by_inference_id(tmp_path, "ep", "A")
     assert sorted(records) == ["id-0", "id-1", "id-2", "id-3"]  # beyond twice the buffer: dropped
     assert "endpointOutput" not in records["id-0"]["captureData"]
+
+
+def test_retention_deletes_old_hours_and_the_oldest_beyond_the_cap(tmp_path: Path) -> None:
+    import calendar as _calendar
+
+    from sluice.gateway.capture import prune_hours
+
+    now = _calendar.timegm((2026, 6, 1, 12, 30, 0, 0, 0, 0))
+    folders = []
+    for hour in (6, 9, 11, 12):
+        folder = tmp_path / "ep" / "A" / f"2026/06/01/{hour:02d}"
+        folder.mkdir(parents=True)
+        (folder / "a.jsonl").write_bytes(b"x" * 100)
+        folders.append(folder)
+    (tmp_path / "ep" / "A" / "not-an-hour").mkdir()
+    current = folders[-1] / "a.jsonl"
+    # 2 hours of retention: 06:00-07:00 and 09:00-10:00 ended before 10:30.
+    assert prune_hours(tmp_path, now, 2, None, {current}) == 2
+    assert [f.exists() for f in folders] == [False, False, True, True]
+    # A 150-byte cap: the oldest remaining hour goes; the open file is never deleted.
+    assert prune_hours(tmp_path, now, None, 150, {current}) == 1
+    assert [f.exists() for f in folders] == [False, False, False, True]
+    assert prune_hours(tmp_path, now, None, 10, {current}) == 0
+    assert current.exists()

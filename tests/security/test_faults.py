@@ -207,3 +207,33 @@ def test_bad_client_input_counts_as_4xx_never_as_model_5xx(
     assert metric(server.url, errors, endpoint="d", **{"class": "5xx"}) == 0
     assert metric(server.url, errors, endpoint="h", **{"class": "4xx"}) == 1
     assert metric(server.url, errors, endpoint="h", **{"class": "5xx"}) == 0
+
+
+def test_sigterm_finishes_in_flight_requests_and_closes_keep_alive(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    import asyncio
+
+    server = RunningServer(tmp_path / "home")
+    with Client(server.url) as client:
+        serve(client, "t", artifacts["faulty"], instances=4)
+    body = json.dumps({"action": "sleep", "seconds": 1.0}).encode()
+
+    async def main() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            warm = await http.post("/endpoints/t/invocations", content=PLAIN)
+            assert warm.headers.get("connection") != "close"  # a keep-alive connection
+            calls = [
+                asyncio.ensure_future(http.post("/endpoints/t/invocations", content=body))
+                for _ in range(4)
+            ]
+            await asyncio.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*calls)
+
+    replies = asyncio.run(main())
+    assert [r.status_code for r in replies] == [200] * 4
+    assert all(r.headers.get("connection") == "close" for r in replies)
+    assert server.process.wait(30) in (0, -signal.SIGTERM)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/healthz", timeout=1)

@@ -7,15 +7,22 @@ For a destination in S3 a file is closed every `upload_interval_s` and queued fo
 to the same key (capture_uploads.py); a new one takes the next records.
 Beyond SageMaker's fields, `eventMetadata` carries `latencyMs` (model round trip) and
 `status` (200, or the error's HTTP status: failed invocations are captured too).
+
+Durability: records wait in memory at most `flush_interval_s` before they are written; with
+`fsync` each flush is also forced to disk. Retention: hour folders older than
+`retention_hours`, and the oldest hours beyond `max_bytes` per destination, are deleted
+(files still being written are kept).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +36,7 @@ from sluice.types import CSV, JSON, JSONLINES, media_type
 log = logging.getLogger(__name__)
 
 ENCODE_CHUNK = 50
+PRUNE_EVERY_S = 60.0
 TEXT_ENCODINGS = {JSON: "JSON", JSONLINES: "JSON", CSV: "CSV"}
 # The C string escaper behind json.dumps; keeps non-ASCII as is (the file is UTF-8).
 _string: Callable[[str], str] = json.encoder.encode_basestring
@@ -71,7 +79,16 @@ class CaptureWriter:
         buffer_records: int = 10_000,
         uploads: CaptureUploads | None = None,
         upload_interval_s: float = 60.0,
+        fsync: bool = False,
+        retention_hours: float | None = None,
+        max_bytes: int | None = None,
     ) -> None:
+        self.fsync = fsync
+        self.retention_hours = retention_hours
+        self.max_bytes = max_bytes
+        self.roots: set[Path] = set()
+        """Every destination written to since the start: what retention prunes."""
+        self.pruned_at = 0.0
         self.flush_interval_s = flush_interval_s
         self.buffer_records = buffer_records
         self.uploads = uploads
@@ -101,6 +118,7 @@ class CaptureWriter:
             try:
                 await self.flush()
                 await self.close_files(time.monotonic())
+                await self.prune()
             except Exception:  # noqa: BLE001 - keep capturing after a disk error
                 log.exception("capture flush failed")
 
@@ -128,7 +146,7 @@ class CaptureWriter:
                     groups.setdefault(path, []).append(("\n".join(chunk) + "\n").encode())
                 await asyncio.sleep(0)
             # Only raw byte writes in the thread: they release the GIL.
-            await asyncio.to_thread(_append, groups)
+            await asyncio.to_thread(_append, groups, self.fsync)
             for event in events:
                 event.metrics.captured.inc()
 
@@ -152,6 +170,21 @@ class CaptureWriter:
         if self.uploads is not None and self.uploads.pending:
             await self.uploads.drain()
 
+    async def prune(self, now: float | None = None) -> None:
+        """Apply retention (at most once a minute): delete old hour folders."""
+        if self.retention_hours is None and self.max_bytes is None:
+            return
+        now = time.time() if now is None else now
+        if now - self.pruned_at < PRUNE_EVERY_S:
+            return
+        self.pruned_at = now
+        async with self.lock:
+            open_paths = {file.path for file in self.files.values()}
+        for root in list(self.roots):
+            await asyncio.to_thread(
+                prune_hours, root, now, self.retention_hours, self.max_bytes, open_paths
+            )
+
     def _file_for(self, event: CaptureEvent) -> Path:
         stamp = time.gmtime(event.time)
         hour = time.strftime("%Y/%m/%d/%H", stamp)
@@ -162,6 +195,7 @@ class CaptureWriter:
             name = f"{time.strftime('%M-%S', stamp)}-{millis:03d}-{uuid.uuid4().hex[:8]}.jsonl"
             path = event.target.root / event.endpoint / event.variant / hour / name
             file = self.files[key] = OpenFile(path, time.monotonic())
+            self.roots.add(event.target.root)
         return file.path
 
     async def close(self) -> None:
@@ -184,11 +218,50 @@ class OpenFile:
     """time.monotonic() when its first record was written."""
 
 
-def _append(groups: dict[Path, list[bytes]]) -> None:
+def _append(groups: dict[Path, list[bytes]], fsync: bool = False) -> None:
     for path, chunks in groups.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as f:
             f.writelines(chunks)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def prune_hours(
+    root: Path,
+    now: float,
+    retention_hours: float | None,
+    max_bytes: int | None,
+    keep: set[Path],
+) -> int:
+    """Delete capture hour folders under `root` (`<endpoint>/<variant>/YYYY/MM/DD/HH`)
+    that ended more than `retention_hours` ago, then the oldest until the rest hold at most
+    `max_bytes`; never a file in `keep` (still being written). Returns files deleted."""
+    hours: list[tuple[int, Path, list[tuple[Path, int]]]] = []
+    for folder in root.glob("*/*/[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/[0-9][0-9]"):
+        try:
+            start = calendar.timegm(time.strptime("/".join(folder.parts[-4:]), "%Y/%m/%d/%H"))
+        except ValueError:
+            continue
+        files = [(f, f.stat().st_size) for f in folder.glob("*.jsonl") if f.is_file()]
+        hours.append((start, folder, files))
+    hours.sort(key=lambda hour: hour[0])
+    total = sum(size for _, _, files in hours for _, size in files)
+    deleted = 0
+    for start, folder, files in hours:
+        expired = retention_hours is not None and start + 3600 <= now - retention_hours * 3600
+        over = max_bytes is not None and total > max_bytes
+        if not (expired or over):
+            continue
+        for file, size in files:
+            if file not in keep:
+                file.unlink(missing_ok=True)
+                total -= size
+                deleted += 1
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return deleted
 
 
 def to_record(event: CaptureEvent) -> str:
