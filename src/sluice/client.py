@@ -132,9 +132,10 @@ class Client:
         return UploadOut.model_validate(response.json())
 
     def _artifact(self, artifact: str) -> str:
-        """A path that exists on this machine is uploaded; a URI (s3://, file://) or a
-        path that does not exist here names the server's own."""
-        if "://" in artifact or not Path(artifact).expanduser().exists():
+        """A file or folder on this machine is uploaded; a URI (s3://, file://) or any other
+        path names the server's own."""
+        local = Path(artifact).expanduser()
+        if "://" in artifact or not (local.is_file() or local.is_dir()):
             return artifact
         return self.upload(artifact).uri
 

@@ -83,7 +83,7 @@ def encode(prediction: Prediction, accept: str) -> tuple[bytes, str]:
 def _load_json(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ValidationError(f"body is not valid JSON: {exc}", field="body") from exc
 
 

@@ -179,7 +179,7 @@ def test_an_invoke_principal_reaches_the_data_plane_only(secured: RunningServer)
         )
         assert labels.status_code == 200, labels.text
         with Client(secured.url, token=token) as client, pytest.raises(SluiceError) as info:
-            client.create_model("evil", "/etc")
+            client.create_model("evil", "file:///etc")
         assert info.value.code == "Forbidden" and "needs admin" in info.value.message
         r = httpx.delete(f"{secured.url}/api/v1/endpoints/ep", headers=bearer)
         assert r.status_code == 403

@@ -31,6 +31,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def refused(server: RunningServer, artifact: str, match: str) -> None:
+    """The server refuses a path of its own machine (a file:// URI: the client uploads
+    plain paths it can read itself)."""
+    if "://" not in artifact:
+        artifact = Path(artifact).as_uri()
     with Client(server.url) as client, pytest.raises(ValidationError, match=match) as info:
         client.create_model("refused", artifact)
     assert info.value.field == "artifact"
@@ -63,7 +67,7 @@ def test_special_files_and_links_out_are_refused(server: RunningServer, tmp_path
     (linked / "pipe").unlink()
     (linked / "alias.joblib").symlink_to(linked / "model.joblib")  # inside: fine
     with Client(server.url) as client:
-        assert client.create_model("linked", str(linked)).runtime == "sklearn"
+        assert client.create_model("linked", linked.as_uri()).runtime == "sklearn"
 
 
 def test_copies_are_capped_and_leave_nothing_half_done(
@@ -103,14 +107,14 @@ def test_a_package_keeps_its_own_copy(server: RunningServer, tmp_path: Path) -> 
     source = models.write_sklearn(tmp_path / "moving", models.digits_logreg())
     with Client(server.url) as client:
         client.create_package_group("kept")
-        package = client.register_package("kept", str(source), approval="Approved")
+        package = client.register_package("kept", source.as_uri(), approval="Approved")
         shutil.rmtree(source)  # the training workspace is gone
         model = client.create_model("from-package", package=f"kept/{package.version}")
         assert model.name == "from-package"
         assert "kept_dir" not in json.dumps(client.http.get(
             f"/api/v1/model-package-groups/kept/packages/{package.version}").json())
     with Client(server.url) as client, pytest.raises(ValidationError) as info:
-        client.register_package("kept", "/etc")
+        client.register_package("kept", "file:///etc")
     assert info.value.field == "artifact_uri"
 
 

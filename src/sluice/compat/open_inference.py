@@ -134,7 +134,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], byte
         size = int(header_length)
     try:
         header = json.loads(body[:size])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ValidationError(f"the inference request is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ValidationError("the inference request must be a JSON object")

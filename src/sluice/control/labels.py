@@ -120,14 +120,14 @@ def _records(body: bytes, content_type: str, column: str) -> list[Mapping[str, A
             if line.strip():
                 try:
                     records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise ValidationError(
                         f"line {number} is not JSON: {exc}", field="body"
                     ) from None
     elif kind == "application/json":
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValidationError(f"the body is not JSON: {exc}", field="body") from None
         found = document.get("records") if isinstance(document, dict) else document
         if not isinstance(found, list):

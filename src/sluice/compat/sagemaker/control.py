@@ -120,7 +120,7 @@ def _json(body: bytes) -> Any:
         return {}
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise SerializationException(f"the request body is not valid JSON: {exc}") from None
 
 
