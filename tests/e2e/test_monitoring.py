@@ -126,9 +126,11 @@ def test_schedules_check_what_the_endpoint_captured(
             client.create_monitoring_schedule(
                 "bad", "every hour", {"endpoint": "digits", "baseline": str(data_baseline)}
             )
+        empty = tmp_path / "empty"
+        empty.mkdir()
         with pytest.raises(ValidationError, match="no statistics.json"):
             client.create_monitoring_schedule(
-                "bad", "rate(1 hour)", {"endpoint": "digits", "baseline": str(tmp_path)}
+                "bad", "rate(1 hour)", {"endpoint": "digits", "baseline": str(empty)}
             )
         with pytest.raises(NotFound):
             client.create_monitoring_schedule(

@@ -162,7 +162,7 @@ def test_bad_requests_are_refused_clearly(client: Client, artifacts: dict[str, P
     _fails(400, "must match", client.create_package_group, "bad_name")
     client.create_package_group("g")
     _fails(409, "already exists", client.create_package_group, "G")
-    _fails(400, "does not exist", client.register_package, "g", "/no/such/artifact")
+    _fails(400, "outside the folders", client.register_package, "g", "/no/such/artifact")
     _fails(400, "parent", client.register_package, "g", str(artifacts["logreg"]),
            lineage={"parent": "g/7"})  # fmt: skip
     _fails(404, "g/3 does not exist", client.get_package, "g/3")

@@ -91,6 +91,8 @@ def test_requests_are_checked_against_the_service_model(sm: BaseClient) -> None:
          {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "/m", "Mode": "MultiModel"}},
          "multi-model endpoints are not served yet"),
         ("create_model", {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "/no/such"}},
+         "outside the folders"),
+        ("create_model", {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "s3://b/none"}},
          "does not exist"),
         ("create_endpoint_config",
          {"EndpointConfigName": "c", "ProductionVariants": [variant(VariantName="B"), variant()],

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
+from sluice.api.schemas import StoredId
 from sluice.control.monitoring import MonitoringService, ScheduleSpec
 from sluice.errors import NotFound, ValidationError
 
@@ -172,17 +173,19 @@ def monitoring_router(
 
     @router.get("/monitoring-schedules/{name}/executions")
     def list_executions(
-        name: str, status: str | None = None, limit: int = 100
+        name: str,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> list[ExecutionOut]:
         statuses = [_status(status)] if status else None
         return [ExecutionOut.of(x) for x in monitoring.executions(name, None, statuses, limit)]
 
     @router.get("/monitoring-executions/{execution_id}")
-    def get_execution(execution_id: int) -> ExecutionOut:
+    def get_execution(execution_id: StoredId) -> ExecutionOut:
         return ExecutionOut.of(monitoring.execution(execution_id))
 
     @router.get("/monitoring-executions/{execution_id}/{file}", response_model=None)
-    def execution_file(execution_id: int, file: str) -> Response:
+    def execution_file(execution_id: StoredId, file: str) -> Response:
         """One of the execution's files: report.html, report.json, statistics.json or
         constraint_violations.json."""
         allowed = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -33,6 +33,7 @@ from sluice.api.schemas import (
     MetricsIn,
     ModelCreate,
     ModelOut,
+    StoredId,
     UpdateEndpointIn,
     UploadOut,
     WeightsUpdate,
@@ -110,7 +111,11 @@ def build_api(
         status_code=201,
         tags=["models"],
         openapi_extra={
-            "requestBody": {"content": {"application/gzip": {"schema": {"type": "string"}}}}
+            "requestBody": {
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                }
+            }
         },
     )
     async def upload(request: Request) -> UploadOut:
@@ -209,7 +214,7 @@ def build_api(
         )
 
     @router.get("/deployments/{deployment_id}", tags=["deployments"])
-    def get_deployment(deployment_id: int) -> DeploymentOut:
+    def get_deployment(deployment_id: StoredId) -> DeploymentOut:
         """One update with its steps, events and the transitions of the alarms it watched."""
         return DeploymentOut.of(
             deployments.get(deployment_id), alarms.history(deployment_id=deployment_id)
@@ -229,7 +234,9 @@ def build_api(
         return AlarmOut.of(alarms.get(name), alarms.recent(name))
 
     @router.get("/alarms/{name}/history", tags=["alarms"])
-    def alarm_history(name: str, limit: int = 100) -> list[AlarmTransitionOut]:
+    def alarm_history(
+        name: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+    ) -> list[AlarmTransitionOut]:
         return [AlarmTransitionOut.of(t) for t in alarms.history(name, limit=limit)]
 
     @router.delete("/alarms/{name}", status_code=204, tags=["alarms"])

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path as PathParameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
 from sluice.control.experiments import ExperimentSpec, StopRequest
 from sluice.control.policies import DeploymentConfig
+from sluice.control.validation import MAX_ID
 
+StoredId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+"""A path's numeric id: a stored 64-bit one (so a huge number is a 400, not a 500)."""
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import entities as e
-from sluice.control.validation import check_environment, check_name
+from sluice.control.validation import MAX_ID, check_environment, check_name
 from sluice.errors import InvalidState, NotFound, SluiceError, ValidationError
 from sluice.store.registry_repo import RegistryRepository
 
@@ -44,7 +44,10 @@ def parse_ref(ref: str, field: str = "package") -> tuple[str, int | None]:
             f"{ref!r} names no model package: use GROUP/VERSION or GROUP@{LATEST_APPROVED}",
             field=field,
         )
-    return match["group"], int(match["version"]) if match["version"] else None
+    version = int(match["version"]) if match["version"] else None
+    if version is not None and not 1 <= version <= MAX_ID:
+        raise ValidationError(f"version of {ref!r} must be 1 to {MAX_ID}", field=field)
+    return match["group"], version
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 from sluice.errors import ValidationError
 
+MAX_ID = 2**63 - 1
+"""The largest number a stored id or version can be (a 64-bit signed integer)."""
 _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 
 
