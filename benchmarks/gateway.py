@@ -258,7 +258,8 @@ class Gateway:
     """A `sluice server`; with `auth` (the default), its generated admin principal signs
     or carries every request."""
 
-    def __init__(self, home: Path, auth: bool = True) -> None:
+    def __init__(self, home: Path, auth: bool = True, roots: tuple[Path, ...] = ()) -> None:
+        """`roots`: folders the server may read model artifacts from (the benchmark's)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (home / "server.log").open("wb")
@@ -276,6 +277,7 @@ class Gateway:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "SLUICE_ALLOWED_ROOTS": json.dumps([str(r) for r in roots])},
         )
         self.ready_s = wait_http(f"{self.url}/healthz")
         self.admin = None
@@ -372,16 +374,21 @@ def gateway(
     machine's speed during the run does not favour one scenario over another."""
     home = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     open_home = Path(tempfile.mkdtemp(prefix="sluice-bench-open-"))
-    gw = Gateway(home)
+    roots = tuple({path.parent for path in artifacts.values()})
+    gw = Gateway(home, roots=roots)
     extra["ready_s"] = gw.ready_s
-    open_gw = Gateway(open_home, auth=False)
+    open_gw = Gateway(open_home, auth=False, roots=roots)
     rows: list[Row] = []
     payload = body.read_bytes()
     try:
-        open_gw.api.post("/models", json={"name": "digits", "artifact": str(artifacts["digits"])})
+        open_gw.api.post(
+            "/models", json={"name": "digits", "artifact": str(artifacts["digits"])}
+        ).raise_for_status()
         open_gw.endpoint("digits", "digits")
         for name in ("digits", "trivial"):
-            gw.api.post("/models", json={"name": name, "artifact": str(artifacts[name])})
+            gw.api.post(
+                "/models", json={"name": name, "artifact": str(artifacts[name])}
+            ).raise_for_status()
         gw.api.post(
             "/models",
             json={
@@ -389,7 +396,7 @@ def gateway(
                 "artifact": str(artifacts["slow"]),
                 "environment": {"SLOW_SECONDS": f"{slow_seconds:.6f}"},
             },
-        )
+        ).raise_for_status()
         scenarios = [
             ("gateway", "trivial", "trivial", {}),
             ("gateway", "digits", "digits", {}),
