@@ -121,8 +121,8 @@ class Guard:
         answered)."""
         path: str = scope["path"]
         method: str = scope["method"]
-        streamed = endpoint_of(path) is not None or path == UPLOADS
         runtime = endpoint_of(path) is not None
+        streamed = runtime or path == UPLOADS
         surface = Surface.RUNTIME if runtime else _surface(method, path)
         host: str | None = None
         authorization = ""

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from sluice.errors import ValidationError
-from sluice.store.objects import ObjectStore
+from sluice.store.objects import ObjectStore, is_under
 
 MAX_MEMBERS = 100_000
 """Files in one artifact (a folder or an archive)."""
@@ -82,14 +82,14 @@ def tree(root: Path, max_bytes: int | None = None) -> list[tuple[Path, Path]]:
         here = Path(folder)
         for name in sorted(dirs):
             link = here / name
-            if link.is_symlink() and not _inside(link.resolve(), base):
+            if link.is_symlink() and not is_under(link.resolve(), base):
                 raise ValidationError(
                     f"unsafe artifact: {link.relative_to(base)} links outside it", field="artifact"
                 )
         for name in sorted(names):
             path = here / name
             real = path.resolve()
-            if path.is_symlink() and not _inside(real, base):
+            if path.is_symlink() and not is_under(real, base):
                 raise ValidationError(
                     f"unsafe artifact: {path.relative_to(base)} links outside it", field="artifact"
                 )
@@ -113,10 +113,6 @@ def tree(root: Path, max_bytes: int | None = None) -> list[tuple[Path, Path]]:
             if max_bytes is not None and total > max_bytes:
                 raise _too_big(max_bytes)
     return sorted(found)
-
-
-def _inside(path: Path, base: Path) -> bool:
-    return path == base or base in path.parents
 
 
 def _too_big(max_bytes: int) -> ValidationError:

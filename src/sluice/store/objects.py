@@ -50,7 +50,8 @@ def s3_key(uri: str, field: str) -> str | None:
     return f"{parsed.netloc}/{key}" if key else parsed.netloc
 
 
-def _under(path: Path, root: Path) -> bool:
+def is_under(path: Path, root: Path) -> bool:
+    """`path` is `root` or lies inside it (both resolved)."""
     return path == root or root in path.parents
 
 
@@ -72,12 +73,12 @@ class PathPolicy:
 
     def check(self, path: Path, field: str, reading: bool) -> Path:
         resolved = path.resolve()
-        if not any(_under(resolved, root) for root in self.inside):
-            if _under(resolved, self.home) or (reading and _under(self.home, resolved)):
+        if not any(is_under(resolved, root) for root in self.inside):
+            if is_under(resolved, self.home) or (reading and is_under(self.home, resolved)):
                 raise ValidationError(
                     f"{path} is the server's own home or inside it: not allowed", field=field
                 )
-            if not any(_under(resolved, root) for root in self.roots):
+            if not any(is_under(resolved, root) for root in self.roots):
                 raise ValidationError(
                     f"{path} is outside the folders this server may use: s3:// URIs, "
                     f"{self.home / 'uploads'}, and the roots in setting allowed_roots",
