@@ -65,3 +65,15 @@ def test_old_signatures_expire() -> None:
             return datetime.now(UTC) + timedelta(minutes=20)
 
     assert code(SignatureCheck(KEYS, now=Later), *signed()) == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["", "2026-12-01T18:00:00Z", "20261301T000000Z", "20261201T250000Z", "٢٠٢٦1201T000000Z"],
+)
+def test_a_missing_or_malformed_date_is_an_incomplete_signature(stamp: str) -> None:
+    method, path, query, headers, body = signed()
+    headers["x-amz-date"] = stamp
+    assert code(SignatureCheck(KEYS), method, path, query, headers, body) == (
+        "IncompleteSignatureException"
+    )

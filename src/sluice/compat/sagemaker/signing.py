@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import posixpath
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from sluice.errors import SluiceError
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z", re.ASCII)
 
 
 class SignatureError(SluiceError):
@@ -87,12 +89,7 @@ class SignatureCheck:
                 f"{access_key!r}",
             )
         stamp = headers.get("x-amz-date", "")
-        try:
-            signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            raise SignatureError(
-                "IncompleteSignatureException", "X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ"
-            ) from None
+        signed_at = _signed_at(stamp)
         if abs(self.now.now(UTC) - signed_at) > MAX_SKEW or not stamp.startswith(day):
             raise SignatureError(
                 "InvalidSignatureException",
@@ -116,7 +113,7 @@ class SignatureCheck:
             [ALGORITHM, stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
         )
         key = self._signing_key(secret, day, region, service, terminal)
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, to_sign.encode(), "sha256").hex()
         if not hmac.compare_digest(expected, fields["Signature"]):
             raise SignatureError(
                 "InvalidSignatureException",
@@ -133,11 +130,26 @@ class SignatureCheck:
         if key is None:
             key = f"AWS4{secret}".encode()
             for part in (day, region, service, end):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+                key = hmac.digest(key, part.encode(), "sha256")
             if len(self._signing_keys) > 1024:
                 self._signing_keys.clear()
             self._signing_keys[cache_key] = key
         return key
+
+
+def _signed_at(stamp: str) -> datetime:
+    """X-Amz-Date (YYYYMMDDTHHMMSSZ) as a time; read by hand, strptime costs a fifth of a
+    whole verification."""
+    match = _AMZ_DATE.fullmatch(stamp)
+    try:
+        if match is None:
+            raise ValueError(stamp)
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        raise SignatureError(
+            "IncompleteSignatureException", "X-Amz-Date is missing or not YYYYMMDDTHHMMSSZ"
+        ) from None
 
 
 def _canonical_path(raw_path: bytes) -> str:
