@@ -627,3 +627,40 @@ class MonitoringJobDefinition:
     job: MonitoringJob
     request: dict[str, Any]
     created_at: datetime
+
+
+class WorkStatus(StrEnum):
+    """A queued unit of work: async invocations (and batch chunks) move through these."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    EXPIRED = "Expired"
+    CANCELLED = "Cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (WorkStatus.QUEUED, WorkStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One durable unit of work in a named queue, idempotent by (queue, key)."""
+
+    id: int
+    queue: str
+    key: str
+    status: WorkStatus
+    priority: int
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    not_before: datetime
+    expires_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    failure_reason: str | None = None

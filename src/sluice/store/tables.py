@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     String,
     Text,
@@ -613,4 +614,50 @@ class MonitoringExecutionRow(Base):
             self.failure_reason,
             e.MonitoringType(self.kind),
             self.endpoint_name,
+        )
+
+
+class WorkItemRow(Base):
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("queue", "key", name="ux_work_items_key"),
+        Index("ix_work_items_claim", "queue", "status", "priority", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    queue: Mapped[str] = mapped_column(String(160), index=True)
+    key: Mapped[str] = mapped_column(String(160))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def to_entity(self) -> e.WorkItem:
+        return e.WorkItem(
+            self.id,
+            self.queue,
+            self.key,
+            e.WorkStatus(self.status),
+            self.priority,
+            dict(self.payload or {}),
+            self.attempts,
+            aware(self.created_at),
+            aware(self.not_before),
+            aware(self.expires_at) if self.expires_at else None,
+            aware(self.started_at) if self.started_at else None,
+            aware(self.finished_at) if self.finished_at else None,
+            self.lease_owner,
+            aware(self.lease_expires_at) if self.lease_expires_at else None,
+            dict(self.result or {}),
+            self.failure_reason,
         )

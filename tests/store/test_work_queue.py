@@ -1,0 +1,147 @@
+"""The durable work queue on SQLite and PostgreSQL: leases, idempotency, no double claims."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sluice.entities import WorkStatus
+from sluice.store.db import open_database
+from sluice.store.tables import utcnow
+from sluice.store.work_queue import WorkQueue
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkQueue]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db' / 'sluice.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    work = WorkQueue(open_database(url))
+    yield work
+    work.db.close()
+
+
+def test_a_key_is_enqueued_once(queue: WorkQueue) -> None:
+    first, created = queue.enqueue("q", "id-1", {"n": 1})
+    again, created_again = queue.enqueue("q", "id-1", {"n": 2})
+    assert created and not created_again
+    assert again.id == first.id and again.payload == {"n": 1}
+    other, created_other = queue.enqueue("other", "id-1", {})
+    assert created_other and other.id != first.id
+
+
+def test_claims_go_by_priority_then_age_and_count_attempts(queue: WorkQueue) -> None:
+    for key, priority in [("a", 0), ("b", 5), ("c", 0), ("d", 5)]:
+        queue.enqueue("q", key, {}, priority=priority)
+    first = queue.claim("q", "runner", 30, limit=3)
+    assert [item.key for item in first] == ["b", "d", "a"]
+    assert all(item.status is WorkStatus.RUNNING and item.attempts == 1 for item in first)
+    assert all(item.lease_owner == "runner" and item.started_at for item in first)
+    assert [item.key for item in queue.claim("q", "runner", 30, limit=3)] == ["c"]
+    assert queue.claim("q", "runner", 30) == []
+    assert queue.claim("empty", "runner", 30) == []
+
+
+def test_a_lapsed_lease_is_claimed_again_and_the_old_runner_cannot_finish(
+    queue: WorkQueue,
+) -> None:
+    item, _ = queue.enqueue("q", "k", {})
+    (claimed,) = queue.claim("q", "dead", 0.05)
+    assert queue.claim("q", "other", 30) == []  # still leased
+    time.sleep(0.1)
+    (again,) = queue.claim("q", "other", 30)
+    assert again.id == item.id and again.attempts == 2 and again.lease_owner == "other"
+    assert not queue.finish(item.id, "dead", WorkStatus.SUCCEEDED, {"x": 1})
+    assert queue.renew([item.id], "dead", 30) == set()
+    assert queue.finish(item.id, "other", WorkStatus.SUCCEEDED, {"out": "s3://b/k.out"})
+    done = queue.get("q", "k")
+    assert done is not None and done.status is WorkStatus.SUCCEEDED
+    assert done.result == {"out": "s3://b/k.out"} and done.finished_at is not None
+    assert not queue.finish(item.id, "other", WorkStatus.FAILED)  # finished once only
+
+
+def test_renewal_keeps_a_lease(queue: WorkQueue) -> None:
+    item, _ = queue.enqueue("q", "k", {})
+    queue.claim("q", "runner", 0.2)
+    for _ in range(3):
+        time.sleep(0.1)
+        assert queue.renew([item.id], "runner", 0.2) == {item.id}
+    assert queue.claim("q", "thief", 30) == []
+
+
+def test_a_retry_waits_for_its_delay(queue: WorkQueue) -> None:
+    item, _ = queue.enqueue("q", "k", {})
+    queue.claim("q", "runner", 30)
+    assert queue.retry(item.id, "runner", 0.2, "worker died")
+    waiting = queue.get("q", "k")
+    assert waiting is not None and waiting.status is WorkStatus.QUEUED
+    assert waiting.failure_reason == "worker died"
+    assert queue.claim("q", "runner", 30) == []
+    time.sleep(0.25)
+    (again,) = queue.claim("q", "runner", 30)
+    assert again.attempts == 2
+
+
+def test_only_a_queued_item_can_be_cancelled(queue: WorkQueue) -> None:
+    queue.enqueue("q", "waiting", {})
+    queue.enqueue("q", "busy", {}, priority=1)
+    queue.claim("q", "runner", 30)
+    cancelled = queue.cancel("q", "waiting")
+    assert cancelled is not None and cancelled.status is WorkStatus.CANCELLED
+    busy = queue.cancel("q", "busy")
+    assert busy is not None and busy.status is WorkStatus.RUNNING
+    assert queue.cancel("q", "unknown") is None
+    assert queue.claim("q", "runner", 30) == []
+
+
+def test_position_and_backlog(queue: WorkQueue) -> None:
+    items = [queue.enqueue("q", f"k{i}", {})[0] for i in range(4)]
+    urgent, _ = queue.enqueue("q", "urgent", {}, priority=9)
+    assert queue.position(urgent) == 0
+    assert [queue.position(item) for item in items] == [1, 2, 3, 4]
+    queue.claim("q", "runner", 30, limit=2)
+    queued, running, oldest = queue.backlog("q")
+    assert (queued, running) == (3, 2)
+    assert oldest is not None and utcnow() - oldest < timedelta(minutes=1)
+    assert queue.position(queue.get("q", "urgent")) is None  # type: ignore[arg-type]
+    assert queue.queues("q") == ["q"] and queue.queues("other") == []
+
+
+def test_finished_items_are_pruned(queue: WorkQueue) -> None:
+    item, _ = queue.enqueue("q", "k", {})
+    queue.enqueue("q", "waiting", {})
+    queue.claim("q", "runner", 30)
+    queue.finish(item.id, "runner", WorkStatus.FAILED, reason="bad input")
+    assert queue.prune("q", utcnow() - timedelta(hours=1)) == 0
+    assert queue.prune("q", utcnow() + timedelta(seconds=1)) == 1
+    assert queue.get("q", "k") is None and queue.get("q", "waiting") is not None
+
+
+def test_concurrent_runners_never_claim_one_item_twice(queue: WorkQueue) -> None:
+    for i in range(120):
+        queue.enqueue("q", f"k{i}", {})
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def runner(name: str) -> None:
+        while True:
+            items = queue.claim("q", name, 30, limit=3)
+            if not items:
+                return
+            with lock:
+                claimed.extend(item.id for item in items)
+            for item in items:
+                assert queue.finish(item.id, name, WorkStatus.SUCCEEDED)
+
+    threads = [threading.Thread(target=runner, args=(f"r{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 120
