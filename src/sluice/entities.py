@@ -664,3 +664,36 @@ class WorkItem:
     lease_expires_at: datetime | None = None
     result: dict[str, Any] = field(default_factory=dict)
     failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AsyncConfig:
+    """An endpoint config's AsyncInferenceConfig, read for use: such an endpoint takes
+    only asynchronous invocations."""
+
+    output_path: str
+    failure_path: str | None = None
+    max_concurrent_per_instance: int | None = None
+    """None: sluice chooses (SageMaker's "optimal value")."""
+    success_topic: str | None = None
+    error_topic: str | None = None
+    include_response_in: tuple[str, ...] = ()
+    """SUCCESS_NOTIFICATION_TOPIC and/or ERROR_NOTIFICATION_TOPIC."""
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> AsyncConfig | None:
+        document = details.get("AsyncInferenceConfig")
+        if not isinstance(document, dict):
+            return None
+        output = document.get("OutputConfig") or {}
+        notes = output.get("NotificationConfig") or {}
+        client = document.get("ClientConfig") or {}
+        output_path = output.get("S3OutputPath") or output.get("S3FailurePath")
+        return cls(
+            output_path=str(output_path or ""),
+            failure_path=output.get("S3FailurePath") or None,
+            max_concurrent_per_instance=client.get("MaxConcurrentInvocationsPerInstance"),
+            success_topic=notes.get("SuccessTopic") or None,
+            error_topic=notes.get("ErrorTopic") or None,
+            include_response_in=tuple(notes.get("IncludeInferenceResponseIn") or ()),
+        )

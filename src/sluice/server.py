@@ -18,6 +18,7 @@ from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
 from sluice.compat.sagemaker.runtime import RuntimeHandler
 from sluice.control.alarms import AlarmService
+from sluice.control.async_inference import AsyncInference
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
@@ -51,6 +52,7 @@ from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
 from sluice.store.serving_history import ServingHistory
 from sluice.store.tag_repo import TagRepository
+from sluice.store.work_queue import WorkQueue
 
 log = logging.getLogger("sluice.server")
 
@@ -189,6 +191,16 @@ def build_server(settings: Settings) -> Server:
     )
     arns = Arns(settings.aws_region, settings.aws_account_id)
     gateway = Gateway(router, capture)
+    asynchronous = AsyncInference(
+        WorkQueue(database),
+        router,
+        objects,
+        notifier.notify,
+        notifier.check,
+        settings,
+        on_outcome=metrics.async_outcome,
+        on_backlog=metrics.async_backlog_of,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -200,6 +212,7 @@ def build_server(settings: Settings) -> Server:
         experiments.start_scheduler()
         monitoring.recover()
         monitoring.start_scheduler()
+        asynchronous.start()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -208,6 +221,7 @@ def build_server(settings: Settings) -> Server:
             yield
         finally:
             log.info("stopping: workers, capture, database")
+            await asynchronous.close()
             await monitoring.close()
             await experiments.close()
             await reports.close()
@@ -221,7 +235,7 @@ def build_server(settings: Settings) -> Server:
 
     app = build_app(
         guard,
-        RuntimeHandler(gateway, settings.max_payload_bytes, arns),
+        RuntimeHandler(gateway, settings.max_payload_bytes, arns, asynchronous),
         ControlPlane(
             Services(
                 service,
@@ -232,6 +246,7 @@ def build_server(settings: Settings) -> Server:
                 arns,
                 settings,
                 monitoring,
+                asynchronous,
             ),
         ),
         open_inference.routes(gateway, service),
@@ -246,6 +261,7 @@ def build_server(settings: Settings) -> Server:
             LineageService(service, registry, ServingHistory(database), [settings.capture_dir]),
             monitoring,
             UploadStore(settings.home / "uploads", settings.max_artifact_bytes),
+            asynchronous,
             settings.max_label_post_bytes,
         ),
         router,

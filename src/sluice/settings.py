@@ -96,6 +96,35 @@ class Settings(BaseSettings):
     """Tries per webhook notification (backoff doubles from webhook_backoff_s)."""
 
     webhook_backoff_s: float = 0.5
+    async_lease_s: float = 30.0
+    """How long a claimed async invocation stays with its runner without a renewal; a
+    runner that dies (a killed server) gives its work back after this long."""
+
+    async_poll_s: float = 0.2
+    """How often the async dispatcher looks for work queued by other servers (its own
+    server's requests wake it at once)."""
+
+    async_max_attempts: int = 3
+    """Tries of an async invocation whose worker died or was unavailable (model errors
+    are not retried)."""
+
+    async_retry_backoff_s: float = 1.0
+    """Delay before the first retry of an async invocation; doubled at each retry."""
+
+    async_max_input_bytes: int = 1024 * 1024 * 1024
+    """Largest input an async invocation may name (SageMaker's limit is 1 GB)."""
+
+    async_concurrency_per_instance: int = 4
+    """In-flight async invocations per instance when the endpoint config does not set
+    MaxConcurrentInvocationsPerInstance."""
+
+    async_retention_hours: float = 168.0
+    """How long finished async invocations keep their status (the outputs stay)."""
+
+    sns_topics: dict[str, str] = Field(default_factory=dict)
+    """Where SNS topic ARNs named in async notification configs deliver: topic ARN to a
+    webhook URL (checked like any webhook). A topic with no entry is refused."""
+
     webhook_destinations: list[str] = Field(default_factory=list)
     """Where webhooks may go: URL prefixes `scheme://host[:port][/path]`, the host may be
     `*.suffix`. Empty (the default): any http(s) URL whose host resolves to public

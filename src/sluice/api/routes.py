@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from sluice import __version__
+from sluice.api.async_routes import async_router
 from sluice.api.monitoring_routes import monitoring_router
 from sluice.api.registry_routes import registry_router
 from sluice.api.schemas import (
@@ -39,6 +40,7 @@ from sluice.api.schemas import (
     WeightsUpdate,
 )
 from sluice.control.alarms import AlarmService, MetricPoint
+from sluice.control.async_inference import AsyncInference
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
@@ -77,6 +79,7 @@ def build_api(
     lineage: LineageService,
     monitoring: MonitoringService,
     uploads: UploadStore,
+    asynchronous: AsyncInference,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -348,6 +351,7 @@ def build_api(
     api.include_router(router)
     api.include_router(registry_router(registry, lineage, ERRORS))
     api.include_router(monitoring_router(monitoring, ERRORS))
+    api.include_router(async_router(asynchronous, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

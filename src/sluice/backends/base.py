@@ -16,6 +16,15 @@ class VariantInstances(Protocol):
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
         """Send one request to the least busy instance."""
 
+    async def invoke_file(
+        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
+    ) -> str:
+        """Answer the request in `input_path` into `output_path` (async inference)."""
+
+    @property
+    def instance_count(self) -> int:
+        """How many instances the variant runs (live or restarting)."""
+
     async def scale(self, count: int) -> None:
         """Start or stop instances until `count` run."""
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice.backends.base import VariantInstances
-from sluice.entities import DataCapture, Endpoint, EndpointConfig, VariantKind, VariantSpec
+from sluice.entities import (
+    AsyncConfig,
+    DataCapture,
+    Endpoint,
+    EndpointConfig,
+    VariantKind,
+    VariantSpec,
+)
 from sluice.gateway.capture import CaptureTarget
 from sluice.gateway.fleet_stats import FleetStats
 from sluice.gateway.metrics import VariantMetrics
@@ -113,6 +120,7 @@ def route_table(
         capture_target(serving.config.data_capture, capture_root, objects),
         serving.config.sticky_header,
         endpoint.sticky_layout,
+        AsyncConfig.from_details(serving.config.details),
     )
 
 

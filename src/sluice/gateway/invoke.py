@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 
-from sluice.errors import SluiceError
+from sluice.errors import SluiceError, ValidationError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
 from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR
 from sluice.gateway.routing import Router, RouteTable
@@ -26,6 +26,12 @@ class Gateway:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         started = time.perf_counter()
         table = self.router.get(request.endpoint)
+        if table.asynchronous is not None:
+            raise ValidationError(
+                f"endpoint {request.endpoint!r} takes asynchronous invocations only "
+                "(InvokeEndpointAsync); its config has an AsyncInferenceConfig",
+                field="EndpointName",
+            )
         sticky_key = request.headers.get(table.sticky_header) if table.sticky_header else None
         route = table.pick(request.target_variant, sticky_key)
         inference_id = request.inference_id or uuid.uuid4().hex

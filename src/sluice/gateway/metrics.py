@@ -146,6 +146,70 @@ class Metrics:
             registry=r,
         )
 
+        # Asynchronous inference, under SageMaker's CloudWatch names where it has one.
+        self.async_backlog = Gauge(
+            "sluice_async_backlog_size",
+            "ApproximateBacklogSize: async requests queued or being processed",
+            ("endpoint",),
+            registry=r,
+        )
+        self.async_backlog_per_instance = Gauge(
+            "sluice_async_backlog_size_per_instance",
+            "ApproximateBacklogSizePerInstance",
+            ("endpoint",),
+            registry=r,
+        )
+        self.async_oldest_age = Gauge(
+            "sluice_async_age_of_oldest_request_seconds",
+            "ApproximateAgeOfOldestRequest: how long the oldest queued request has waited",
+            ("endpoint",),
+            registry=r,
+        )
+        self.async_without_capacity = Gauge(
+            "sluice_async_has_backlog_without_capacity",
+            "HasBacklogWithoutCapacity: 1 when requests wait and no instance runs",
+            ("endpoint",),
+            registry=r,
+        )
+        self.async_requests = Counter(
+            "sluice_async_invocations",
+            "Async requests finished, by outcome (succeeded = InvocationsProcessed, "
+            "failed = InvocationFailures, expired = ExpiredRequests)",
+            (*VARIANT, "outcome"),
+            registry=r,
+        )
+        self.async_time_in_backlog = Histogram(
+            "sluice_async_time_in_backlog_seconds",
+            "TimeInBacklog: from acceptance to the start of processing",
+            ("endpoint",),
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600),
+            registry=r,
+        )
+        self.async_processing = Histogram(
+            "sluice_async_processing_seconds",
+            "TotalProcessingTime: reading the input, the model and writing the output",
+            (*VARIANT,),
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 900, 3600),
+            registry=r,
+        )
+
+    def async_outcome(
+        self, endpoint: str, variant: str, outcome: str, queued_s: float, processing_s: float
+    ) -> None:
+        self.async_requests.labels(endpoint, variant, outcome).inc()
+        self.async_time_in_backlog.labels(endpoint).observe(queued_s)
+        if outcome != "expired":
+            self.async_processing.labels(endpoint, variant).observe(processing_s)
+
+    def async_backlog_of(
+        self, endpoint: str, queued: int, running: int, oldest_age_s: float, instances: int
+    ) -> None:
+        backlog = queued + running
+        self.async_backlog.labels(endpoint).set(backlog)
+        self.async_backlog_per_instance.labels(endpoint).set(backlog / max(instances, 1))
+        self.async_oldest_age.labels(endpoint).set(oldest_age_s)
+        self.async_without_capacity.labels(endpoint).set(int(backlog > 0 and instances == 0))
+
     def for_variant(self, endpoint: str, variant: str) -> VariantMetrics:
         labels = (endpoint, variant)
         return VariantMetrics(

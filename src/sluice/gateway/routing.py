@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sluice.entities import AsyncConfig
 from sluice.errors import NotFound, Restoring, ValidationError, WorkerUnavailable
 from sluice.gateway.capture import CaptureTarget
 from sluice.gateway.fleet_stats import FleetStats
@@ -22,6 +23,13 @@ class VariantBackend(Protocol):
     """Anything that runs a variant's model: a local worker pool, a Ray deployment."""
 
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer: ...
+
+    async def invoke_file(
+        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
+    ) -> str: ...
+
+    @property
+    def instance_count(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,8 @@ class RouteTable:
     sticky_header: str | None = None
     sticky_layout: tuple[Segment, ...] = ()
     """Segments of the key space per variant (see gateway/sticky.py)."""
+    asynchronous: AsyncConfig | None = None
+    """Set for an endpoint that takes only asynchronous invocations."""
     by_name: dict[str, tuple[VariantRoute, ...]] = field(init=False)
     cumulative: list[float] = field(init=False)
     sticky_starts: list[float] = field(init=False)

@@ -43,6 +43,8 @@ UPLOADS = "/api/v1/uploads"
 here unless a signature needs the body."""
 LABEL_POST = re.compile(r"^/api/v1/endpoints/[^/]+/(ground-truth|outcomes)$")
 """Labels and outcomes are data-plane feeds: the applications that invoke post them."""
+ASYNC_INVOCATIONS = re.compile(r"^/api/v1/endpoints/[^/]+/async-invocations(/[^/]+)?$")
+"""Submitting, following and cancelling async invocations is invoking."""
 
 
 class Surface(Enum):
@@ -185,6 +187,8 @@ class Guard:
         if path == "/v2" or path.startswith("/v2/") or path in ANY_ROLE_PATHS:
             return Role.INVOKE
         if method == "POST" and LABEL_POST.match(path):
+            return Role.INVOKE
+        if ASYNC_INVOCATIONS.match(path):
             return Role.INVOKE
         return Role.ADMIN
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -131,6 +132,17 @@ class WorkerConnection(asyncio.Protocol):
         frame = await self.send(protocol.REQUEST, content_type, accept, body, timeout)
         if frame.kind == protocol.RESPONSE:
             return Answer(frame.body, frame.text1)
+        raise error_from(frame)
+
+    async def invoke_file(
+        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
+    ) -> str:
+        """Have the worker answer the request in `input_path` into `output_path`; the
+        answer's content type."""
+        paths = json.dumps({"input": input_path, "output": output_path}).encode()
+        frame = await self.send(protocol.FILE_REQUEST, content_type, accept, paths, timeout)
+        if frame.kind == protocol.RESPONSE:
+            return frame.text1
         raise error_from(frame)
 
     async def ping(self, timeout: float = 5.0) -> None:

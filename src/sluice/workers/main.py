@@ -19,11 +19,15 @@ import socket
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sluice.errors import ModelError, SluiceError
+from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.processes import die_with_parent
 from sluice.workers import protocol
 from sluice.workers.protocol import Frame
+
+if TYPE_CHECKING:
+    from sluice.runtimes.base import Runtime as RuntimeType
 
 log = logging.getLogger("sluice.worker")
 
@@ -36,6 +40,8 @@ def handle(runtime: object, frame: Frame) -> bytes:
     if frame.kind == protocol.PING:
         return protocol.pack(frame.request_id, protocol.PONG, 200, "", "", b"")
     try:
+        if frame.kind == protocol.FILE_REQUEST:
+            return _invoke_file(runtime, frame)
         body, content_type = runtime.invoke(frame.body, frame.text1, frame.text2)
         return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", body)
     except SluiceError as exc:
@@ -53,6 +59,24 @@ def handle(runtime: object, frame: Frame) -> bytes:
         log.error("model error on request %d:\n%s", frame.request_id, traceback.format_exc())
         message = f"{type(exc).__name__}: {exc}".encode()
         return protocol.pack(frame.request_id, protocol.ERROR, 424, "ModelError", "", message)
+
+
+def _invoke_file(runtime: RuntimeType, frame: Frame) -> bytes:
+    """Read the request from the file the gateway named, write the answer to the other."""
+    paths = json.loads(frame.body)
+    try:
+        body = Path(paths["input"]).read_bytes()
+    except OSError as exc:
+        raise ValidationError(
+            f"cannot read the input: {exc.strerror}", field="InputLocation"
+        ) from None
+    answer, content_type = runtime.invoke(body, frame.text1, frame.text2)
+    del body
+    with open(paths["output"], "wb") as out:
+        out.write(answer)
+        out.flush()
+        os.fsync(out.fileno())
+    return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", b"")
 
 
 def serve(runtime: object, listener: socket.socket) -> None:

@@ -319,6 +319,30 @@ class WorkerPool:
             answer = await self._call(min(others, key=_outstanding), body, content_type, accept)
         return answer
 
+    async def invoke_file(
+        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
+    ) -> str:
+        """One request read from and answered into files (async inference); the answer's
+        content type. Not retried here: the caller's queue retries what never ran."""
+        instance = await self._pick()
+        connection = instance.connection
+        if connection is None:
+            raise WorkerLost(f"worker {instance.name} is restarting")
+        try:
+            content = await connection.invoke_file(
+                input_path, output_path, content_type, accept, timeout
+            )
+        except SluiceError as exc:
+            if exc.server_side and not isinstance(exc, WorkerLost):
+                self._failed(instance)
+            raise
+        instance.failures = 0
+        return content
+
+    @property
+    def instance_count(self) -> int:
+        return len(self.instances)
+
     async def _pick(self) -> WorkerInstance:
         live = self.live
         if not live or not live[0].alive:

@@ -7,6 +7,10 @@ Every frame is `<I` (length of the rest) followed by a fixed header `<IBHHH`
 - RESPONSE: status 200, text1 = content type, body = answer bytes.
 - ERROR:    status = HTTP status, text1 = error code, text2 = field, body = message.
 - PING / PONG: health checks; no text, no body.
+- FILE_REQUEST: text1 = content type, text2 = accept, body = JSON `{"input": path,
+  "output": path}`: the worker reads the request from the input file and writes the
+  answer to the output file (payloads up to a gigabyte never pass through the gateway);
+  answered by a RESPONSE whose body is empty.
 
 No pickles: a frame is bytes in and bytes out.
 """
@@ -22,6 +26,7 @@ RESPONSE = 2
 ERROR = 3
 PING = 4
 PONG = 5
+FILE_REQUEST = 6
 
 LENGTH = struct.Struct("<I")
 HEADER = struct.Struct("<IBHHH")

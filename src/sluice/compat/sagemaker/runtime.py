@@ -9,11 +9,18 @@ ServiceUnavailable 503, InternalFailure 500).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from sluice.compat.sagemaker.arns import Arns
+from sluice.control.async_inference import (
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TTL_S,
+    AsyncInference,
+    AsyncRequest,
+)
 from sluice.errors import (
     ModelError,
     NotFound,
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/endpoints/"
 SUFFIX = "/invocations"
+ASYNC_SUFFIX = "/async-invocations"
 Scope = dict[str, Any]
 
 TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
@@ -51,9 +59,14 @@ NOT_SERVED = {
 
 
 def endpoint_of(path: str) -> str | None:
-    """The endpoint name if `path` is an invocations path, else None."""
-    if path.startswith(PREFIX) and path.endswith(SUFFIX):
-        name = path[len(PREFIX) : -len(SUFFIX)]
+    """The endpoint name if `path` is an invocations path (real-time or async), else None."""
+    if path.startswith(PREFIX):
+        if path.endswith(SUFFIX):
+            name = path[len(PREFIX) : -len(SUFFIX)]
+        elif path.endswith(ASYNC_SUFFIX):
+            name = path[len(PREFIX) : -len(ASYNC_SUFFIX)]
+        else:
+            return None
         if name and "/" not in name:
             return name
     return None
@@ -65,15 +78,20 @@ class RuntimeHandler:
         gateway: Gateway,
         max_payload_bytes: int,
         arns: Arns,
+        asynchronous: AsyncInference | None = None,
     ) -> None:
         self.gateway = gateway
         self.max_payload_bytes = max_payload_bytes
         self.arns = arns
+        self.asynchronous = asynchronous
 
     async def __call__(self, scope: Scope, receive: Any, send: Any, endpoint: str) -> None:
         try:
             if scope["method"] != "POST":
                 raise ValidationError("invocations take POST", field="method")
+            if scope["path"].endswith(ASYNC_SUFFIX):
+                await self._invoke_async(scope, receive, send, endpoint)
+                return
             request = self._parse_headers(scope, endpoint)
             request.body = await self._read_body(scope, receive)
             result = await self.gateway.invoke(request)
@@ -96,6 +114,49 @@ class RuntimeHandler:
             headers.append((CUSTOM_ATTRIBUTES, result.custom_attributes.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": result.body})
+
+    async def _invoke_async(self, scope: Scope, receive: Any, send: Any, endpoint: str) -> None:
+        """InvokeEndpointAsync: queue the request, answer 202 with where the answer will be."""
+        if self.asynchronous is None:
+            raise ValidationError("asynchronous inference is not served", field="EndpointName")
+        if await self._read_body(scope, receive):
+            raise ValidationError(
+                "InvokeEndpointAsync takes no body: the input is at InputLocation",
+                field="Body",
+            )
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        input_location = headers.get("x-amzn-sagemaker-inputlocation")
+        if not input_location:
+            raise ValidationError(
+                "X-Amzn-SageMaker-InputLocation is required", field="X-Amzn-SageMaker-InputLocation"
+            )
+        inference_id = headers.get("x-amzn-sagemaker-inference-id")
+        accepted = await asyncio.to_thread(
+            self.asynchronous.submit,
+            AsyncRequest(
+                endpoint,
+                input_location,
+                headers.get("x-amzn-sagemaker-content-type") or "application/octet-stream",
+                headers.get("x-amzn-sagemaker-accept") or "*/*",
+                headers.get("x-amzn-sagemaker-custom-attributes"),
+                _inference_id(inference_id) if inference_id is not None else None,
+                _seconds(headers, "x-amzn-sagemaker-requestttlseconds", DEFAULT_TTL_S),
+                _seconds(headers, "x-amzn-sagemaker-invocationtimeoutseconds", DEFAULT_TIMEOUT_S),
+                _seconds(headers, "x-sluice-priority", 0),
+            ),
+        )
+        payload = json.dumps({"InferenceId": accepted.inference_id}).encode()
+        out = [
+            (b"content-type", JSON.encode()),
+            (b"content-length", str(len(payload)).encode()),
+            (b"x-amzn-sagemaker-outputlocation", accepted.output_location.encode()),
+        ]
+        if accepted.failure_location:
+            out.append((b"x-amzn-sagemaker-failurelocation", accepted.failure_location.encode()))
+        await send({"type": "http.response.start", "status": 202, "headers": out})
+        await send({"type": "http.response.body", "body": payload})
 
     def _parse_headers(self, scope: Scope, endpoint: str) -> InvokeRequest:
         request = InvokeRequest(endpoint=endpoint, body=b"")
@@ -189,6 +250,18 @@ class RuntimeHandler:
             f"request body is over {self.max_payload_bytes} bytes (setting max_payload_bytes)",
             field="Body",
         )
+
+
+def _seconds(headers: dict[str, str], name: str, default: int) -> int:
+    raw = headers.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(
+            f"{name} must be a whole number, not {raw[:40]!r}", field=name
+        ) from None
 
 
 def _inference_id(value: str) -> str:

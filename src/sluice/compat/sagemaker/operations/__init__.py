@@ -13,6 +13,7 @@ from typing import Any
 
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.shapes import ValidationException
+from sluice.control.async_inference import AsyncInference
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
@@ -35,6 +36,7 @@ class Services:
     arns: Arns
     settings: Settings
     monitoring: MonitoringService
+    asynchronous: AsyncInference
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]

@@ -7,7 +7,14 @@ from typing import Any
 from sluice.compat.sagemaker import listing
 from sluice.compat.sagemaker.operations import Members, Services, operation, tags_of
 from sluice.compat.sagemaker.shapes import ValidationException
-from sluice.entities import DataCapture, EndpointConfig, ResourceKind, VariantKind, VariantSpec
+from sluice.entities import (
+    AsyncConfig,
+    DataCapture,
+    EndpointConfig,
+    ResourceKind,
+    VariantKind,
+    VariantSpec,
+)
 
 STORED = ("KmsKeyId", "AsyncInferenceConfig", "ExplainerConfig", "ExecutionRoleArn", "VpcConfig",
           "EnableNetworkIsolation", "MetricsConfig", "CrossRegionTrafficConfig",
@@ -34,6 +41,9 @@ async def create_endpoint_config(s: Services, m: Members) -> Members:
         for i, v in enumerate(m.get("ShadowProductionVariants", ()), start=1)
     ]
     tags = tags_of(m)
+    asynchronous = AsyncConfig.from_details(m)
+    if asynchronous is not None:
+        s.asynchronous.check_config(asynchronous)
     capture = m.get("DataCaptureConfig")
     config = s.endpoints.create_endpoint_config(
         EndpointConfig(

@@ -1,0 +1,560 @@
+"""Asynchronous inference: requests queued durably, answered into output objects.
+
+`submit` checks a request and puts it in the endpoint's queue (the work queue in the
+metadata store), so an accepted request survives a crash of the server. The dispatcher
+claims queued requests as the endpoint's instances have room, has a worker read the input
+and write the answer itself (big payloads never pass through the server's memory), then
+moves the answer into place (`<S3OutputPath>/<uuid>.out`, or `<S3FailurePath>/<uuid>-error.out`
+with the reason) and sends the SNS-format notification to the topic's sink.
+
+Retries go by cause: a worker that died or was unavailable, or a server restart, gives
+the request back to the queue with a growing delay (up to `async_max_attempts` tries);
+a model error, an unreadable input, an expired TTL or an invocation timeout fail it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sluice.entities import AsyncConfig, WorkItem, WorkStatus
+from sluice.errors import (
+    ModelError,
+    NotFound,
+    Restoring,
+    SluiceError,
+    ValidationError,
+    WorkerUnavailable,
+)
+from sluice.gateway.routing import Router, RouteTable
+from sluice.settings import Settings
+from sluice.store.objects import ObjectStore
+from sluice.store.tables import utcnow
+from sluice.store.work_queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+QUEUE_PREFIX = "async:"
+DEFAULT_TTL_S = 21600
+DEFAULT_TIMEOUT_S = 900
+INLINE_RESPONSE_LIMIT = 128 * 1024
+"""SageMaker puts the answer in a notification only up to this size."""
+
+
+def queue_name(endpoint: str) -> str:
+    return f"{QUEUE_PREFIX}{endpoint.lower()}"
+
+
+@dataclass(frozen=True)
+class AsyncRequest:
+    """One InvokeEndpointAsync call, as the runtime API or the native API received it."""
+
+    endpoint: str
+    input_location: str
+    content_type: str = "application/octet-stream"
+    accept: str = "*/*"
+    custom_attributes: str | None = None
+    inference_id: str | None = None
+    ttl_s: int = DEFAULT_TTL_S
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Accepted:
+    inference_id: str
+    output_location: str
+    failure_location: str | None
+    item: WorkItem
+    created: bool
+
+
+class AsyncInference:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        router: Router,
+        objects: ObjectStore,
+        notify: Callable[[str, dict[str, Any]], None],
+        check_webhook: Callable[[str, str], None],
+        settings: Settings,
+        on_outcome: Callable[[str, str, str, float, float], None] | None = None,
+        on_backlog: Callable[[str, int, int, float, int], None] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.router = router
+        self.objects = objects
+        self.notify = notify
+        self.check_webhook = check_webhook
+        self.settings = settings
+        self.on_outcome = on_outcome
+        """(endpoint, variant, outcome, seconds queued, seconds processing), per request."""
+        self.on_backlog = on_backlog
+        """(endpoint, queued, running, age of the oldest queued s, instances), each second."""
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.wake = asyncio.Event()
+        self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- configuration
+
+    def check_config(self, config: AsyncConfig) -> None:
+        """Refuse what could not work later: no output path, a path this server may not
+        write, a topic with no sink."""
+        if not config.output_path:
+            raise ValidationError(
+                "AsyncInferenceConfig.OutputConfig needs S3OutputPath or S3FailurePath",
+                field="AsyncInferenceConfig.OutputConfig.S3OutputPath",
+            )
+        for path, field in (
+            (config.output_path, "S3OutputPath"),
+            (config.failure_path, "S3FailurePath"),
+        ):
+            if path:
+                if path.startswith(("https://", "http://")):
+                    raise ValidationError(
+                        f"{path!r}: sluice writes async outputs to s3:// or file:// locations only",
+                        field=f"AsyncInferenceConfig.OutputConfig.{field}",
+                    )
+                self.objects.writable(path, f"AsyncInferenceConfig.OutputConfig.{field}")
+        for topic, field in (
+            (config.success_topic, "SuccessTopic"),
+            (config.error_topic, "ErrorTopic"),
+        ):
+            if topic:
+                self.sink_of(topic, f"AsyncInferenceConfig.OutputConfig.NotificationConfig.{field}")
+        if config.max_concurrent_per_instance is not None and not (
+            1 <= config.max_concurrent_per_instance <= 1000
+        ):
+            raise ValidationError(
+                "MaxConcurrentInvocationsPerInstance must be 1 to 1000",
+                field="AsyncInferenceConfig.ClientConfig.MaxConcurrentInvocationsPerInstance",
+            )
+
+    def sink_of(self, topic: str, field: str) -> str:
+        url = self.settings.sns_topics.get(topic)
+        if url is None:
+            raise ValidationError(
+                f"no sink is configured for the SNS topic {topic!r} (setting sns_topics: "
+                "topic ARN to a webhook URL)",
+                field=field,
+            )
+        self.check_webhook(url, field)
+        return url
+
+    # -- requests
+
+    def submit(self, request: AsyncRequest) -> Accepted:
+        """Queue one request; the same inference id again returns the first one."""
+        table = self.router.get(request.endpoint)
+        config = table.asynchronous
+        if config is None:
+            raise ValidationError(
+                f"endpoint {request.endpoint!r} has no AsyncInferenceConfig: it takes "
+                "real-time invocations (InvokeEndpoint)",
+                field="EndpointName",
+            )
+        if not 60 <= request.ttl_s <= 21600:
+            raise ValidationError(
+                "RequestTTLSeconds must be 60 to 21600", field="X-Amzn-SageMaker-RequestTTLSeconds"
+            )
+        if not 1 <= request.timeout_s <= 3600:
+            raise ValidationError(
+                "InvocationTimeoutSeconds must be 1 to 3600",
+                field="X-Amzn-SageMaker-InvocationTimeoutSeconds",
+            )
+        if request.input_location.startswith(("https://", "http://")):
+            raise ValidationError(
+                "InputLocation must be an s3:// or file:// URI (sluice fetches nothing from "
+                "the web on a request's behalf)",
+                field="X-Amzn-SageMaker-InputLocation",
+            )
+        if self.objects.remote(request.input_location, "X-Amzn-SageMaker-InputLocation") is None:
+            # A local input: the path rules apply now; whether it exists is checked when
+            # the request runs (as SageMaker does).
+            self.objects.readable(request.input_location, "X-Amzn-SageMaker-InputLocation")
+        inference_id = request.inference_id or str(uuid.uuid4())
+        name = str(uuid.uuid4())
+        output = f"{config.output_path.rstrip('/')}/{name}.out"
+        failure = (
+            f"{config.failure_path.rstrip('/')}/{name}-error.out" if config.failure_path else None
+        )
+        received = utcnow()
+        payload = {
+            "endpoint": request.endpoint,
+            "input_location": request.input_location,
+            "content_type": request.content_type,
+            "accept": request.accept,
+            "custom_attributes": request.custom_attributes,
+            "timeout_s": request.timeout_s,
+            "ttl_s": request.ttl_s,
+            "output_location": output,
+            "failure_location": failure,
+            "received_at": received.isoformat(),
+        }
+        item, created = self.queue.enqueue(
+            queue_name(request.endpoint),
+            inference_id,
+            payload,
+            request.priority,
+            received + timedelta(seconds=request.ttl_s),
+        )
+        if created:
+            self.wake.set()
+        return Accepted(
+            inference_id,
+            item.payload["output_location"],
+            item.payload["failure_location"],
+            item,
+            created,
+        )
+
+    def status(self, endpoint: str, inference_id: str) -> tuple[WorkItem, int | None]:
+        """The request and, while it waits, how many are ahead of it."""
+        item = self.queue.get(queue_name(endpoint), inference_id)
+        if item is None:
+            raise NotFound(
+                f"no async invocation {inference_id!r} on endpoint {endpoint!r}",
+                field="InferenceId",
+            )
+        return item, self.queue.position(item)
+
+    def cancel(self, endpoint: str, inference_id: str) -> WorkItem:
+        """Cancel a request that has not started; a running or finished one is refused."""
+        item = self.queue.cancel(queue_name(endpoint), inference_id)
+        if item is None:
+            raise NotFound(
+                f"no async invocation {inference_id!r} on endpoint {endpoint!r}",
+                field="InferenceId",
+            )
+        if item.status is not WorkStatus.CANCELLED:
+            raise ValidationError(
+                f"async invocation {inference_id!r} is {item.status.value}: only a queued "
+                "request can be cancelled",
+                field="InferenceId",
+            )
+        return item
+
+    def backlog(self, endpoint: str) -> tuple[int, int, datetime | None]:
+        return self.queue.backlog(queue_name(endpoint))
+
+    # -- the dispatcher
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="async dispatcher")
+
+    async def close(self) -> None:
+        """Stop claiming; requests in flight are abandoned to their leases (another server,
+        or this one after a restart, runs them again)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        tasks = [t for running in self.in_flight.values() for t in running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        renew_every = self.settings.async_lease_s / 3
+        renewed = time.monotonic()
+        pruned = measured = 0.0
+        while True:
+            try:
+                self.wake.clear()
+                now = time.monotonic()
+                measure = now - measured >= 1.0
+                if measure:
+                    measured = now
+                for endpoint, table in list(self.router.tables.items()):
+                    if table.asynchronous is not None:
+                        await self._fill(endpoint, table)
+                        if measure:
+                            await self._measure(endpoint, table)
+                if now - renewed >= renew_every:
+                    renewed = now
+                    await self._renew()
+                if now - pruned >= 3600:
+                    pruned = now
+                    cutoff = utcnow() - timedelta(hours=self.settings.async_retention_hours)
+                    await asyncio.to_thread(self.queue.prune, QUEUE_PREFIX, cutoff)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
+                log.exception("async dispatcher")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.settings.async_poll_s)
+
+    def capacity(self, table: RouteTable) -> int:
+        config = table.asynchronous
+        assert config is not None
+        per_instance = (
+            config.max_concurrent_per_instance or self.settings.async_concurrency_per_instance
+        )
+        instances = sum(
+            route.backend.instance_count for route in table.variants if route.weight > 0
+        )
+        return per_instance * instances
+
+    async def _fill(self, endpoint: str, table: RouteTable) -> None:
+        running = self.in_flight.setdefault(endpoint, {})
+        free = self.capacity(table) - len(running)
+        if free <= 0:
+            return
+        items = await asyncio.to_thread(
+            self.queue.claim, queue_name(endpoint), self.owner, self.settings.async_lease_s, free
+        )
+        for item in items:
+            task = asyncio.create_task(self._process(endpoint, item), name=f"async {item.key}")
+            running[item.id] = task
+            task.add_done_callback(functools.partial(self._done, endpoint, item.id))
+
+    async def _measure(self, endpoint: str, table: RouteTable) -> None:
+        if self.on_backlog is None:
+            return
+        queued, running, oldest = await asyncio.to_thread(self.backlog, endpoint)
+        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+        instances = sum(route.backend.instance_count for route in table.variants)
+        self.on_backlog(endpoint, queued, running, age, instances)
+
+    def _done(self, endpoint: str, item_id: int, _: asyncio.Task[None]) -> None:
+        self.in_flight.get(endpoint, {}).pop(item_id, None)
+        self.wake.set()  # room for another
+
+    async def _renew(self) -> None:
+        ids = [i for running in self.in_flight.values() for i in running]
+        if ids:
+            await asyncio.to_thread(self.queue.renew, ids, self.owner, self.settings.async_lease_s)
+
+    async def _process(self, endpoint: str, item: WorkItem) -> None:
+        p = item.payload
+        received = datetime.fromisoformat(p["received_at"])
+        queued_s = (utcnow() - received).total_seconds()
+        started = time.perf_counter()
+        variant = ""
+        if item.expires_at is not None and utcnow() > item.expires_at and item.attempts == 1:
+            await self._fail(
+                item,
+                WorkStatus.EXPIRED,
+                f"Request expired: it waited in the queue longer than RequestTTLSeconds "
+                f"({p['ttl_s']} s)",
+                variant,
+                queued_s,
+                0.0,
+            )
+            return
+        staging: Path | None = None
+        try:
+            table = self.router.get(endpoint)
+            route = table.pick()
+            variant = route.name
+            input_path = await asyncio.to_thread(self._fetch_input, p["input_location"])
+            final = self.objects.writable(p["output_location"], "S3OutputPath")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+            content_type = await route.backend.invoke_file(
+                str(input_path), str(staging), p["content_type"], p["accept"], p["timeout_s"]
+            )
+            await asyncio.to_thread(self._publish, staging, final, p["output_location"])
+            staging = None
+        except (WorkerUnavailable, Restoring) as exc:
+            # Nothing ran, or the worker died under it: worth another try, later.
+            await self._retry(item, exc.message, variant, queued_s, time.perf_counter() - started)
+            return
+        except SluiceError as exc:
+            await self._fail(
+                item,
+                WorkStatus.FAILED,
+                _failure_text(exc),
+                variant,
+                queued_s,
+                time.perf_counter() - started,
+            )
+            return
+        finally:
+            if staging is not None:
+                staging.unlink(missing_ok=True)
+        processing_s = time.perf_counter() - started
+        result = {
+            "output_location": p["output_location"],
+            "content_type": content_type,
+            "variant": variant,
+            "processing_s": round(processing_s, 6),
+        }
+        if await asyncio.to_thread(
+            self.queue.finish, item.id, self.owner, WorkStatus.SUCCEEDED, result
+        ):
+            self._outcome(endpoint, variant, "succeeded", queued_s, processing_s)
+            self._notify_success(item, content_type, final)
+        else:
+            log.warning("async invocation %s finished after its lease passed on", item.key)
+
+    def _fetch_input(self, location: str) -> Path:
+        path = self.objects.fetch(location, "X-Amzn-SageMaker-InputLocation")
+        if not path.is_file():
+            raise ValidationError(
+                f"the input {location!r} does not exist or is not a file",
+                field="X-Amzn-SageMaker-InputLocation",
+            )
+        size = path.stat().st_size
+        if size > self.settings.async_max_input_bytes:
+            raise ValidationError(
+                f"the input {location!r} is {size:,} bytes, over "
+                f"{self.settings.async_max_input_bytes:,} (setting async_max_input_bytes)",
+                field="X-Amzn-SageMaker-InputLocation",
+            )
+        return path
+
+    def _publish(self, staging: Path, final: Path, location: str) -> None:
+        """Put an answer (or failure) in place at once, then in S3 when it is configured."""
+        os.replace(staging, final)
+        key = self.objects.remote(location, "S3OutputPath")
+        if key is not None:
+            self.objects.upload(final, key)
+
+    async def _retry(
+        self, item: WorkItem, reason: str, variant: str, queued_s: float, processing_s: float
+    ) -> None:
+        if item.attempts >= self.settings.async_max_attempts:
+            await self._fail(
+                item,
+                WorkStatus.FAILED,
+                f"{reason} (gave up after {item.attempts} attempts)",
+                variant,
+                queued_s,
+                processing_s,
+            )
+            return
+        delay = self.settings.async_retry_backoff_s * 2 ** (item.attempts - 1)
+        log.info("async invocation %s: %s; retried in %.1f s", item.key, reason, delay)
+        await asyncio.to_thread(self.queue.retry, item.id, self.owner, delay, reason)
+
+    async def _fail(
+        self,
+        item: WorkItem,
+        status: WorkStatus,
+        reason: str,
+        variant: str,
+        queued_s: float,
+        processing_s: float,
+    ) -> None:
+        p = item.payload
+        location = p["failure_location"] or p["output_location"].removesuffix(".out") + "-error.out"
+        try:
+            await asyncio.to_thread(self._write_failure, location, reason)
+        except (OSError, SluiceError) as exc:
+            log.error("async invocation %s: cannot write its failure: %s", item.key, exc)
+        result = {"failure_location": location, "variant": variant}
+        if await asyncio.to_thread(self.queue.finish, item.id, self.owner, status, result, reason):
+            outcome = "expired" if status is WorkStatus.EXPIRED else "failed"
+            self._outcome(p["endpoint"], variant, outcome, queued_s, processing_s)
+            self._notify_error(item, reason, location)
+
+    def _write_failure(self, location: str, reason: str) -> None:
+        final = self.objects.writable(location, "S3FailurePath")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            staging.write_text(reason)
+            self._publish(staging, final, location)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    def _outcome(
+        self, endpoint: str, variant: str, outcome: str, queued_s: float, processing_s: float
+    ) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(endpoint, variant, outcome, queued_s, processing_s)
+
+    # -- notifications, in SageMaker's format, wrapped as SNS delivers them
+
+    def _notify_success(self, item: WorkItem, content_type: str, output: Path) -> None:
+        config = self._config(item)
+        if config is None or not config.success_topic:
+            return
+        p = item.payload
+        message = self._message(item, "Completed")
+        message["responseParameters"] = {
+            "contentType": content_type,
+            "outputLocation": p["output_location"],
+        }
+        if "SUCCESS_NOTIFICATION_TOPIC" in config.include_response_in:
+            with contextlib.suppress(OSError):
+                if output.stat().st_size <= INLINE_RESPONSE_LIMIT:
+                    message["responseBody"] = {
+                        "content": output.read_text(errors="replace"),
+                        "message": "Response body included",
+                        "encoding": "UTF-8",
+                    }
+        self._send(config.success_topic, message)
+
+    def _notify_error(self, item: WorkItem, reason: str, location: str) -> None:
+        config = self._config(item)
+        if config is None or not config.error_topic:
+            return
+        message = self._message(item, "Failed")
+        message["failureReason"] = reason
+        message["responseParameters"] = {"failureLocation": location}
+        self._send(config.error_topic, message)
+
+    def _config(self, item: WorkItem) -> AsyncConfig | None:
+        table = self.router.tables.get(item.payload["endpoint"])
+        return table.asynchronous if table is not None else None
+
+    def _message(self, item: WorkItem, status: str) -> dict[str, Any]:
+        p = item.payload
+        return {
+            "awsRegion": self.settings.aws_region,
+            "eventTime": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "receivedTime": p["received_at"].replace("+00:00", "Z"),
+            "invocationStatus": status,
+            "requestParameters": {
+                "contentType": p["content_type"],
+                "endpointName": p["endpoint"],
+                "inputLocation": p["input_location"],
+            },
+            "inferenceId": item.key,
+            "eventVersion": "1.0",
+            "eventSource": "aws:sagemaker",
+            "eventName": "InferenceResult",
+        }
+
+    def _send(self, topic: str, message: dict[str, Any]) -> None:
+        try:
+            url = self.sink_of(topic, "SNS topic")
+        except ValidationError as exc:
+            log.warning("async notification not sent: %s", exc.message)
+            return
+        self.notify(
+            url,
+            {
+                "Type": "Notification",
+                "MessageId": str(uuid.uuid4()),
+                "TopicArn": topic,
+                "Subject": None,
+                "Message": json.dumps(message),
+                "Timestamp": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "SignatureVersion": "1",
+            },
+        )
+
+
+def _failure_text(exc: SluiceError) -> str:
+    if isinstance(exc, ModelError):
+        return (
+            f"Received server error ({exc.original_status}) from the model with message "
+            f'"{exc.message}"'
+        )
+    return f"{exc.code}: {exc.message}"

@@ -1,0 +1,255 @@
+"""Asynchronous inference through boto3: SageMaker's contract, output and failure objects,
+SNS-format notifications to a real receiver, and sluice's status, cancel and priority."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import RunningServer
+from tests.control.test_webhooks import Receiver
+from tests.e2e.helpers import digit_rows
+from tests.e2e.test_sagemaker_workflow import ROLE, clients, until, wait
+
+pytestmark = pytest.mark.slow
+
+OK_TOPIC = "arn:aws:sns:us-east-1:000000000000:async-ok"
+ERROR_TOPIC = "arn:aws:sns:us-east-1:000000000000:async-errors"
+UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.http.shutdown()
+
+
+@pytest.fixture
+def async_server(tmp_path: Path, receiver: Receiver) -> Iterator[RunningServer]:
+    topics = {
+        OK_TOPIC: f"http://127.0.0.1:{receiver.port}/ok",
+        ERROR_TOPIC: f"http://127.0.0.1:{receiver.port}/errors",
+    }
+    running = RunningServer(
+        tmp_path / "home",
+        {"SLUICE_SNS_TOPICS": json.dumps(topics), "SLUICE_ASYNC_RETRY_BACKOFF_S": "0.1"},
+    )
+    yield running
+    running.stop()
+
+
+def s3_file(server: RunningServer, uri: str) -> Path:
+    """Where the server keeps an s3:// object without an S3 store (its local stand-in)."""
+    return server.home / "s3" / uri.removeprefix("s3://")
+
+
+def put_input(server: RunningServer, key: str, body: bytes) -> str:
+    path = server.home / "s3" / "bucket" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    return f"s3://bucket/{key}"
+
+
+def async_endpoint(sm: Any, artifacts: dict[str, Path], name: str = "scorer") -> None:
+    sm.create_model(
+        ModelName=f"{name}-model",
+        PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+        ExecutionRoleArn=ROLE,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{name}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "A",
+                "ModelName": f"{name}-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+        AsyncInferenceConfig={
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 2},
+            "OutputConfig": {
+                "S3OutputPath": "s3://bucket/async-out",
+                "S3FailurePath": "s3://bucket/async-failures",
+                "NotificationConfig": {
+                    "SuccessTopic": OK_TOPIC,
+                    "ErrorTopic": ERROR_TOPIC,
+                    "IncludeInferenceResponseIn": ["SUCCESS_NOTIFICATION_TOPIC"],
+                },
+            },
+        },
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    wait(sm, "endpoint_in_service", name)
+
+
+def messages(receiver: Receiver, path: str) -> list[dict[str, Any]]:
+    """The SageMaker messages the receiver got on `path`, unwrapped from SNS envelopes."""
+    out = []
+    for headers, body in list(receiver.requests):
+        envelope = json.loads(body)
+        if envelope["TopicArn"] == (OK_TOPIC if path == "ok" else ERROR_TOPIC):
+            assert envelope["Type"] == "Notification" and headers["x-sluice-signature"]
+            out.append(json.loads(envelope["Message"]))
+    return out
+
+
+def test_async_requests_are_answered_into_objects_and_notified(
+    async_server: RunningServer, receiver: Receiver, artifacts: dict[str, Path]
+) -> None:
+    sm, runtime = clients(async_server.url)
+    async_endpoint(sm, artifacts)
+    rows = digit_rows(3)
+    location = put_input(
+        async_server, "in/three.json", b"[" + b",".join(r[1:-1] for r in rows) + b"]"
+    )
+
+    reply = runtime.invoke_endpoint_async(
+        EndpointName="scorer",
+        InputLocation=location,
+        ContentType="application/json",
+        Accept="application/json",
+        InferenceId="first-request",
+    )
+    assert reply["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert reply["InferenceId"] == "first-request"
+    assert re.fullmatch(rf"s3://bucket/async-out/{UUID}\.out", reply["OutputLocation"])
+    assert re.fullmatch(rf"s3://bucket/async-failures/{UUID}-error\.out", reply["FailureLocation"])
+
+    output = s3_file(async_server, reply["OutputLocation"])
+    until(output.exists, timeout=30)
+    answer = json.loads(output.read_bytes())
+    direct = [json.loads(runtime_row) for runtime_row in rows]
+    assert len(answer["predictions"]) == len(direct) == 3
+    assert not s3_file(async_server, reply["FailureLocation"]).exists()
+
+    (ok,) = until(lambda: messages(receiver, "ok"), timeout=30)
+    assert ok["invocationStatus"] == "Completed" and ok["inferenceId"] == "first-request"
+    assert ok["eventSource"] == "aws:sagemaker" and ok["eventName"] == "InferenceResult"
+    assert ok["requestParameters"] == {
+        "contentType": "application/json",
+        "endpointName": "scorer",
+        "inputLocation": location,
+    }
+    assert ok["responseParameters"]["outputLocation"] == reply["OutputLocation"]
+    assert json.loads(ok["responseBody"]["content"]) == answer
+
+    # The same inference id again is the same request: nothing runs twice.
+    again = runtime.invoke_endpoint_async(
+        EndpointName="scorer", InputLocation=location, InferenceId="first-request"
+    )
+    assert again["OutputLocation"] == reply["OutputLocation"]
+    status = httpx.get(
+        f"{async_server.url}/api/v1/endpoints/scorer/async-invocations/first-request"
+    ).json()
+    assert status["status"] == "Succeeded" and status["attempts"] == 1
+    assert status["output_location"] == reply["OutputLocation"]
+
+    # A real-time call to an async endpoint is refused by name.
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName="scorer", Body=rows[0], ContentType="application/json")
+    assert "InvokeEndpointAsync" in refused.value.response["Error"]["Message"]
+
+
+def test_failures_land_in_the_failure_path_with_their_reason(
+    async_server: RunningServer, receiver: Receiver, artifacts: dict[str, Path]
+) -> None:
+    sm, runtime = clients(async_server.url)
+    async_endpoint(sm, artifacts)
+    bad = put_input(async_server, "in/bad.json", b'{"not": "rows"')
+    broken = runtime.invoke_endpoint_async(
+        EndpointName="scorer", InputLocation=bad, ContentType="application/json"
+    )
+    missing = runtime.invoke_endpoint_async(
+        EndpointName="scorer", InputLocation="s3://bucket/in/nothing-here.json"
+    )
+    for reply, reason in ((broken, "JSON"), (missing, "does not exist")):
+        failure = s3_file(async_server, reply["FailureLocation"])
+        until(failure.exists, timeout=30)
+        assert reason in failure.read_text()
+        assert not s3_file(async_server, reply["OutputLocation"]).exists()
+    errors = until(lambda: len(messages(receiver, "errors")) == 2 and messages(receiver, "errors"))
+    assert {m["inferenceId"] for m in errors} == {broken["InferenceId"], missing["InferenceId"]}
+    assert all(m["invocationStatus"] == "Failed" for m in errors)
+    status = httpx.get(
+        f"{async_server.url}/api/v1/endpoints/scorer/async-invocations/{broken['InferenceId']}"
+    ).json()
+    assert status["status"] == "Failed" and "JSON" in status["failure_reason"]
+
+    # Inputs the server may not read, and bad headers, are refused when submitted.
+    for location in ("file:///etc/passwd", "https://example.com/x.json"):
+        with pytest.raises(ClientError) as refused:
+            runtime.invoke_endpoint_async(EndpointName="scorer", InputLocation=location)
+        assert refused.value.response["Error"]["Code"] == "ValidationError"
+    # boto3 checks ranges itself; a plain HTTP client gets the server's own answer.
+    url = f"{async_server.url}/endpoints/scorer/async-invocations"
+    for header, value in (
+        ("X-Amzn-SageMaker-RequestTTLSeconds", "5"),
+        ("X-Amzn-SageMaker-InvocationTimeoutSeconds", "soon"),
+        ("X-Amzn-SageMaker-Inference-Id", "x" * 65),
+    ):
+        answer = httpx.post(url, headers={"X-Amzn-SageMaker-InputLocation": bad, header: value})
+        assert answer.status_code == 400 and answer.headers["x-amzn-errortype"] == "ValidationError"
+    answer = httpx.post(url)
+    assert answer.status_code == 400 and "InputLocation" in answer.json()["Message"]
+    answer = httpx.post(url, headers={"X-Amzn-SageMaker-InputLocation": bad}, content=b"{}")
+    assert answer.status_code == 400 and "takes no body" in answer.json()["Message"]
+
+
+def test_async_config_is_checked_when_created(async_server: RunningServer) -> None:
+    sm, _ = clients(async_server.url)
+    variants = [{"VariantName": "A", "ModelName": "m", "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.large"}]  # fmt: skip
+    for output, field in (
+        (
+            {
+                "S3OutputPath": "s3://bucket/out",
+                "NotificationConfig": {
+                    "SuccessTopic": "arn:aws:sns:us-east-1:000000000000:unknown"
+                },
+            },
+            "sns_topics",
+        ),  # noqa: E501
+        ({"S3OutputPath": "file:///etc"}, "outside"),
+        ({"S3OutputPath": "https://example.com/out"}, "s3:// or file://"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            sm.create_endpoint_config(
+                EndpointConfigName="bad",
+                ProductionVariants=variants,
+                AsyncInferenceConfig={"OutputConfig": output},
+            )
+        assert field in refused.value.response["Error"]["Message"]
+
+
+def test_backlog_metrics_and_queue_position(
+    async_server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    sm, runtime = clients(async_server.url)
+    async_endpoint(sm, artifacts)
+    location = put_input(async_server, "in/one.json", digit_rows(1)[0])
+    replies = [
+        runtime.invoke_endpoint_async(
+            EndpointName="scorer", InputLocation=location, ContentType="application/json"
+        )  # fmt: skip
+        for _ in range(20)
+    ]
+    for reply in replies:
+        until(s3_file(async_server, reply["OutputLocation"]).exists, timeout=60)
+    scrape = httpx.get(f"{async_server.url}/metrics").text
+    assert re.search(
+        r'sluice_async_invocations_total\{endpoint="scorer",outcome="succeeded",variant="A"\} 20',
+        scrape,
+    )
+    time.sleep(1.5)
+    scrape = httpx.get(f"{async_server.url}/metrics").text
+    assert 'sluice_async_backlog_size{endpoint="scorer"} 0.0' in scrape
