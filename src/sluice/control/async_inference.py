@@ -43,6 +43,7 @@ from sluice.settings import Settings
 from sluice.store.objects import ObjectStore
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import WorkQueue
+from sluice.workers.client import WorkerDied
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,7 @@ class AsyncInference:
             )
             await asyncio.to_thread(self._publish, staging, final, p["output_location"])
             staging = None
-        except (WorkerUnavailable, Restoring) as exc:
+        except (WorkerUnavailable, Restoring, WorkerDied) as exc:
             # Nothing ran, or the worker died under it: worth another try, later.
             await self._retry(item, exc.message, variant, queued_s, time.perf_counter() - started)
             return

@@ -35,6 +35,12 @@ class WorkerLost(WorkerUnavailable):
     it may be sent to another instance."""
 
 
+class WorkerDied(ModelError):
+    """The worker exited while running this request. Real-time calls answer it as the
+    model's error and never retry it (the input may crash every worker it reaches); the
+    async queue retries it a bounded number of times (the death may have had another cause)."""
+
+
 class WorkerConnection(asyncio.Protocol):
     """Multiplexes many in-flight requests over one Unix socket to one worker.
 
@@ -91,9 +97,9 @@ class WorkerConnection(asyncio.Protocol):
                 continue
             if running:
                 future.set_exception(
-                    ModelError(
+                    WorkerDied(
                         f"the worker {self.name} exited while handling this request (the "
-                        "model crashed, ran out of memory or was killed); not retried",
+                        "model crashed, ran out of memory or was killed)",
                         original_status=500,
                     )
                 )

@@ -1,0 +1,155 @@
+"""The async dispatcher's rules, with a real queue (SQLite) and object store and a
+scripted backend standing in for the worker: expiry and retries by cause."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluice.control.async_inference import AsyncInference, AsyncRequest, queue_name
+from sluice.entities import AsyncConfig, WorkStatus
+from sluice.errors import ModelError
+from sluice.gateway.metrics import Metrics
+from sluice.gateway.routing import Router, RouteTable, VariantRoute
+from sluice.settings import Settings
+from sluice.store.db import open_database
+from sluice.store.objects import ObjectStore
+from sluice.store.tables import WorkItemRow, utcnow
+from sluice.store.work_queue import WorkQueue
+from sluice.workers.client import WorkerDied, WorkerLost
+
+TOPIC = "arn:aws:sns:us-east-1:000000000000:events"
+
+
+class Scripted:
+    """A variant's instances that fail as scripted, then answer by upper-casing the input."""
+
+    instance_count = 1
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def invoke(self, body: bytes, content_type: str, accept: str) -> Any:
+        raise AssertionError("async requests never take the real-time path")
+
+    async def invoke_file(
+        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
+    ) -> str:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        Path(output_path).write_bytes(Path(input_path).read_bytes().upper())
+        return "text/plain"
+
+
+class Harness:
+    def __init__(self, home: Path, backend: Scripted) -> None:
+        self.home = home
+        settings = Settings(
+            home=home,
+            async_retry_backoff_s=0.01,
+            async_poll_s=0.02,
+            sns_topics={TOPIC: "https://hooks.example.com/sns"},
+        )
+        self.queue = WorkQueue(open_database(settings.resolved_database_url))
+        router = Router()
+        router.publish(
+            RouteTable(
+                "ep",
+                (VariantRoute("A", backend, 1.0, Metrics().for_variant("ep", "A")),),
+                asynchronous=AsyncConfig(
+                    "s3://bucket/out", "s3://bucket/failed", success_topic=TOPIC, error_topic=TOPIC
+                ),
+            )
+        )
+        self.sent: list[dict[str, Any]] = []
+        self.service = AsyncInference(
+            self.queue,
+            router,
+            ObjectStore(home / "s3"),
+            lambda url, payload: self.sent.append(payload),
+            lambda url, field: None,
+            settings,
+        )
+        source = home / "s3" / "bucket" / "in.txt"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("hello")
+
+    def submit(self, inference_id: str) -> Any:
+        return self.service.submit(
+            AsyncRequest("ep", "s3://bucket/in.txt", inference_id=inference_id)
+        )
+
+    async def finished(self, inference_id: str) -> Any:
+        for _ in range(500):
+            item, _ = self.service.status("ep", inference_id)
+            if item.status.finished:
+                return item
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{inference_id} did not finish")
+
+
+@pytest.fixture
+async def run(tmp_path: Path) -> AsyncIterator[Any]:
+    harnesses: list[Harness] = []
+
+    def start(backend: Scripted) -> Harness:
+        harness = Harness(tmp_path / f"home{len(harnesses)}", backend)
+        harness.service.start()
+        harnesses.append(harness)
+        return harness
+
+    yield start
+    for harness in harnesses:
+        await harness.service.close()
+        harness.queue.db.close()
+
+
+async def test_retryable_failures_are_retried_then_succeed(run: Any) -> None:
+    backend = Scripted([WorkerLost("restarting"), WorkerDied("exited", original_status=500)])
+    h = run(backend)
+    accepted = h.submit("r1")
+    item = await h.finished("r1")
+    assert item.status is WorkStatus.SUCCEEDED and item.attempts == 3 and backend.calls == 3
+    assert (h.home / "s3" / accepted.output_location.removeprefix("s3://")).read_text() == "HELLO"
+
+
+async def test_a_model_error_fails_at_once_and_repeated_deaths_give_up(run: Any) -> None:
+    backend = Scripted([ModelError("bad input", original_status=400)] + [WorkerDied("x")] * 3)
+    h = run(backend)
+    first = h.submit("model-error")
+    item = await h.finished("model-error")
+    assert item.status is WorkStatus.FAILED and item.attempts == 1
+    failure = h.home / "s3" / first.failure_location.removeprefix("s3://")
+    assert 'Received server error (400) from the model with message "bad input"' in (
+        failure.read_text()
+    )
+    h.submit("dies")
+    item = await h.finished("dies")
+    assert item.status is WorkStatus.FAILED and item.attempts == 3
+    assert "gave up after 3 attempts" in (item.failure_reason or "")
+    assert backend.calls == 4
+    statuses = [m["Message"] for m in h.sent]
+    assert len(statuses) == 2 and all('"invocationStatus": "Failed"' in m for m in statuses)
+
+
+async def test_a_request_past_its_ttl_expires_without_running(run: Any) -> None:
+    backend = Scripted([])
+    h = run(backend)
+    await h.service.close()  # nothing claims while the request ages
+    accepted = h.submit("late")
+    with h.queue.db.session() as session:
+        row = session.get(WorkItemRow, accepted.item.id)
+        assert row is not None
+        row.expires_at = utcnow() - timedelta(seconds=1)
+    h.service.start()
+    item = await h.finished("late")
+    assert item.status is WorkStatus.EXPIRED and backend.calls == 0
+    failure = h.home / "s3" / accepted.failure_location.removeprefix("s3://")
+    assert "RequestTTLSeconds" in failure.read_text()
