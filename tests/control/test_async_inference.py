@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sluice.control.async_inference import AsyncInference, AsyncRequest, queue_name
+from sluice.control.async_inference import AsyncInference, AsyncRequest
 from sluice.entities import AsyncConfig, WorkStatus
 from sluice.errors import ModelError
 from sluice.gateway.metrics import Metrics
