@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,158 @@ def test_backlog_metrics_and_queue_position(
     time.sleep(1.5)
     scrape = httpx.get(f"{async_server.url}/metrics").text
     assert 'sluice_async_backlog_size{endpoint="scorer"} 0.0' in scrape
+
+
+def test_a_killed_server_loses_nothing_and_writes_each_output_once(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    env = {"SLUICE_ASYNC_LEASE_S": "2"}
+    server = RunningServer(tmp_path / "home", env)
+    try:
+        sm, runtime = clients(server.url)
+        sm.create_model(
+            ModelName="m",
+            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            ExecutionRoleArn=ROLE,
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="c",
+            ProductionVariants=[
+                {
+                    "VariantName": "A",
+                    "ModelName": "m",
+                    "InitialInstanceCount": 2,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],  # fmt: skip
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/out"}},
+        )
+        sm.create_endpoint(EndpointName="bulk", EndpointConfigName="c")
+        wait(sm, "endpoint_in_service", "bulk")
+        location = put_input(server, "in/row.json", digit_rows(1)[0])
+        outputs = {
+            runtime.invoke_endpoint_async(
+                EndpointName="bulk", InputLocation=location, ContentType="application/json",
+                InferenceId=f"req-{i}",
+            )["OutputLocation"]
+            for i in range(1000)
+        }  # fmt: skip
+        assert len(outputs) == 1000
+        out_dir = server.home / "s3" / "bucket" / "out"
+        until(lambda: out_dir.exists() and len(list(out_dir.glob("*.out"))) >= 50, timeout=60)
+        server.stop(signal.SIGKILL)
+        done_before = len(list(out_dir.glob("*.out")))
+        assert done_before < 1000, "the queue drained before the kill; nothing was tested"
+    finally:
+        server.stop()
+    restarted = RunningServer(tmp_path / "home", env)
+    try:
+        until(lambda: len(list(out_dir.glob("*.out"))) == 1000, timeout=120)
+        written = {f"s3://bucket/out/{path.name}" for path in out_dir.glob("*.out")}
+        assert written == outputs
+        assert not list(out_dir.glob(".*.part"))
+        for path in out_dir.glob("*.out"):
+            assert len(json.loads(path.read_bytes())["predictions"]) == 1
+        statuses = {
+            httpx.get(f"{restarted.url}/api/v1/endpoints/bulk/async-invocations/req-{i}").json()[
+                "status"
+            ]
+            for i in range(0, 1000, 37)
+        }
+        assert statuses == {"Succeeded"}
+    finally:
+        restarted.stop()
+
+
+def test_status_priority_cancel_and_invocation_timeout(
+    async_server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    sm, runtime = clients(async_server.url)
+    api = httpx.Client(base_url=f"{async_server.url}/api/v1", timeout=30)
+    created = api.post(
+        "/models",
+        json={"name": "slow", "artifact": str(artifacts["slow"]),
+              "environment": {"SLOW_SECONDS": "0.6"}},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    sm.create_endpoint_config(
+        EndpointConfigName="slow-config",
+        ProductionVariants=[
+            {
+                "VariantName": "A",
+                "ModelName": "slow",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],  # fmt: skip
+        AsyncInferenceConfig={
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": 1},
+            "OutputConfig": {"S3OutputPath": "s3://bucket/slow-out"},
+        },
+    )
+    sm.create_endpoint(EndpointName="slow", EndpointConfigName="slow-config")
+    wait(sm, "endpoint_in_service", "slow")
+    location = put_input(async_server, "in/slow.json", digit_rows(1)[0])
+
+    def submit(inference_id: str, **extra: object) -> dict[str, Any]:
+        body = {"input_location": location, "content_type": "application/json",
+                "inference_id": inference_id, **extra}  # fmt: skip
+        answer = api.post("/endpoints/slow/async-invocations", json=body)
+        assert answer.status_code == 202, answer.text
+        return answer.json()
+
+    submit("first")
+    waiting = [submit(f"w{i}") for i in range(3)]
+    urgent = submit("urgent", priority=10)
+    assert urgent["status"] == "Queued" and urgent["position"] == 0
+    positions = [w["position"] for w in waiting]  # behind "first" unless it already runs
+    assert positions[0] in (0, 1) and positions == list(range(positions[0], positions[0] + 3))
+    cancelled = api.delete("/endpoints/slow/async-invocations/w2")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "Cancelled"
+
+    def finished(inference_id: str) -> dict[str, Any] | None:
+        state = api.get(f"/endpoints/slow/async-invocations/{inference_id}").json()
+        return state if state["status"] not in ("Queued", "Running") else None
+
+    done = {name: until(lambda n=name: finished(n), timeout=60)
+            for name in ("first", "urgent", "w0", "w1")}  # fmt: skip
+    assert all(state["status"] == "Succeeded" for state in done.values())
+    assert done["urgent"]["finished_at"] < done["w0"]["finished_at"] < done["w1"]["finished_at"]
+    assert api.get("/endpoints/slow/async-invocations/w2").json()["status"] == "Cancelled"
+    assert not s3_file(async_server, waiting[2]["output_location"]).exists()
+    again = api.delete("/endpoints/slow/async-invocations/first")
+    assert again.status_code == 400 and "only a queued request" in again.text
+    assert api.get("/endpoints/slow/async-invocations/nobody").status_code == 404
+
+    # Past InvocationTimeoutSeconds the worker is replaced and the request fails with why.
+    created = api.post(
+        "/models",
+        json={"name": "slower", "artifact": str(artifacts["slow"]),
+              "environment": {"SLOW_SECONDS": "5"}},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    sm.create_endpoint_config(
+        EndpointConfigName="slower-config",
+        ProductionVariants=[
+            {
+                "VariantName": "A",
+                "ModelName": "slower",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],  # fmt: skip
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/slower-out"}},
+    )
+    sm.create_endpoint(EndpointName="slower", EndpointConfigName="slower-config")
+    wait(sm, "endpoint_in_service", "slower")
+    runtime.invoke_endpoint_async(
+        EndpointName="slower", InputLocation=location, ContentType="application/json",
+        InvocationTimeoutSeconds=1, InferenceId="too-slow",
+    )  # fmt: skip
+
+    def timed_out() -> dict[str, Any] | None:
+        state = api.get("/endpoints/slower/async-invocations/too-slow").json()
+        return state if state["status"] not in ("Queued", "Running") else None
+
+    state = until(timed_out, timeout=30)
+    assert state["status"] == "Failed" and "within 1 s" in state["failure_reason"]
