@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from sluice import errors
+from sluice.api.async_routes import AsyncInvocationOut
 from sluice.api.monitoring_routes import ExecutionOut, ScheduleOut
 from sluice.api.registry_schemas import ApprovalOut, GroupOut, PackageOut
 from sluice.api.schemas import (
@@ -43,6 +44,8 @@ def client_token(url: str) -> str | None:
         return token
     host = httpx.URL(url).host
     return default_token(default_home()) if host and is_loopback(host) else None
+
+
 FINISHED = ("Completed", "Cancelled")
 
 
@@ -447,6 +450,83 @@ class Client:
             response.headers.get("content-type", ""),
             response.headers.get("x-amzn-invoked-production-variant", ""),
         )
+
+    # -- asynchronous inference
+
+    def invoke_async(
+        self,
+        endpoint: str,
+        input_location: str,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        inference_id: str | None = None,
+        priority: int = 0,
+        ttl_s: int = 21600,
+        timeout_s: int = 900,
+        custom_attributes: str | None = None,
+    ) -> AsyncInvocationOut:
+        """Queue one request whose body is at `input_location` (an s3:// or file:// URI the
+        server may read; a file on this machine is uploaded first). Answers at once."""
+        local = Path(input_location).expanduser()
+        if "://" not in input_location and local.is_file():
+            with local.open("rb") as content:
+                response = self.http.post(
+                    "/api/v1/async-inputs",
+                    content=content,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+            if response.status_code >= 400:
+                raise _api_error(response)
+            input_location = UploadOut.model_validate(response.json()).uri
+        body = {
+            "input_location": input_location,
+            "content_type": content_type,
+            "accept": accept,
+            "inference_id": inference_id,
+            "priority": priority,
+            "ttl_s": ttl_s,
+            "timeout_s": timeout_s,
+            "custom_attributes": custom_attributes,
+        }
+        return AsyncInvocationOut.model_validate(
+            self._call("POST", f"/endpoints/{endpoint}/async-invocations", body)
+        )
+
+    def async_status(self, endpoint: str, inference_id: str) -> AsyncInvocationOut:
+        return AsyncInvocationOut.model_validate(
+            self._call("GET", f"/endpoints/{endpoint}/async-invocations/{inference_id}")
+        )
+
+    def cancel_async(self, endpoint: str, inference_id: str) -> AsyncInvocationOut:
+        """Cancel a request that has not started (a running one is refused)."""
+        return AsyncInvocationOut.model_validate(
+            self._call("DELETE", f"/endpoints/{endpoint}/async-invocations/{inference_id}")
+        )
+
+    def async_output(self, endpoint: str, inference_id: str) -> bytes:
+        """The answer of a finished request (the reason, for a failed one)."""
+        response = self.http.get(
+            f"/api/v1/endpoints/{endpoint}/async-invocations/{inference_id}/output"
+        )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.content
+
+    def wait_for_async(
+        self, endpoint: str, inference_id: str, timeout: float = 3600, poll: float = 0.25
+    ) -> AsyncInvocationOut:
+        """Poll until the request has finished (Succeeded, Failed, Expired or Cancelled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.async_status(endpoint, inference_id)
+            if state.status.finished:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"async invocation {inference_id!r} is still {state.status.value} "
+                    f"after {timeout:g} s"
+                )
+            time.sleep(poll)
 
     def metrics(self) -> str:
         """The Prometheus exposition text of /metrics."""

@@ -262,6 +262,12 @@ def build_server(settings: Settings) -> Server:
             monitoring,
             UploadStore(settings.home / "uploads", settings.max_artifact_bytes),
             asynchronous,
+            UploadStore(
+                settings.home / "uploads" / "inputs",
+                settings.async_max_input_bytes,
+                archives=False,
+                setting="async_max_input_bytes",
+            ),
             settings.max_label_post_bytes,
         ),
         router,

@@ -409,3 +409,26 @@ def test_status_priority_cancel_and_invocation_timeout(
 
     state = until(timed_out, timeout=30)
     assert state["status"] == "Failed" and "within 1 s" in state["failure_reason"]
+
+
+def test_the_cli_queues_waits_and_prints_the_answer(
+    async_server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from sluice.cli.main import cli
+
+    sm, _ = clients(async_server.url)
+    async_endpoint(sm, artifacts)
+    body = tmp_path / "request.json"  # on the client's side: uploaded by the CLI
+    body.write_bytes(digit_rows(1)[0])
+    base = ["--url", async_server.url, "invoke", "scorer", "--async", "--input", str(body)]
+    waited = CliRunner().invoke(cli, [*base, "--wait", "--inference-id", "cli-1"])
+    assert waited.exit_code == 0, waited.output
+    assert "cli-1: Succeeded" in waited.output
+    assert len(json.loads(waited.output.splitlines()[-1])["predictions"]) == 1
+    queued = CliRunner().invoke(cli, [*base, "--priority", "3"])
+    assert queued.exit_code == 0, queued.output
+    assert json.loads(queued.output)["priority"] == 3
+    refused = CliRunner().invoke(cli, ["--url", async_server.url, "invoke", "scorer", "--wait"])
+    assert refused.exit_code != 0 and "--async" in refused.output

@@ -7,19 +7,24 @@ what SageMaker lacks (a status by inference id, cancel, priority).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sluice import entities as e
+from sluice.api.schemas import UploadOut
 from sluice.control.async_inference import (
     DEFAULT_TIMEOUT_S,
     DEFAULT_TTL_S,
     AsyncInference,
     AsyncRequest,
 )
+from sluice.control.uploads import UploadStore
+from sluice.errors import ValidationError
 
 InferenceId = Annotated[str, Path(min_length=1, max_length=64)]
 
@@ -79,8 +84,26 @@ def invocation_out(item: e.WorkItem, position: int | None) -> AsyncInvocationOut
     )
 
 
-def async_router(asynchronous: AsyncInference, errors: dict[int | str, Any]) -> APIRouter:
+def async_router(
+    asynchronous: AsyncInference, inputs: UploadStore, errors: dict[int | str, Any]
+) -> APIRouter:
     router = APIRouter(responses=errors, tags=["async invocations"])
+
+    @router.post(
+        "/async-inputs",
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                }
+            }
+        },
+    )
+    async def upload_input(request: Request) -> UploadOut:
+        """An async request's body from the client's disk; name the returned `uri` as
+        the request's input location. `sluice.Client` and the CLI do this on their own."""
+        return UploadOut(**asdict(await inputs.receive(request.stream())))
 
     @router.post("/endpoints/{name}/async-invocations", status_code=202)
     async def submit(name: str, body: AsyncInvocationIn) -> AsyncInvocationOut:
@@ -105,6 +128,26 @@ def async_router(asynchronous: AsyncInference, errors: dict[int | str, Any]) -> 
     async def status(name: str, inference_id: InferenceId) -> AsyncInvocationOut:
         item, position = await asyncio.to_thread(asynchronous.status, name, inference_id)
         return invocation_out(item, position)
+
+    @router.get(
+        "/endpoints/{name}/async-invocations/{inference_id}/output",
+        response_class=FileResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def output(name: str, inference_id: InferenceId) -> FileResponse:
+        """The answer of a Succeeded request (or the reason of a failed one), as written."""
+        item, _ = await asyncio.to_thread(asynchronous.status, name, inference_id)
+        if not item.status.finished or item.status is e.WorkStatus.CANCELLED:
+            raise ValidationError(
+                f"async invocation {inference_id!r} is {item.status.value}: it has no output",
+                field="InferenceId",
+            )
+        location = str(
+            item.result.get("output_location") or item.result.get("failure_location") or ""
+        )
+        path = await asyncio.to_thread(asynchronous.fetch_output, location)
+        media = item.result.get("content_type") or "text/plain"
+        return FileResponse(path, media_type=media)
 
     @router.delete("/endpoints/{name}/async-invocations/{inference_id}")
     async def cancel(name: str, inference_id: InferenceId) -> AsyncInvocationOut:

@@ -80,6 +80,7 @@ def build_api(
     monitoring: MonitoringService,
     uploads: UploadStore,
     asynchronous: AsyncInference,
+    async_inputs: UploadStore,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -351,7 +352,7 @@ def build_api(
     api.include_router(router)
     api.include_router(registry_router(registry, lineage, ERRORS))
     api.include_router(monitoring_router(monitoring, ERRORS))
-    api.include_router(async_router(asynchronous, ERRORS))
+    api.include_router(async_router(asynchronous, async_inputs, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

@@ -255,6 +255,19 @@ def delete_endpoint(ctx: click.Context, name: str) -> None:
 @click.option("--target-variant", help="Send to this production variant.")
 @click.option("--inference-id", help="Id recorded with the captured request.")
 @click.option("--header", "-H", "headers", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--async",
+    "asynchronous",
+    is_flag=True,
+    help="Queue the request on an async endpoint (InvokeEndpointAsync); --input names the body.",
+)
+@click.option(
+    "--input",
+    "input_location",
+    help="--async: the body's s3:// or file:// URI on the server, or a file here (uploaded).",
+)
+@click.option("--priority", type=int, default=0, show_default=True, help="--async: higher first.")
+@click.option("--wait", is_flag=True, help="--async: wait for the answer and print it.")
 @click.pass_context
 def invoke(
     ctx: click.Context,
@@ -265,8 +278,22 @@ def invoke(
     target_variant: str | None,
     inference_id: str | None,
     headers: tuple[str, ...],
+    asynchronous: bool,
+    input_location: str | None,
+    priority: int,
+    wait: bool,
 ) -> None:
-    """Send one request to an endpoint and print the answer."""
+    """Send one request to an endpoint and print the answer (or, with --async, queue it
+    and print where its answer will be)."""
+    if asynchronous:
+        if input_location is None:
+            raise click.UsageError("--async needs --input (the request body's location)")
+        _invoke_async(
+            ctx, endpoint, input_location, content_type, accept, inference_id, priority, wait
+        )
+        return
+    if input_location is not None or wait:
+        raise click.UsageError("--input and --wait go with --async")
     if data is None or data == "-":
         body = sys.stdin.buffer.read()
     elif data.startswith("@"):
@@ -285,6 +312,32 @@ def invoke(
         )
     click.echo(f"variant: {answer.variant}", err=True)
     sys.stdout.buffer.write(answer.body + (b"" if answer.body.endswith(b"\n") else b"\n"))
+
+
+def _invoke_async(
+    ctx: click.Context,
+    endpoint: str,
+    input_location: str,
+    content_type: str,
+    accept: str,
+    inference_id: str | None,
+    priority: int,
+    wait: bool,
+) -> None:
+    with client(ctx) as c:
+        state = c.invoke_async(
+            endpoint, input_location, content_type, accept, inference_id, priority
+        )
+        if not wait:
+            show_json(state)
+            return
+        state = c.wait_for_async(endpoint, state.inference_id)
+        click.echo(f"{state.inference_id}: {state.status.value}", err=True)
+        if state.status.value in ("Succeeded", "Failed"):
+            output = c.async_output(endpoint, state.inference_id)
+            sys.stdout.buffer.write(output + (b"" if output.endswith(b"\n") else b"\n"))
+    if state.status.value != "Succeeded":
+        ctx.exit(1)
 
 
 # Guarded updates live in their own module; importing it adds them to `sluice endpoints`.

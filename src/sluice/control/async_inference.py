@@ -248,6 +248,13 @@ class AsyncInference:
             )
         return item
 
+    def fetch_output(self, location: str) -> Path:
+        """A local path holding an output or failure object this service wrote."""
+        path = self.objects.fetch(location, "OutputLocation")
+        if not path.is_file():
+            raise NotFound(f"{location!r} is gone", field="OutputLocation")
+        return path
+
     def backlog(self, endpoint: str) -> tuple[int, int, datetime | None]:
         return self.queue.backlog(queue_name(endpoint))
 

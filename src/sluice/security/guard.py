@@ -39,11 +39,14 @@ OPEN_PATHS = frozenset({"/healthz", "/v2/health/live", "/v2/health/ready"})
 """Probes answer anyone: they say whether the server is up, nothing more."""
 ANY_ROLE_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
 UPLOADS = "/api/v1/uploads"
+ASYNC_INPUTS = "/api/v1/async-inputs"
+"""An async request's body: as big as the input may be, streamed to disk and capped by its
+handler (async_max_input_bytes); invoke role."""
 """Streamed to disk by its handler, which caps it (max_artifact_bytes): not read ahead
 here unless a signature needs the body."""
 LABEL_POST = re.compile(r"^/api/v1/endpoints/[^/]+/(ground-truth|outcomes)$")
 """Labels and outcomes are data-plane feeds: the applications that invoke post them."""
-ASYNC_INVOCATIONS = re.compile(r"^/api/v1/endpoints/[^/]+/async-invocations(/[^/]+)?$")
+ASYNC_INVOCATIONS = re.compile(r"^/api/v1/endpoints/[^/]+/async-invocations(/[^/]+(/output)?)?$")
 """Submitting, following and cancelling async invocations is invoking."""
 
 
@@ -124,7 +127,7 @@ class Guard:
         path: str = scope["path"]
         method: str = scope["method"]
         runtime = endpoint_of(path) is not None
-        streamed = runtime or path == UPLOADS
+        streamed = runtime or path in (UPLOADS, ASYNC_INPUTS)
         surface = Surface.RUNTIME if runtime else _surface(method, path)
         host: str | None = None
         authorization = ""
@@ -188,7 +191,7 @@ class Guard:
             return Role.INVOKE
         if method == "POST" and LABEL_POST.match(path):
             return Role.INVOKE
-        if ASYNC_INVOCATIONS.match(path):
+        if path == ASYNC_INPUTS or ASYNC_INVOCATIONS.match(path):
             return Role.INVOKE
         return Role.ADMIN
 
