@@ -81,8 +81,8 @@ class Harness:
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text("hello")
 
-    def submit(self, inference_id: str) -> Any:
-        return self.service.submit(
+    async def submit(self, inference_id: str) -> Any:
+        return await self.service.submit(
             AsyncRequest("ep", "s3://bucket/in.txt", inference_id=inference_id)
         )
 
@@ -114,7 +114,7 @@ async def run(tmp_path: Path) -> AsyncIterator[Any]:
 async def test_retryable_failures_are_retried_then_succeed(run: Any) -> None:
     backend = Scripted([WorkerLost("restarting"), WorkerDied("exited", original_status=500)])
     h = run(backend)
-    accepted = h.submit("r1")
+    accepted = await h.submit("r1")
     item = await h.finished("r1")
     assert item.status is WorkStatus.SUCCEEDED and item.attempts == 3 and backend.calls == 3
     assert (h.home / "s3" / accepted.output_location.removeprefix("s3://")).read_text() == "HELLO"
@@ -123,14 +123,14 @@ async def test_retryable_failures_are_retried_then_succeed(run: Any) -> None:
 async def test_a_model_error_fails_at_once_and_repeated_deaths_give_up(run: Any) -> None:
     backend = Scripted([ModelError("bad input", original_status=400)] + [WorkerDied("x")] * 3)
     h = run(backend)
-    first = h.submit("model-error")
+    first = await h.submit("model-error")
     item = await h.finished("model-error")
     assert item.status is WorkStatus.FAILED and item.attempts == 1
     failure = h.home / "s3" / first.failure_location.removeprefix("s3://")
     assert 'Received server error (400) from the model with message "bad input"' in (
         failure.read_text()
     )
-    h.submit("dies")
+    await h.submit("dies")
     item = await h.finished("dies")
     assert item.status is WorkStatus.FAILED and item.attempts == 3
     assert "gave up after 3 attempts" in (item.failure_reason or "")
@@ -143,7 +143,7 @@ async def test_a_request_past_its_ttl_expires_without_running(run: Any) -> None:
     backend = Scripted([])
     h = run(backend)
     await h.service.close()  # nothing claims while the request ages
-    accepted = h.submit("late")
+    accepted = await h.submit("late")
     with h.queue.db.session() as session:
         row = session.get(WorkItemRow, accepted.item.id)
         assert row is not None

@@ -13,7 +13,7 @@ import pytest
 from sluice.entities import WorkStatus
 from sluice.store.db import open_database
 from sluice.store.tables import utcnow
-from sluice.store.work_queue import WorkQueue
+from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -145,3 +145,26 @@ def test_concurrent_runners_never_claim_one_item_twice(queue: WorkQueue) -> None
     for thread in threads:
         thread.join()
     assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 120
+
+
+def test_group_commits_enqueue_and_finish_many_at_once(queue: WorkQueue) -> None:
+    queue.enqueue("q", "old", {"n": 0})
+    entries = [
+        NewItem("q", "old", {"n": 9}),
+        NewItem("q", "a", {"n": 1}),
+        NewItem("q", "a", {"n": 2}),
+        NewItem("other", "a", {"n": 3}, priority=2),
+    ]
+    results = queue.enqueue_many(entries)
+    assert [created for _, created in results] == [False, True, False, True]
+    assert [item.payload["n"] for item, _ in results] == [0, 1, 1, 3]
+    assert results[1][0].id == results[2][0].id and results[3][0].priority == 2
+    assert queue.enqueue_many([]) == []
+    claimed = queue.claim("q", "runner", 30, limit=5)
+    outcomes = [
+        Outcome(item.id, "runner", WorkStatus.SUCCEEDED, {"i": item.id}) for item in claimed
+    ]
+    outcomes.append(Outcome(claimed[0].id, "runner", WorkStatus.FAILED))  # already finished
+    assert queue.finish_many(outcomes) == [True, True, False]
+    done = queue.get("q", "a")
+    assert done is not None and done.status is WorkStatus.SUCCEEDED and done.result["i"] == done.id

@@ -107,8 +107,7 @@ def async_router(
 
     @router.post("/endpoints/{name}/async-invocations", status_code=202)
     async def submit(name: str, body: AsyncInvocationIn) -> AsyncInvocationOut:
-        accepted = await asyncio.to_thread(
-            asynchronous.submit,
+        accepted = await asynchronous.submit(
             AsyncRequest(
                 name,
                 body.input_location,

@@ -50,6 +50,7 @@ from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.uploads import UploadStore
+from sluice.entities import AsyncConfig
 from sluice.errors import SluiceError, ValidationError
 
 LABELS_DOC: dict[str, Any] = {
@@ -143,7 +144,11 @@ def build_api(
 
     @router.post("/endpoint-configs", status_code=201, tags=["endpoint configs"])
     def create_endpoint_config(body: EndpointConfigCreate) -> EndpointConfigOut:
-        return EndpointConfigOut.of(service.create_endpoint_config(body.to_entity()))
+        config = body.to_entity()
+        settings = AsyncConfig.from_details(config.details)
+        if settings is not None:
+            asynchronous.check_config(settings)
+        return EndpointConfigOut.of(service.create_endpoint_config(config))
 
     @router.get("/endpoint-configs", tags=["endpoint configs"])
     def list_endpoint_configs() -> list[EndpointConfigOut]:

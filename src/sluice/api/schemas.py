@@ -84,6 +84,55 @@ class DataCaptureIn(Strict):
     destination: str | None = Field(None, description="Directory or file:// URI.")
 
 
+class AsyncInferenceIn(Strict):
+    """SageMaker's AsyncInferenceConfig, flat: an endpoint with it takes only async calls."""
+
+    output_path: str = Field(max_length=512, description="s3:// or file:// folder for answers")
+    failure_path: str | None = Field(None, max_length=512, description="Folder for failures")
+    max_concurrent_per_instance: int | None = Field(None, ge=1, le=1000)
+    success_topic: str | None = Field(None, max_length=256, description="SNS topic ARN")
+    error_topic: str | None = Field(None, max_length=256, description="SNS topic ARN")
+    include_response_in: list[str] = Field(
+        default_factory=list,
+        description="SUCCESS_NOTIFICATION_TOPIC and/or ERROR_NOTIFICATION_TOPIC",
+    )
+
+    def to_details(self) -> dict[str, Any]:
+        notes = {
+            k: v
+            for k, v in (
+                ("SuccessTopic", self.success_topic),
+                ("ErrorTopic", self.error_topic),
+                ("IncludeInferenceResponseIn", self.include_response_in),
+            )
+            if v
+        }
+        output: dict[str, Any] = {"S3OutputPath": self.output_path}
+        if self.failure_path:
+            output["S3FailurePath"] = self.failure_path
+        if notes:
+            output["NotificationConfig"] = notes
+        document: dict[str, Any] = {"OutputConfig": output}
+        if self.max_concurrent_per_instance:
+            document["ClientConfig"] = {
+                "MaxConcurrentInvocationsPerInstance": self.max_concurrent_per_instance
+            }
+        return {"AsyncInferenceConfig": document}
+
+    @classmethod
+    def of(cls, config: e.AsyncConfig | None) -> AsyncInferenceIn | None:
+        if config is None:
+            return None
+        return cls(
+            output_path=config.output_path,
+            failure_path=config.failure_path,
+            max_concurrent_per_instance=config.max_concurrent_per_instance,
+            success_topic=config.success_topic,
+            error_topic=config.error_topic,
+            include_response_in=list(config.include_response_in),
+        )
+
+
 class EndpointConfigCreate(Strict):
     name: str
     variants: list[VariantIn] = Field(min_length=1)
@@ -92,6 +141,7 @@ class EndpointConfigCreate(Strict):
     sticky_header: str | None = Field(
         None, description="Request header whose value keeps a caller on one variant."
     )
+    async_inference: AsyncInferenceIn | None = None
 
     def to_entity(self) -> e.EndpointConfig:
         variants = [
@@ -105,7 +155,10 @@ class EndpointConfigCreate(Strict):
             for s in self.shadows
         ]
         capture = e.DataCapture(**self.data_capture.model_dump()) if self.data_capture else None
-        return e.EndpointConfig(self.name, tuple(variants), capture, self.sticky_header)
+        details = self.async_inference.to_details() if self.async_inference else {}
+        return e.EndpointConfig(
+            self.name, tuple(variants), capture, self.sticky_header, details=details
+        )
 
 
 class EndpointConfigOut(BaseModel):
@@ -114,6 +167,7 @@ class EndpointConfigOut(BaseModel):
     shadows: list[ShadowIn]
     data_capture: DataCaptureIn | None
     sticky_header: str | None
+    async_inference: AsyncInferenceIn | None = None
     created_at: datetime | None
 
     @classmethod
@@ -140,6 +194,7 @@ class EndpointConfigOut(BaseModel):
             ],
             data_capture=DataCaptureIn(**c.data_capture.to_dict()) if c.data_capture else None,
             sticky_header=c.sticky_header,
+            async_inference=AsyncInferenceIn.of(e.AsyncConfig.from_details(c.details)),
             created_at=c.created_at,
         )
 

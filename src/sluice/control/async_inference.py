@@ -24,10 +24,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sluice.entities import AsyncConfig, WorkItem, WorkStatus
 from sluice.errors import (
@@ -40,12 +41,14 @@ from sluice.errors import (
 )
 from sluice.gateway.routing import Router, RouteTable
 from sluice.settings import Settings
+from sluice.store.group_commit import GroupCommit
 from sluice.store.objects import ObjectStore
 from sluice.store.tables import utcnow
-from sluice.store.work_queue import WorkQueue
+from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.workers.client import WorkerDied
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 QUEUE_PREFIX = "async:"
 DEFAULT_TTL_S = 21600
@@ -108,6 +111,10 @@ class AsyncInference:
         self.wake = asyncio.Event()
         self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        # One thread writes this server's queue changes, many at a time (group commits).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="async-queue")
+        self._enqueue = GroupCommit(queue.enqueue_many, self._writer)
+        self._finish = GroupCommit(queue.finish_many, self._writer)
 
     # -- configuration
 
@@ -157,8 +164,9 @@ class AsyncInference:
 
     # -- requests
 
-    def submit(self, request: AsyncRequest) -> Accepted:
-        """Queue one request; the same inference id again returns the first one."""
+    async def submit(self, request: AsyncRequest) -> Accepted:
+        """Queue one request; the same inference id again returns the first one. Requests
+        arriving together are committed together (one transaction)."""
         table = self.router.get(request.endpoint)
         config = table.asynchronous
         if config is None:
@@ -205,12 +213,14 @@ class AsyncInference:
             "failure_location": failure,
             "received_at": received.isoformat(),
         }
-        item, created = self.queue.enqueue(
-            queue_name(request.endpoint),
-            inference_id,
-            payload,
-            request.priority,
-            received + timedelta(seconds=request.ttl_s),
+        item, created = await self._enqueue.submit(
+            NewItem(
+                queue_name(request.endpoint),
+                inference_id,
+                payload,
+                request.priority,
+                received + timedelta(seconds=request.ttl_s),
+            )
         )
         if created:
             self.wake.set()
@@ -274,6 +284,13 @@ class AsyncInference:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The writer thread stays (idle): a status read or a restart may still use it.
+
+    async def _db(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a queue operation on the writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, functools.partial(call, *args)
+        )
 
     async def _run(self) -> None:
         renew_every = self.settings.async_lease_s / 3
@@ -297,7 +314,7 @@ class AsyncInference:
                 if now - pruned >= 3600:
                     pruned = now
                     cutoff = utcnow() - timedelta(hours=self.settings.async_retention_hours)
-                    await asyncio.to_thread(self.queue.prune, QUEUE_PREFIX, cutoff)
+                    await self._db(self.queue.prune, QUEUE_PREFIX, cutoff)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
@@ -321,7 +338,7 @@ class AsyncInference:
         free = self.capacity(table) - len(running)
         if free <= 0:
             return
-        items = await asyncio.to_thread(
+        items = await self._db(
             self.queue.claim, queue_name(endpoint), self.owner, self.settings.async_lease_s, free
         )
         for item in items:
@@ -332,7 +349,7 @@ class AsyncInference:
     async def _measure(self, endpoint: str, table: RouteTable) -> None:
         if self.on_backlog is None:
             return
-        queued, running, oldest = await asyncio.to_thread(self.backlog, endpoint)
+        queued, running, oldest = await self._db(self.backlog, endpoint)
         age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
         instances = sum(route.backend.instance_count for route in table.variants)
         self.on_backlog(endpoint, queued, running, age, instances)
@@ -344,7 +361,7 @@ class AsyncInference:
     async def _renew(self) -> None:
         ids = [i for running in self.in_flight.values() for i in running]
         if ids:
-            await asyncio.to_thread(self.queue.renew, ids, self.owner, self.settings.async_lease_s)
+            await self._db(self.queue.renew, ids, self.owner, self.settings.async_lease_s)
 
     async def _process(self, endpoint: str, item: WorkItem) -> None:
         p = item.payload
@@ -401,9 +418,7 @@ class AsyncInference:
             "variant": variant,
             "processing_s": round(processing_s, 6),
         }
-        if await asyncio.to_thread(
-            self.queue.finish, item.id, self.owner, WorkStatus.SUCCEEDED, result
-        ):
+        if await self._finish.submit(Outcome(item.id, self.owner, WorkStatus.SUCCEEDED, result)):
             self._outcome(endpoint, variant, "succeeded", queued_s, processing_s)
             self._notify_success(item, content_type, final)
         else:
@@ -447,7 +462,7 @@ class AsyncInference:
             return
         delay = self.settings.async_retry_backoff_s * 2 ** (item.attempts - 1)
         log.info("async invocation %s: %s; retried in %.1f s", item.key, reason, delay)
-        await asyncio.to_thread(self.queue.retry, item.id, self.owner, delay, reason)
+        await self._db(self.queue.retry, item.id, self.owner, delay, reason)
 
     async def _fail(
         self,
@@ -465,7 +480,7 @@ class AsyncInference:
         except (OSError, SluiceError) as exc:
             log.error("async invocation %s: cannot write its failure: %s", item.key, exc)
         result = {"failure_location": location, "variant": variant}
-        if await asyncio.to_thread(self.queue.finish, item.id, self.owner, status, result, reason):
+        if await self._finish.submit(Outcome(item.id, self.owner, status, result, reason)):
             outcome = "expired" if status is WorkStatus.EXPIRED else "failed"
             self._outcome(p["endpoint"], variant, outcome, queued_s, processing_s)
             self._notify_error(item, reason, location)

@@ -11,11 +11,14 @@ SQLite runs one writer at a time, which gives the same guarantee.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from sluice import entities as e
@@ -24,6 +27,24 @@ from sluice.store.tables import WorkItemRow, utcnow
 
 Q = e.WorkStatus.QUEUED.value
 R = e.WorkStatus.RUNNING.value
+
+
+@dataclass(frozen=True)
+class NewItem:
+    queue: str
+    key: str
+    payload: dict[str, Any]
+    priority: int = 0
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item_id: int
+    owner: str
+    status: e.WorkStatus
+    result: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
 
 
 class WorkQueue:
@@ -62,6 +83,56 @@ class WorkQueue:
             if existing is None:  # deleted in between: try once more
                 return self.enqueue(queue, key, payload, priority, expires_at)
             return existing, False
+
+    def enqueue_many(self, entries: Sequence[NewItem]) -> list[tuple[e.WorkItem, bool]]:
+        """`enqueue` for many items in one transaction (a group commit): for each, the item
+        and whether it is new (a key already queued keeps its first item)."""
+        if not entries:
+            return []
+        now = utcnow()
+        rows = [
+            {
+                "queue": entry.queue,
+                "key": entry.key,
+                "status": Q,
+                "priority": entry.priority,
+                "payload": entry.payload,
+                "attempts": 0,
+                "created_at": now,
+                "not_before": now,
+                "expires_at": entry.expires_at,
+                "result": {},
+            }
+            for entry in entries
+        ]
+        insert = postgresql_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.db.session() as session:
+            created = {
+                (row.queue, row.key)
+                for row in session.execute(
+                    insert(WorkItemRow)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["queue", "key"])
+                    .returning(WorkItemRow.queue, WorkItemRow.key)
+                )
+            }
+            keys = {entry.key for entry in entries}
+            queues = {entry.queue for entry in entries}
+            found = {
+                (row.queue, row.key): row.to_entity()
+                for row in session.scalars(
+                    select(WorkItemRow).where(
+                        WorkItemRow.key.in_(keys), WorkItemRow.queue.in_(queues)
+                    )
+                )
+            }
+        out: list[tuple[e.WorkItem, bool]] = []
+        seen: set[tuple[str, str]] = set()
+        for entry in entries:
+            name = (entry.queue, entry.key)
+            out.append((found[name], name in created and name not in seen))
+            seen.add(name)
+        return out
 
     def get(self, queue: str, key: str) -> e.WorkItem | None:
         with self.db.session() as session:
@@ -167,6 +238,33 @@ class WorkQueue:
                 execution_options={"synchronize_session": False},
             )
             return bool(done.rowcount)  # type: ignore[attr-defined]
+
+    def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """`finish` for many items in one transaction (a group commit)."""
+        done: list[bool] = []
+        now = utcnow()
+        with self.db.session() as session:
+            for outcome in outcomes:
+                assert outcome.status.finished
+                result = session.execute(
+                    update(WorkItemRow)
+                    .where(
+                        WorkItemRow.id == outcome.item_id,
+                        WorkItemRow.status == R,
+                        WorkItemRow.lease_owner == outcome.owner,
+                    )
+                    .values(
+                        status=outcome.status.value,
+                        result=outcome.result,
+                        failure_reason=outcome.reason,
+                        finished_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    ),
+                    execution_options={"synchronize_session": False},
+                )
+                done.append(bool(result.rowcount))  # type: ignore[attr-defined]
+        return done
 
     def retry(self, item_id: int, owner: str, delay_s: float, reason: str) -> bool:
         """Hand a leased item back, due again in `delay_s` (a retry with backoff)."""

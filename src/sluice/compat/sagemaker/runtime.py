@@ -9,7 +9,6 @@ ServiceUnavailable 503, InternalFailure 500).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -133,8 +132,7 @@ class RuntimeHandler:
                 "X-Amzn-SageMaker-InputLocation is required", field="X-Amzn-SageMaker-InputLocation"
             )
         inference_id = headers.get("x-amzn-sagemaker-inference-id")
-        accepted = await asyncio.to_thread(
-            self.asynchronous.submit,
+        accepted = await self.asynchronous.submit(
             AsyncRequest(
                 endpoint,
                 input_location,

@@ -1,0 +1,188 @@
+"""Async inference benchmark: one command, prints a table, writes JSON.
+
+    python benchmarks/async.py [--duration 8] [--out benchmarks/results/async.json]
+
+One `sluice server` (authentication off, as in --insecure-local) with the digits model
+(logistic regression, one JSON row per request) behind two endpoints of one instance each:
+a real-time one and an async one (inputs and outputs in the server's local s3:// stand-in).
+It measures, with `wrk` on the same machine:
+
+- real-time requests/s at c=16 (the reference);
+- InvokeEndpointAsync latency (until the 202) at c=1 and c=16, while the queue is served;
+- completions/s while wrk keeps enqueueing at c=16 (from the server's own counter), and
+  the rate over the whole run, until the backlog has drained.
+
+Bars: enqueue p99 < 10 ms; sustained completions >= 50 % of real-time req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from gateway import Gateway, build_artifacts, cpu_model, wrk  # noqa: E402
+
+
+def processed(gw: Gateway, endpoint: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{gw.url}/metrics").text):
+        if family.name == "sluice_async_invocations":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels["endpoint"] == endpoint:
+                    total += sample.value
+    return total
+
+
+def backlog(gw: Gateway, endpoint: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{gw.url}/metrics").text):
+        if family.name == "sluice_async_backlog_size":
+            for sample in family.samples:
+                if sample.labels["endpoint"] == endpoint:
+                    return sample.value
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "async.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="sluice-bench-async-"))
+    home = work / "home"
+    home.mkdir()
+    results: dict[str, float] = {}
+    try:
+        artifacts = build_artifacts(work)
+        body = work / "body.json"
+        gw = Gateway(home, auth=False, roots=(work,))
+        try:
+            gw.api.post(
+                "/models", json={"name": "digits", "artifact": str(artifacts["digits"])}
+            ).raise_for_status()
+            gw.endpoint("realtime", "digits")
+            gw.api.post(
+                "/endpoint-configs",
+                json={
+                    "name": "queued",
+                    "variants": [{"name": "prod", "model": "digits"}],
+                    "async_inference": {"output_path": "s3://bench/out"},
+                },
+            ).raise_for_status()
+            gw.api.post("/endpoints", json={"name": "queued", "config": "queued"})
+            while gw.api.get("/endpoints/queued").json()["status"] != "InService":
+                time.sleep(0.1)
+            source = home / "s3" / "bench" / "in" / "row.json"
+            source.parent.mkdir(parents=True)
+            shutil.copy(body, source)
+            empty = work / "empty"
+            empty.write_bytes(b"")
+            headers = {
+                "X-Amzn-SageMaker-InputLocation": "s3://bench/in/row.json",
+                "X-Amzn-SageMaker-Content-Type": "application/json",
+            }
+            realtime = wrk(f"{gw.url}/endpoints/realtime/invocations", 16, args.duration, body)
+            results["realtime_rps_c16"] = realtime["requests"] / (realtime["duration_us"] / 1e6)
+            print(f"real-time c=16: {results['realtime_rps_c16']:,.0f} req/s")
+
+            url = f"{gw.url}/endpoints/queued/async-invocations"
+            started = time.monotonic()
+            enqueued = 0
+            for c in (1, 16):
+                before = processed(gw, "queued")
+                at = time.monotonic()
+                r = wrk(url, c, args.duration, empty, headers)
+                rate = (processed(gw, "queued") - before) / (time.monotonic() - at)
+                enqueued += int(r["requests"])
+                results[f"enqueue_p50_ms_c{c}"] = r["p50_us"] / 1000
+                results[f"enqueue_p99_ms_c{c}"] = r["p99_us"] / 1000
+                results[f"enqueue_rps_c{c}"] = r["requests"] / (r["duration_us"] / 1e6)
+                results[f"completions_per_s_while_enqueueing_c{c}"] = rate
+                results[f"errors_c{c}"] = r["socket_errors"] + r["non_2xx"]
+                print(
+                    f"enqueue c={c}: {results[f'enqueue_rps_c{c}']:,.0f} req/s, p50 "
+                    f"{results[f'enqueue_p50_ms_c{c}']:.2f} ms, p99 "
+                    f"{results[f'enqueue_p99_ms_c{c}']:.2f} ms, errors "
+                    f"{results[f'errors_c{c}']:.0f}; completions meanwhile {rate:,.0f}/s"
+                )
+            # wrk counts only the answers it read before it stopped; the server may have
+            # accepted a few more. Drained: nothing queued or running, for a while.
+            quiet = 0
+            while quiet < 3:
+                time.sleep(0.5)
+                quiet = quiet + 1 if backlog(gw, "queued") == 0 else 0
+            enqueued = max(enqueued, int(processed(gw, "queued")))
+            drained = time.monotonic() - started - 1.5  # less the quiet period
+            results["enqueued"] = enqueued
+            results["drain_s"] = drained
+            results["completions_per_s_overall"] = enqueued / drained
+            results["backlog_after"] = backlog(gw, "queued")
+            outputs = len(list((home / "s3" / "bench" / "out").glob("*.out")))
+            results["outputs_written"] = outputs
+            print(
+                f"{enqueued:,} requests answered in {drained:.1f} s: "
+                f"{results['completions_per_s_overall']:,.0f}/s overall; {outputs:,} outputs"
+            )
+        finally:
+            gw.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    sustained = results["completions_per_s_while_enqueueing_c16"]
+    reference = results["realtime_rps_c16"]
+    bars = [
+        (
+            "enqueue p99 < 10 ms (c=16)",
+            f"{results['enqueue_p99_ms_c16']:.2f} ms",
+            results["enqueue_p99_ms_c16"] < 10,
+        ),
+        (
+            "sustained completions >= 50 % of real-time req/s (c=16)",
+            f"{sustained:,.0f} / {reference:,.0f} = {sustained / reference:.0%}",
+            sustained >= 0.5 * reference,
+        ),
+        (
+            "every request answered once",
+            f"{results['outputs_written']:,.0f} outputs for {results['enqueued']:,.0f}",
+            results["outputs_written"] == results["enqueued"],
+        ),
+    ]
+    for bar, measured, met in bars:
+        print(f"  {'yes' if met else 'NO ':>3}  {bar}: {measured}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu": cpu_model(),
+                    "cores": __import__("os").cpu_count(),
+                    "python": platform.python_version(),
+                },
+                "duration_s": args.duration,
+                "results": results,
+                "bars": [{"bar": b, "measured": m, "met": ok} for b, m, ok in bars],
+            },
+            indent=2,
+        )
+    )
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
