@@ -164,7 +164,8 @@ def test_group_commits_enqueue_and_finish_many_at_once(queue: WorkQueue) -> None
     outcomes = [
         Outcome(item.id, "runner", WorkStatus.SUCCEEDED, {"i": item.id}) for item in claimed
     ]
-    outcomes.append(Outcome(claimed[0].id, "runner", WorkStatus.FAILED))  # already finished
-    assert queue.finish_many(outcomes) == [True, True, False]
+    outcomes[0] = Outcome(claimed[0].id, "thief", WorkStatus.FAILED)  # holds no lease
+    assert queue.finish_many(outcomes) == [False, True]
+    assert queue.finish_many([Outcome(claimed[0].id, "runner", WorkStatus.SUCCEEDED)]) == [True]
     done = queue.get("q", "a")
     assert done is not None and done.status is WorkStatus.SUCCEEDED and done.result["i"] == done.id

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -621,7 +622,7 @@ class WorkItemRow(Base):
     __tablename__ = "work_items"
     __table_args__ = (
         UniqueConstraint("queue", "key", name="ux_work_items_key"),
-        Index("ix_work_items_claim", "queue", "status", "priority", "id"),
+        Index("ix_work_items_claim", "queue", "status", text("priority DESC"), "id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     queue: Mapped[str] = mapped_column(String(160), index=True)

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from sluice import entities as e
 from sluice.store.db import Database
-from sluice.store.tables import WorkItemRow, utcnow
+from sluice.store.tables import WorkItemRow, aware, utcnow
 
 Q = e.WorkStatus.QUEUED.value
 R = e.WorkStatus.RUNNING.value
@@ -45,6 +45,92 @@ class Outcome:
     status: e.WorkStatus
     result: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
+
+
+ITEMS: Table = WorkItemRow.__table__  # type: ignore[assignment]
+
+
+def _entity(row: Any) -> e.WorkItem:
+    """A work item from a Core row of `work_items`."""
+    return e.WorkItem(
+        row.id,
+        row.queue,
+        row.key,
+        e.WorkStatus(row.status),
+        row.priority,
+        dict(row.payload or {}),
+        row.attempts,
+        aware(row.created_at),
+        aware(row.not_before),
+        aware(row.expires_at) if row.expires_at else None,
+        aware(row.started_at) if row.started_at else None,
+        aware(row.finished_at) if row.finished_at else None,
+        row.lease_owner,
+        aware(row.lease_expires_at) if row.lease_expires_at else None,
+        dict(row.result or {}),
+        row.failure_reason,
+    )
+
+
+# The hot path's statements, built once (building an expression costs more than running it).
+_DUE_ORDER = (ITEMS.c.priority.desc(), ITEMS.c.id)
+_LAPSED = (
+    select(ITEMS.c.id)
+    .where(
+        ITEMS.c.queue == bindparam("queue"),
+        ITEMS.c.status == R,
+        ITEMS.c.lease_expires_at < bindparam("now"),
+    )
+    .order_by(*_DUE_ORDER)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_WAITING = (
+    select(ITEMS.c.id)
+    .where(
+        ITEMS.c.queue == bindparam("queue"),
+        ITEMS.c.status == Q,
+        ITEMS.c.not_before <= bindparam("now"),
+    )
+    .order_by(*_DUE_ORDER)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_TAKE = (
+    update(ITEMS)
+    .where(
+        ITEMS.c.id.in_(bindparam("ids", expanding=True)),
+        # Still due: another runner may have taken it between the two statements.
+        or_(
+            ITEMS.c.status == Q,
+            and_(ITEMS.c.status == R, ITEMS.c.lease_expires_at < bindparam("now")),
+        ),
+    )
+    .values(
+        status=R,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("until"),
+        attempts=ITEMS.c.attempts + 1,
+        started_at=func.coalesce(ITEMS.c.started_at, bindparam("now")),
+    )
+    .returning(*ITEMS.c)
+)
+_FINISH = (
+    update(ITEMS)
+    .where(
+        ITEMS.c.id == bindparam("item"),
+        ITEMS.c.status == R,
+        ITEMS.c.lease_owner == bindparam("owner"),
+    )
+    .values(
+        status=bindparam("new_status"),
+        result=bindparam("new_result", type_=ITEMS.c.result.type),
+        failure_reason=bindparam("reason"),
+        finished_at=bindparam("now"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
 
 
 class WorkQueue:
@@ -106,24 +192,25 @@ class WorkQueue:
             for entry in entries
         ]
         insert = postgresql_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
-        with self.db.session() as session:
+        # Core statements on a plain connection: this is the async hot path, and the ORM's
+        # unit of work would cost more than the database itself.
+        with self.db.engine.begin() as connection:
+            # One statement for every row (executemany: its compiled form is cached).
             created = {
                 (row.queue, row.key)
-                for row in session.execute(
-                    insert(WorkItemRow)
-                    .values(rows)
+                for row in connection.execute(
+                    insert(ITEMS)
                     .on_conflict_do_nothing(index_elements=["queue", "key"])
-                    .returning(WorkItemRow.queue, WorkItemRow.key)
+                    .returning(ITEMS.c.queue, ITEMS.c.key, sort_by_parameter_order=True),
+                    rows,
                 )
             }
             keys = {entry.key for entry in entries}
             queues = {entry.queue for entry in entries}
             found = {
-                (row.queue, row.key): row.to_entity()
-                for row in session.scalars(
-                    select(WorkItemRow).where(
-                        WorkItemRow.key.in_(keys), WorkItemRow.queue.in_(queues)
-                    )
+                (row.queue, row.key): _entity(row)
+                for row in connection.execute(
+                    select(ITEMS).where(ITEMS.c.key.in_(keys), ITEMS.c.queue.in_(queues))
                 )
             }
         out: list[tuple[e.WorkItem, bool]] = []
@@ -142,50 +229,29 @@ class WorkQueue:
             return row.to_entity() if row else None
 
     def claim(self, queue: str, owner: str, lease_s: float, limit: int = 1) -> list[e.WorkItem]:
-        """Lease up to `limit` items that are due: queued ones (highest priority first,
-        then oldest) and running ones whose lease lapsed (their runner died). Each claim
-        counts as an attempt."""
+        """Lease up to `limit` items that are due: running ones whose lease lapsed (their
+        runner died) first, then queued ones (highest priority first, then oldest). Each
+        claim counts as an attempt."""
         if limit <= 0:
             return []
         now = utcnow()
-        due = (
-            select(WorkItemRow.id)
-            .where(
-                WorkItemRow.queue == queue,
-                or_(
-                    and_(WorkItemRow.status == Q, WorkItemRow.not_before <= now),
-                    and_(WorkItemRow.status == R, WorkItemRow.lease_expires_at < now),
-                ),
-            )
-            .order_by(WorkItemRow.priority.desc(), WorkItemRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        with self.db.session() as session:
-            ids = list(session.scalars(due))
+        with self.db.engine.begin() as connection:
+            due = {"queue": queue, "now": now, "limit": limit}
+            ids = list(connection.scalars(_LAPSED, due))
+            if len(ids) < limit:
+                ids += connection.scalars(_WAITING, {**due, "limit": limit - len(ids)})
             if not ids:
                 return []
-            rows = session.scalars(
-                update(WorkItemRow)
-                .where(
-                    WorkItemRow.id.in_(ids),
-                    # Still due: another runner may have taken it between the two statements.
-                    or_(
-                        WorkItemRow.status == Q,
-                        and_(WorkItemRow.status == R, WorkItemRow.lease_expires_at < now),
-                    ),
-                )
-                .values(
-                    status=R,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_s),
-                    attempts=WorkItemRow.attempts + 1,
-                    started_at=func.coalesce(WorkItemRow.started_at, now),
-                )
-                .returning(WorkItemRow),
-                execution_options={"synchronize_session": False},
+            rows = connection.execute(
+                _TAKE,
+                {
+                    "ids": ids,
+                    "now": now,
+                    "owner": owner,
+                    "until": now + timedelta(seconds=lease_s),
+                },
             ).all()
-            items = [row.to_entity() for row in rows]
+            items = [_entity(row) for row in rows]
         return sorted(items, key=lambda item: (-item.priority, item.id))
 
     def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
@@ -241,29 +307,32 @@ class WorkQueue:
 
     def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """`finish` for many items in one transaction (a group commit)."""
-        done: list[bool] = []
+        if not outcomes:
+            return []
         now = utcnow()
-        with self.db.session() as session:
-            for outcome in outcomes:
-                assert outcome.status.finished
-                result = session.execute(
-                    update(WorkItemRow)
-                    .where(
-                        WorkItemRow.id == outcome.item_id,
-                        WorkItemRow.status == R,
-                        WorkItemRow.lease_owner == outcome.owner,
-                    )
-                    .values(
-                        status=outcome.status.value,
-                        result=outcome.result,
-                        failure_reason=outcome.reason,
-                        finished_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    ),
-                    execution_options={"synchronize_session": False},
+        rows = [
+            {
+                "item": outcome.item_id,
+                "owner": outcome.owner,
+                "new_status": outcome.status.value,
+                "new_result": outcome.result,
+                "reason": outcome.reason,
+                "now": now,
+            }
+            for outcome in outcomes
+        ]
+        assert all(outcome.status.finished for outcome in outcomes)
+        with self.db.engine.begin() as connection:
+            if connection.execute(_FINISH, rows).rowcount == len(rows):
+                return [True] * len(rows)  # the usual case: every lease was still held
+            # Some lease had passed on: the items this call finished carry its timestamp.
+            ids = [outcome.item_id for outcome in outcomes]
+            mine = set(
+                connection.scalars(
+                    select(ITEMS.c.id).where(ITEMS.c.id.in_(ids), ITEMS.c.finished_at == now)
                 )
-                done.append(bool(result.rowcount))  # type: ignore[attr-defined]
+            )
+        done = [outcome.item_id in mine for outcome in outcomes]
         return done
 
     def retry(self, item_id: int, owner: str, delay_s: float, reason: str) -> bool:

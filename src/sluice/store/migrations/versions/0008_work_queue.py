@@ -41,8 +41,13 @@ def upgrade() -> None:
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.UniqueConstraint("queue", "key", name="ux_work_items_key"),
     )
-    # The claim's scan: a queue's waiting items in priority order.
-    op.create_index("ix_work_items_claim", "work_items", ["queue", "status", "priority", "id"])
+    # The claim's scan: a queue's waiting items in the order they are taken (priority
+    # first, highest first, then oldest), read straight off the index with no sort.
+    op.create_index(
+        "ix_work_items_claim",
+        "work_items",
+        ["queue", "status", sa.text("priority DESC"), "id"],
+    )
 
 
 def downgrade() -> None:
