@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from sluice.entities import WorkStatus
-from sluice.store.db import open_database
+from sluice.store.repos import Repository
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkQueue]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db' / 'sluice.db'}"
-    else:
-        url = request.getfixturevalue("postgres").new_database()
-    work = WorkQueue(open_database(url))
-    yield work
-    work.db.close()
+@pytest.fixture
+def queue(repo: Repository) -> WorkQueue:
+    """The queue on each database the store supports (the `repo` fixture's)."""
+    return WorkQueue(repo.db)
 
 
 def test_a_key_is_enqueued_once(queue: WorkQueue) -> None:

@@ -644,21 +644,26 @@ class WorkItemRow(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     def to_entity(self) -> e.WorkItem:
-        return e.WorkItem(
-            self.id,
-            self.queue,
-            self.key,
-            e.WorkStatus(self.status),
-            self.priority,
-            dict(self.payload or {}),
-            self.attempts,
-            aware(self.created_at),
-            aware(self.not_before),
-            aware(self.expires_at) if self.expires_at else None,
-            aware(self.started_at) if self.started_at else None,
-            aware(self.finished_at) if self.finished_at else None,
-            self.lease_owner,
-            aware(self.lease_expires_at) if self.lease_expires_at else None,
-            dict(self.result or {}),
-            self.failure_reason,
-        )
+        return work_item(self)
+
+
+def work_item(row: Any) -> e.WorkItem:
+    """A work item from a `work_items` row: an ORM row or a Core one (same names)."""
+    return e.WorkItem(
+        row.id,
+        row.queue,
+        row.key,
+        e.WorkStatus(row.status),
+        row.priority,
+        dict(row.payload or {}),
+        row.attempts,
+        aware(row.created_at),
+        aware(row.not_before),
+        aware(row.expires_at) if row.expires_at else None,
+        aware(row.started_at) if row.started_at else None,
+        aware(row.finished_at) if row.finished_at else None,
+        row.lease_owner,
+        aware(row.lease_expires_at) if row.lease_expires_at else None,
+        dict(row.result or {}),
+        row.failure_reason,
+    )

@@ -19,11 +19,10 @@ from typing import Any
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 
 from sluice import entities as e
 from sluice.store.db import Database
-from sluice.store.tables import WorkItemRow, aware, utcnow
+from sluice.store.tables import WorkItemRow, utcnow, work_item
 
 Q = e.WorkStatus.QUEUED.value
 R = e.WorkStatus.RUNNING.value
@@ -48,28 +47,6 @@ class Outcome:
 
 
 ITEMS: Table = WorkItemRow.__table__  # type: ignore[assignment]
-
-
-def _entity(row: Any) -> e.WorkItem:
-    """A work item from a Core row of `work_items`."""
-    return e.WorkItem(
-        row.id,
-        row.queue,
-        row.key,
-        e.WorkStatus(row.status),
-        row.priority,
-        dict(row.payload or {}),
-        row.attempts,
-        aware(row.created_at),
-        aware(row.not_before),
-        aware(row.expires_at) if row.expires_at else None,
-        aware(row.started_at) if row.started_at else None,
-        aware(row.finished_at) if row.finished_at else None,
-        row.lease_owner,
-        aware(row.lease_expires_at) if row.lease_expires_at else None,
-        dict(row.result or {}),
-        row.failure_reason,
-    )
 
 
 # The hot path's statements, built once (building an expression costs more than running it).
@@ -146,29 +123,7 @@ class WorkQueue:
         expires_at: datetime | None = None,
     ) -> tuple[e.WorkItem, bool]:
         """Add an item, or find the one already queued under `key`; True if new."""
-        now = utcnow()
-        row = WorkItemRow(
-            queue=queue,
-            key=key,
-            status=Q,
-            priority=priority,
-            payload=payload,
-            attempts=0,
-            created_at=now,
-            not_before=now,
-            expires_at=expires_at,
-            result={},
-        )
-        try:
-            with self.db.session() as session:
-                session.add(row)
-                session.flush()
-                return row.to_entity(), True
-        except IntegrityError:
-            existing = self.get(queue, key)
-            if existing is None:  # deleted in between: try once more
-                return self.enqueue(queue, key, payload, priority, expires_at)
-            return existing, False
+        return self.enqueue_many([NewItem(queue, key, payload, priority, expires_at)])[0]
 
     def enqueue_many(self, entries: Sequence[NewItem]) -> list[tuple[e.WorkItem, bool]]:
         """`enqueue` for many items in one transaction (a group commit): for each, the item
@@ -208,7 +163,7 @@ class WorkQueue:
             keys = {entry.key for entry in entries}
             queues = {entry.queue for entry in entries}
             found = {
-                (row.queue, row.key): _entity(row)
+                (row.queue, row.key): work_item(row)
                 for row in connection.execute(
                     select(ITEMS).where(ITEMS.c.key.in_(keys), ITEMS.c.queue.in_(queues))
                 )
@@ -251,7 +206,7 @@ class WorkQueue:
                     "until": now + timedelta(seconds=lease_s),
                 },
             ).all()
-            items = [_entity(row) for row in rows]
+            items = [work_item(row) for row in rows]
         return sorted(items, key=lambda item: (-item.priority, item.id))
 
     def renew(self, ids: Iterable[int], owner: str, lease_s: float) -> set[int]:
@@ -284,26 +239,7 @@ class WorkQueue:
     ) -> bool:
         """Record the outcome if `owner` still holds the lease (else another runner owns
         the item now and this outcome is dropped); True if recorded."""
-        assert status.finished
-        with self.db.session() as session:
-            done = session.execute(
-                update(WorkItemRow)
-                .where(
-                    WorkItemRow.id == item_id,
-                    WorkItemRow.status == R,
-                    WorkItemRow.lease_owner == owner,
-                )
-                .values(
-                    status=status.value,
-                    result=result or {},
-                    failure_reason=reason,
-                    finished_at=utcnow(),
-                    lease_owner=None,
-                    lease_expires_at=None,
-                ),
-                execution_options={"synchronize_session": False},
-            )
-            return bool(done.rowcount)  # type: ignore[attr-defined]
+        return self.finish_many([Outcome(item_id, owner, status, result or {}, reason)])[0]
 
     def finish_many(self, outcomes: Sequence[Outcome]) -> list[bool]:
         """`finish` for many items in one transaction (a group commit)."""
