@@ -39,35 +39,57 @@ def servers_may_use_the_test_folders(tmp_path_factory: pytest.TempPathFactory) -
     os.environ["SLUICE_ALLOWED_ROOTS"] = json.dumps([str(tmp_path_factory.getbasetemp())])
 
 
-@pytest.fixture(scope="session", autouse=True)
-def nothing_left_behind() -> Iterator[None]:
-    """After the whole suite: no sluice process and no temporary folder of ours remains
-    (servers killed with -9 included: their workers die with them)."""
+def _ours_left_behind(started: float, before: set[str]) -> tuple[list[str], list[str]]:
+    """The sluice processes started since `started` and our temporary folders not in `before`."""
     import psutil
 
-    temp = Path(tempfile.gettempdir())
-    before = {p.name for p in temp.iterdir() if p.name.startswith(("sluice-", "sl-"))}
-    started = time.time()
-    yield
     me = os.getpid()
+    temp = Path(tempfile.gettempdir())
+    processes = []
+    for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        info = process.info
+        command = " ".join(info["cmdline"] or ())
+        if (info["pid"] != me and info["create_time"] >= started - 1
+                and any(mark in command for mark in OURS)):  # fmt: skip
+            processes.append(f"{info['pid']}: {command[:160]}")
+    folders = [
+        p.name for p in temp.iterdir()
+        if p.is_dir() and p.name.startswith(("sluice-", "sl-")) and p.name not in before
+    ]  # fmt: skip
+    return processes, folders
+
+
+def _our_folders() -> set[str]:
+    temp = Path(tempfile.gettempdir())
+    return {p.name for p in temp.iterdir() if p.name.startswith(("sluice-", "sl-"))}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the run itself, not one of its workers
+        session.config.stash[_BEFORE] = (time.time(), _our_folders())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole run (all its workers): no sluice process and no temporary folder
+    of ours remains (servers killed with -9 included: their workers die with them)."""
+    if hasattr(session.config, "workerinput") or _BEFORE not in session.config.stash:
+        return
+    started, before = session.config.stash[_BEFORE]
     deadline = time.monotonic() + 15
     while True:
-        processes = []
-        for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
-            info = process.info
-            command = " ".join(info["cmdline"] or ())
-            if (info["pid"] != me and info["create_time"] >= started - 1
-                    and any(mark in command for mark in OURS)):  # fmt: skip
-                processes.append(f"{info['pid']}: {command[:160]}")
-        folders = [
-            p.name for p in temp.iterdir()
-            if p.is_dir() and p.name.startswith(("sluice-", "sl-")) and p.name not in before
-        ]  # fmt: skip
+        processes, folders = _ours_left_behind(started, before)
         if (not processes and not folders) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert not processes, f"sluice processes left running: {processes}"
-    assert not folders, f"temporary folders left behind: {folders}"
+    if processes or folders:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"sluice processes left running: {processes}", red=True)
+            reporter.write_line(f"temporary folders left behind: {folders}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_BEFORE = pytest.StashKey[tuple[float, set[str]]]()
 
 
 class RunningServer:

@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,10 @@ def async_endpoint(sm: Any, artifacts: dict[str, Path], name: str = "scorer") ->
             },
         },
     )
+    described = sm.describe_endpoint_config(EndpointConfigName=f"{name}-config")
+    output = described["AsyncInferenceConfig"]["OutputConfig"]
+    assert output["S3OutputPath"] == "s3://bucket/async-out"
+    assert output["NotificationConfig"]["SuccessTopic"] == OK_TOPIC
     sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
     wait(sm, "endpoint_in_service", name)
 
@@ -265,7 +270,11 @@ def test_a_killed_server_loses_nothing_and_writes_each_output_once(
         sm, runtime = clients(server.url)
         sm.create_model(
             ModelName="m",
-            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            PrimaryContainer={
+                # 20 ms a request on two instances: the queue outlives the enqueueing.
+                "ModelDataUrl": artifacts["slow"].as_uri(),
+                "Environment": {"SLOW_SECONDS": "0.02"},
+            },
             ExecutionRoleArn=ROLE,
         )
         sm.create_endpoint_config(
@@ -283,13 +292,15 @@ def test_a_killed_server_loses_nothing_and_writes_each_output_once(
         sm.create_endpoint(EndpointName="bulk", EndpointConfigName="c")
         wait(sm, "endpoint_in_service", "bulk")
         location = put_input(server, "in/row.json", digit_rows(1)[0])
-        outputs = {
-            runtime.invoke_endpoint_async(
+
+        def enqueue(i: int) -> str:
+            return str(runtime.invoke_endpoint_async(
                 EndpointName="bulk", InputLocation=location, ContentType="application/json",
                 InferenceId=f"req-{i}",
-            )["OutputLocation"]
-            for i in range(1000)
-        }  # fmt: skip
+            )["OutputLocation"])  # fmt: skip
+
+        with ThreadPoolExecutor(16) as pool:
+            outputs = set(pool.map(enqueue, range(1000)))
         assert len(outputs) == 1000
         out_dir = server.home / "s3" / "bucket" / "out"
         until(lambda: out_dir.exists() and len(list(out_dir.glob("*.out"))) >= 50, timeout=60)

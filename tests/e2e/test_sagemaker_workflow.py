@@ -145,14 +145,12 @@ def test_a_sagemaker_script_runs_unchanged(
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
         },
-        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://async/out"}},
         KmsKeyId="alias/capture",
     )
     config = sm.describe_endpoint_config(EndpointConfigName="ab")
     conforms(shapes, "DescribeEndpointConfig", config)
     assert [v["VariantName"] for v in config["ProductionVariants"]] == ["A", "B"]
     assert config["ShadowProductionVariants"][0]["InstanceType"] == "ml.m5.large"
-    assert config["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"] == "s3://async/out"
 
     sm.create_endpoint(EndpointName="fraud", EndpointConfigName="ab")
     creating = sm.describe_endpoint(EndpointName="fraud")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import glob
 import json
 import logging
 import os
@@ -388,7 +389,9 @@ class AsyncInference:
             input_path = await asyncio.to_thread(self._fetch_input, p["input_location"])
             final = self.objects.writable(p["output_location"], "S3OutputPath")
             final.parent.mkdir(parents=True, exist_ok=True)
-            staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+            if item.attempts > 1:
+                await asyncio.to_thread(_sweep_leftovers, final)
+            staging = _staging_for(final)
             content_type = await route.backend.invoke_file(
                 str(input_path), str(staging), p["content_type"], p["accept"], p["timeout_s"]
             )
@@ -488,7 +491,8 @@ class AsyncInference:
     def _write_failure(self, location: str, reason: str) -> None:
         final = self.objects.writable(location, "S3FailurePath")
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+        _sweep_leftovers(final)
+        staging = _staging_for(final)
         try:
             staging.write_text(reason)
             self._publish(staging, final, location)
@@ -581,3 +585,14 @@ def _failure_text(exc: SluiceError) -> str:
             f'"{exc.message}"'
         )
     return f"{exc.code}: {exc.message}"
+
+
+def _staging_for(final: Path) -> Path:
+    """A hidden sibling to write into before the answer appears at once under its name."""
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+
+
+def _sweep_leftovers(final: Path) -> None:
+    """Remove what an earlier attempt, killed while writing, left half-written."""
+    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.part"):
+        leftover.unlink(missing_ok=True)
