@@ -372,6 +372,7 @@ class ResourceKind(StrEnum):
     MONITORING_SCHEDULE = "monitoring-schedule"
     DATA_QUALITY_JOB_DEFINITION = "data-quality-job-definition"
     MODEL_QUALITY_JOB_DEFINITION = "model-quality-job-definition"
+    TRANSFORM_JOB = "transform-job"
 
 
 @dataclass(frozen=True)
@@ -697,3 +698,73 @@ class AsyncConfig:
             error_topic=notes.get("ErrorTopic") or None,
             include_response_in=tuple(notes.get("IncludeInferenceResponseIn") or ()),
         )
+
+
+class TransformStatus(StrEnum):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TransformStatus.COMPLETED, TransformStatus.FAILED, TransformStatus.STOPPED)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """What a batch transform job reads, how it cuts it into records and where it writes.
+
+    SageMaker's names: `split_type` None|Line, `batch_strategy` MultiRecord|SingleRecord,
+    `assemble_with` None|Line, `compression` None|Gzip, `data_type` S3Prefix|ManifestFile.
+    `on_bad_record` is sluice's: "fail" (SageMaker's: the file gets no output and the job
+    fails) or "continue" (bad records go to `<key>.out.errors` with their line numbers).
+    """
+
+    input_uri: str
+    output_path: str
+    data_type: str = "S3Prefix"
+    content_type: str = "application/json"
+    compression: str = "None"
+    split_type: str = "None"
+    batch_strategy: str = "MultiRecord"
+    max_payload_mb: int = 6
+    max_concurrent: int = 1
+    accept: str | None = None
+    assemble_with: str = "None"
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 600
+    max_retries: int = 3
+    on_bad_record: str = "fail"
+
+
+@dataclass(frozen=True)
+class TransformCounts:
+    """Progress of a transform job, from its committed chunks."""
+
+    files: int = 0
+    files_done: int = 0
+    chunks: int = 0
+    chunks_done: int = 0
+    records: int = 0
+    """Records in the input (known once the input is planned; 0 before)."""
+    records_done: int = 0
+    records_failed: int = 0
+
+
+@dataclass(frozen=True)
+class TransformJob:
+    name: str
+    model_name: str
+    status: TransformStatus
+    spec: TransformSpec
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """SageMaker members kept as sent (DataCaptureConfig, ExperimentConfig, ...)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
+import uuid
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -20,3 +22,28 @@ def die_with_parent(parent: int | None = None) -> None:
     current = os.getppid()
     if current == 1 or (parent and current != parent):
         os._exit(1)
+
+
+def runner_id() -> str:
+    """Who holds a lease in the work queue: `host:pid:nonce` (see `runner_is_gone`)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def runner_is_gone(runner: str, me: str) -> bool:
+    """True when `runner` (a `runner_id`) was a process on this host that no longer runs:
+    its work can be taken at once rather than after its lease. A pid reused since (a
+    restarted server in a container is often pid 1 again) counts as gone too."""
+    host, _, rest = runner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or runner == me or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # this process, but not this runner: an earlier life under the same pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -28,6 +28,7 @@ from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
+from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
 from sluice.control.webhooks import Notifier, WebhookPolicy
 from sluice.entities import ResourceKind
@@ -52,6 +53,7 @@ from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
 from sluice.store.serving_history import ServingHistory
 from sluice.store.tag_repo import TagRepository
+from sluice.store.transform_repo import TransformRepository
 from sluice.store.work_queue import WorkQueue
 
 log = logging.getLogger("sluice.server")
@@ -175,6 +177,14 @@ def build_server(settings: Settings) -> Server:
     monitoring = MonitoringService(
         MonitoringRepository(database), service, alarms, notifier, metrics, settings
     )
+    transforms = TransformService(
+        TransformRepository(database),
+        WorkQueue(database),
+        service.get_model,
+        backend,
+        objects,
+        settings,
+    )
     tags = TagService(
         TagRepository(database),
         {
@@ -187,6 +197,7 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.MONITORING_SCHEDULE: monitoring.get,
             ResourceKind.DATA_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
             ResourceKind.MODEL_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
+            ResourceKind.TRANSFORM_JOB: transforms.get,
         },
     )
     arns = Arns(settings.aws_region, settings.aws_account_id)
@@ -213,6 +224,7 @@ def build_server(settings: Settings) -> Server:
         monitoring.recover()
         monitoring.start_scheduler()
         asynchronous.start()
+        transforms.recover()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -222,6 +234,7 @@ def build_server(settings: Settings) -> Server:
         finally:
             log.info("stopping: workers, capture, database")
             await asynchronous.close()
+            await transforms.close()
             await monitoring.close()
             await experiments.close()
             await reports.close()
@@ -247,6 +260,7 @@ def build_server(settings: Settings) -> Server:
                 settings,
                 monitoring,
                 asynchronous,
+                transforms,
             ),
         ),
         open_inference.routes(gateway, service),

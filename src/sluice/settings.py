@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     async_retention_hours: float = 168.0
     """How long finished async invocations keep their status (the outputs stay)."""
 
+    transform_chunk_bytes: int = 16 * 1024 * 1024
+    """Size of the byte ranges a Line-split transform input is cut into: the unit a worker
+    takes at once, and the unit of progress committed (a resumed job redoes at most the
+    chunks that were in flight)."""
+
+    transform_lease_s: float = 60.0
+    """How long a claimed transform chunk stays with its runner without a renewal."""
+
     sns_topics: dict[str, str] = Field(default_factory=dict)
     """Where SNS topic ARNs named in async notification configs deliver: topic ARN to a
     webhook URL (checked like any webhook). A topic with no entry is refused."""
@@ -243,6 +251,11 @@ class Settings(BaseSettings):
     @property
     def outcomes_dir(self) -> Path:
         return self.home / "outcomes"
+
+    @property
+    def transforms_dir(self) -> Path:
+        """Batch transform jobs' chunk outputs until they are assembled: <job>/."""
+        return self.home / "transforms"
 
     @property
     def s3_dir(self) -> Path:

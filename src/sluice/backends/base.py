@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from sluice.entities import Model
 from sluice.workers.client import Answer
@@ -20,6 +20,9 @@ class VariantInstances(Protocol):
         self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
     ) -> str:
         """Answer the request in `input_path` into `output_path` (async inference)."""
+
+    async def transform(self, chunk: bytes, timeout: float) -> dict[str, Any]:
+        """Transform one batch chunk (`sluice.workers.transform.Chunk` as JSON); its summary."""
 
     @property
     def instance_count(self) -> int:

@@ -21,7 +21,6 @@ import glob
 import json
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from sluice.errors import (
     WorkerUnavailable,
 )
 from sluice.gateway.routing import Router, RouteTable
+from sluice.processes import runner_id, runner_is_gone
 from sluice.settings import Settings
 from sluice.store.group_commit import GroupCommit
 from sluice.store.objects import ObjectStore
@@ -108,7 +108,7 @@ class AsyncInference:
         """(endpoint, variant, outcome, seconds queued, seconds processing), per request."""
         self.on_backlog = on_backlog
         """(endpoint, queued, running, age of the oldest queued s, instances), each second."""
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = runner_id()
         self.wake = asyncio.Event()
         self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -294,6 +294,7 @@ class AsyncInference:
         )
 
     async def _run(self) -> None:
+        await self._db(self._take_back_from_the_dead)
         renew_every = self.settings.async_lease_s / 3
         renewed = time.monotonic()
         pruned = measured = 0.0
@@ -322,6 +323,15 @@ class AsyncInference:
                 log.exception("async dispatcher")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.async_poll_s)
+
+    def _take_back_from_the_dead(self) -> None:
+        """Requests a killed server on this host left running are due again at once."""
+        gone = [r for r in self.queue.runners(QUEUE_PREFIX) if runner_is_gone(r, self.owner)]
+        if gone:
+            log.info(
+                "async: %d request(s) of a stopped server run again",
+                self.queue.lapse(QUEUE_PREFIX, gone),
+            )
 
     def capacity(self, table: RouteTable) -> int:
         config = table.asynchronous

@@ -667,3 +667,32 @@ def work_item(row: Any) -> e.WorkItem:
         dict(row.result or {}),
         row.failure_reason,
     )
+
+
+class TransformJobRow(Base):
+    __tablename__ = "transform_jobs"
+    __table_args__ = (Index("ux_transform_jobs_name_nocase", text("lower(name)"), unique=True),)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(63), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.TransformJob:
+        return e.TransformJob(
+            self.name,
+            self.model_name,
+            e.TransformStatus(self.status),
+            e.TransformSpec(**self.spec),
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.started_at) if self.started_at else None,
+            aware(self.ended_at) if self.ended_at else None,
+            self.failure_reason,
+            dict(self.details or {}),
+        )

@@ -341,6 +341,53 @@ class WorkQueue:
             oldest = oldest.replace(tzinfo=utcnow().tzinfo)
         return int(counts.get(Q, 0)), int(counts.get(R, 0)), oldest
 
+    def items(self, queue: str) -> list[e.WorkItem]:
+        """Every item of a queue, in the order they were enqueued."""
+        with self.db.engine.connect() as connection:
+            rows = connection.execute(
+                select(ITEMS).where(ITEMS.c.queue == queue).order_by(ITEMS.c.id)
+            ).all()
+        return [work_item(row) for row in rows]
+
+    def cancel_all(self, queue: str) -> int:
+        """Cancel a queue's items that have not started; how many."""
+        with self.db.engine.begin() as connection:
+            done = connection.execute(
+                update(ITEMS)
+                .where(ITEMS.c.queue == queue, ITEMS.c.status == Q)
+                .values(status=e.WorkStatus.CANCELLED.value, finished_at=utcnow())
+            )
+        return int(done.rowcount)
+
+    def runners(self, queue_prefix: str) -> set[str]:
+        """Who holds leases on running items of the queues under `queue_prefix`."""
+        with self.db.engine.connect() as connection:
+            return set(
+                connection.scalars(
+                    select(ITEMS.c.lease_owner)
+                    .where(ITEMS.c.queue.startswith(queue_prefix), ITEMS.c.status == R)
+                    .distinct()
+                )
+            )
+
+    def lapse(self, queue_prefix: str, runners: Iterable[str]) -> int:
+        """End the leases of runners known to be dead now: their items are claimed next,
+        with no wait for the leases to run out. How many items."""
+        runners = list(runners)
+        if not runners:
+            return 0
+        with self.db.engine.begin() as connection:
+            done = connection.execute(
+                update(ITEMS)
+                .where(
+                    ITEMS.c.queue.startswith(queue_prefix),
+                    ITEMS.c.status == R,
+                    ITEMS.c.lease_owner.in_(runners),
+                )
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
+        return int(done.rowcount)
+
     def queues(self, prefix: str) -> list[str]:
         """Queues under `prefix` that hold unfinished items."""
         with self.db.session() as session:

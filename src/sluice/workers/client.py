@@ -7,7 +7,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sluice.errors import (
     ModelError,
@@ -151,13 +151,21 @@ class WorkerConnection(asyncio.Protocol):
             return frame.text1
         raise error_from(frame)
 
+    async def transform(self, chunk: bytes, timeout: float) -> dict[str, Any]:
+        """Have the worker transform one batch chunk (JSON of `workers.transform.Chunk`);
+        its summary."""
+        frame = await self.send(protocol.TRANSFORM_REQUEST, "", "", chunk, timeout)
+        if frame.kind == protocol.RESPONSE:
+            summary: dict[str, Any] = json.loads(frame.body)
+            return summary
+        raise error_from(frame)
+
     async def ping(self, timeout: float = 5.0) -> None:
         await self.send(protocol.PING, "", "", b"", timeout)
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
 
     def _expire(self, future: asyncio.Future[protocol.Frame], timeout: float) -> None:
         if future.done():

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.processes import die_with_parent
+from sluice.types import JSON
 from sluice.workers import protocol
 from sluice.workers.protocol import Frame
 
@@ -42,6 +43,11 @@ def handle(runtime: object, frame: Frame) -> bytes:
     try:
         if frame.kind == protocol.FILE_REQUEST:
             return _invoke_file(runtime, frame)
+        if frame.kind == protocol.TRANSFORM_REQUEST:
+            from sluice.workers import transform
+
+            summary = json.dumps(transform.run(runtime, frame.body)).encode()
+            return protocol.pack(frame.request_id, protocol.RESPONSE, 200, JSON, "", summary)
         body, content_type = runtime.invoke(frame.body, frame.text1, frame.text2)
         return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", body)
     except SluiceError as exc:

@@ -17,9 +17,10 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
 from sluice.workers.client import Answer, WorkerConnection, WorkerLost
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Threads per worker for numeric libraries unless the model's environment says otherwise:
 # many single-request workers on few cores run best without thread pools fighting.
+T = TypeVar("T")
 THREAD_DEFAULTS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV")
 """Of the server's own environment, only these (plus LC_*, the operator's PYTHON* and
@@ -41,9 +43,7 @@ def worker_environment(
     kept = {
         name: value
         for name, value in server.items()
-        if name in PASSED_THROUGH
-        or name in extra_names
-        or name.startswith(("LC_", "PYTHON"))
+        if name in PASSED_THROUGH or name in extra_names or name.startswith(("LC_", "PYTHON"))
     }
     return {**kept, **THREAD_DEFAULTS, **model}
 
@@ -113,9 +113,7 @@ class WorkerInstance:
 
     async def start(self) -> None:
         """Spawn the process and connect; raise ModelLoadError with the loader's message."""
-        env = worker_environment(
-            os.environ, self.spec.environment, self.settings.environment_names
-        )
+        env = worker_environment(os.environ, self.spec.environment, self.settings.environment_names)
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -324,20 +322,28 @@ class WorkerPool:
     ) -> str:
         """One request read from and answered into files (async inference); the answer's
         content type. Not retried here: the caller's queue retries what never ran."""
+        return await self._on_one(
+            lambda c: c.invoke_file(input_path, output_path, content_type, accept, timeout)
+        )
+
+    async def transform(self, chunk: bytes, timeout: float) -> dict[str, Any]:
+        """One batch transform chunk on the least busy instance; its summary. Not retried
+        here: the job's queue retries what never ran."""
+        return await self._on_one(lambda c: c.transform(chunk, timeout))
+
+    async def _on_one(self, call: Callable[[WorkerConnection], Awaitable[T]]) -> T:
         instance = await self._pick()
         connection = instance.connection
         if connection is None:
             raise WorkerLost(f"worker {instance.name} is restarting")
         try:
-            content = await connection.invoke_file(
-                input_path, output_path, content_type, accept, timeout
-            )
+            result = await call(connection)
         except SluiceError as exc:
             if exc.server_side and not isinstance(exc, WorkerLost):
                 self._failed(instance)
             raise
         instance.failures = 0
-        return content
+        return result
 
     @property
     def instance_count(self) -> int:

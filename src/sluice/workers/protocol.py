@@ -11,6 +11,9 @@ Every frame is `<I` (length of the rest) followed by a fixed header `<IBHHH`
   "output": path}`: the worker reads the request from the input file and writes the
   answer to the output file (payloads up to a gigabyte never pass through the gateway);
   answered by a RESPONSE whose body is empty.
+- TRANSFORM_REQUEST: body = JSON of a batch transform chunk (`sluice.workers.transform.Chunk`):
+  the worker reads its records, predicts and writes the answers itself; answered by a
+  RESPONSE whose body is the chunk's JSON summary (records, failures, first error).
 
 No pickles: a frame is bytes in and bytes out.
 """
@@ -27,6 +30,7 @@ ERROR = 3
 PING = 4
 PONG = 5
 FILE_REQUEST = 6
+TRANSFORM_REQUEST = 7
 
 LENGTH = struct.Struct("<I")
 HEADER = struct.Struct("<IBHHH")

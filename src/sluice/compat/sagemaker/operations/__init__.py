@@ -20,6 +20,7 @@ from sluice.control.experiments import ExperimentService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService, check_tags
+from sluice.control.transforms import TransformService
 from sluice.entities import Tag
 from sluice.settings import Settings
 
@@ -37,6 +38,7 @@ class Services:
     settings: Settings
     monitoring: MonitoringService
     asynchronous: AsyncInference
+    transforms: TransformService
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]
@@ -83,6 +85,7 @@ def load() -> dict[str, Handler]:
         models,
         monitoring,
         tags,
+        transform_jobs,
     )
 
     return OPERATIONS

@@ -1,0 +1,187 @@
+"""One chunk of a batch transform, run inside a worker: read records, predict, write.
+
+The gateway names a byte range of an input file (cut on line boundaries when it planned
+the job) and where the answers go; the worker reads the records itself, sends them to
+the model in mini-batches of at most `max_payload` bytes (MultiRecord) or one at a time
+(SingleRecord), and writes the answers in input order to the output file. Nothing goes
+through HTTP, and the records never pass through the gateway.
+
+A mini-batch the model refuses is split in halves until the bad records stand alone:
+with `on_bad_record` "fail" (SageMaker's behaviour) the chunk stops at the first one and
+names its line; with "continue" each bad record goes to the errors file as a JSON line
+`{"line": N, "error": "..."}` and the rest are answered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sluice.errors import ModelError, SluiceError, UnsupportedContentType, ValidationError
+from sluice.runtimes.base import Runtime
+from sluice.types import JSON, JSONLINES, media_type
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What the gateway asks for (the frame's JSON body)."""
+
+    input: str
+    output: str
+    errors: str
+    start: int = 0
+    end: int = -1
+    """-1: to the end of the file."""
+    first_line: int = 1
+    compression: str = "None"
+    split: str = "Line"
+    strategy: str = "MultiRecord"
+    max_payload: int = 6 * 1024 * 1024
+    content_type: str = JSON
+    accept: str = JSON
+    assemble: str = "None"
+    on_bad_record: str = "fail"
+
+
+class BadRecord(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+def run(runtime: Runtime, body: bytes) -> dict[str, Any]:
+    """Transform one chunk; the summary the gateway records (counts, first error)."""
+    chunk = Chunk(**json.loads(body))
+    job = _Job(runtime, chunk)
+    try:
+        with open(chunk.output, "wb") as out:
+            job.out = out
+            for batch in _batches(chunk, _records(chunk)):
+                job.answer(batch)
+            out.flush()
+            os.fsync(out.fileno())
+    except BadRecord as bad:
+        error = {"line": bad.line, "message": bad.message}
+        return {"records": job.records, "failed": 1, "error": error, "stopped": True}
+    finally:
+        if job.errors is not None:
+            job.errors.flush()
+            os.fsync(job.errors.fileno())
+            job.errors.close()
+    return {
+        "records": job.records,
+        "failed": job.failed,
+        "error": job.first_error,
+        "content_type": job.content_type,
+    }
+
+
+Record = tuple[int, bytes]
+"""(line number in the file, the record's bytes)."""
+
+
+def _records(chunk: Chunk) -> Iterator[Record]:
+    if chunk.compression == "Gzip":
+        with gzip.open(chunk.input, "rb") as packed:
+            data = _read_all(packed)
+    else:
+        with open(chunk.input, "rb") as plain:
+            plain.seek(chunk.start)
+            data = plain.read() if chunk.end < 0 else plain.read(chunk.end - chunk.start)
+    if chunk.split == "None":
+        yield chunk.first_line, data
+        return
+    for number, line in enumerate(data.split(b"\n"), start=chunk.first_line):
+        line = line.removesuffix(b"\r")
+        if line.strip():
+            yield number, line
+
+
+def _read_all(stream: gzip.GzipFile) -> bytes:
+    try:
+        return stream.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValidationError(
+            f"cannot decompress the input: {exc}", field="CompressionType"
+        ) from exc
+
+
+def _batches(chunk: Chunk, records: Iterator[Record]) -> Iterator[list[Record]]:
+    if chunk.split == "None" or chunk.strategy == "SingleRecord":
+        for record in records:
+            yield [record]
+        return
+    batch: list[Record] = []
+    size = 0
+    for record in records:
+        if batch and size + len(record[1]) + 1 > chunk.max_payload:
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += len(record[1]) + 1
+    if batch:
+        yield batch
+
+
+class _Job:
+    def __init__(self, runtime: Runtime, chunk: Chunk) -> None:
+        self.runtime = runtime
+        self.chunk = chunk
+        self.out: IO[bytes] | None = None
+        self.errors: IO[bytes] | None = None
+        self.records = 0
+        self.failed = 0
+        self.first_error: dict[str, Any] | None = None
+        self.content_type = chunk.accept
+
+    def answer(self, batch: list[Record]) -> None:
+        """Answer a mini-batch; split it to find the records the model refuses."""
+        try:
+            answer = self._invoke(batch)
+        except UnsupportedContentType:
+            raise  # no record is to blame: the whole chunk fails
+        except SluiceError as exc:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                self.answer(batch[:middle])
+                self.answer(batch[middle:])
+                return
+            self._bad(batch[0][0], exc.message)
+            return
+        assert self.out is not None
+        self.out.write(answer)
+        if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
+            self.out.write(b"\n")
+        self.records += len(batch)
+
+    def _invoke(self, batch: list[Record]) -> bytes:
+        content_type = self.chunk.content_type
+        if len(batch) == 1:
+            body = batch[0][1]
+        else:
+            body = b"\n".join(record for _, record in batch) + b"\n"
+            if media_type(content_type) == JSON:
+                content_type = JSONLINES  # one JSON document a line
+        try:
+            answer, self.content_type = self.runtime.invoke(body, content_type, self.chunk.accept)
+        except SluiceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model's failure is the record's error
+            raise ModelError(f"{type(exc).__name__}: {exc}") from exc
+        return answer
+
+    def _bad(self, line: int, message: str) -> None:
+        if self.chunk.on_bad_record != "continue":
+            raise BadRecord(line, message)
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = {"line": line, "message": message}
+        if self.errors is None:
+            self.errors = open(self.chunk.errors, "wb")  # noqa: SIM115 - closed by run()
+        entry = {"line": line, "error": message}
+        self.errors.write(json.dumps(entry).encode() + b"\n")
