@@ -162,3 +162,33 @@ def test_group_commits_enqueue_and_finish_many_at_once(queue: WorkQueue) -> None
     assert queue.finish_many([Outcome(claimed[0].id, "runner", WorkStatus.SUCCEEDED)]) == [True]
     done = queue.get("q", "a")
     assert done is not None and done.status is WorkStatus.SUCCEEDED and done.result["i"] == done.id
+
+
+def test_a_dead_runners_items_are_taken_back_at_once(queue: WorkQueue) -> None:
+    for key in "abc":
+        queue.enqueue("transform:job", key, {})
+    queue.enqueue("async:other", "x", {})
+    held = queue.claim("transform:job", "dead-runner", 3600, limit=2)
+    queue.claim("async:other", "live-runner", 3600)
+    assert queue.runners("transform:") == {"dead-runner"}
+    assert queue.runners("") == {"dead-runner", "live-runner"}
+    assert queue.claim("transform:job", "me", 30, limit=5)[0].key == "c"  # leases still held
+    assert queue.lapse("transform:", ["dead-runner", "live-runner"]) == 2
+    taken = queue.claim("transform:job", "me", 30, limit=5)
+    assert sorted(i.key for i in taken) == sorted(i.key for i in held)
+    assert all(item.attempts == 2 for item in taken)
+    assert queue.claim("async:other", "me", 30) == []  # another queue's lease is untouched
+
+
+def test_items_and_cancel_all(queue: WorkQueue) -> None:
+    for key in "abc":
+        queue.enqueue("q", key, {"k": key})
+    queue.claim("q", "runner", 30)
+    assert queue.cancel_all("q") == 2
+    items = queue.items("q")
+    assert [(i.key, i.status) for i in items] == [
+        ("a", WorkStatus.RUNNING),
+        ("b", WorkStatus.CANCELLED),
+        ("c", WorkStatus.CANCELLED),
+    ]
+    assert queue.items("none") == []
