@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from sluice.api.schemas import (
     ModelOut,
     UploadOut,
 )
+from sluice.api.transform_routes import TransformJobOut
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -526,6 +527,51 @@ class Client:
                     f"async invocation {inference_id!r} is still {state.status.value} "
                     f"after {timeout:g} s"
                 )
+            time.sleep(poll)
+
+    # -- batch transform
+
+    def create_transform(
+        self, name: str, model: str, input: str, output: str, **options: Any
+    ) -> TransformJobOut:
+        """Start a batch transform job over `input` (an s3:// or file:// prefix, or a
+        manifest with data_type="ManifestFile", that the server may read) into `output`.
+        `options`: the other fields of `TransformJobIn` (content_type, split_type, accept,
+        assemble_with, instance_count, on_bad_record, ...)."""
+        body = {"name": name, "model": model, "input": input, "output": output, **options}
+        return TransformJobOut.model_validate(self._call("POST", "/transform-jobs", body))
+
+    def describe_transform(self, name: str) -> TransformJobOut:
+        return TransformJobOut.model_validate(self._call("GET", f"/transform-jobs/{name}"))
+
+    def list_transforms(self, status: str | None = None) -> list[TransformJobOut]:
+        query = f"?status={status}" if status else ""
+        return [
+            TransformJobOut.model_validate(job)
+            for job in self._call("GET", f"/transform-jobs{query}")
+        ]
+
+    def stop_transform(self, name: str) -> TransformJobOut:
+        return TransformJobOut.model_validate(self._call("POST", f"/transform-jobs/{name}/stop"))
+
+    def wait_for_transform(
+        self,
+        name: str,
+        timeout: float = 24 * 3600,
+        poll: float = 0.5,
+        on_progress: Callable[[TransformJobOut], None] | None = None,
+    ) -> TransformJobOut:
+        """Poll until the job has ended (Completed, Failed or Stopped); `on_progress` sees
+        each state on the way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.describe_transform(name)
+            if on_progress is not None:
+                on_progress(job)
+            if job.status.finished:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transform job {name!r} is still {job.status.value}")
             time.sleep(poll)
 
     def metrics(self) -> str:

@@ -282,6 +282,7 @@ def build_server(settings: Settings) -> Server:
                 archives=False,
                 setting="async_max_input_bytes",
             ),
+            transforms,
             settings.max_label_post_bytes,
         ),
         router,

@@ -255,3 +255,52 @@ def test_stop_and_a_killed_server_resumes_with_exact_output(
         )
     finally:
         restarted.stop()
+
+
+def test_the_native_api_client_and_command_line_show_progress(
+    server: RunningServer, artifacts: dict[str, Path], expected: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from sluice.cli.main import cli
+    from sluice.client import Client
+
+    x, _ = digits()
+    put(server, "cli/rows.csv", csv_rows(x[:200]) + b"1,2\n")
+    seen = []
+    with Client(server.url) as c:
+        c.create_model("digits", str(artifacts["logreg_tar"]))
+        c.create_transform(
+            "native", "digits", "s3://bucket/cli/", "s3://bucket/out/native",
+            accept="text/csv", on_bad_record="continue",
+        )  # fmt: skip
+        job = c.wait_for_transform("native", poll=0.05, on_progress=seen.append)
+        assert job.status.value == "Completed" and job.ended_at is not None
+        p = job.progress
+        assert (p.files, p.files_done, p.records, p.records_done, p.records_failed) == (
+            1, 1, 201, 200, 1,
+        )  # fmt: skip
+        assert p.records_per_s and p.records_per_s > 0 and p.eta_s is None
+        assert job.summary == "s3://bucket/out/native/native.summary.json"
+        assert [j.name for j in c.list_transforms("Completed")] == ["native"]
+        with pytest.raises(Exception, match="does not exist"):
+            c.describe_transform("nothing")
+    assert seen[-1].status.value == "Completed"
+    assert out(server, "out/native/rows.csv.out").read_text().splitlines() == expected(x[:200])
+    sm, _ = clients(server.url)
+    conforms(shapes(), "DescribeTransformJob", sm.describe_transform_job(TransformJobName="native"))
+
+    run = CliRunner().invoke
+    base = ["--url", server.url]
+    created = run(
+        cli,
+        [*base, "transform", "create", "by-cli", "--model", "digits", "--input",
+         "s3://bucket/cli/rows.csv", "--output", "s3://bucket/out/cli", "--accept", "text/csv",
+         "--wait"],
+    )  # fmt: skip
+    assert created.exit_code == 1, created.output  # the bad line fails the file by default
+    assert "Failed" in created.output and "line 201" in created.output
+    listed = run(cli, [*base, "transform", "list"])
+    assert listed.exit_code == 0 and "by-cli" in listed.output and "native" in listed.output
+    described = run(cli, [*base, "transform", "describe", "native"])
+    assert described.exit_code == 0 and '"records_done": 200' in described.output

@@ -39,6 +39,7 @@ from sluice.api.schemas import (
     UploadOut,
     WeightsUpdate,
 )
+from sluice.api.transform_routes import transform_router
 from sluice.control.alarms import AlarmService, MetricPoint
 from sluice.control.async_inference import AsyncInference
 from sluice.control.deployments import DeploymentService
@@ -49,6 +50,7 @@ from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.control.lineage import LineageService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
+from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
 from sluice.entities import AsyncConfig
 from sluice.errors import SluiceError, ValidationError
@@ -82,6 +84,7 @@ def build_api(
     uploads: UploadStore,
     asynchronous: AsyncInference,
     async_inputs: UploadStore,
+    transforms: TransformService,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -358,6 +361,7 @@ def build_api(
     api.include_router(registry_router(registry, lineage, ERRORS))
     api.include_router(monitoring_router(monitoring, ERRORS))
     api.include_router(async_router(asynchronous, async_inputs, ERRORS))
+    api.include_router(transform_router(transforms, ERRORS))
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from sluice.control.validation import MAX_ID
 StoredId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 """A path's numeric id: a stored 64-bit one (so a huge number is a 400, not a 500)."""
 
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

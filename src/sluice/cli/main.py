@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "validate": "sluice.cli.validate:validate",
     "monitor": "sluice.cli.monitor:monitor",
     "credentials": "sluice.cli.credentials:credentials",
+    "transform": "sluice.cli.transform:transform",
 }
 
 

@@ -107,14 +107,32 @@ async def describe_transform_job(s: Services, m: Members) -> Members:
         "MaxPayloadInMB": spec.max_payload_mb,
         "BatchStrategy": spec.batch_strategy,
         "Environment": environment,
-        "TransformInput": job.details["TransformInput"],
-        "TransformOutput": job.details["TransformOutput"],
-        "TransformResources": job.details["TransformResources"],
+        # As sent through this API; built from the spec for jobs made on the native API.
+        "TransformInput": job.details.get("TransformInput") or _input(spec),
+        "TransformOutput": job.details.get("TransformOutput") or _output(spec),
+        "TransformResources": job.details.get("TransformResources")
+        or {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count},
         "CreationTime": job.created_at,
         "TransformStartTime": job.started_at,
         "TransformEndTime": job.ended_at,
     }
     out.update({key: job.details[key] for key in KEPT if key in job.details})
+    return out
+
+
+def _input(spec: TransformSpec) -> Members:
+    return {
+        "DataSource": {"S3DataSource": {"S3DataType": spec.data_type, "S3Uri": spec.input_uri}},
+        "ContentType": spec.content_type,
+        "CompressionType": spec.compression,
+        "SplitType": spec.split_type,
+    }
+
+
+def _output(spec: TransformSpec) -> Members:
+    out: Members = {"S3OutputPath": spec.output_path, "AssembleWith": spec.assemble_with}
+    if spec.accept:
+        out["Accept"] = spec.accept
     return out
 
 
