@@ -739,6 +739,9 @@ class TransformSpec:
     timeout_s: int = 600
     max_retries: int = 3
     on_bad_record: str = "fail"
+    input_filter: str = "$"
+    join_source: str = "None"
+    output_filter: str = "$"
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,38 @@ def test_a_bad_record_fails_its_file_by_default_or_is_set_aside_on_request(
     assert error["line"] == 11 and "64 features" in error["error"]
 
 
+def test_inputs_are_filtered_and_joined_with_their_answers(
+    server: RunningServer, artifacts: dict[str, Path], expected: Any
+) -> None:
+    sm, _ = clients(server.url)
+    model(sm, artifacts)
+    x, _ = digits()
+    with_ids = b"".join(f"id-{i},".encode() + csv_rows(x[i : i + 1]) for i in range(30))
+    put(server, "ids/rows.csv", with_ids)
+    processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    transform(sm, "csv-join", "s3://bucket/ids/", DataProcessing=processing)
+    job = finished(sm, "csv-join")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["DataProcessing"] == processing
+    lines = out(server, "out/csv-join/rows.csv.out").read_text().splitlines()
+    assert lines == [f"id-{i},{p}" for i, p in enumerate(expected(x[:30]))]
+
+    records = b"".join(
+        json.dumps({"id": i, "features": x[i].tolist()}).encode() + b"\n" for i in range(12)
+    )
+    put(server, "docs/rows.jsonl", records)
+    transform(
+        sm, "json-join", "s3://bucket/docs/", content_type="application/jsonlines",
+        accept="application/json",
+        DataProcessing={"InputFilter": "$.features", "JoinSource": "Input",
+                        "OutputFilter": "$['id','SageMakerOutput']"},
+    )  # fmt: skip
+    job = finished(sm, "json-join")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    answers = [json.loads(line) for line in out(server, "out/json-join/rows.jsonl.out").open()]
+    assert answers == [{"id": i, "SageMakerOutput": int(p)} for i, p in enumerate(expected(x[:12]))]
+
+
 def test_bad_requests_are_refused_before_anything_runs(
     server: RunningServer, artifacts: dict[str, Path]
 ) -> None:
@@ -200,7 +232,8 @@ def test_bad_requests_are_refused_before_anything_runs(
         ({"split": "RecordIO"}, "RecordIO"),
         ({"MaxPayloadInMB": 60, "MaxConcurrentTransforms": 2}, "100"),
         ({"output": "/etc/out"}, "outside"),
-        ({"DataProcessing": {"JoinSource": "Input"}}, "JoinSource"),
+        ({"DataProcessing": {"InputFilter": "$[1:"}}, "InputFilter"),
+        ({"DataProcessing": {"JoinSource": "Input"}, "split": "None"}, "SplitType Line"),
     ]
     for number, (options, words) in enumerate(cases):
         with pytest.raises(ClientError) as caught:

@@ -39,6 +39,9 @@ class TransformJobIn(BaseModel):
     timeout_s: int = Field(600, ge=1, le=3600)
     max_retries: int = Field(3, ge=0, le=3)
     on_bad_record: Literal["fail", "continue"] = "fail"
+    input_filter: str = Field("$", max_length=63, description="JSONPath on each input record")
+    join_source: Literal["None", "Input"] = Field("None", description="Input: join answers")
+    output_filter: str = Field("$", max_length=63, description="JSONPath on each output")
 
     def spec(self) -> e.TransformSpec:
         fields = self.model_dump(exclude={"name", "model", "input", "output"})

@@ -44,6 +44,9 @@ def transform() -> None:
     show_default=True,
     help="fail: the file gets no output (SageMaker's); continue: to <name>.out.errors.",
 )
+@click.option("--input-filter", default="$", show_default=True, help="JSONPath on each record.")
+@click.option("--join-input", is_flag=True, help="Join each answer with its input record.")
+@click.option("--output-filter", default="$", show_default=True, help="JSONPath on each output.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Model environment.")
 @click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it ends.")
 @click.pass_context
@@ -63,6 +66,9 @@ def create(
     assemble: str,
     instances: int,
     on_bad_record: str,
+    input_filter: str,
+    join_input: bool,
+    output_filter: str,
     env: tuple[str, ...],
     wait: bool,
 ) -> None:
@@ -83,6 +89,9 @@ def create(
             assemble_with=assemble,
             instance_count=instances,
             on_bad_record=on_bad_record,
+            input_filter=input_filter,
+            join_source="Input" if join_input else "None",
+            output_filter=output_filter,
             environment=parse_assignments(env, "--env"),
         )
         if wait:

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sluice import jsonpath
 from sluice.backends.base import Backend, VariantInstances
 from sluice.control.transform_inputs import InputObject, list_inputs, plan_chunks
 from sluice.entities import (
@@ -46,7 +47,7 @@ from sluice.store.objects import ObjectStore
 from sluice.store.tables import utcnow
 from sluice.store.transform_repo import TransformRepository
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
-from sluice.types import JSON
+from sluice.types import CSV, JSON, JSONLINES, media_type
 from sluice.workers.client import WorkerDied
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class TransformService:
                 "model in batches inside its worker, with no payload limit beyond this one",
                 field="MaxPayloadInMB",
             )
+        if (spec.input_filter, spec.join_source, spec.output_filter) != ("$", "None", "$"):
+            _check_processing(spec)
         if spec.on_bad_record not in ("fail", "continue"):
             raise ValidationError("on_bad_record is 'fail' or 'continue'", field="on_bad_record")
         self.objects.writable(spec.output_path, "TransformOutput.S3OutputPath")
@@ -316,6 +319,9 @@ class _Run:
             "accept": self.spec.accept or JSON,
             "assemble": self.spec.assemble_with,
             "on_bad_record": self.spec.on_bad_record,
+            "input_filter": self.spec.input_filter,
+            "join_source": self.spec.join_source,
+            "output_filter": self.spec.output_filter,
         }
         timeout = self.spec.timeout_s * max(1, math.ceil(size / max_payload))
         started = time.perf_counter()
@@ -448,6 +454,26 @@ class _Run:
         part = self.parts / "summary.json"
         part.write_text(json.dumps(summary, indent=2))
         self._join([part], uri)
+
+
+def _check_processing(spec: TransformSpec) -> None:
+    """DataProcessing works record by record: Line-split CSV or JSON in and out."""
+    jsonpath.Path(spec.input_filter, "DataProcessing.InputFilter")
+    jsonpath.Path(spec.output_filter, "DataProcessing.OutputFilter")
+    if spec.join_source not in ("None", "Input"):
+        raise ValidationError("JoinSource is None or Input", field="DataProcessing.JoinSource")
+    if spec.split_type != "Line":
+        raise ValidationError(
+            "DataProcessing needs SplitType Line (filters and joins work record by record)",
+            field="DataProcessing",
+        )
+    readable = (CSV, JSON, JSONLINES)
+    for value, name in ((spec.content_type, "ContentType"), (spec.accept or JSON, "Accept")):
+        if media_type(value) not in readable:
+            raise ValidationError(
+                f"DataProcessing reads and writes CSV, JSON or JSON Lines records, not {value!r}",
+                field=f"DataProcessing ({name})",
+            )
 
 
 def _counts(items: list[WorkItem]) -> TransformCounts:

@@ -14,16 +14,19 @@ names its line; with "continue" each bad record goes to the errors file as a JSO
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from sluice import jsonpath
 from sluice.errors import ModelError, SluiceError, UnsupportedContentType, ValidationError
 from sluice.runtimes.base import Runtime
-from sluice.types import JSON, JSONLINES, media_type
+from sluice.types import CSV, JSON, JSONLINES, media_type
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ class Chunk:
     accept: str = JSON
     assemble: str = "None"
     on_bad_record: str = "fail"
+    input_filter: str = "$"
+    join_source: str = "None"
+    output_filter: str = "$"
+
+    @property
+    def processing(self) -> bool:
+        """DataProcessing asked for: records are parsed, filtered and joined one by one."""
+        return self.input_filter != "$" or self.output_filter != "$" or self.join_source != "None"
 
 
 class BadRecord(Exception):
@@ -61,7 +72,10 @@ def run(runtime: Runtime, body: bytes) -> dict[str, Any]:
     try:
         with open(chunk.output, "wb") as out:
             job.out = out
-            for batch in _batches(chunk, _records(chunk)):
+            records = _records(chunk)
+            if chunk.processing:
+                records = job.filtered(records)
+            for batch in _batches(chunk, records):
                 job.answer(batch)
             out.flush()
             os.fsync(out.fileno())
@@ -102,6 +116,36 @@ def _records(chunk: Chunk) -> Iterator[Record]:
             yield number, line
 
 
+def _parse(raw: bytes, is_csv: bool, line: int) -> Any:
+    try:
+        if is_csv:
+            return next(csv.reader([raw.decode()]), [])
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = "CSV" if is_csv else "JSON"
+        raise ValidationError(f"line {line} is not {kind}: {exc}", field="DataProcessing") from None
+
+
+def _serialize(value: Any, is_csv: bool) -> bytes:
+    if not is_csv:
+        return json.dumps(value, separators=(",", ":")).encode()
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(value if isinstance(value, list) else [value])
+    return out.getvalue().encode()
+
+
+def _join(record: Any, answer: Any, is_csv: bool) -> Any:
+    """SageMaker's JoinSource Input: CSV columns appended; a JSON object gains
+    `SageMakerOutput`, anything else becomes `{SageMakerInput, SageMakerOutput}`."""
+    if is_csv:
+        left = record if isinstance(record, list) else [record]
+        right = answer if isinstance(answer, list) else [answer]
+        return [*left, *right]
+    if isinstance(record, dict):
+        return {**record, "SageMakerOutput": answer}
+    return {"SageMakerInput": record, "SageMakerOutput": answer}
+
+
 def _read_all(stream: gzip.GzipFile) -> bytes:
     try:
         return stream.read()
@@ -138,6 +182,26 @@ class _Job:
         self.failed = 0
         self.first_error: dict[str, Any] | None = None
         self.content_type = chunk.accept
+        self.input_filter = jsonpath.Path(chunk.input_filter, "DataProcessing.InputFilter")
+        self.output_filter = jsonpath.Path(chunk.output_filter, "DataProcessing.OutputFilter")
+        self.csv_in = media_type(chunk.content_type) == CSV
+        self.csv_out = media_type(chunk.accept) == CSV
+        self.originals: dict[int, Any] = {}
+        """Parsed input records by line, for joins (DataProcessing only)."""
+
+    def filtered(self, records: Iterator[Record]) -> Iterator[Record]:
+        """Records parsed (CSV as an array of its values, JSON as the document), kept for
+        joining, and cut down by the InputFilter; a record that cannot be is a bad one."""
+        for line, raw in records:
+            try:
+                value = _parse(raw, self.csv_in, line)
+                sent = self.input_filter(value)
+            except ValidationError as exc:
+                self._bad(line, exc.message)
+                continue
+            if self.chunk.join_source == "Input":
+                self.originals[line] = value
+            yield line, raw if self.input_filter.is_identity else _serialize(sent, self.csv_in)
 
     def answer(self, batch: list[Record]) -> None:
         """Answer a mini-batch; split it to find the records the model refuses."""
@@ -154,21 +218,57 @@ class _Job:
             self._bad(batch[0][0], exc.message)
             return
         assert self.out is not None
-        self.out.write(answer)
-        if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
-            self.out.write(b"\n")
+        if self.chunk.processing:
+            try:
+                lines = self._processed(batch, answer)
+            except ValidationError as exc:
+                if len(batch) > 1:
+                    middle = len(batch) // 2
+                    self.answer(batch[:middle])
+                    self.answer(batch[middle:])
+                    return
+                self._bad(batch[0][0], exc.message)
+                return
+            self.out.write(b"".join(line + b"\n" for line in lines))
+        else:
+            self.out.write(answer)
+            if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
+                self.out.write(b"\n")
         self.records += len(batch)
+        for line, _ in batch:
+            self.originals.pop(line, None)
+
+    def _processed(self, batch: list[Record], answer: bytes) -> list[bytes]:
+        """One output line per record: its answer, joined with its input, filtered."""
+        answers = answer.strip(b"\n").split(b"\n") if len(batch) > 1 else [answer.strip(b"\n")]
+        if len(answers) != len(batch):
+            raise ValidationError(
+                f"the model answered {len(answers)} lines for {len(batch)} records; "
+                "DataProcessing needs one answer a line (Accept text/csv or "
+                "application/jsonlines)",
+                field="DataProcessing",
+            )
+        out = []
+        for (line, _), raw in zip(batch, answers, strict=True):
+            value = _parse(raw, self.csv_out, line)
+            if self.chunk.join_source == "Input":
+                value = _join(self.originals[line], value, self.csv_out)
+            out.append(_serialize(self.output_filter(value), self.csv_out))
+        return out
 
     def _invoke(self, batch: list[Record]) -> bytes:
         content_type = self.chunk.content_type
+        accept = self.chunk.accept
         if len(batch) == 1:
             body = batch[0][1]
         else:
             body = b"\n".join(record for _, record in batch) + b"\n"
             if media_type(content_type) == JSON:
                 content_type = JSONLINES  # one JSON document a line
+            if self.chunk.processing and media_type(accept) == JSON:
+                accept = JSONLINES  # one answer a line, to join or filter each
         try:
-            answer, self.content_type = self.runtime.invoke(body, content_type, self.chunk.accept)
+            answer, self.content_type = self.runtime.invoke(body, content_type, accept)
         except SluiceError:
             raise
         except Exception as exc:  # noqa: BLE001 - the model's failure is the record's error

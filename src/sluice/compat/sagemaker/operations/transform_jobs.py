@@ -51,15 +51,6 @@ def spec_of(m: Members) -> TransformSpec:
             field="TransformInput.DataSource",
         )
     processing = m.get("DataProcessing") or {}
-    if processing.get("InputFilter", "$") != "$" or processing.get("OutputFilter", "$") != "$":
-        raise ValidationException(
-            "DataProcessing InputFilter and OutputFilter are not served yet",
-            field="DataProcessing",
-        )
-    if processing.get("JoinSource", "None") != "None":
-        raise ValidationException(
-            "DataProcessing.JoinSource Input is not served yet", field="DataProcessing"
-        )
     output = m["TransformOutput"]
     resources = m["TransformResources"]
     client = m.get("ModelClientConfig") or {}
@@ -83,6 +74,9 @@ def spec_of(m: Members) -> TransformSpec:
         timeout_s=client.get("InvocationsTimeoutInSeconds", 600),
         max_retries=client.get("InvocationsMaxRetries", 3),
         on_bad_record=on_bad_record,
+        input_filter=processing.get("InputFilter") or "$",
+        join_source=processing.get("JoinSource") or "None",
+        output_filter=processing.get("OutputFilter") or "$",
     )
 
 
