@@ -8,6 +8,8 @@ JSON = "application/json"
 CSV = "text/csv"
 NPY = "application/x-npy"
 JSONLINES = "application/jsonlines"
+PARQUET_TYPES = ("application/x-parquet", "application/vnd.apache.parquet")
+"""Batch transform input only (sluice's extension): read by row group with Arrow."""
 
 
 def media_type(header: str | None, default: str = JSON) -> str:

@@ -221,6 +221,35 @@ def test_inputs_are_filtered_and_joined_with_their_answers(
     assert answers == [{"id": i, "SageMakerOutput": int(p)} for i, p in enumerate(expected(x[:12]))]
 
 
+def test_parquet_is_read_by_row_group_with_row_numbers_for_bad_rows(
+    server: RunningServer, artifacts: dict[str, Path], expected: Any
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sm, _ = clients(server.url)
+    model(sm, artifacts)
+    x, _ = digits()
+    rows = x[:90].copy()
+    rows[41, 3] = np.nan  # row 42: the model refuses it
+    table = pa.table({f"p{i}": rows[:, i] for i in range(64)})
+    target = out(server, "pq/rows.parquet")
+    target.parent.mkdir(parents=True)
+    pq.write_table(table, target, row_group_size=25)  # four row groups
+    transform(
+        sm, "parquet", "s3://bucket/pq/", content_type="application/x-parquet",
+        Environment={"SLUICE_ON_BAD_RECORD": "continue"},
+    )  # fmt: skip
+    job = finished(sm, "parquet")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    lines = out(server, "out/parquet/rows.parquet.out").read_text().splitlines()
+    assert lines == expected(np.delete(rows, 41, axis=0))
+    (error,) = [
+        json.loads(line) for line in out(server, "out/parquet/rows.parquet.out.errors").open()
+    ]
+    assert error["line"] == 42 and "NaN" in error["error"]
+
+
 def test_bad_requests_are_refused_before_anything_runs(
     server: RunningServer, artifacts: dict[str, Path]
 ) -> None:

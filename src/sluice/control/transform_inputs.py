@@ -17,6 +17,7 @@ from pathlib import Path
 from sluice.entities import TransformSpec
 from sluice.errors import ValidationError
 from sluice.store.objects import ObjectStore
+from sluice.types import PARQUET_TYPES, media_type
 
 SCAN_BLOCK = 4 * 1024 * 1024
 
@@ -116,11 +117,37 @@ def plan_chunks(inputs: list[InputObject], spec: TransformSpec, chunk_bytes: int
     """Cut every input into chunks (reads each Line-split, uncompressed file once)."""
     chunks: list[Chunk] = []
     for number, item in enumerate(inputs):
+        if media_type(spec.content_type) in PARQUET_TYPES:
+            chunks.extend(_row_groups(number, item.path, chunk_bytes))
+            continue
         if spec.split_type != "Line" or spec.compression == "Gzip":
             chunks.append(Chunk(number, 0, 0, -1, 1, 1 if spec.split_type == "None" else 0))
             continue
         chunks.extend(_cut(number, item.path, chunk_bytes))
     return chunks
+
+
+def _row_groups(file: int, path: Path, chunk_bytes: int) -> list[Chunk]:
+    """Runs of whole row groups of about `chunk_bytes` (Parquet: start and end are row
+    group numbers, lines are rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError) as exc:
+        message = f"{path.name} is not a Parquet file: {exc}"
+        raise ValidationError(message, field="ContentType") from None
+    chunks: list[Chunk] = []
+    start = size = rows = 0
+    line = 1
+    for group in range(metadata.num_row_groups):
+        size += metadata.row_group(group).total_byte_size
+        rows += metadata.row_group(group).num_rows
+        if size >= chunk_bytes or group == metadata.num_row_groups - 1:
+            chunks.append(Chunk(file, len(chunks), start, group + 1, line, rows))
+            start, line, size, rows = group + 1, line + rows, 0, 0
+    return chunks or [Chunk(file, 0, 0, 0, 1, 0)]
 
 
 def _cut(file: int, path: Path, chunk_bytes: int) -> list[Chunk]:

@@ -47,7 +47,7 @@ from sluice.store.objects import ObjectStore
 from sluice.store.tables import utcnow
 from sluice.store.transform_repo import TransformRepository
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
-from sluice.types import CSV, JSON, JSONLINES, media_type
+from sluice.types import CSV, JSON, JSONLINES, PARQUET_TYPES, media_type
 from sluice.workers.client import WorkerDied
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,11 @@ class TransformService:
             )
         if (spec.input_filter, spec.join_source, spec.output_filter) != ("$", "None", "$"):
             _check_processing(spec)
+        if media_type(spec.content_type) in PARQUET_TYPES and spec.compression != "None":
+            raise ValidationError(
+                "Parquet input is compressed inside the file: CompressionType must be None",
+                field="TransformInput.CompressionType",
+            )
         if spec.on_bad_record not in ("fail", "continue"):
             raise ValidationError("on_bad_record is 'fail' or 'continue'", field="on_bad_record")
         self.objects.writable(spec.output_path, "TransformOutput.S3OutputPath")
