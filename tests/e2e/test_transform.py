@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +367,38 @@ def test_the_native_api_client_and_command_line_show_progress(
     assert listed.exit_code == 0 and "by-cli" in listed.output and "native" in listed.output
     described = run(cli, [*base, "transform", "describe", "native"])
     assert described.exit_code == 0 and '"records_done": 200' in described.output
+
+
+def test_a_worker_killed_mid_job_costs_a_retry_not_a_record(
+    tmp_path: Path, artifacts: dict[str, Path], expected: Any
+) -> None:
+    import os
+
+    import psutil
+
+    server = RunningServer(tmp_path / "home", {"SLUICE_TRANSFORM_CHUNK_BYTES": "2000"})
+    try:
+        sm, _ = clients(server.url)
+        model(sm, artifacts, SLOW_SECONDS="0.05")
+        x, _ = digits()
+        rows = x[:300]  # ~13 rows a chunk, each row 50 ms: both workers always busy
+        put(server, "k/rows.csv", csv_rows(rows))
+        transform(sm, "worker-killed", "s3://bucket/k/", BatchStrategy="SingleRecord", instances=2)
+
+        def workers() -> list[psutil.Process]:
+            children = psutil.Process(server.process.pid).children()
+            return [p for p in children if "sluice.workers.main" in " ".join(p.cmdline())]
+
+        victims = until(lambda: len(workers()) == 2 and workers(), timeout=30)
+        time.sleep(1.0)
+        os.kill(victims[0].pid, signal.SIGKILL)
+        job = finished(sm, "worker-killed", timeout=120)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        lines = out(server, "out/worker-killed/rows.csv.out").read_text().splitlines()
+        assert lines == expected(rows)
+        summary = json.loads(
+            out(server, "out/worker-killed/worker-killed.summary.json").read_text()
+        )
+        assert summary["counts"]["records_done"] == 300
+    finally:
+        server.stop()

@@ -29,6 +29,7 @@ from sluice.entities import Alarm, AlarmState, AlarmTransition
 from sluice.errors import AlreadyExists, NotFound, ValidationError
 from sluice.gateway.fleet_stats import Window, extreme, mean, merge, percentile
 from sluice.store.alarm_repo import AlarmRepository
+from sluice.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -437,10 +438,7 @@ class AlarmService:
                         evaluation.due = now + evaluation.alarm.period_s
             upcoming = min((e.due for e in self.evaluations.values()), default=now + self.tick_s)
             self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.changed.wait(), max(0.0, min(self.tick_s, upcoming - time.time()))
-                )
+            await wait_at_most(self.changed, min(self.tick_s, upcoming - time.time()))
 
     def _evaluate(self, evaluation: Evaluation, now: float) -> None:
         alarm = evaluation.alarm

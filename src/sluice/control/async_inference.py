@@ -46,6 +46,7 @@ from sluice.store.group_commit import GroupCommit
 from sluice.store.objects import ObjectStore
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
+from sluice.waiting import wait_at_most
 from sluice.workers.client import WorkerDied
 
 log = logging.getLogger(__name__)
@@ -321,8 +322,7 @@ class AsyncInference:
                 raise
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
                 log.exception("async dispatcher")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.settings.async_poll_s)
+            await wait_at_most(self.wake, self.settings.async_poll_s)
 
     def _take_back_from_the_dead(self) -> None:
         """Requests a killed server on this host left running are due again at once."""

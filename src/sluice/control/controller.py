@@ -36,6 +36,7 @@ from sluice.entities import (
 from sluice.errors import SluiceError
 from sluice.gateway.fleet_stats import Window, merge
 from sluice.store.deployment_repo import DeploymentRepository
+from sluice.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 GUARD_CHECKS = 3
@@ -250,8 +251,7 @@ class Controller:
                 continue
             self.wake.clear()
             wait = min(progress.bake_until, next_look, self.deadline) - now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), max(0.0, wait))
+            await wait_at_most(self.wake, wait)
 
     def _look(self) -> None:
         """One comparative-guard evaluation of green against blue since the step began."""

@@ -149,9 +149,7 @@ class EndpointService:
                 config.data_capture.sampling_percentage, "InitialSamplingPercentage", 0, 100
             )
             if config.data_capture.destination:
-                self.artifacts.objects.writable(
-                    config.data_capture.destination, "DestinationS3Uri"
-                )
+                self.artifacts.objects.writable(config.data_capture.destination, "DestinationS3Uri")
         sticky = config.sticky_header
         if sticky is not None:
             sticky = check_header_name(sticky, "StickyHeader")

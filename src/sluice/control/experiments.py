@@ -42,6 +42,7 @@ from sluice.entities import (
 )
 from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, ValidationError
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -666,9 +667,8 @@ class ExperimentService:
                 except SluiceError as exc:
                     log.warning("inference experiment %s: %s", experiment.name, exc.message)
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                wait = max(0.01, (upcoming - _now()).total_seconds())
-                await asyncio.wait_for(self.wake.wait(), min(wait, self.tick_s))
+            wait = max(0.01, (upcoming - _now()).total_seconds())
+            await wait_at_most(self.wake, min(wait, self.tick_s))
 
     async def wait(self, name: str) -> None:
         """Until the experiment's start, stop or update in flight (if any) is done."""

@@ -32,6 +32,7 @@ from pathlib import Path
 from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.metrics import VariantMetrics
 from sluice.types import CSV, JSON, JSONLINES, media_type
+from sluice.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ class CaptureWriter:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.flush_interval_s)
+            await wait_at_most(self.wake, self.flush_interval_s)
             self.wake.clear()
             try:
                 await self.flush()
