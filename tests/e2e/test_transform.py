@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -389,9 +388,9 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_a_record(
             children = psutil.Process(server.process.pid).children()
             return [p for p in children if "sluice.workers.main" in " ".join(p.cmdline())]
 
-        victims = until(lambda: len(workers()) == 2 and workers(), timeout=30)
-        time.sleep(1.0)
-        os.kill(victims[0].pid, signal.SIGKILL)
+        parts = server.home / "transforms" / "worker-killed"
+        until(lambda: len(list(parts.glob("*.out"))) >= 2, timeout=30)  # both serving
+        os.kill(workers()[0].pid, signal.SIGKILL)
         job = finished(sm, "worker-killed", timeout=120)
         assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
         lines = out(server, "out/worker-killed/rows.csv.out").read_text().splitlines()
