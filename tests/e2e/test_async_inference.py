@@ -271,9 +271,9 @@ def test_a_killed_server_loses_nothing_and_writes_each_output_once(
         sm.create_model(
             ModelName="m",
             PrimaryContainer={
-                # 20 ms a request on two instances: the queue outlives the enqueueing.
+                # 10 ms a request on two instances: the queue outlives the enqueueing.
                 "ModelDataUrl": artifacts["slow"].as_uri(),
-                "Environment": {"SLOW_SECONDS": "0.02"},
+                "Environment": {"SLOW_SECONDS": "0.01"},
             },
             ExecutionRoleArn=ROLE,
         )

@@ -78,9 +78,9 @@ def test_faulty_workers_under_load_fail_only_their_own_requests(
             time.sleep(0.5)
             crash = httpx.post(url, content=b'{"action": "crash"}', headers=headers)
             assert crash.status_code == 424 and "exited while handling" in crash.text
-            time.sleep(1.0)
+            time.sleep(2.0)  # the crashed worker is back (slower on a busy machine)
             hang = httpx.post(url, content=b'{"action": "hang"}', headers=headers, timeout=10)
-            assert hang.status_code == 424 and "did not answer within 1 s" in hang.text
+            assert hang.status_code == 424 and "did not answer within 1 s" in hang.text, hang.text
             time.sleep(1.0)
         replies = load.replies
         failed = load.failed()
