@@ -183,12 +183,15 @@ def test_a_dead_runners_items_are_taken_back_at_once(queue: WorkQueue) -> None:
 def test_items_and_cancel_all(queue: WorkQueue) -> None:
     for key in "abc":
         queue.enqueue("q", key, {"k": key})
+    (running,) = queue.claim("q", "runner", 30)
+    queue.finish(running.id, "runner", WorkStatus.SUCCEEDED)
     queue.claim("q", "runner", 30)
     assert queue.cancel_all("q") == 2
     items = queue.items("q")
     assert [(i.key, i.status) for i in items] == [
-        ("a", WorkStatus.RUNNING),
+        ("a", WorkStatus.SUCCEEDED),
         ("b", WorkStatus.CANCELLED),
         ("c", WorkStatus.CANCELLED),
     ]
+    assert not queue.finish(items[1].id, "runner", WorkStatus.SUCCEEDED)  # too late
     assert queue.items("none") == []

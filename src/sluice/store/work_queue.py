@@ -350,12 +350,18 @@ class WorkQueue:
         return [work_item(row) for row in rows]
 
     def cancel_all(self, queue: str) -> int:
-        """Cancel a queue's items that have not started; how many."""
+        """Cancel a queue's unfinished items, running ones included (their late outcomes
+        are then refused); how many."""
         with self.db.engine.begin() as connection:
             done = connection.execute(
                 update(ITEMS)
-                .where(ITEMS.c.queue == queue, ITEMS.c.status == Q)
-                .values(status=e.WorkStatus.CANCELLED.value, finished_at=utcnow())
+                .where(ITEMS.c.queue == queue, ITEMS.c.status.in_((Q, R)))
+                .values(
+                    status=e.WorkStatus.CANCELLED.value,
+                    finished_at=utcnow(),
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
             )
         return int(done.rowcount)
 
