@@ -98,3 +98,27 @@ def test_unsplit_and_compressed_inputs_are_one_chunk(tmp_path: Path) -> None:
     spec = TransformSpec("s3://b/empty.csv", "s3://b/out", split_type="Line")
     (chunk,) = plan_chunks(list_inputs(store(tmp_path), spec), spec, 2)
     assert (chunk.start, chunk.end, chunk.lines) == (0, 0, 0)
+
+
+def test_recordio_inputs_are_cut_between_whole_records(tmp_path: Path) -> None:
+    from sluice.recordio import HEADER, MAGIC, frame
+
+    # Ten records, the fourth in three parts (first, middle, last).
+    parts = [HEADER.pack(MAGIC, (flag << 29) | 3) + b"abc\0" for flag in (1, 2, 3)]
+    records = [frame(f"record {i}".encode()) for i in range(10)]
+    records[3] = b"".join(parts)
+    body = b"".join(records)
+    put(tmp_path, "b/r.rec", body)
+    spec = TransformSpec("s3://b/r.rec", "s3://b/out", split_type="RecordIO")
+    chunks = plan_chunks(list_inputs(store(tmp_path), spec), spec, 30)
+    assert sum(c.lines for c in chunks) == 10 and chunks[-1].end == len(body)
+    bounds = {0}
+    for record in records:
+        bounds.add(max(bounds) + len(record))
+    assert all(c.start in bounds and c.end in bounds for c in chunks)
+    assert [c.first_line for c in chunks] == [
+        1 + sum(c.lines for c in chunks[:i]) for i in range(len(chunks))
+    ]
+    put(tmp_path, "b/r.rec", body[:-3])
+    with pytest.raises(ValidationError, match="not RecordIO at byte"):
+        plan_chunks(list_inputs(store(tmp_path), spec), spec, 30)

@@ -258,7 +258,7 @@ def test_bad_requests_are_refused_before_anything_runs(
     put(server, "in/a.csv", b"1,2\n")
     cases = [
         ({"model": "missing"}, "missing"),
-        ({"split": "RecordIO"}, "RecordIO"),
+        ({"split": "TFRecord"}, "TFRecord"),
         ({"MaxPayloadInMB": 60, "MaxConcurrentTransforms": 2}, "100"),
         ({"output": "/etc/out"}, "outside"),
         ({"DataProcessing": {"InputFilter": "$[1:"}}, "InputFilter"),

@@ -123,3 +123,29 @@ def test_a_content_type_no_record_can_fix_fails_the_chunk(
     with pytest.raises(UnsupportedContentType):
         run(runtime, chunk(tmp_path, body, content_type="text/x-unknown", on_bad_record="continue"))
     assert runtime.calls == 1
+
+
+class Counter(SklearnRuntime):
+    """Answers each request with how many RecordIO records it held."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        from sluice.recordio import records
+
+        self.bodies.append(body)
+        return str(len(list(records(body)))).encode(), "text/plain"
+
+
+def test_recordio_records_go_framed_in_payload_sized_batches(tmp_path: Path) -> None:
+    from sluice.recordio import frame
+
+    body = b"".join(frame(f"r{i}".encode() * 10) for i in range(9))
+    runtime = Counter()
+    options = {"split": "RecordIO", "max_payload": 100, "content_type": "application/x-recordio"}
+    summary = run(runtime, chunk(tmp_path, body, **options))
+    assert summary["records"] == 9
+    assert b"".join(runtime.bodies) == body  # every record once, in order, framed
+    counts = [int(n) for n in (tmp_path / "part.out").read_text().split()]
+    assert sum(counts) == 9 and len(counts) == len(runtime.bodies) > 1

@@ -27,7 +27,7 @@ class TransformJobIn(BaseModel):
     data_type: Literal["S3Prefix", "ManifestFile"] = "S3Prefix"
     content_type: str = Field("text/csv", max_length=256)
     compression: Literal["None", "Gzip"] = "None"
-    split_type: Literal["None", "Line"] = "Line"
+    split_type: Literal["None", "Line", "RecordIO"] = "Line"
     batch_strategy: Literal["MultiRecord", "SingleRecord"] = "MultiRecord"
     max_payload_mb: int = Field(6, ge=1, le=100)
     max_concurrent: int = Field(1, ge=1, le=100)

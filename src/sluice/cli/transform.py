@@ -26,7 +26,9 @@ def transform() -> None:
 @click.option("--manifest", is_flag=True, help="--input is a manifest file.")
 @click.option("--content-type", default="text/csv", show_default=True)
 @click.option("--accept", help="The answers' type (default: the model's, JSON).")
-@click.option("--split", type=click.Choice(["Line", "None"]), default="Line", show_default=True)
+@click.option(
+    "--split", type=click.Choice(["Line", "RecordIO", "None"]), default="Line", show_default=True
+)
 @click.option("--gzip", "gzipped", is_flag=True, help="The input objects are gzip files.")
 @click.option(
     "--batch-strategy",

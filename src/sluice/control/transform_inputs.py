@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluice import recordio
 from sluice.entities import TransformSpec
 from sluice.errors import ValidationError
 from sluice.store.objects import ObjectStore
@@ -120,10 +121,29 @@ def plan_chunks(inputs: list[InputObject], spec: TransformSpec, chunk_bytes: int
         if media_type(spec.content_type) in PARQUET_TYPES:
             chunks.extend(_row_groups(number, item.path, chunk_bytes))
             continue
-        if spec.split_type != "Line" or spec.compression == "Gzip":
+        if spec.split_type == "None" or spec.compression == "Gzip":
             chunks.append(Chunk(number, 0, 0, -1, 1, 1 if spec.split_type == "None" else 0))
             continue
+        if spec.split_type == "RecordIO":
+            chunks.extend(_cut_records(number, item.path, chunk_bytes))
+            continue
         chunks.extend(_cut(number, item.path, chunk_bytes))
+    return chunks
+
+
+def _cut_records(file: int, path: Path, chunk_bytes: int) -> list[Chunk]:
+    """Runs of whole RecordIO records of about `chunk_bytes` (lines are records)."""
+    data = path.read_bytes()
+    chunks: list[Chunk] = []
+    start = count = 0
+    first = 1
+    for _, end in recordio.records(data):
+        count += 1
+        if end - start >= chunk_bytes:
+            chunks.append(Chunk(file, len(chunks), start, end, first, count))
+            start, first, count = end, first + count, 0
+    if count or not chunks:
+        chunks.append(Chunk(file, len(chunks), start, len(data), first, count))
     return chunks
 
 

@@ -86,9 +86,9 @@ class TransformService:
     def check(self, spec: TransformSpec, model_name: str) -> None:
         """Refuse what cannot run before anything is recorded."""
         self.get_model(model_name)
-        if spec.split_type not in ("None", "Line"):
+        if spec.split_type not in ("None", "Line", "RecordIO"):
             raise ValidationError(
-                f"SplitType {spec.split_type} is not served yet (None and Line are)",
+                f"SplitType {spec.split_type} is not served yet (None, Line and RecordIO are)",
                 field="TransformInput.SplitType",
             )
         if spec.data_type not in ("S3Prefix", "ManifestFile"):

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sluice import codecs, jsonpath
+from sluice import codecs, jsonpath, recordio
 from sluice.errors import ModelError, SluiceError, UnsupportedContentType, ValidationError
 from sluice.runtimes.base import Runtime
 from sluice.types import CSV, JSON, JSONLINES, PARQUET_TYPES, media_type
@@ -112,6 +112,12 @@ def _records(chunk: Chunk) -> Iterator[Record]:
             data = plain.read() if chunk.end < 0 else plain.read(chunk.end - chunk.start)
     if chunk.split == "None":
         yield chunk.first_line, data
+        return
+    if chunk.split == "RecordIO":
+        for number, (start, end) in enumerate(
+            recordio.records(data, chunk.start), start=chunk.first_line
+        ):
+            yield number, data[start:end]
         return
     for number, line in enumerate(data.split(b"\n"), start=chunk.first_line):
         line = line.removesuffix(b"\r")
@@ -325,6 +331,8 @@ class _Job:
         accept = self.chunk.accept
         if len(batch) == 1:
             body = batch[0][1]
+        elif self.chunk.split == "RecordIO":
+            body = b"".join(record for _, record in batch)  # framed records, back to back
         else:
             body = b"\n".join(record for _, record in batch) + b"\n"
             if media_type(content_type) == JSON:
