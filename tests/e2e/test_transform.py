@@ -261,6 +261,7 @@ def test_bad_requests_are_refused_before_anything_runs(
         ({"split": "TFRecord"}, "TFRecord"),
         ({"MaxPayloadInMB": 60, "MaxConcurrentTransforms": 2}, "100"),
         ({"output": "/etc/out"}, "outside"),
+        ({"Environment": {"LD_PRELOAD": "/tmp/x.so"}}, "LD_PRELOAD"),
         ({"DataProcessing": {"InputFilter": "$[1:"}}, "InputFilter"),
         ({"DataProcessing": {"JoinSource": "Input"}, "split": "None"}, "SplitType Line"),
     ]

@@ -31,6 +31,7 @@ from typing import Any
 from sluice import jsonpath
 from sluice.backends.base import Backend, VariantInstances
 from sluice.control.transform_inputs import InputObject, list_inputs, plan_chunks
+from sluice.control.validation import check_environment
 from sluice.entities import (
     Model,
     TransformCounts,
@@ -116,6 +117,7 @@ class TransformService:
                 "Parquet input is compressed inside the file: CompressionType must be None",
                 field="TransformInput.CompressionType",
             )
+        check_environment(spec.environment, "Environment")
         if spec.on_bad_record not in ("fail", "continue"):
             raise ValidationError("on_bad_record is 'fail' or 'continue'", field="on_bad_record")
         self.objects.writable(spec.output_path, "TransformOutput.S3OutputPath")
