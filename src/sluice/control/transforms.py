@@ -225,7 +225,6 @@ class _Run:
         self.inputs: list[InputObject] = []
         self.items: dict[int, WorkItem] = {}
         """Every chunk, by item id, as last known."""
-        self.started = time.monotonic()
 
     async def prepare(self) -> None:
         """List the inputs and, on a first run, plan and enqueue every chunk at once."""
@@ -263,8 +262,10 @@ class _Run:
             await instances.stop()
 
     async def _dispatch(self, instances: VariantInstances) -> None:
-        # Two chunks per worker keep each one busy while the other's answer is committed.
-        slots = self.spec.instance_count * max(1, min(self.spec.max_concurrent, 2))
+        # A worker runs one chunk at a time; a second one waiting on its connection keeps
+        # it busy while the first one's answer is committed and the next claimed.
+        # (MaxConcurrentTransforms, parallel requests to one instance, adds nothing here.)
+        slots = self.spec.instance_count * 2
         running: set[asyncio.Task[None]] = set()
         lease = self.s.settings.transform_lease_s
         renewed = time.monotonic()
