@@ -184,6 +184,7 @@ def build_server(settings: Settings) -> Server:
         backend,
         objects,
         settings,
+        on_chunk=metrics.transform_chunk,
     )
     tags = TagService(
         TagRepository(database),

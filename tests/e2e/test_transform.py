@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import joblib
 import numpy as np
 import pytest
@@ -396,6 +397,10 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_a_record(
         assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
         lines = out(server, "out/worker-killed/rows.csv.out").read_text().splitlines()
         assert lines == expected(rows)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        answered = 'sluice_transform_records_total{job="worker-killed",outcome="answered"}'
+        assert f"{answered} 300.0" in metrics
+        assert 'sluice_transform_chunks_total{job="worker-killed",outcome="retried"}' in metrics
         summary = json.loads(
             out(server, "out/worker-killed/worker-killed.summary.json").read_text()
         )

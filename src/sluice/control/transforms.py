@@ -72,8 +72,11 @@ class TransformService:
         backend: Backend,
         objects: ObjectStore,
         settings: Settings,
+        on_chunk: Callable[[str, int, int, str], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.on_chunk = on_chunk
+        """(job, records answered, records failed, outcome) per chunk finished or retried."""
         self.queue = queue
         self.get_model = get_model
         self.backend = backend
@@ -356,6 +359,8 @@ class _Run:
             return
         delay = self.s.settings.async_retry_backoff_s * 2 ** (item.attempts - 1)
         await asyncio.to_thread(self.s.queue.retry, item.id, self.s.runner, delay, reason)
+        if self.s.on_chunk is not None:
+            self.s.on_chunk(self.job.name, 0, 0, "retried")
         self.items[item.id] = dataclasses.replace(item, status=WorkStatus.QUEUED)
 
     async def _finish(
@@ -368,6 +373,9 @@ class _Run:
         self.items[item.id] = dataclasses.replace(
             item, status=status, result=summary, failure_reason=reason
         )
+        if self.s.on_chunk is not None:
+            answered, failed = summary.get("records", 0), summary.get("failed", 0)
+            self.s.on_chunk(self.job.name, answered, failed, status.value.lower())
         file = item.payload["file"]
         if self._file_done(file):
             await asyncio.to_thread(self._assemble, file)

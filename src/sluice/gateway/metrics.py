@@ -185,6 +185,18 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600),
             registry=r,
         )
+        self.transform_records = Counter(
+            "sluice_transform_records",
+            "Batch transform records, answered or failed (bad records set aside)",
+            ("job", "outcome"),
+            registry=r,
+        )
+        self.transform_chunks = Counter(
+            "sluice_transform_chunks",
+            "Batch transform chunks finished, by outcome (succeeded, failed, retried)",
+            ("job", "outcome"),
+            registry=r,
+        )
         self.async_processing = Histogram(
             "sluice_async_processing_seconds",
             "TotalProcessingTime: reading the input, the model and writing the output",
@@ -192,6 +204,13 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 900, 3600),
             registry=r,
         )
+
+    def transform_chunk(self, job: str, records: int, failed: int, outcome: str) -> None:
+        """A transform chunk finished: its records answered and set aside, and how."""
+        self.transform_records.labels(job, "answered").inc(records)
+        if failed:
+            self.transform_records.labels(job, "failed").inc(failed)
+        self.transform_chunks.labels(job, outcome).inc()
 
     def async_outcome(
         self, endpoint: str, variant: str, outcome: str, queued_s: float, processing_s: float
