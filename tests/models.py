@@ -103,6 +103,7 @@ FAULTY = """
 import json, os, signal, time
 
 BROKEN = []
+LEAKED = []
 
 def model_fn(model_dir):
     return None
@@ -118,6 +119,8 @@ def predict_fn(data, model):
         time.sleep(3600)
     if action == "sleep":
         time.sleep(float(data["seconds"]))
+    if action == "leak" and data.get("pid") == os.getpid():
+        LEAKED.append(bytearray(data.get("mb", 64) << 20))  # kept: a leak
     if action == "break":  # from now on this worker fails every request, as a leak would
         BROKEN.append(True)
     elif BROKEN:

@@ -102,6 +102,51 @@ def test_faulty_workers_under_load_fail_only_their_own_requests(
         server.stop()
 
 
+def test_a_leaking_worker_is_held_to_its_memory_and_fails_only_its_own_requests(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    from tests.e2e.test_sagemaker_workflow import ROLE, clients, wait
+
+    limit_mb = 1536
+    server = RunningServer(
+        tmp_path / "home", {"SLUICE_INSTANCE_MEMORY_MB": json.dumps({"ml.m5.large": limit_mb})}
+    )
+    try:
+        sm, _ = clients(server.url)
+        sm.create_model(
+            ModelName="f",
+            PrimaryContainer={"ModelDataUrl": artifacts["faulty"].as_uri()},
+            ExecutionRoleArn=ROLE,
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="f",
+            ProductionVariants=[{"VariantName": "A", "ModelName": "f", "InitialInstanceCount": 2,
+                                 "InstanceType": "ml.m5.large"}],
+        )  # fmt: skip
+        sm.create_endpoint(EndpointName="f", EndpointConfigName="f")
+        wait(sm, "endpoint_in_service", "f")
+        url = f"{server.url}/endpoints/f/invocations"
+        headers = {"Content-Type": "application/json"}
+        target = httpx.post(url, content=PLAIN, headers=headers).json()["pid"]
+        leak = json.dumps({"action": "leak", "pid": target, "mb": 64}).encode()
+        with Load(server.url, "f", [PLAIN], concurrency=8) as load:
+            refused = None
+            for _ in range(200):  # 64 MiB kept per request that reaches the target
+                answer = httpx.post(url, content=leak, headers=headers, timeout=30)
+                if answer.status_code != 200:
+                    refused = answer
+                    break
+            assert refused is not None and refused.status_code == 424, "never hit the limit"
+            assert "MemoryError" in refused.text
+            held = psutil.Process(target).memory_info().vms
+            time.sleep(0.5)
+        assert held <= limit_mb * 2**20
+        failed = load.failed()
+        assert len(load.replies) > 100 and not failed, [(r.status, r.body[:200]) for r in failed]
+    finally:
+        server.stop()
+
+
 def test_workers_die_with_a_server_killed_by_sigkill(
     tmp_path: Path, artifacts: dict[str, Path]
 ) -> None:

@@ -257,7 +257,11 @@ class _Run:
                 model, environment={**model.environment, **self.spec.environment}
             )
         instances = await self.s.backend.start_variant(
-            f"transform/{self.job.name}", model, self.spec.instance_count, lambda: None
+            f"transform/{self.job.name}",
+            model,
+            self.spec.instance_count,
+            lambda: None,
+            memory_mb=self.s.settings.instance_memory_mb.get(self.spec.instance_type),
         )
         try:
             await self._dispatch(instances)
