@@ -52,10 +52,7 @@ def _ours_left_behind(started: float, before: set[str]) -> tuple[list[str], list
         if (info["pid"] != me and info["create_time"] >= started - 1
                 and any(mark in command for mark in OURS)):  # fmt: skip
             processes.append(f"{info['pid']}: {command[:160]}")
-    folders = [
-        p.name for p in temp.iterdir()
-        if p.is_dir() and p.name.startswith(("sluice-", "sl-")) and p.name not in before
-    ]  # fmt: skip
+    folders = sorted(name for name in _our_folders() - before if (temp / name).is_dir())
     return processes, folders
 
 

@@ -40,10 +40,10 @@ from sluice.errors import (
     WorkerUnavailable,
 )
 from sluice.gateway.routing import Router, RouteTable
-from sluice.processes import runner_id, runner_is_gone
+from sluice.processes import runner_id
 from sluice.settings import Settings
 from sluice.store.group_commit import GroupCommit
-from sluice.store.objects import ObjectStore
+from sluice.store.objects import ObjectStore, staging_for
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.waiting import wait_at_most
@@ -295,7 +295,9 @@ class AsyncInference:
         )
 
     async def _run(self) -> None:
-        await self._db(self._take_back_from_the_dead)
+        taken = await self._db(self.queue.take_back_from_the_gone, QUEUE_PREFIX, self.owner)
+        if taken:
+            log.info("async: %d request(s) of a stopped server run again", taken)
         renew_every = self.settings.async_lease_s / 3
         renewed = time.monotonic()
         pruned = measured = 0.0
@@ -323,15 +325,6 @@ class AsyncInference:
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
                 log.exception("async dispatcher")
             await wait_at_most(self.wake, self.settings.async_poll_s)
-
-    def _take_back_from_the_dead(self) -> None:
-        """Requests a killed server on this host left running are due again at once."""
-        gone = [r for r in self.queue.runners(QUEUE_PREFIX) if runner_is_gone(r, self.owner)]
-        if gone:
-            log.info(
-                "async: %d request(s) of a stopped server run again",
-                self.queue.lapse(QUEUE_PREFIX, gone),
-            )
 
     def capacity(self, table: RouteTable) -> int:
         config = table.asynchronous
@@ -401,7 +394,7 @@ class AsyncInference:
             final.parent.mkdir(parents=True, exist_ok=True)
             if item.attempts > 1:
                 await asyncio.to_thread(_sweep_leftovers, final)
-            staging = _staging_for(final)
+            staging = staging_for(final)
             content_type = await route.backend.invoke_file(
                 str(input_path), str(staging), p["content_type"], p["accept"], p["timeout_s"]
             )
@@ -502,7 +495,7 @@ class AsyncInference:
         final = self.objects.writable(location, "S3FailurePath")
         final.parent.mkdir(parents=True, exist_ok=True)
         _sweep_leftovers(final)
-        staging = _staging_for(final)
+        staging = staging_for(final)
         try:
             staging.write_text(reason)
             self._publish(staging, final, location)
@@ -595,11 +588,6 @@ def _failure_text(exc: SluiceError) -> str:
             f'"{exc.message}"'
         )
     return f"{exc.code}: {exc.message}"
-
-
-def _staging_for(final: Path) -> Path:
-    """A hidden sibling to write into before the answer appears at once under its name."""
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
 
 
 def _sweep_leftovers(final: Path) -> None:

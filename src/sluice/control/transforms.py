@@ -22,7 +22,6 @@ import math
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -42,14 +41,15 @@ from sluice.entities import (
     WorkStatus,
 )
 from sluice.errors import SluiceError, ValidationError, WorkerUnavailable
-from sluice.processes import runner_id, runner_is_gone
+from sluice.processes import runner_id
 from sluice.settings import Settings
-from sluice.store.objects import ObjectStore
+from sluice.store.objects import ObjectStore, staging_for
 from sluice.store.tables import utcnow
 from sluice.store.transform_repo import TransformRepository
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.types import CSV, JSON, JSONLINES, PARQUET_TYPES, media_type
 from sluice.workers.client import WorkerDied
+from sluice.workers.transform import Chunk as ChunkRequest
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +166,7 @@ class TransformService:
 
     def recover(self) -> None:
         """Carry on with the jobs a stopped server left unfinished."""
-        gone = [r for r in self.queue.runners(QUEUE_PREFIX) if runner_is_gone(r, self.runner)]
-        if gone:
-            self.queue.lapse(QUEUE_PREFIX, gone)
+        self.queue.take_back_from_the_gone(QUEUE_PREFIX, self.runner)
         for job in self.repo.unfinished():
             if job.status is TransformStatus.STOPPING:
                 self._stopped(job)
@@ -319,29 +317,30 @@ class _Run:
         errors = output.with_suffix(".errors")
         size = (p["end"] if p["end"] >= 0 else source.path.stat().st_size) - p["start"]
         max_payload = self.spec.max_payload_mb * 1024 * 1024
-        request = {
-            "input": str(source.path),
-            "output": str(output),
-            "errors": str(errors),
-            "start": p["start"],
-            "end": p["end"],
-            "first_line": p["first_line"],
-            "compression": self.spec.compression,
-            "split": self.spec.split_type,
-            "strategy": self.spec.batch_strategy,
-            "max_payload": max_payload,
-            "content_type": self.spec.content_type,
-            "accept": self.spec.accept or JSON,
-            "assemble": self.spec.assemble_with,
-            "on_bad_record": self.spec.on_bad_record,
-            "input_filter": self.spec.input_filter,
-            "join_source": self.spec.join_source,
-            "output_filter": self.spec.output_filter,
-        }
+        request = ChunkRequest(
+            input=str(source.path),
+            output=str(output),
+            errors=str(errors),
+            start=p["start"],
+            end=p["end"],
+            first_line=p["first_line"],
+            compression=self.spec.compression,
+            split=self.spec.split_type,
+            strategy=self.spec.batch_strategy,
+            max_payload=max_payload,
+            content_type=self.spec.content_type,
+            accept=self.spec.accept or JSON,
+            assemble=self.spec.assemble_with,
+            on_bad_record=self.spec.on_bad_record,
+            input_filter=self.spec.input_filter,
+            join_source=self.spec.join_source,
+            output_filter=self.spec.output_filter,
+        )
         timeout = self.spec.timeout_s * max(1, math.ceil(size / max_payload))
         started = time.perf_counter()
         try:
-            summary = await instances.transform(json.dumps(request).encode(), timeout)
+            body = json.dumps(dataclasses.asdict(request)).encode()
+            summary = await instances.transform(body, timeout)
         except (WorkerUnavailable, WorkerDied) as exc:
             await self._retry_or_fail(item, source, exc.message)
             return
@@ -412,7 +411,7 @@ class _Run:
     def _join(self, parts: list[Path], uri: str) -> None:
         final = self.s.objects.writable(uri, "TransformOutput.S3OutputPath")
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+        staging = staging_for(final)
         try:
             with staging.open("wb") as out:
                 for part in parts:

@@ -50,6 +50,11 @@ def s3_key(uri: str, field: str) -> str | None:
     return f"{parsed.netloc}/{key}" if key else parsed.netloc
 
 
+def staging_for(target: Path) -> Path:
+    """A hidden sibling to write into before `target` appears at once under its name."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+
+
 def is_under(path: Path, root: Path) -> bool:
     """`path` is `root` or lies inside it (both resolved)."""
     return path == root or root in path.parents
@@ -159,7 +164,7 @@ class ObjectStore:
             return self.readable(uri, field)
         target = self.local(uri, field)
         fs = self.filesystem()
-        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        staging = staging_for(target)
         try:
             fs.invalidate_cache(key)  # listings may have been cached before a re-upload
             folder = fs.isdir(key)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sluice import entities as e
+from sluice.processes import runner_is_gone
 from sluice.store.db import Database
 from sluice.store.tables import WorkItemRow, utcnow, work_item
 
@@ -393,6 +394,12 @@ class WorkQueue:
                 .values(lease_expires_at=utcnow() - timedelta(seconds=1))
             )
         return int(done.rowcount)
+
+    def take_back_from_the_gone(self, queue_prefix: str, me: str) -> int:
+        """Lapse the leases of runners on this host whose process is gone (a killed
+        server's): their items are due at once. How many items."""
+        gone = [r for r in self.runners(queue_prefix) if runner_is_gone(r, me)]
+        return self.lapse(queue_prefix, gone)
 
     def queues(self, prefix: str) -> list[str]:
         """Queues under `prefix` that hold unfinished items."""

@@ -253,10 +253,7 @@ class _Job:
             )
             self._bad(first_line, message)
             return
-        assert self.out is not None
-        self.out.write(answer)
-        if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
-            self.out.write(b"\n")
+        self._write(answer)
         self.records += len(rows)
 
     def filtered(self, records: Iterator[Record]) -> Iterator[Record]:
@@ -274,9 +271,11 @@ class _Job:
             yield line, raw if self.input_filter.is_identity else _serialize(sent, self.csv_in)
 
     def answer(self, batch: list[Record]) -> None:
-        """Answer a mini-batch; split it to find the records the model refuses."""
+        """Answer a mini-batch; split it to find the records the model (or, with
+        DataProcessing, the join and filters of its answers) refuses."""
         try:
             answer = self._invoke(batch)
+            lines = self._processed(batch, answer) if self.chunk.processing else None
         except UnsupportedContentType:
             raise  # no record is to blame: the whole chunk fails
         except SluiceError as exc:
@@ -287,26 +286,21 @@ class _Job:
                 return
             self._bad(batch[0][0], exc.message)
             return
-        assert self.out is not None
-        if self.chunk.processing:
-            try:
-                lines = self._processed(batch, answer)
-            except ValidationError as exc:
-                if len(batch) > 1:
-                    middle = len(batch) // 2
-                    self.answer(batch[:middle])
-                    self.answer(batch[middle:])
-                    return
-                self._bad(batch[0][0], exc.message)
-                return
-            self.out.write(b"".join(line + b"\n" for line in lines))
+        if lines is None:
+            self._write(answer)
         else:
-            self.out.write(answer)
-            if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
-                self.out.write(b"\n")
+            assert self.out is not None
+            self.out.write(b"".join(line + b"\n" for line in lines))
         self.records += len(batch)
         for line, _ in batch:
             self.originals.pop(line, None)
+
+    def _write(self, answer: bytes) -> None:
+        """One model answer, followed by a newline with AssembleWith Line."""
+        assert self.out is not None
+        self.out.write(answer)
+        if self.chunk.assemble == "Line" and not answer.endswith(b"\n"):
+            self.out.write(b"\n")
 
     def _processed(self, batch: list[Record], answer: bytes) -> list[bytes]:
         """One output line per record: its answer, joined with its input, filtered."""
