@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from sluice.errors import ValidationError
-from sluice.store.objects import ObjectStore, s3_key
+from sluice.store import objects
+from sluice.store.objects import ObjectStore, s3_key, sync_to_disk
 from tests.conftest import S3Server
 
 
@@ -75,3 +76,29 @@ def test_upload_writes_the_key(tmp_path: Path, s3_server: S3Server, bucket: str)
     ObjectStore(tmp_path / "s3", s3_server.options).upload(source, f"{bucket}/c/capture.jsonl")
     body = s3_server.client().get_object(Bucket=bucket, Key="c/capture.jsonl")["Body"].read()
     assert body == b'{"a": 1}\n'
+
+
+@pytest.mark.parametrize("with_syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_sync_to_disk_flushes_written_files_and_answers_one_value_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_syncfs: bool
+) -> None:
+    calls: list[str] = []
+    real_fsync = objects.os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    monkeypatch.setattr(objects.os, "fsync", counting_fsync)
+    if not with_syncfs:
+        monkeypatch.setattr(objects, "_syncfs", None)
+    paths = []
+    for i in range(5):
+        (tmp_path / f"{i}.out").write_text(str(i))
+        paths.append(tmp_path / f"{i}.out")
+    assert sync_to_disk(paths) == [None] * 5
+    if with_syncfs and objects._syncfs is not None:
+        assert calls == []  # one syncfs covered the five
+    else:
+        assert calls == ["fsync"] * 10  # each file and its folder
+    assert [p.read_text() for p in paths] == [str(i) for i in range(5)]

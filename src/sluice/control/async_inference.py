@@ -43,7 +43,7 @@ from sluice.gateway.routing import Router, RouteTable
 from sluice.processes import runner_id
 from sluice.settings import Settings
 from sluice.store.group_commit import GroupCommit
-from sluice.store.objects import ObjectStore, staging_for
+from sluice.store.objects import ObjectStore, staging_for, sync_to_disk
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.waiting import wait_at_most
@@ -117,6 +117,10 @@ class AsyncInference:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="async-queue")
         self._enqueue = GroupCommit(queue.enqueue_many, self._writer)
         self._finish = GroupCommit(queue.finish_many, self._writer)
+        # Answers are forced to disk before their outcome is committed, many at a time.
+        self._sync = GroupCommit(
+            sync_to_disk, ThreadPoolExecutor(1, thread_name_prefix="async-sync")
+        )
 
     # -- configuration
 
@@ -389,7 +393,7 @@ class AsyncInference:
             table = self.router.get(endpoint)
             route = table.pick()
             variant = route.name
-            input_path = await asyncio.to_thread(self._fetch_input, p["input_location"])
+            input_path = await self._fetch_input(p["input_location"])
             final = self.objects.writable(p["output_location"], "S3OutputPath")
             final.parent.mkdir(parents=True, exist_ok=True)
             if item.attempts > 1:
@@ -398,7 +402,7 @@ class AsyncInference:
             content_type = await route.backend.invoke_file(
                 str(input_path), str(staging), p["content_type"], p["accept"], p["timeout_s"]
             )
-            await asyncio.to_thread(self._publish, staging, final, p["output_location"])
+            await self._publish(staging, final, p["output_location"])
             staging = None
         except (WorkerUnavailable, Restoring, WorkerDied) as exc:
             # Nothing ran, or the worker died under it: worth another try, later.
@@ -430,8 +434,12 @@ class AsyncInference:
         else:
             log.warning("async invocation %s finished after its lease passed on", item.key)
 
-    def _fetch_input(self, location: str) -> Path:
-        path = self.objects.fetch(location, "X-Amzn-SageMaker-InputLocation")
+    async def _fetch_input(self, location: str) -> Path:
+        field = "X-Amzn-SageMaker-InputLocation"
+        if self.objects.remote(location, field) is None:
+            path = self.objects.readable(location, field)  # local: a path check, no wait
+        else:
+            path = await asyncio.to_thread(self.objects.fetch, location, field)
         if not path.is_file():
             raise ValidationError(
                 f"the input {location!r} does not exist or is not a file",
@@ -446,12 +454,15 @@ class AsyncInference:
             )
         return path
 
-    def _publish(self, staging: Path, final: Path, location: str) -> None:
-        """Put an answer (or failure) in place at once, then in S3 when it is configured."""
+    async def _publish(self, staging: Path, final: Path, location: str) -> None:
+        """Put an answer (or failure) in place at once, then in S3 when it is configured,
+        else on disk (with the others of the moment) before its outcome is committed."""
         os.replace(staging, final)
         key = self.objects.remote(location, "S3OutputPath")
         if key is not None:
-            self.objects.upload(final, key)
+            await asyncio.to_thread(self.objects.upload, final, key)
+        else:
+            await self._sync.submit(final)
 
     async def _retry(
         self, item: WorkItem, reason: str, variant: str, queued_s: float, processing_s: float
@@ -482,7 +493,7 @@ class AsyncInference:
         p = item.payload
         location = p["failure_location"] or p["output_location"].removesuffix(".out") + "-error.out"
         try:
-            await asyncio.to_thread(self._write_failure, location, reason)
+            await self._write_failure(location, reason)
         except (OSError, SluiceError) as exc:
             log.error("async invocation %s: cannot write its failure: %s", item.key, exc)
         result = {"failure_location": location, "variant": variant}
@@ -491,14 +502,18 @@ class AsyncInference:
             self._outcome(p["endpoint"], variant, outcome, queued_s, processing_s)
             self._notify_error(item, reason, location)
 
-    def _write_failure(self, location: str, reason: str) -> None:
+    async def _write_failure(self, location: str, reason: str) -> None:
         final = self.objects.writable(location, "S3FailurePath")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _sweep_leftovers(final)
         staging = staging_for(final)
-        try:
+
+        def write() -> None:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_leftovers(final)
             staging.write_text(reason)
-            self._publish(staging, final, location)
+
+        try:
+            await asyncio.to_thread(write)
+            await self._publish(staging, final, location)
         finally:
             staging.unlink(missing_ok=True)
 
