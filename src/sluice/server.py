@@ -212,6 +212,8 @@ def build_server(settings: Settings) -> Server:
         settings,
         on_outcome=metrics.async_outcome,
         on_backlog=metrics.async_backlog_of,
+        wake=service.wake,
+        rest=service.rest,
     )
 
     @contextlib.asynccontextmanager

@@ -118,6 +118,16 @@ class Settings(BaseSettings):
     """In-flight async invocations per instance when the endpoint config does not set
     MaxConcurrentInvocationsPerInstance."""
 
+    async_idle_stop_s: float = 300.0
+    """How long an async endpoint's variants that may run no instance (configured with 0,
+    or every one under async_scale_to_zero) keep their instances with nothing queued or
+    running; then they stop, and the next request starts them again."""
+
+    async_scale_to_zero: bool = False
+    """Let every async endpoint idle down to no instances (SageMaker's InitialInstanceCount
+    cannot be 0, so this is how boto3 users get it); off: only variants configured with
+    0 instances do."""
+
     async_retention_hours: float = 168.0
     """How long finished async invocations keep their status (the outputs stay)."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from botocore.exceptions import ClientError
 
@@ -35,15 +36,20 @@ def receiver() -> Iterator[Receiver]:
     running.http.shutdown()
 
 
+def topics_of(receiver: Receiver) -> str:
+    return json.dumps(
+        {
+            OK_TOPIC: f"http://127.0.0.1:{receiver.port}/ok",
+            ERROR_TOPIC: f"http://127.0.0.1:{receiver.port}/errors",
+        }
+    )
+
+
 @pytest.fixture
 def async_server(tmp_path: Path, receiver: Receiver) -> Iterator[RunningServer]:
-    topics = {
-        OK_TOPIC: f"http://127.0.0.1:{receiver.port}/ok",
-        ERROR_TOPIC: f"http://127.0.0.1:{receiver.port}/errors",
-    }
     running = RunningServer(
         tmp_path / "home",
-        {"SLUICE_SNS_TOPICS": json.dumps(topics), "SLUICE_ASYNC_RETRY_BACKOFF_S": "0.1"},
+        {"SLUICE_SNS_TOPICS": topics_of(receiver), "SLUICE_ASYNC_RETRY_BACKOFF_S": "0.1"},
     )
     yield running
     running.stop()
@@ -443,3 +449,88 @@ def test_the_cli_queues_waits_and_prints_the_answer(
     assert json.loads(queued.output)["priority"] == 3
     refused = CliRunner().invoke(cli, ["--url", async_server.url, "invoke", "scorer", "--wait"])
     assert refused.exit_code != 0 and "--async" in refused.output
+
+
+def workers_of(server: RunningServer) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process(server.process.pid).children()
+        if "sluice.workers.main" in " ".join(p.cmdline())
+    ]
+
+
+def current_instances(sm: Any, name: str) -> int:
+    return int(
+        sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]["CurrentInstanceCount"]
+    )
+
+
+def test_an_idle_endpoint_stops_its_instances_and_a_request_wakes_them(
+    tmp_path: Path, receiver: Receiver, artifacts: dict[str, Path]
+) -> None:
+    server = RunningServer(
+        tmp_path / "home",
+        {
+            "SLUICE_SNS_TOPICS": topics_of(receiver),
+            "SLUICE_ASYNC_IDLE_STOP_S": "1",
+            "SLUICE_ASYNC_SCALE_TO_ZERO": "true",
+        },
+    )
+    try:
+        sm, runtime = clients(server.url)
+        async_endpoint(sm, artifacts)
+        assert until(lambda: current_instances(sm, "scorer") == 0, timeout=15)
+        assert until(lambda: not workers_of(server), timeout=10)
+        assert sm.describe_endpoint(EndpointName="scorer")["EndpointStatus"] == "InService"
+
+        # A request wakes the endpoint's instance, is answered, and the instance rests again.
+        location = put_input(server, "in/one.json", digit_rows(1)[0])
+        answer = runtime.invoke_endpoint_async(
+            EndpointName="scorer", InputLocation=location, ContentType="application/json"
+        )
+        output = s3_file(server, answer["OutputLocation"])
+        assert until(output.exists, timeout=30)
+        assert len(json.loads(output.read_text())["predictions"]) == 1
+        assert until(lambda: current_instances(sm, "scorer") == 0, timeout=15)
+        assert until(lambda: not workers_of(server), timeout=10)
+
+        # On the native API a variant may be configured with no instance at all.
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        api.post(
+            "/endpoint-configs",
+            json={
+                "name": "cold",
+                "variants": [{"name": "A", "model": "scorer-model", "instances": 0}],
+                "async_inference": {"output_path": "s3://bucket/cold-out"},
+            },
+        ).raise_for_status()
+        api.post("/endpoints", json={"name": "cold", "config": "cold"}).raise_for_status()
+        wait(sm, "endpoint_in_service", "cold")
+        assert current_instances(sm, "cold") == 0 and not workers_of(server)
+        ids = [
+            runtime.invoke_endpoint_async(
+                EndpointName="cold", InputLocation=location, ContentType="application/json"
+            )["InferenceId"]
+            for _ in range(3)
+        ]
+        for inference_id in ids:
+            status = api.get(f"/endpoints/cold/async-invocations/{inference_id}")
+            assert status.status_code == 200
+        assert until(
+            lambda: all(
+                api.get(f"/endpoints/cold/async-invocations/{i}").json()["status"] == "Succeeded"
+                for i in ids
+            ),
+            timeout=30,
+        )
+        # A real-time endpoint still needs an instance.
+        refused = api.post(
+            "/endpoint-configs",
+            json={
+                "name": "rt0",
+                "variants": [{"name": "A", "model": "scorer-model", "instances": 0}],
+            },
+        )
+        assert refused.status_code == 400 and "InitialInstanceCount" in refused.text
+    finally:
+        server.stop()

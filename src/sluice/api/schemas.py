@@ -65,7 +65,12 @@ class VariantIn(Strict):
     name: str
     model: str
     weight: float = Field(1.0, ge=0, description="Relative share of production traffic.")
-    instances: int = Field(1, ge=1, description="Worker processes serving this variant.")
+    instances: int = Field(
+        1,
+        ge=0,
+        description="Worker processes serving this variant (0, for an async endpoint only: "
+        "none until a request wakes one).",
+    )
 
 
 class ShadowIn(Strict):

@@ -23,7 +23,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +55,8 @@ T = TypeVar("T")
 QUEUE_PREFIX = "async:"
 DEFAULT_TTL_S = 21600
 DEFAULT_TIMEOUT_S = 900
+WAKE_RETRY_S = 10.0
+"""Pause before starting an endpoint's instances again after they failed to start."""
 INLINE_RESPONSE_LIMIT = 128 * 1024
 """SageMaker puts the answer in a notification only up to this size."""
 
@@ -98,6 +100,8 @@ class AsyncInference:
         settings: Settings,
         on_outcome: Callable[[str, str, str, float, float], None] | None = None,
         on_backlog: Callable[[str, int, int, float, int], None] | None = None,
+        wake: Callable[[str], Awaitable[bool]] | None = None,
+        rest: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.queue = queue
         self.router = router
@@ -109,6 +113,17 @@ class AsyncInference:
         """(endpoint, variant, outcome, seconds queued, seconds processing), per request."""
         self.on_backlog = on_backlog
         """(endpoint, queued, running, age of the oldest queued s, instances), each second."""
+        self.wake_endpoint = wake
+        """Starts instances for an endpoint whose variants run none (a request waits)."""
+        self.rest_endpoint = rest
+        """Stops the instances of an idle endpoint's variants that may run none."""
+        self.idle_since: dict[str, float] = {}
+        self.scaling: dict[str, asyncio.Task[None]] = {}
+        """An endpoint's wake or rest under way (one at a time)."""
+        self.wake_failed: dict[str, float] = {}
+        """When an endpoint's instances last failed to start (retried after a pause)."""
+        self.waiting: set[str] = set()
+        """Endpoints that got a request since the dispatcher last looked."""
         self.owner = runner_id()
         self.wake = asyncio.Event()
         self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
@@ -229,6 +244,7 @@ class AsyncInference:
             )
         )
         if created:
+            self.waiting.add(request.endpoint)
             self.wake.set()
         return Accepted(
             inference_id,
@@ -287,6 +303,7 @@ class AsyncInference:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         tasks = [t for running in self.in_flight.values() for t in running.values()]
+        tasks += [t for t in self.scaling.values() if not t.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -315,8 +332,9 @@ class AsyncInference:
                 for endpoint, table in list(self.router.tables.items()):
                     if table.asynchronous is not None:
                         await self._fill(endpoint, table)
-                        if measure:
+                        if measure or endpoint in self.waiting:
                             await self._measure(endpoint, table)
+                self.waiting.clear()
                 if now - renewed >= renew_every:
                     renewed = now
                     await self._renew()
@@ -355,12 +373,49 @@ class AsyncInference:
             task.add_done_callback(functools.partial(self._done, endpoint, item.id))
 
     async def _measure(self, endpoint: str, table: RouteTable) -> None:
-        if self.on_backlog is None:
-            return
         queued, running, oldest = await self._db(self.backlog, endpoint)
-        age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
         instances = sum(route.backend.instance_count for route in table.variants)
-        self.on_backlog(endpoint, queued, running, age, instances)
+        if self.on_backlog is not None:
+            age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
+            self.on_backlog(endpoint, queued, running, age, instances)
+        cold = any(r.weight > 0 and r.backend.instance_count == 0 for r in table.variants)
+        self._size(endpoint, queued + running > 0, cold, instances)
+
+    def _size(self, endpoint: str, busy: bool, cold: bool, instances: int) -> None:
+        """Wake an endpoint that has work and no instance; rest one idle long enough."""
+        task = self.scaling.get(endpoint)
+        if task is not None and not task.done():
+            return
+        now = time.monotonic()
+        if busy:
+            self.idle_since.pop(endpoint, None)
+            failed = self.wake_failed.get(endpoint)
+            if failed is not None and now - failed < WAKE_RETRY_S:
+                return
+            if cold and self.wake_endpoint is not None:
+                self._scale_in_background(endpoint, self.wake_endpoint, "waking")
+        elif instances and self.rest_endpoint is not None:
+            since = self.idle_since.setdefault(endpoint, now)
+            if now - since >= self.settings.async_idle_stop_s:
+                self._scale_in_background(endpoint, self.rest_endpoint, "resting")
+
+    def _scale_in_background(
+        self, endpoint: str, scale: Callable[[str], Awaitable[bool]], doing: str
+    ) -> None:
+        async def run() -> None:
+            try:
+                if await scale(endpoint):
+                    log.info("async endpoint %s: %s done", endpoint, doing)
+                    self.wake_failed.pop(endpoint, None)
+                    self.idle_since.pop(endpoint, None)
+                    self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the queue waits; tried again later
+                log.error("async endpoint %s: %s failed: %s", endpoint, doing, exc)
+                self.wake_failed[endpoint] = time.monotonic()
+
+        self.scaling[endpoint] = asyncio.create_task(run(), name=f"async {doing} {endpoint}")
 
     def _done(self, endpoint: str, item_id: int, _: asyncio.Task[None]) -> None:
         self.in_flight.get(endpoint, {}).pop(item_id, None)

@@ -23,6 +23,7 @@ from sluice.control.validation import (
     check_range,
 )
 from sluice.entities import (
+    AsyncConfig,
     Endpoint,
     EndpointConfig,
     EndpointStatus,
@@ -137,7 +138,9 @@ class EndpointService:
             seen.add(v.name)
             self.repo.get_model(v.model_name)
             check_range(v.initial_weight, "InitialVariantWeight", 0)
-            check_range(v.instance_count, "InitialInstanceCount", 1, MAX_INSTANCES)
+            # An async endpoint's variant may start with none: a request wakes one.
+            least = 0 if AsyncConfig.from_details(config.details) else 1
+            check_range(v.instance_count, "InitialInstanceCount", least, MAX_INSTANCES)
             check_range(v.sampling_percentage, "SamplingPercentage", 0, 100)
         if sum(v.initial_weight for v in config.production) <= 0:
             raise ValidationError(
@@ -321,6 +324,61 @@ class EndpointService:
         endpoint = self.repo.set_sampling(name, variant, percentage)
         live = self.live.get(name)
         return self._publish(endpoint, live) if live is not None else endpoint
+
+    async def wake(self, name: str) -> bool:
+        """Start instances for the weighted production variants of an async endpoint that
+        run none, as many as configured (at least one): a request is waiting. True if
+        any started; raises what a loader raised."""
+        return await self._run_instances(
+            name,
+            lambda spec, running, weight: (
+                max(1, spec.instance_count) if running == 0 and weight > 0 else None
+            ),
+        )
+
+    async def rest(self, name: str) -> bool:
+        """Stop the instances of an idle async endpoint's variants that may run none
+        (configured with 0, or every one under `async_scale_to_zero`); True if any did."""
+        return await self._run_instances(
+            name,
+            lambda spec, running, weight: (
+                0
+                if running and (spec.instance_count == 0 or self.settings.async_scale_to_zero)
+                else None
+            ),
+        )
+
+    async def _run_instances(
+        self, name: str, want: Callable[[VariantSpec, int, float], int | None]
+    ) -> bool:
+        """Start or stop instances of a live endpoint with no update: it stays InService
+        and CurrentInstanceCount follows. Nothing is done while an update runs."""
+        live = self.live.get(name)
+        endpoint = self.repo.get_endpoint(name)
+        if (
+            live is None
+            or live.green is not None
+            or name in self.tasks
+            or endpoint.status is not EndpointStatus.IN_SERVICE
+        ):
+            return False
+        counts: dict[str, int] = {}
+        for spec in live.blue.config.production:
+            record = endpoint.variant(spec.name)
+            running = live.blue.variants[spec.name].instances.instance_count
+            wanted = want(spec, running, record.current_weight if record else 0.0)
+            if wanted is not None and wanted != running:
+                counts[spec.name] = wanted
+        if not counts:
+            return False
+        try:
+            await self.scale_fleet(name, False, counts)
+        finally:
+            variants = live.blue.variants
+            self.repo.set_current_instances(
+                name, {v: variants[v].instances.instance_count for v in counts}
+            )
+        return True
 
     async def _scale(self, name: str, live: LiveEndpoint, counts: Mapping[str, int]) -> None:
         try:

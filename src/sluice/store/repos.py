@@ -194,6 +194,16 @@ class Repository:
             row.updated_at = utcnow()
             return row.to_entity()
 
+    def set_current_instances(self, name: str, counts: Mapping[str, int]) -> e.Endpoint:
+        """Instances now running, with no update (an async endpoint idle or woken)."""
+        with self.db.session() as session:
+            row = self._get(session, EndpointRow, "endpoint", name)
+            for v in row.variants:
+                if v.name in counts:
+                    v.current_instance_count = int(counts[v.name])
+            row.updated_at = utcnow()
+            return row.to_entity()
+
     def reset_desired_instances(self, name: str, counts: Mapping[str, int]) -> e.Endpoint:
         """After a failed scale: desired counts go back to what runs."""
         with self.db.session() as session:
