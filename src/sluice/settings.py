@@ -114,9 +114,10 @@ class Settings(BaseSettings):
     async_max_input_bytes: int = 1024 * 1024 * 1024
     """Largest input an async invocation may name (SageMaker's limit is 1 GB)."""
 
-    async_concurrency_per_instance: int = 4
+    async_concurrency_per_instance: int = 16
     """In-flight async invocations per instance when the endpoint config does not set
-    MaxConcurrentInvocationsPerInstance."""
+    MaxConcurrentInvocationsPerInstance (a worker answers one at a time; the others wait
+    at it, so it never idles between them)."""
 
     async_idle_stop_s: float = 300.0
     """How long an async endpoint's variants that may run no instance (configured with 0,

@@ -22,6 +22,7 @@ from sluice.store.objects import ObjectStore
 from sluice.store.tables import WorkItemRow, utcnow
 from sluice.store.work_queue import WorkQueue
 from sluice.workers.client import WorkerDied, WorkerLost
+from sluice.workers.file_request import FileRequest
 
 TOPIC = "arn:aws:sns:us-east-1:000000000000:events"
 
@@ -38,13 +39,13 @@ class Scripted:
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Any:
         raise AssertionError("async requests never take the real-time path")
 
-    async def invoke_file(
-        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
-    ) -> str:
+    async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        Path(output_path).write_bytes(Path(input_path).read_bytes().upper())
+        output = Path(request.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(Path(request.input).read_bytes().upper())
         return "text/plain"
 
 

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from sluice.entities import Model
 from sluice.workers.client import Answer
+from sluice.workers.file_request import FileRequest
 
 
 class VariantInstances(Protocol):
@@ -16,9 +17,7 @@ class VariantInstances(Protocol):
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
         """Send one request to the least busy instance."""
 
-    async def invoke_file(
-        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
-    ) -> str:
+    async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         """Answer the request in `input_path` into `output_path` (async inference)."""
 
     async def transform(self, chunk: bytes, timeout: float) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import glob
 import json
 import logging
 import os
@@ -48,6 +47,7 @@ from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.waiting import wait_at_most
 from sluice.workers.client import WorkerDied
+from sluice.workers.file_request import FileRequest, sweep_leftovers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,10 +132,6 @@ class AsyncInference:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="async-queue")
         self._enqueue = GroupCommit(queue.enqueue_many, self._writer)
         self._finish = GroupCommit(queue.finish_many, self._writer)
-        # Answers are forced to disk before their outcome is committed, many at a time.
-        self._sync = GroupCommit(
-            sync_to_disk, ThreadPoolExecutor(1, thread_name_prefix="async-sync")
-        )
 
     # -- configuration
 
@@ -360,9 +356,13 @@ class AsyncInference:
         return per_instance * instances
 
     async def _fill(self, endpoint: str, table: RouteTable) -> None:
+        """Claim as many requests as there is room for, once there is room for a quarter
+        of the capacity (a claim serves many; the requests still waiting at the worker
+        keep it busy meanwhile)."""
         running = self.in_flight.setdefault(endpoint, {})
-        free = self.capacity(table) - len(running)
-        if free <= 0:
+        capacity = self.capacity(table)
+        free = capacity - len(running)
+        if free < max(1, capacity // 4):
             return
         items = await self._db(
             self.queue.claim, queue_name(endpoint), self.owner, self.settings.async_lease_s, free
@@ -443,22 +443,28 @@ class AsyncInference:
                 0.0,
             )
             return
-        staging: Path | None = None
         try:
             table = self.router.get(endpoint)
             route = table.pick()
             variant = route.name
-            input_path = await self._fetch_input(p["input_location"])
-            final = self.objects.writable(p["output_location"], "S3OutputPath")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if item.attempts > 1:
-                await asyncio.to_thread(_sweep_leftovers, final)
-            staging = staging_for(final)
-            content_type = await route.backend.invoke_file(
-                str(input_path), str(staging), p["content_type"], p["accept"], p["timeout_s"]
+            # The worker checks both paths against the policy, reads, answers and puts the
+            # answer in place, on disk; the gateway touches no file on this path.
+            request = FileRequest(
+                input=str(await self._input_path(p["input_location"])),
+                output=str(self.objects.named(p["output_location"], "S3OutputPath")),
+                content_type=p["content_type"],
+                accept=p["accept"],
+                max_input_bytes=self.settings.async_max_input_bytes,
+                home=str(self.objects.policy.home) if self.objects.policy else None,
+                roots=tuple(str(r) for r in self.objects.policy.allowed)
+                if self.objects.policy
+                else (),
+                sweep=item.attempts > 1,
             )
-            await self._publish(staging, final, p["output_location"])
-            staging = None
+            content_type = await route.backend.invoke_file(request, p["timeout_s"])
+            key = self.objects.remote(p["output_location"], "S3OutputPath")
+            if key is not None:
+                await asyncio.to_thread(self.objects.upload, Path(request.output), key)
         except (WorkerUnavailable, Restoring, WorkerDied) as exc:
             # Nothing ran, or the worker died under it: worth another try, later.
             await self._retry(item, exc.message, variant, queued_s, time.perf_counter() - started)
@@ -473,9 +479,6 @@ class AsyncInference:
                 time.perf_counter() - started,
             )
             return
-        finally:
-            if staging is not None:
-                staging.unlink(missing_ok=True)
         processing_s = time.perf_counter() - started
         result = {
             "output_location": p["output_location"],
@@ -485,39 +488,17 @@ class AsyncInference:
         }
         if await self._finish.submit(Outcome(item.id, self.owner, WorkStatus.SUCCEEDED, result)):
             self._outcome(endpoint, variant, "succeeded", queued_s, processing_s)
-            self._notify_success(item, content_type, final)
+            self._notify_success(item, content_type, Path(request.output))
         else:
             log.warning("async invocation %s finished after its lease passed on", item.key)
 
-    async def _fetch_input(self, location: str) -> Path:
+    async def _input_path(self, location: str) -> Path:
+        """The input's local path: as named (the worker checks it), or a fresh download
+        when it is in S3."""
         field = "X-Amzn-SageMaker-InputLocation"
         if self.objects.remote(location, field) is None:
-            path = self.objects.readable(location, field)  # local: a path check, no wait
-        else:
-            path = await asyncio.to_thread(self.objects.fetch, location, field)
-        if not path.is_file():
-            raise ValidationError(
-                f"the input {location!r} does not exist or is not a file",
-                field="X-Amzn-SageMaker-InputLocation",
-            )
-        size = path.stat().st_size
-        if size > self.settings.async_max_input_bytes:
-            raise ValidationError(
-                f"the input {location!r} is {size:,} bytes, over "
-                f"{self.settings.async_max_input_bytes:,} (setting async_max_input_bytes)",
-                field="X-Amzn-SageMaker-InputLocation",
-            )
-        return path
-
-    async def _publish(self, staging: Path, final: Path, location: str) -> None:
-        """Put an answer (or failure) in place at once, then in S3 when it is configured,
-        else on disk (with the others of the moment) before its outcome is committed."""
-        os.replace(staging, final)
-        key = self.objects.remote(location, "S3OutputPath")
-        if key is not None:
-            await asyncio.to_thread(self.objects.upload, final, key)
-        else:
-            await self._sync.submit(final)
+            return self.objects.named(location, field)
+        return await asyncio.to_thread(self.objects.fetch, location, field)
 
     async def _retry(
         self, item: WorkItem, reason: str, variant: str, queued_s: float, processing_s: float
@@ -558,19 +539,24 @@ class AsyncInference:
             self._notify_error(item, reason, location)
 
     async def _write_failure(self, location: str, reason: str) -> None:
+        """The failure object, in place and on disk (then in S3 when it is configured)."""
         final = self.objects.writable(location, "S3FailurePath")
-        staging = staging_for(final)
 
         def write() -> None:
             final.parent.mkdir(parents=True, exist_ok=True)
-            _sweep_leftovers(final)
-            staging.write_text(reason)
+            sweep_leftovers(final)
+            staging = staging_for(final)
+            try:
+                staging.write_text(reason)
+                os.replace(staging, final)
+            finally:
+                staging.unlink(missing_ok=True)
+            sync_to_disk([final])
+            key = self.objects.remote(location, "S3FailurePath")
+            if key is not None:
+                self.objects.upload(final, key)
 
-        try:
-            await asyncio.to_thread(write)
-            await self._publish(staging, final, location)
-        finally:
-            staging.unlink(missing_ok=True)
+        await asyncio.to_thread(write)
 
     def _outcome(
         self, endpoint: str, variant: str, outcome: str, queued_s: float, processing_s: float
@@ -658,9 +644,3 @@ def _failure_text(exc: SluiceError) -> str:
             f'"{exc.message}"'
         )
     return f"{exc.code}: {exc.message}"
-
-
-def _sweep_leftovers(final: Path) -> None:
-    """Remove what an earlier attempt, killed while writing, left half-written."""
-    for leftover in final.parent.glob(f".{glob.escape(final.name)}.*.part"):
-        leftover.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from sluice.gateway.fleet_stats import FleetStats
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.sticky import Segment, key_point, owner
 from sluice.workers.client import Answer
+from sluice.workers.file_request import FileRequest
 
 if TYPE_CHECKING:
     from sluice.gateway.shadow import ShadowSender
@@ -24,9 +25,7 @@ class VariantBackend(Protocol):
 
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer: ...
 
-    async def invoke_file(
-        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
-    ) -> str: ...
+    async def invoke_file(self, request: FileRequest, timeout: float) -> str: ...
 
     @property
     def instance_count(self) -> int: ...

@@ -75,8 +75,9 @@ def sync_to_disk(paths: Sequence[Path]) -> list[None]:
     files; elsewhere an fsync of each file and its folder. One None per path (the shape
     a group commit wants)."""
     synced: set[int] = set()
-    for path in paths:
-        folder = os.open(path.parent, os.O_RDONLY)
+    by_file: set[Path] = set()
+    for parent in {path.parent for path in paths}:
+        folder = os.open(parent, os.O_RDONLY)
         try:
             device = os.fstat(folder).st_dev
             if device in synced:
@@ -84,11 +85,14 @@ def sync_to_disk(paths: Sequence[Path]) -> list[None]:
             if _syncfs is not None and _syncfs(folder) == 0:
                 synced.add(device)
                 continue
-            with open(path, "rb") as written:
-                os.fsync(written.fileno())
             os.fsync(folder)
+            by_file.add(parent)
         finally:
             os.close(folder)
+    for path in paths:
+        if path.parent in by_file:
+            with open(path, "rb") as written:
+                os.fsync(written.fileno())
     return [None] * len(paths)
 
 
@@ -111,10 +115,26 @@ class PathPolicy:
     def __init__(self, home: Path, roots: Sequence[Path] = ()) -> None:
         self.home = home.expanduser().resolve()
         self.inside = [self.home / "s3", self.home / "uploads"]
-        self.roots = [*self.inside, *(Path(r).expanduser().resolve() for r in roots)]
+        self.allowed = [Path(r).expanduser().resolve() for r in roots]
+        """The operator's roots (setting allowed_roots)."""
+        self.roots = [*self.inside, *self.allowed]
 
     def check(self, path: Path, field: str, reading: bool) -> Path:
         resolved = path.resolve()
+        self.judge(resolved, field, reading, shown=path)
+        if reading and resolved.exists():
+            mode = resolved.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise ValidationError(
+                    f"{path} is not a regular file or folder (a device, FIFO or socket)",
+                    field=field,
+                )
+        return resolved
+
+    def judge(self, resolved: Path, field: str, reading: bool, shown: Path | None = None) -> None:
+        """Refuse a path, already resolved, that lies where a request may not go (`shown`
+        is how the request named it)."""
+        path = shown or resolved
         if not any(is_under(resolved, root) for root in self.inside):
             if is_under(resolved, self.home) or (reading and is_under(self.home, resolved)):
                 raise ValidationError(
@@ -126,14 +146,6 @@ class PathPolicy:
                     f"{self.home / 'uploads'}, and the roots in setting allowed_roots",
                     field=field,
                 )
-        if reading and resolved.exists():
-            mode = resolved.stat().st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise ValidationError(
-                    f"{path} is not a regular file or folder (a device, FIFO or socket)",
-                    field=field,
-                )
-        return resolved
 
 
 class ObjectStore:
@@ -178,6 +190,17 @@ class ObjectStore:
     @property
     def s3_configured(self) -> bool:
         return self.s3_options is not None
+
+    def named(self, uri: str, field: str = "artifact") -> Path:
+        """The local path `uri` names, as written: neither resolved nor checked (whoever
+        opens it checks it, against `policy`)."""
+        key = s3_key(uri, field)
+        if key is not None:
+            return self.s3_mirror / key
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("", "file"):
+            return local_path(uri, field)  # raises: the scheme is refused
+        return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).expanduser()
 
     def local(self, uri: str, field: str = "artifact") -> Path:
         """The local path of any accepted URI (an s3:// URI's is under the mirror)."""

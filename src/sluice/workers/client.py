@@ -17,6 +17,7 @@ from sluice.errors import (
     WorkerUnavailable,
 )
 from sluice.workers import protocol
+from sluice.workers.file_request import FileRequest
 
 # The errors a worker reports, by (code, status); anything else keeps its code and status.
 WORKER_ERRORS: dict[tuple[str, int], type[SluiceError]] = {
@@ -140,13 +141,10 @@ class WorkerConnection(asyncio.Protocol):
             return Answer(frame.body, frame.text1)
         raise error_from(frame)
 
-    async def invoke_file(
-        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
-    ) -> str:
-        """Have the worker answer the request in `input_path` into `output_path`; the
-        answer's content type."""
-        paths = json.dumps({"input": input_path, "output": output_path}).encode()
-        frame = await self.send(protocol.FILE_REQUEST, content_type, accept, paths, timeout)
+    async def invoke_file(self, request: FileRequest, timeout: float) -> str:
+        """Have the worker answer a request from its input file into its output file;
+        the answer's content type."""
+        frame = await self.send(protocol.FILE_REQUEST, "", "", request.to_json(), timeout)
         if frame.kind == protocol.RESPONSE:
             return frame.text1
         raise error_from(frame)

@@ -9,32 +9,37 @@ The serve loop is plain blocking IO: one request at a time, answers written in b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
 import os
+import queue
 import resource
 import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluice.errors import ModelError, SluiceError, ValidationError
+from sluice.errors import ModelError, SluiceError
 from sluice.processes import die_with_parent
+from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
-from sluice.workers import protocol
+from sluice.workers import file_request, protocol
 from sluice.workers.protocol import Frame
 
 if TYPE_CHECKING:
-    from sluice.runtimes.base import Runtime as RuntimeType
+    pass
 
 log = logging.getLogger("sluice.worker")
 
 
-def handle(runtime: object, frame: Frame) -> bytes:
-    """Answer one frame; never raises."""
+def handle(runtime: object, frame: Frame, burst: file_request.Burst) -> bytes:
+    """Answer one frame; never raises. `burst`: what the frames read together share."""
     from sluice.runtimes.base import Runtime
 
     assert isinstance(runtime, Runtime)
@@ -42,7 +47,10 @@ def handle(runtime: object, frame: Frame) -> bytes:
         return protocol.pack(frame.request_id, protocol.PONG, 200, "", "", b"")
     try:
         if frame.kind == protocol.FILE_REQUEST:
-            return _invoke_file(runtime, frame)
+            request = file_request.FileRequest.from_json(frame.body)
+            content_type = file_request.answer(runtime, request, burst)
+            burst.answered.add(frame.request_id)
+            return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", b"")
         if frame.kind == protocol.TRANSFORM_REQUEST:
             from sluice.workers import transform
 
@@ -67,36 +75,88 @@ def handle(runtime: object, frame: Frame) -> bytes:
         return protocol.pack(frame.request_id, protocol.ERROR, 424, "ModelError", "", message)
 
 
-def _invoke_file(runtime: RuntimeType, frame: Frame) -> bytes:
-    """Read the request from the file the gateway named, write the answer to the other
-    (the gateway forces it to disk, with others, before it records the outcome)."""
-    paths = json.loads(frame.body)
-    try:
-        body = Path(paths["input"]).read_bytes()
-    except OSError as exc:
-        raise ValidationError(
-            f"cannot read the input: {exc.strerror}", field="InputLocation"
-        ) from None
-    answer, content_type = runtime.invoke(body, frame.text1, frame.text2)
-    del body
-    with open(paths["output"], "wb") as out:
-        out.write(answer)
-    return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", b"")
+REPLY_EVERY_S = 0.002
+"""How much work a worker does before it sends the answers so far."""
+
+
+class Replies:
+    """Answers go back to the gateway through here: at once, or, for a burst that wrote
+    answer files, once a background thread has forced them to disk (the files of every
+    burst waiting by then together), so compute goes on while the disk catches up."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        """One sender at a time: frames must not interleave."""
+        self.syncing: queue.SimpleQueue[tuple[file_request.Burst, list[bytes]]] = (
+            queue.SimpleQueue()
+        )
+        self.syncer: threading.Thread | None = None
+
+    def send(self, burst: file_request.Burst, out: list[bytes]) -> None:
+        if not burst.written:
+            burst.close()
+            with self.lock:
+                self.conn.sendall(b"".join(out))
+            return
+        if self.syncer is None:
+            self.syncer = threading.Thread(target=self._sync, name="syncer", daemon=True)
+            self.syncer.start()
+        self.syncing.put((burst, out))
+
+    def _sync(self) -> None:
+        while True:
+            waiting = [self.syncing.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    waiting.append(self.syncing.get_nowait())
+            written = [path for burst, _ in waiting for path in burst.written]
+            try:
+                sync_to_disk(written)
+            except OSError as exc:
+                log.error("answers could not be forced to disk: %s", exc)
+                message = f"the answer could not be forced to disk: {exc}".encode()
+                for burst, out in waiting:
+                    out[:] = [
+                        protocol.pack(rid, protocol.ERROR, 500, "InternalFailure", "", message)
+                        if (rid := protocol.request_id_of(frame)) in burst.answered
+                        else frame
+                        for frame in out
+                    ]
+            for burst, _ in waiting:
+                burst.close(sync=False)
+            try:
+                with self.lock:
+                    self.conn.sendall(b"".join(b"".join(out) for _, out in waiting))
+            except OSError:
+                return  # the gateway is gone
 
 
 def serve(runtime: object, listener: socket.socket) -> None:
     """Serve the gateway's one connection; return when it closes (the gateway stopped or died)."""
     conn, _ = listener.accept()
     with conn:
+        replies = Replies(conn)
         buffer = bytearray()
         while True:
             chunk = conn.recv(1 << 18)
             if not chunk:
                 return
             buffer += chunk
-            out = [handle(runtime, frame) for frame in protocol.split(buffer)]
-            if out:
-                conn.sendall(b"".join(out))
+            frames = list(protocol.split(buffer))
+            while frames:
+                # Answer in bursts of about REPLY_EVERY_S of work: the gateway hears of the
+                # first answers (and sends more) while the rest are worked on.
+                burst = file_request.Burst()
+                out: list[bytes] = []
+                started = time.perf_counter()
+                try:
+                    while frames and (not out or time.perf_counter() - started < REPLY_EVERY_S):
+                        out.append(handle(runtime, frames.pop(0), burst))
+                except BaseException:
+                    burst.close(sync=False)
+                    raise
+                replies.send(burst, out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
 from sluice.workers.client import Answer, WorkerConnection, WorkerLost
+from sluice.workers.file_request import FileRequest
 
 log = logging.getLogger(__name__)
 
@@ -317,14 +318,10 @@ class WorkerPool:
             answer = await self._call(min(others, key=_outstanding), body, content_type, accept)
         return answer
 
-    async def invoke_file(
-        self, input_path: str, output_path: str, content_type: str, accept: str, timeout: float
-    ) -> str:
+    async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         """One request read from and answered into files (async inference); the answer's
         content type. Not retried here: the caller's queue retries what never ran."""
-        return await self._on_one(
-            lambda c: c.invoke_file(input_path, output_path, content_type, accept, timeout)
-        )
+        return await self._on_one(lambda c: c.invoke_file(request, timeout))
 
     async def transform(self, chunk: bytes, timeout: float) -> dict[str, Any]:
         """One batch transform chunk on the least busy instance; its summary. Not retried

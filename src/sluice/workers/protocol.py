@@ -7,10 +7,10 @@ Every frame is `<I` (length of the rest) followed by a fixed header `<IBHHH`
 - RESPONSE: status 200, text1 = content type, body = answer bytes.
 - ERROR:    status = HTTP status, text1 = error code, text2 = field, body = message.
 - PING / PONG: health checks; no text, no body.
-- FILE_REQUEST: text1 = content type, text2 = accept, body = JSON `{"input": path,
-  "output": path}`: the worker reads the request from the input file and writes the
-  answer to the output file (payloads up to a gigabyte never pass through the gateway);
-  answered by a RESPONSE whose body is empty.
+- FILE_REQUEST: body = JSON of `sluice.workers.file_request.FileRequest`: the worker
+  reads the request from the input file and writes the answer to the output file
+  (payloads up to a gigabyte never pass through the gateway); answered by a RESPONSE
+  whose body is empty, once the answer is on disk.
 - TRANSFORM_REQUEST: body = JSON of a batch transform chunk (`sluice.workers.transform.Chunk`):
   the worker reads its records, predicts and writes the answers itself; answered by a
   RESPONSE whose body is the chunk's JSON summary (records, failures, first error).
@@ -59,6 +59,12 @@ def pack(request_id: int, kind: int, status: int, text1: str, text2: str, body: 
     return b"".join(
         (LENGTH.pack(rest), HEADER.pack(request_id, kind, status, len(t1), len(t2)), t1, t2, body)
     )
+
+
+def request_id_of(packed: bytes) -> int:
+    """The request id of a frame as `pack` made it."""
+    request_id: int = HEADER.unpack_from(packed, LENGTH.size)[0]
+    return request_id
 
 
 def split(buffer: bytearray) -> Iterator[Frame]:
