@@ -102,3 +102,19 @@ def test_sync_to_disk_flushes_written_files_and_answers_one_value_each(
     else:
         assert calls == ["fsync"] * 6  # their folder, then each file
     assert [p.read_text() for p in paths] == [str(i) for i in range(5)]
+
+
+def test_plausible_refuses_what_lies_outside_and_accepts_links_that_lead_back_in(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    (home / "s3" / "b").mkdir(parents=True)
+    store = ObjectStore(home / "s3", policy=objects.PathPolicy(home))
+    store.plausible("s3://b/in.json", "InputLocation")  # need not exist yet
+    with pytest.raises(ValidationError, match="outside the folders"):
+        store.plausible("/etc/passwd", "InputLocation")
+    with pytest.raises(ValidationError, match="own home"):
+        store.plausible(str(home / "sluice.db"), "InputLocation")
+    # Named through a link outside the roots that leads back into them: allowed.
+    (tmp_path / "shortcut").symlink_to(home / "s3")
+    store.plausible(str(tmp_path / "shortcut" / "b" / "in.json"), "InputLocation")

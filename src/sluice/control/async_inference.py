@@ -208,9 +208,10 @@ class AsyncInference:
                 field="X-Amzn-SageMaker-InputLocation",
             )
         if self.objects.remote(request.input_location, "X-Amzn-SageMaker-InputLocation") is None:
-            # A local input: the path rules apply now; whether it exists is checked when
-            # the request runs (as SageMaker does).
-            self.objects.readable(request.input_location, "X-Amzn-SageMaker-InputLocation")
+            # A local input: the path rules apply now (and to the real path when the worker
+            # opens it); whether it exists is checked when the request runs (as SageMaker
+            # does).
+            self.objects.plausible(request.input_location, "X-Amzn-SageMaker-InputLocation")
         inference_id = request.inference_id or str(uuid.uuid4())
         name = str(uuid.uuid4())
         output = f"{config.output_path.rstrip('/')}/{name}.out"

@@ -191,6 +191,17 @@ class ObjectStore:
     def s3_configured(self) -> bool:
         return self.s3_options is not None
 
+    def plausible(self, uri: str, field: str = "artifact") -> None:
+        """Refuse a local URI a request may not make the server read, cheaply: judged as
+        written when that passes (whoever opens it judges the real path then), resolved
+        only to confirm a refusal."""
+        if self.policy is None:
+            return
+        try:
+            self.policy.judge(Path(os.path.abspath(self.named(uri, field))), field, reading=True)
+        except ValidationError:
+            self.readable(uri, field)  # links may lead back in: judge the real path
+
     def named(self, uri: str, field: str = "artifact") -> Path:
         """The local path `uri` names, as written: neither resolved nor checked (whoever
         opens it checks it, against `policy`)."""
