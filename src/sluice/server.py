@@ -212,6 +212,7 @@ def build_server(settings: Settings) -> Server:
         settings,
         on_outcome=metrics.async_outcome,
         on_backlog=metrics.async_backlog_of,
+        on_transfer=metrics.async_transfer,
         wake=service.wake,
         rest=service.rest,
     )

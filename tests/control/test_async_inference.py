@@ -4,7 +4,7 @@ scripted backend standing in for the worker: expiry and retries by cause."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 
 from sluice.control.async_inference import AsyncInference, AsyncRequest
 from sluice.entities import AsyncConfig, WorkStatus
-from sluice.errors import ModelError
+from sluice.errors import ModelError, ValidationError
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router, RouteTable, VariantRoute
 from sluice.settings import Settings
@@ -22,7 +22,7 @@ from sluice.store.objects import ObjectStore
 from sluice.store.tables import WorkItemRow, utcnow
 from sluice.store.work_queue import WorkQueue
 from sluice.workers.client import WorkerDied, WorkerLost
-from sluice.workers.file_request import FileRequest
+from sluice.workers.file_request import INPUT_FIELD, FileRequest
 
 TOPIC = "arn:aws:sns:us-east-1:000000000000:events"
 
@@ -43,9 +43,11 @@ class Scripted:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        output = Path(request.output)
+        source, output = Path(request.input), Path(request.output)
+        if not source.is_file():  # as a worker reports it
+            raise ValidationError("the input does not exist", field=INPUT_FIELD)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(Path(request.input).read_bytes().upper())
+        output.write_bytes(source.read_bytes().upper())
         return "text/plain"
 
 
@@ -70,13 +72,23 @@ class Harness:
             )
         )
         self.sent: list[dict[str, Any]] = []
+        self.delivery = "delivered"
+        """What every notification's delivery comes to."""
+        self.transfers: list[tuple[str, str, str, float | None]] = []
+
+        def notify(url: str, payload: dict[str, Any], done: Callable[[str], None]) -> None:
+            self.sent.append(payload)
+            done(self.delivery)
+
+        self.objects = ObjectStore(home / "s3")
         self.service = AsyncInference(
             self.queue,
             router,
-            ObjectStore(home / "s3"),
-            lambda url, payload: self.sent.append(payload),
+            self.objects,
+            notify,
             lambda url, field: None,
             settings,
+            on_transfer=lambda *event: self.transfers.append(event),
         )
         source = home / "s3" / "bucket" / "in.txt"
         source.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +148,10 @@ async def test_a_model_error_fails_at_once_and_repeated_deaths_give_up(run: Any)
     assert item.status is WorkStatus.FAILED and item.attempts == 3
     assert "gave up after 3 attempts" in (item.failure_reason or "")
     assert backend.calls == 4
+    for _ in range(200):  # the notification follows the commit of the outcome
+        if len(h.sent) == 2:
+            break
+        await asyncio.sleep(0.01)
     statuses = [m["Message"] for m in h.sent]
     assert len(statuses) == 2 and all('"invocationStatus": "Failed"' in m for m in statuses)
 
@@ -154,3 +170,39 @@ async def test_a_request_past_its_ttl_expires_without_running(run: Any) -> None:
     assert item.status is WorkStatus.EXPIRED and backend.calls == 0
     failure = h.home / "s3" / accepted.failure_location.removeprefix("s3://")
     assert "RequestTTLSeconds" in failure.read_text()
+
+
+async def test_transfer_failures_are_counted_by_kind_and_a_refused_upload_is_retried(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = run(Scripted([]))
+    h.delivery = "failed"
+    missing = await h.service.submit(
+        AsyncRequest("ep", "s3://bucket/nothing.txt", inference_id="m")
+    )
+    assert (await h.finished("m")).status is WorkStatus.FAILED
+    assert ("ep", "A", "download", None) in h.transfers
+    for _ in range(200):  # the notification follows the commit of the outcome
+        if ("ep", "A", "notification", None) in h.transfers:
+            break
+        await asyncio.sleep(0.01)
+    assert ("ep", "A", "notification", None) in h.transfers  # the error notification failed
+    assert missing.failure_location
+    # With an S3 store, an answer S3 refuses is tried again, and counted.
+    uploads: list[str] = []
+
+    def upload(path: Path, key: str) -> None:
+        uploads.append(key)
+        if len(uploads) == 1:
+            raise OSError("connection reset")
+
+    monkeypatch.setattr(h.objects, "remote", lambda uri, field="": uri.removeprefix("s3://"))
+    monkeypatch.setattr(h.objects, "fetch", lambda uri, field="": h.objects.named(uri, field))
+    monkeypatch.setattr(h.objects, "upload", upload)
+    h.delivery = "delivered"
+    await h.submit("u")
+    item = await h.finished("u")
+    assert item.status is WorkStatus.SUCCEEDED and item.attempts == 2
+    assert len(uploads) == 2
+    kinds = [(kind, seconds is None) for _, _, kind, seconds in h.transfers]
+    assert ("upload", True) in kinds and ("upload", False) in kinds and ("download", False) in kinds

@@ -47,7 +47,7 @@ from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
 from sluice.waiting import wait_at_most
 from sluice.workers.client import WorkerDied
-from sluice.workers.file_request import FileRequest, sweep_leftovers
+from sluice.workers.file_request import INPUT_FIELD, FileRequest, sweep_leftovers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,11 +95,12 @@ class AsyncInference:
         queue: WorkQueue,
         router: Router,
         objects: ObjectStore,
-        notify: Callable[[str, dict[str, Any]], None],
+        notify: Callable[[str, dict[str, Any], Callable[[str], None]], None],
         check_webhook: Callable[[str, str], None],
         settings: Settings,
         on_outcome: Callable[[str, str, str, float, float], None] | None = None,
         on_backlog: Callable[[str, int, int, float, int], None] | None = None,
+        on_transfer: Callable[[str, str, str, float | None], None] | None = None,
         wake: Callable[[str], Awaitable[bool]] | None = None,
         rest: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
@@ -113,6 +114,8 @@ class AsyncInference:
         """(endpoint, variant, outcome, seconds queued, seconds processing), per request."""
         self.on_backlog = on_backlog
         """(endpoint, queued, running, age of the oldest queued s, instances), each second."""
+        self.on_transfer = on_transfer
+        """(endpoint, variant, download|upload|notification, seconds or None if it failed)."""
         self.wake_endpoint = wake
         """Starts instances for an endpoint whose variants run none (a request waits)."""
         self.rest_endpoint = rest
@@ -205,13 +208,13 @@ class AsyncInference:
             raise ValidationError(
                 "InputLocation must be an s3:// or file:// URI (sluice fetches nothing from "
                 "the web on a request's behalf)",
-                field="X-Amzn-SageMaker-InputLocation",
+                field=INPUT_FIELD,
             )
-        if self.objects.remote(request.input_location, "X-Amzn-SageMaker-InputLocation") is None:
+        if self.objects.remote(request.input_location, INPUT_FIELD) is None:
             # A local input: the path rules apply now (and to the real path when the worker
             # opens it); whether it exists is checked when the request runs (as SageMaker
             # does).
-            self.objects.plausible(request.input_location, "X-Amzn-SageMaker-InputLocation")
+            self.objects.plausible(request.input_location, INPUT_FIELD)
         inference_id = request.inference_id or str(uuid.uuid4())
         name = str(uuid.uuid4())
         output = f"{config.output_path.rstrip('/')}/{name}.out"
@@ -451,7 +454,7 @@ class AsyncInference:
             # The worker checks both paths against the policy, reads, answers and puts the
             # answer in place, on disk; the gateway touches no file on this path.
             request = FileRequest(
-                input=str(await self._input_path(p["input_location"])),
+                input=str(await self._input_path(p["input_location"], endpoint, variant)),
                 output=str(self.objects.named(p["output_location"], "S3OutputPath")),
                 content_type=p["content_type"],
                 accept=p["accept"],
@@ -465,12 +468,15 @@ class AsyncInference:
             content_type = await route.backend.invoke_file(request, p["timeout_s"])
             key = self.objects.remote(p["output_location"], "S3OutputPath")
             if key is not None:
-                await asyncio.to_thread(self.objects.upload, Path(request.output), key)
-        except (WorkerUnavailable, Restoring, WorkerDied) as exc:
-            # Nothing ran, or the worker died under it: worth another try, later.
+                await self._upload(Path(request.output), key, endpoint, variant)
+        except (WorkerUnavailable, Restoring, WorkerDied, UploadFailed) as exc:
+            # Nothing ran, the worker died under it, or S3 did not take the answer: worth
+            # another try, later.
             await self._retry(item, exc.message, variant, queued_s, time.perf_counter() - started)
             return
         except SluiceError as exc:
+            if exc.field == INPUT_FIELD:
+                self._transfer(endpoint, variant, "download", None)
             await self._fail(
                 item,
                 WorkStatus.FAILED,
@@ -489,17 +495,32 @@ class AsyncInference:
         }
         if await self._finish.submit(Outcome(item.id, self.owner, WorkStatus.SUCCEEDED, result)):
             self._outcome(endpoint, variant, "succeeded", queued_s, processing_s)
-            self._notify_success(item, content_type, Path(request.output))
+            self._notify_success(item, variant, content_type, Path(request.output))
         else:
             log.warning("async invocation %s finished after its lease passed on", item.key)
 
-    async def _input_path(self, location: str) -> Path:
+    async def _input_path(self, location: str, endpoint: str, variant: str) -> Path:
         """The input's local path: as named (the worker checks it), or a fresh download
         when it is in S3."""
-        field = "X-Amzn-SageMaker-InputLocation"
-        if self.objects.remote(location, field) is None:
-            return self.objects.named(location, field)
-        return await asyncio.to_thread(self.objects.fetch, location, field)
+        if self.objects.remote(location, INPUT_FIELD) is None:
+            return self.objects.named(location, INPUT_FIELD)
+        started = time.perf_counter()
+        path = await asyncio.to_thread(self.objects.fetch, location, INPUT_FIELD)
+        self._transfer(endpoint, variant, "download", time.perf_counter() - started)
+        return path
+
+    async def _upload(self, output: Path, key: str, endpoint: str, variant: str) -> None:
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.objects.upload, output, key)
+        except (OSError, SluiceError) as exc:
+            self._transfer(endpoint, variant, "upload", None)
+            raise UploadFailed(f"S3 did not take the answer ({key}): {exc}") from exc
+        self._transfer(endpoint, variant, "upload", time.perf_counter() - started)
+
+    def _transfer(self, endpoint: str, variant: str, kind: str, seconds: float | None) -> None:
+        if self.on_transfer is not None:
+            self.on_transfer(endpoint, variant, kind, seconds)
 
     async def _retry(
         self, item: WorkItem, reason: str, variant: str, queued_s: float, processing_s: float
@@ -537,7 +558,7 @@ class AsyncInference:
         if await self._finish.submit(Outcome(item.id, self.owner, status, result, reason)):
             outcome = "expired" if status is WorkStatus.EXPIRED else "failed"
             self._outcome(p["endpoint"], variant, outcome, queued_s, processing_s)
-            self._notify_error(item, reason, location)
+            self._notify_error(item, variant, reason, location)
 
     async def _write_failure(self, location: str, reason: str) -> None:
         """The failure object, in place and on disk (then in S3 when it is configured)."""
@@ -567,7 +588,9 @@ class AsyncInference:
 
     # -- notifications, in SageMaker's format, wrapped as SNS delivers them
 
-    def _notify_success(self, item: WorkItem, content_type: str, output: Path) -> None:
+    def _notify_success(
+        self, item: WorkItem, variant: str, content_type: str, output: Path
+    ) -> None:
         config = self._config(item)
         if config is None or not config.success_topic:
             return
@@ -585,16 +608,16 @@ class AsyncInference:
                         "message": "Response body included",
                         "encoding": "UTF-8",
                     }
-        self._send(config.success_topic, message)
+        self._send(item, variant, config.success_topic, message)
 
-    def _notify_error(self, item: WorkItem, reason: str, location: str) -> None:
+    def _notify_error(self, item: WorkItem, variant: str, reason: str, location: str) -> None:
         config = self._config(item)
         if config is None or not config.error_topic:
             return
         message = self._message(item, "Failed")
         message["failureReason"] = reason
         message["responseParameters"] = {"failureLocation": location}
-        self._send(config.error_topic, message)
+        self._send(item, variant, config.error_topic, message)
 
     def _config(self, item: WorkItem) -> AsyncConfig | None:
         table = self.router.tables.get(item.payload["endpoint"])
@@ -618,12 +641,18 @@ class AsyncInference:
             "eventName": "InferenceResult",
         }
 
-    def _send(self, topic: str, message: dict[str, Any]) -> None:
+    def _send(self, item: WorkItem, variant: str, topic: str, message: dict[str, Any]) -> None:
         try:
             url = self.sink_of(topic, "SNS topic")
         except ValidationError as exc:
             log.warning("async notification not sent: %s", exc.message)
+            self._transfer(item.payload["endpoint"], variant, "notification", None)
             return
+
+        def delivered(outcome: str) -> None:
+            if outcome != "delivered":
+                self._transfer(item.payload["endpoint"], variant, "notification", None)
+
         self.notify(
             url,
             {
@@ -635,7 +664,15 @@ class AsyncInference:
                 "Timestamp": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "SignatureVersion": "1",
             },
+            delivered,
         )
+
+
+class UploadFailed(SluiceError):
+    """S3 did not take an answer (retried like a worker that was unavailable)."""
+
+    code = "ServiceUnavailable"
+    status = 503
 
 
 def _failure_text(exc: SluiceError) -> str:

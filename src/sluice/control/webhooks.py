@@ -163,7 +163,9 @@ class Notifier:
         self.attempts = attempts
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any], Callable[[str], None] | None]] = (
+            asyncio.Queue(queue_size)
+        )
         self.senders = senders
         self.on_outcome = on_outcome
         self.tasks: list[asyncio.Task[None]] = []
@@ -181,29 +183,37 @@ class Notifier:
             asyncio.create_task(self._send_loop(), name="webhooks") for _ in range(self.senders)
         ]
 
-    def notify(self, url: str, payload: dict[str, Any]) -> None:
+    def notify(
+        self, url: str, payload: dict[str, Any], done: Callable[[str], None] | None = None
+    ) -> None:
+        """Queue a delivery; `done` hears its outcome (delivered, failed, refused, dropped)."""
         try:
-            self.queue.put_nowait((url, payload))
+            self.queue.put_nowait((url, payload, done))
         except asyncio.QueueFull:
             log.warning("webhook queue full: notification to %s dropped", url)
-            self.on_outcome("dropped")
+            self._outcome("dropped", done)
+
+    def _outcome(self, outcome: str, done: Callable[[str], None] | None) -> None:
+        self.on_outcome(outcome)
+        if done is not None:
+            done(outcome)
 
     async def _send_loop(self) -> None:
         while True:
-            url, payload = await self.queue.get()
+            url, payload, done = await self.queue.get()
             try:
-                await self._deliver(url, payload)
+                self._outcome(await self._deliver(url, payload), done)
             finally:
                 self.queue.task_done()
 
-    async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
+    async def _deliver(self, url: str, payload: dict[str, Any]) -> str:
+        """Deliver with retries; the outcome."""
         assert self.http is not None
         try:
             target = self.policy.check(url)
         except ValidationError as exc:
             log.warning("webhook %s refused: %s", url, exc.message)
-            self.on_outcome("refused")
-            return
+            return "refused"
         body = json.dumps(payload).encode()
         delivery = uuid.uuid4().hex
         delay = self.backoff_s
@@ -211,13 +221,11 @@ class Notifier:
             try:
                 response = await self._post(target, body, delivery)
                 if response.status_code < 300:
-                    self.on_outcome("delivered")
-                    return
+                    return "delivered"
                 problem = f"HTTP {response.status_code}"
             except ValidationError as exc:
                 log.warning("webhook %s refused: %s", url, exc.message)
-                self.on_outcome("refused")
-                return
+                return "refused"
             except (httpx.HTTPError, OSError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if attempt < self.attempts:
@@ -225,7 +233,7 @@ class Notifier:
                 await asyncio.sleep(delay)
                 delay *= 2
         log.warning("webhook %s failed after %d attempts: %s", url, self.attempts, problem)
-        self.on_outcome("failed")
+        return "failed"
 
     async def _post(self, target: Target, body: bytes, delivery: str) -> httpx.Response:
         """POST to the address the policy checked, naming the host in Host and TLS SNI."""

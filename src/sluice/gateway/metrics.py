@@ -185,6 +185,21 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600),
             registry=r,
         )
+        self.async_transfer_failures = Counter(
+            "sluice_async_transfer_failures",
+            "Async transfers that failed, by kind (download = RequestDownloadFailures, "
+            "upload = ResponseUploadFailures, notification = NotificationFailures)",
+            (*VARIANT, "kind"),
+            registry=r,
+        )
+        self.async_transfer_seconds = Histogram(
+            "sluice_async_transfer_seconds",
+            "Async transfers to and from S3, by kind (download = RequestDownloadLatency, "
+            "upload = ResponseUploadLatency); none without an S3 store",
+            (*VARIANT, "kind"),
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
+            registry=r,
+        )
         self.transform_records = Counter(
             "sluice_transform_records",
             "Batch transform records, answered or failed (bad records set aside)",
@@ -219,6 +234,14 @@ class Metrics:
         self.async_time_in_backlog.labels(endpoint).observe(queued_s)
         if outcome != "expired":
             self.async_processing.labels(endpoint, variant).observe(processing_s)
+
+    def async_transfer(self, endpoint: str, variant: str, kind: str, seconds: float | None) -> None:
+        """A download, upload or notification of an async request: its time, or None if it
+        failed."""
+        if seconds is None:
+            self.async_transfer_failures.labels(endpoint, variant, kind).inc()
+        else:
+            self.async_transfer_seconds.labels(endpoint, variant, kind).observe(seconds)
 
     def async_backlog_of(
         self, endpoint: str, queued: int, running: int, oldest_age_s: float, instances: int
