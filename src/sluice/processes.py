@@ -24,6 +24,17 @@ def die_with_parent(parent: int | None = None) -> None:
         os._exit(1)
 
 
+def set_process_name(name: str) -> None:
+    """The name `ps -o comm`, top and psutil show (Linux; 15 characters at most): a forked
+    process keeps its parent's command line, so its name tells what it is."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_name = 15
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_name, name.encode()[:15], 0, 0, 0)
+
+
 def runner_id() -> str:
     """Who holds a lease in the work queue: `host:pid:nonce` (see `runner_is_gone`)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -219,6 +219,8 @@ def build_server(settings: Settings) -> Server:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if service.repo.list_endpoints() or transforms.repo.unfinished():
+            backend.warm()  # workers to restore: the template loads while the rest starts
         capture.start()
         notifier.start()
         alarms.start()

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     MaxConcurrentInvocationsPerInstance (a worker answers one at a time; the others wait
     at it, so it never idles between them)."""
 
+    worker_preload: bool = True
+    """Start workers by forking a template process that has loaded the runtimes' libraries
+    (scikit-learn, NumPy): a worker is up in a fraction of the time it takes to import
+    them. Off, or on a system without pidfds, each worker starts afresh; a model whose
+    environment sets variables other than SLUICE_* always does (its libraries may read
+    them as they are imported)."""
+
     async_idle_stop_s: float = 300.0
     """How long an async endpoint's variants that may run no instance (configured with 0,
     or every one under async_scale_to_zero) keep their instances with nothing queued or

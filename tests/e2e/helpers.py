@@ -161,6 +161,25 @@ def canary(percent: int, wait: int, **extra: object) -> dict[str, object]:
     }
 
 
+def worker_processes(server_pid: int) -> list[psutil.Process]:
+    """A server's workers: started afresh (their command runs sluice.workers.main) or
+    forked by its worker template (they go by the name sluice-worker)."""
+    from sluice.workers.zygote import WORKER_NAME
+
+    try:
+        children = psutil.Process(server_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        try:
+            if child.name() == WORKER_NAME or "sluice.workers.main" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return found
+
+
 def sluice_children() -> list[psutil.Process]:
     """This process's descendants that run sluice (servers, workers), not other helpers
     the tests started (a PostgreSQL cluster, an S3 server)."""

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import RunningServer
 from tests.control.test_webhooks import Receiver
-from tests.e2e.helpers import digit_rows
+from tests.e2e.helpers import digit_rows, worker_processes
 from tests.e2e.test_sagemaker_workflow import ROLE, clients, until, wait
 
 pytestmark = pytest.mark.slow
@@ -452,11 +452,7 @@ def test_the_cli_queues_waits_and_prints_the_answer(
 
 
 def workers_of(server: RunningServer) -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process(server.process.pid).children()
-        if "sluice.workers.main" in " ".join(p.cmdline())
-    ]
+    return worker_processes(server.process.pid)
 
 
 def current_instances(sm: Any, name: str) -> int:

@@ -17,7 +17,7 @@ from sluice.client import Client
 from sluice.errors import SluiceError
 from tests import models
 from tests.conftest import RunningServer, database_env
-from tests.e2e.helpers import Load, canary, digit_rows, metric
+from tests.e2e.helpers import Load, canary, digit_rows, metric, worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -402,11 +402,11 @@ def test_sigkill_mid_update_rolls_back_on_restart(
             _setup(client, artifacts, {"v1": "logreg", "v2": "tree"})
             started = client.update_endpoint("ep", "v2", canary(25, 600))
             _wait_state(client, started.id, "Baking")
-        workers = _workers(home)
-        assert len(workers) == 2  # blue and green
+        assert len(worker_processes(running.process.pid)) == 2  # blue and green
+        family = psutil.Process(running.process.pid).children(recursive=True)
         running.stop(signal.SIGKILL)
-        psutil.wait_procs(workers, timeout=10)  # workers leave with their gateway
-        assert not _workers(home)
+        _, alive = psutil.wait_procs(family, timeout=10)  # they leave with their gateway
+        assert not alive
         running = RunningServer(home, env)
         with Client(running.url) as client:
             endpoint = client.wait_for_endpoint("ep", 30)
@@ -478,12 +478,3 @@ def _wait_state(
             return
         assert time.monotonic() < deadline, current
         time.sleep(0.05)
-
-
-def _workers(home: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if "sluice.workers.main" in cmdline and any(str(home) in part for part in cmdline):
-            found.append(proc)
-    return found

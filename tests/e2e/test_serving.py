@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 
 from sluice.client import Client
@@ -18,7 +17,7 @@ from sluice.errors import ModelLoadError
 from tests import models
 from tests.capture_files import by_inference_id, payload
 from tests.conftest import RunningServer
-from tests.e2e.helpers import digit_rows, metric, send_many, sluice_children
+from tests.e2e.helpers import digit_rows, metric, send_many, sluice_children, worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -176,7 +175,7 @@ def test_worker_killed_under_load_recovers(
     with Client(server.url) as client:
         _models(client, artifacts, "logreg")
         _endpoint(client, "sturdy", [{"name": "A", "model": "logreg", "instances": 2}])
-        workers = psutil.Process(server.process.pid).children()
+        workers = worker_processes(server.process.pid)
         assert len(workers) == 2
 
         async def load_and_kill() -> list:

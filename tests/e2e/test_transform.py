@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from sluice.compat.sagemaker.shapes import ServiceModel
 from tests.conftest import RunningServer
+from tests.e2e.helpers import worker_processes
 from tests.e2e.test_sagemaker_workflow import ROLE, clients, conforms, until
 from tests.models import digits
 
@@ -387,8 +388,7 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_a_record(
         transform(sm, "worker-killed", "s3://bucket/k/", BatchStrategy="SingleRecord", instances=2)
 
         def workers() -> list[psutil.Process]:
-            children = psutil.Process(server.process.pid).children()
-            return [p for p in children if "sluice.workers.main" in " ".join(p.cmdline())]
+            return worker_processes(server.process.pid)
 
         parts = server.home / "transforms" / "worker-killed"
         until(lambda: len(list(parts.glob("*.out"))) >= 2, timeout=30)  # both serving

@@ -18,7 +18,7 @@ from botocore.config import Config
 from sluice.client import Client
 from tests import models
 from tests.conftest import RunningServer
-from tests.e2e.helpers import Load, metric
+from tests.e2e.helpers import Load, metric, worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +43,7 @@ PLAIN = json.dumps({}).encode()
 
 
 def workers_of(server: RunningServer) -> list[psutil.Process]:
-    try:
-        children = psutil.Process(server.process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    return [c for c in children if _is_worker(c)]
-
-
-def _is_worker(process: psutil.Process) -> bool:
-    try:
-        return "sluice.workers.main" in process.cmdline()
-    except psutil.Error:
-        return False
+    return worker_processes(server.process.pid)
 
 
 def serve(client: Client, name: str, artifact: Path, instances: int = 2, **env: str) -> None:
@@ -97,7 +86,10 @@ def test_faulty_workers_under_load_fail_only_their_own_requests(
         assert len(failed) <= 3 + 8 and len(load.replies) > 200
         assert all(json.loads(r.body)["pid"] != broken for r in load.replies[-50:])
         assert broken not in [p.pid for p in workers_of(server)]
-        assert len(workers_of(server)) == 2
+        deadline = time.monotonic() + 15  # the replacement starts after its restart backoff
+        while len(workers_of(server)) < 2:
+            assert time.monotonic() < deadline, workers_of(server)
+            time.sleep(0.1)
     finally:
         server.stop()
 

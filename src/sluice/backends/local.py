@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from pathlib import Path
 from sluice.backends.base import Backend, VariantInstances
 from sluice.entities import Model
 from sluice.settings import Settings
-from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
+from sluice.workers.forking import Zygote
+from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec, worker_environment
 
 SOCKET_DIR_NOTE = "worker-sockets.path"
 
@@ -34,6 +36,13 @@ class LocalBackend(Backend):
             if self.note is not None:
                 self.note.write_text(str(self.socket_dir))
             settings = self.settings
+            zygote = None
+            if settings.worker_preload and Zygote.supported():
+                zygote = Zygote(
+                    self.socket_dir,
+                    worker_environment(os.environ, {}, tuple(settings.worker_environment)),
+                    settings.model_load_timeout_s,
+                )
             self.pool_settings = PoolSettings(
                 socket_dir=self.socket_dir,
                 load_timeout_s=settings.model_load_timeout_s,
@@ -43,6 +52,7 @@ class LocalBackend(Backend):
                 environment_names=tuple(settings.worker_environment),
                 outlier_failures=settings.outlier_failures,
                 outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
+                zygote=zygote,
             )
         return self.pool_settings
 
@@ -62,7 +72,15 @@ class LocalBackend(Backend):
         await pool.start(instance_count)
         return pool
 
+    def warm(self) -> None:
+        """Start the worker template now, so that the first workers need not wait for it."""
+        zygote = self._pool_settings().zygote
+        if zygote is not None:
+            zygote.start()
+
     async def close(self) -> None:
+        if self.pool_settings is not None and self.pool_settings.zygote is not None:
+            await self.pool_settings.zygote.close()
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         if self.note is not None:

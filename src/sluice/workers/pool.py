@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
 from sluice.workers.client import Answer, WorkerConnection, WorkerLost
 from sluice.workers.file_request import FileRequest
+from sluice.workers.forking import ForkedProcess, Zygote
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class PoolSettings:
     outlier_failures: int = 5
     """Server-side failures in a row that eject an instance; 0: never eject."""
     outlier_max_ejected_percent: int = 50
+    zygote: Zygote | None = None
+    """Forks workers with their libraries loaded (None: each starts afresh)."""
 
 
 class WorkerInstance:
@@ -94,7 +97,7 @@ class WorkerInstance:
         self.settings = settings
         self.on_change = on_change
         self.on_restart = on_restart
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
         self.connection: WorkerConnection | None = None
         self.restarts = 0
         self.failures = 0
@@ -115,10 +118,7 @@ class WorkerInstance:
     async def start(self) -> None:
         """Spawn the process and connect; raise ModelLoadError with the loader's message."""
         env = worker_environment(os.environ, self.spec.environment, self.settings.environment_names)
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sluice.workers.main",
+        argv = [
             "--socket",
             self.socket_path,
             "--model-dir",
@@ -129,12 +129,30 @@ class WorkerInstance:
             str(self.spec.nice),
             "--memory-mb",
             str(self.spec.memory_mb or 0),
-            "--parent",
-            str(os.getpid()),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
+        ]
+        zygote = self.settings.zygote
+        # A model's own variables may be read by its libraries as they are imported, and a
+        # tight memory limit must hold from the first import: such a worker starts afresh
+        # rather than from the template, which imported them.
+        if (
+            zygote is not None
+            and all(name.startswith("SLUICE_") for name in self.spec.environment)
+            and await zygote.usable()
+            and zygote.fits(self.spec.memory_mb)
+        ):
+            self.process = await zygote.fork([*argv, "--parent", str(zygote.pid)], env)
+        else:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sluice.workers.main",
+                *argv,
+                "--parent",
+                str(os.getpid()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
         assert self.process.stdout is not None
         try:
             line = await asyncio.wait_for(
