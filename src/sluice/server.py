@@ -115,6 +115,7 @@ def build_server(settings: Settings) -> Server:
         settings.metrics_public,
     )
     database = open_database(settings.resolved_database_url)
+    database.checkpoint_apart()
     repo = Repository(database)
     metrics = Metrics()
     router = Router()
