@@ -332,8 +332,8 @@ class AsyncInference:
                 for endpoint, table in list(self.router.tables.items()):
                     if table.asynchronous is not None:
                         await self._fill(endpoint, table)
-                        if measure or endpoint in self.waiting:
-                            await self._measure(endpoint, table)
+                        if measure or (endpoint in self.waiting and _cold(table)):
+                            await self._measure(endpoint, table)  # (a cold one wakes)
                 self.waiting.clear()
                 if now - renewed >= renew_every:
                     renewed = now
@@ -382,8 +382,7 @@ class AsyncInference:
         if self.on_backlog is not None:
             age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
             self.on_backlog(endpoint, queued, running, age, instances)
-        cold = any(r.weight > 0 and r.backend.instance_count == 0 for r in table.variants)
-        self._size(endpoint, queued + running > 0, cold, instances)
+        self._size(endpoint, queued + running > 0, _cold(table), instances)
 
     def _size(self, endpoint: str, busy: bool, cold: bool, instances: int) -> None:
         """Wake an endpoint that has work and no instance; rest one idle long enough."""
@@ -666,6 +665,11 @@ class AsyncInference:
             },
             delivered,
         )
+
+
+def _cold(table: RouteTable) -> bool:
+    """Some variant that takes traffic runs no instance."""
+    return any(r.weight > 0 and r.backend.instance_count == 0 for r in table.variants)
 
 
 class UploadFailed(SluiceError):
