@@ -313,7 +313,9 @@ class _Run:
     async def _chunk(self, instances: VariantInstances, item: WorkItem) -> None:
         p = item.payload
         source = self.inputs[p["file"]]
-        output = self.parts / f"{p['file']:06d}-{p['index']:06d}.out"
+        # A part of its own for each attempt: a runner whose lease passed on while it
+        # still wrote can never touch the part that is committed.
+        output = self.parts / f"{p['file']:06d}-{p['index']:06d}.{item.attempts}.out"
         errors = output.with_suffix(".errors")
         size = (p["end"] if p["end"] >= 0 else source.path.stat().st_size) - p["start"]
         max_payload = self.spec.max_payload_mb * 1024 * 1024
@@ -353,6 +355,7 @@ class _Run:
             reason = f"{source.uri}: line {error['line']}: {error['message']}"
             await self._finish(item, WorkStatus.FAILED, summary, reason)
             return
+        summary["part"] = output.name
         await self._finish(item, WorkStatus.SUCCEEDED, summary, None)
 
     async def _retry_or_fail(self, item: WorkItem, source: InputObject, reason: str) -> None:
@@ -396,7 +399,7 @@ class _Run:
         """Join a finished file's parts into its output, at once; a file with a failed
         chunk gets no output (SageMaker's rule)."""
         chunks = self._file_items(file)
-        parts = [self.parts / f"{file:06d}-{i.payload['index']:06d}.out" for i in chunks]
+        parts = [self.parts / _part_name(i) for i in chunks]
         if all(i.status is WorkStatus.SUCCEEDED for i in chunks) and all(p.exists() for p in parts):
             source = self.inputs[file]
             target = f"{self.spec.output_path.rstrip('/')}/{source.name}.out"
@@ -404,9 +407,8 @@ class _Run:
             errors = [p.with_suffix(".errors") for p in parts if p.with_suffix(".errors").exists()]
             if errors:
                 self._join(errors, target + ".errors")
-        for part in parts:
+        for part in self.parts.glob(f"{file:06d}-*"):  # every attempt's, committed or not
             part.unlink(missing_ok=True)
-            part.with_suffix(".errors").unlink(missing_ok=True)
 
     def _join(self, parts: list[Path], uri: str) -> None:
         final = self.s.objects.writable(uri, "TransformOutput.S3OutputPath")
@@ -512,3 +514,12 @@ def _counts(items: list[WorkItem]) -> TransformCounts:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _part_name(item: WorkItem) -> str:
+    """The part a chunk's committed attempt wrote (jobs begun before parts were named by
+    attempt have one part a chunk)."""
+    name: str = (
+        item.result.get("part") or f"{item.payload['file']:06d}-{item.payload['index']:06d}.out"
+    )
+    return name
