@@ -72,3 +72,25 @@ async def test_a_template_that_cannot_start_leaves_workers_to_start_afresh(
     zygote = Zygote(tmp_path / "missing-folder", {"PATH": os.environ["PATH"]}, timeout_s=30)
     assert not await zygote.usable()  # its socket cannot be made: it exits
     await zygote.close()
+
+
+async def test_a_bad_request_is_refused_and_the_template_goes_on(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    import socket
+
+    zygote = Zygote(tmp_path, worker_environment(os.environ, {}), timeout_s=60)
+    try:
+        assert await zygote.usable()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(zygote.socket_path)
+            conn.sendall(b"not json")  # and no descriptors
+            assert b"error" in conn.makefile("rb").readline()
+        with pytest.raises(OSError, match="forked nothing"):
+            await asyncio.to_thread(zygote._ask, b'{"argv": "x"}', [0, 2])
+        worker = await zygote.fork(argv(tmp_path, model_dir, zygote), worker_environment({}, {}))
+        assert json.loads(await asyncio.wait_for(worker.stdout.readline(), 60))["ready"]
+        worker.kill()
+        await asyncio.wait_for(worker.wait(), 10)
+    finally:
+        await zygote.close()

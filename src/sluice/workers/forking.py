@@ -129,8 +129,10 @@ class Zygote:
             conn.settimeout(self.timeout_s)
             conn.connect(self.socket_path)
             socket.send_fds(conn, [request], fds)
-            answer = conn.makefile("rb").readline()
-        pid: int = json.loads(answer)["pid"]
+            answer = json.loads(conn.makefile("rb").readline() or b"{}")
+        if "pid" not in answer:
+            raise OSError(f"the worker template forked nothing: {answer.get('error', 'no answer')}")
+        pid: int = answer["pid"]
         return pid
 
     @property

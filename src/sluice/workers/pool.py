@@ -131,6 +131,7 @@ class WorkerInstance:
             str(self.spec.memory_mb or 0),
         ]
         zygote = self.settings.zygote
+        self.process = None
         # A model's own variables may be read by its libraries as they are imported, and a
         # tight memory limit must hold from the first import: such a worker starts afresh
         # rather than from the template, which imported them.
@@ -140,8 +141,11 @@ class WorkerInstance:
             and await zygote.usable()
             and zygote.fits(self.spec.memory_mb)
         ):
-            self.process = await zygote.fork([*argv, "--parent", str(zygote.pid)], env)
-        else:
+            try:
+                self.process = await zygote.fork([*argv, "--parent", str(zygote.pid)], env)
+            except OSError as exc:
+                log.warning("%s: %s; starting it afresh", self.name, exc)
+        if self.process is None:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",

@@ -17,6 +17,7 @@ the server.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import json
@@ -47,14 +48,23 @@ def serve(listener: socket.socket) -> None:
     while True:
         conn, _ = listener.accept()
         with conn:
-            message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
-            request: dict[str, Any] = json.loads(message)
-            pid = os.fork()
-            if pid == 0:
-                _become_worker(listener, conn, request, fds)
-            for fd in fds:
-                os.close(fd)
-            conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+            fds: list[int] = []
+            try:
+                message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
+                request: dict[str, Any] = json.loads(message)
+                if len(fds) != 2 or not isinstance(request.get("argv"), list):
+                    raise ValueError("a request is a JSON object and two descriptors")
+                pid = os.fork()
+                if pid == 0:
+                    _become_worker(listener, conn, request, fds)
+                answer: dict[str, Any] = {"pid": pid}
+            except (OSError, ValueError) as exc:  # a bad request or no fork: it goes on
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            with contextlib.suppress(OSError):
+                conn.sendall(json.dumps(answer).encode() + b"\n")
 
 
 def _become_worker(
