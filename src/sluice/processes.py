@@ -35,6 +35,16 @@ def set_process_name(name: str) -> None:
         libc.prctl(pr_set_name, name.encode()[:15], 0, 0, 0)
 
 
+def unix_listener(path: str, backlog: int) -> socket.socket:
+    """A Unix socket listening at `path` (whatever was there is replaced)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):
+        os.unlink(path)
+    listener.bind(path)
+    listener.listen(backlog)
+    return listener
+
+
 def runner_id() -> str:
     """Who holds a lease in the work queue: `host:pid:nonce` (see `runner_is_gone`)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -25,11 +25,10 @@ class Database:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine: Engine = create_engine(url, **kwargs)
-        self.checkpoints_apart = False
-        """SQLite: the write-ahead log is checkpointed by a thread of its own, not by
-        whichever commit fills it (see `checkpoint_apart`)."""
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        """SQLite: the thread that checkpoints the write-ahead log, when not whichever
+        commit fills it (see `checkpoint_apart`)."""
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", self._sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -41,13 +40,10 @@ class Database:
         A no-op on other databases."""
         if self.engine.dialect.name != "sqlite" or self._checkpointer is not None:
             return
-        self.checkpoints_apart = True
-        with self.engine.connect() as connection:  # connections made before, too
-            connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-        self.engine.dispose()  # the pool's other connections: made again with the pragma
         self._checkpointer = threading.Thread(
             target=self._checkpoint_every, args=(every_s,), name="wal-checkpoint", daemon=True
         )
+        self.engine.dispose()  # the pool's connections: made again with autocheckpoint off
         self._checkpointer.start()
 
     def _checkpoint_every(self, every_s: float) -> None:
@@ -64,7 +60,7 @@ class Database:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if self.checkpoints_apart:
+        if self._checkpointer is not None:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 

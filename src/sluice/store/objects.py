@@ -30,11 +30,17 @@ if TYPE_CHECKING:
 
 
 def local_path(uri: str, field: str = "artifact") -> Path:
-    """A filesystem path from a plain path or a file:// URI; other schemes are refused."""
+    """A filesystem path from a plain path or a file:// URI, resolved; other schemes are
+    refused."""
+    return named_path(uri, field).resolve()
+
+
+def named_path(uri: str, field: str = "artifact") -> Path:
+    """`local_path` as written: not resolved."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         raw = unquote(parsed.path) if parsed.scheme == "file" else uri
-        return Path(raw).expanduser().resolve()
+        return Path(raw).expanduser()
     raise ValidationError(
         f"URI scheme {parsed.scheme!r} of {uri!r} is not supported; use a path, file:// or s3://",
         field=field,
@@ -69,11 +75,10 @@ def _load_syncfs() -> Any:
 _syncfs = _load_syncfs()
 
 
-def sync_to_disk(paths: Sequence[Path]) -> list[None]:
+def sync_to_disk(paths: Sequence[Path]) -> None:
     """Force files just written (and renamed into place) to disk, together: on Linux one
     `syncfs` per filesystem, which costs about one journal commit for any number of
-    files; elsewhere an fsync of each file and its folder. One None per path (the shape
-    a group commit wants)."""
+    files; elsewhere an fsync of each file and its folder."""
     synced: set[int] = set()
     by_file: set[Path] = set()
     for parent in {path.parent for path in paths}:
@@ -93,7 +98,6 @@ def sync_to_disk(paths: Sequence[Path]) -> list[None]:
         if path.parent in by_file:
             with open(path, "rb") as written:
                 os.fsync(written.fileno())
-    return [None] * len(paths)
 
 
 def is_under(path: Path, root: Path) -> bool:
@@ -206,12 +210,7 @@ class ObjectStore:
         """The local path `uri` names, as written: neither resolved nor checked (whoever
         opens it checks it, against `policy`)."""
         key = s3_key(uri, field)
-        if key is not None:
-            return self.s3_mirror / key
-        parsed = urlparse(uri)
-        if parsed.scheme not in ("", "file"):
-            return local_path(uri, field)  # raises: the scheme is refused
-        return Path(unquote(parsed.path) if parsed.scheme == "file" else uri).expanduser()
+        return self.s3_mirror / key if key is not None else named_path(uri, field)
 
     def local(self, uri: str, field: str = "artifact") -> Path:
         """The local path of any accepted URI (an s3:// URI's is under the mirror)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluice.errors import ModelError, SluiceError
-from sluice.processes import die_with_parent
+from sluice.processes import die_with_parent, unix_listener
 from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
 from sluice.workers import file_request, protocol
@@ -195,11 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             message += f" (the worker may map {args.memory_mb} MiB: setting instance_memory_mb)"
         print(json.dumps({"error": message}), flush=True)
         return 1
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(args.socket):
-        os.unlink(args.socket)
-    listener.bind(args.socket)
-    listener.listen(8)
+    listener = unix_listener(args.socket, 8)
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     # From here on, whatever the model prints goes to the log, never into the ready pipe.
     os.dup2(2, 1)

@@ -27,7 +27,7 @@ import socket
 import sys
 from typing import Any
 
-from sluice.processes import die_with_parent, set_process_name
+from sluice.processes import die_with_parent, set_process_name, unix_listener
 
 WORKER_NAME = "sluice-worker"
 """The name a forked worker goes by (its command line is the zygote's)."""
@@ -116,11 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from sluice.workers import main as worker_main  # noqa: F401
 
     gc.freeze()  # what the workers share stays shared (no collector writes to it)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if os.path.exists(args.socket):
-        os.unlink(args.socket)
-    listener.bind(args.socket)
-    listener.listen(64)
+    listener = unix_listener(args.socket, 64)
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     serve(listener)
     return 0
