@@ -10,8 +10,10 @@ It measures, with `wrk` on the same machine:
 - real-time requests/s at c=16 (the reference);
 - InvokeEndpointAsync latency (until the 202) at c=1 and c=16, while the queue is served,
   and the completions/s meanwhile (from the server's own counter);
-- sustained completions/s: the rate at which the backlog left by the enqueueing drains,
-  from the moment wrk stops to the last completion (nothing else runs meanwhile).
+- sustained completions/s: the rate at which a backlog drains with nothing else running.
+  The backlog is made by enqueueing for `--duration` seconds while the async endpoint's
+  worker is stopped (SIGSTOP; the requests it was sent wait in its socket); the drain is
+  timed from SIGCONT to the last completion.
 
 Bars: enqueue p99 < 10 ms; sustained completions >= 50 % of real-time req/s.
 """
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -58,14 +62,84 @@ def backlog(gw: Gateway, endpoint: str) -> float:
     return 0.0
 
 
+def create_cost_us(folder: Path, count: int = 300) -> float:
+    """CPU time to create one empty file in `folder`, in microseconds."""
+    probe = folder / "probe"
+    probe.mkdir()
+    started = time.process_time()
+    for i in range(count):
+        (probe / str(i)).touch()
+    return (time.process_time() - started) / count * 1e6
+
+
+def workers_of(pid: int) -> list[int]:
+    """The model workers among the descendants of process `pid`."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+            children.setdefault(int(rest.split()[1]), []).append(int(entry))
+            names[int(entry)] = name
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            if names[child] == "sluice-worker":
+                found.append(child)
+    return found
+
+
+def wait_drained(gw: Gateway, endpoint: str) -> None:
+    """Wait until the endpoint's queue is empty and its counter has stood still for a
+    second (looking rarely: each look costs the server a metrics page)."""
+    last = processed(gw, endpoint)
+    changed = time.monotonic()
+    while time.monotonic() - changed < 1.0 or backlog(gw, endpoint) > 0:
+        time.sleep(0.25)
+        now = processed(gw, endpoint)
+        if now != last:
+            last, changed = now, time.monotonic()
+
+
+def written_since(folder: Path, since: float) -> tuple[int, float]:
+    """How many files in `folder` were written at or after `since` (wall clock), and when
+    the last of them was."""
+    count, last = 0, since
+    for entry in os.scandir(folder):
+        modified = entry.stat().st_mtime
+        if modified >= since:
+            count += 1
+            last = max(last, modified)
+    return count, last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "async.json")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the work folder (tens of thousands of files) in place; see the note on "
+        "file creation below",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-async-"))
+    creating = create_cost_us(work)
+    if creating > 200:
+        print(
+            f"note: creating a file here costs {creating:.0f} us (usually ~25): on ext4 without "
+            "a journal, inodes freed in the last minutes are skipped one by one, so the "
+            "figures below are slower than this machine is (wait a few minutes after "
+            "deleting many files, or pass --keep to earlier runs)"
+        )
     home = work / "home"
     home.mkdir()
     results: dict[str, float] = {}
@@ -103,7 +177,6 @@ def main() -> None:
             print(f"real-time c=16: {results['realtime_rps_c16']:,.0f} req/s")
 
             url = f"{gw.url}/endpoints/queued/async-invocations"
-            started = time.monotonic()
             enqueued = 0
             for c in (1, 16):
                 before = processed(gw, "queued")
@@ -122,24 +195,32 @@ def main() -> None:
                     f"{results[f'enqueue_p99_ms_c{c}']:.2f} ms, errors "
                     f"{results[f'errors_c{c}']:.0f}; completions meanwhile {rate:,.0f}/s"
                 )
-            # The backlog drains: from now to the last completion (the counter moves with
-            # every one; drained once it has not moved for a second and nothing is queued).
-            drain_started = time.monotonic()
-            at_start = last = processed(gw, "queued")
-            changed = drain_started
-            while time.monotonic() - changed < 1.0 or backlog(gw, "queued") > 0:
-                time.sleep(0.02)
-                now = processed(gw, "queued")
-                if now != last:
-                    last, changed = now, time.monotonic()
-            results["drained"] = last - at_start
-            results["drain_s"] = changed - drain_started
+            wait_drained(gw, "queued")
+            # The realtime endpoint goes: only the async endpoint's worker is left.
+            gw.api.delete("/endpoints/realtime").raise_for_status()
+            while gw.api.get("/endpoints/realtime").status_code != 404:
+                time.sleep(0.1)
+            stopped = workers_of(gw.proc.pid)
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                r = wrk(url, 16, args.duration, empty, headers)
+                enqueued += int(r["requests"])
+            finally:
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+            # Timed by the answers' files: from SIGCONT to the last one written.
+            drain_started = time.time()
+            wait_drained(gw, "queued")
+            last = processed(gw, "queued")
+            drained, finished = written_since(home / "s3" / "bench" / "out", drain_started)
+            results["drained"] = drained
+            results["drain_s"] = finished - drain_started
             results["sustained_completions_per_s"] = results["drained"] / results["drain_s"]
             # wrk counts only the answers it read before it stopped; the server may have
             # accepted a few more.
             enqueued = max(enqueued, int(last))
             results["enqueued"] = enqueued
-            results["completions_per_s_overall"] = enqueued / (changed - started)
             results["backlog_after"] = backlog(gw, "queued")
             outputs = len(list((home / "s3" / "bench" / "out").glob("*.out")))
             results["outputs_written"] = outputs
@@ -151,7 +232,10 @@ def main() -> None:
         finally:
             gw.stop()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
     sustained = results["sustained_completions_per_s"]
     reference = results["realtime_rps_c16"]

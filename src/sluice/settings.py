@@ -114,10 +114,13 @@ class Settings(BaseSettings):
     async_max_input_bytes: int = 1024 * 1024 * 1024
     """Largest input an async invocation may name (SageMaker's limit is 1 GB)."""
 
-    async_concurrency_per_instance: int = 16
+    async_concurrency_per_instance: int = 128
     """In-flight async invocations per instance when the endpoint config does not set
-    MaxConcurrentInvocationsPerInstance (a worker answers one at a time; the others wait
-    at it, so it never idles between them)."""
+    MaxConcurrentInvocationsPerInstance. A worker answers them in batches (the model
+    predicts a batch's rows in one call); the others wait at it, so it never idles while
+    a batch's answers are forced to disk and reported. A request sent to an instance can
+    no longer be cancelled or overtaken by a higher priority: with a slow model, set
+    MaxConcurrentInvocationsPerInstance lower."""
 
     worker_preload: bool = True
     """Start workers by forking a template process that has loaded the runtimes' libraries

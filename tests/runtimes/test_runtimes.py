@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sluice.errors import ModelError, ValidationError
@@ -103,3 +104,71 @@ def test_detection_order(artifacts: dict[str, Path], tmp_path: Path) -> None:
         registry.detect(tmp_path, {})
     with pytest.raises(ValidationError, match="unknown runtime"):
         registry.canonical("tensorflow")
+
+
+def test_many_requests_are_answered_together_as_each_would_be_alone(
+    artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = SklearnRuntime(artifacts["logreg"], {})
+    runtime.load()
+    x, _ = models.digits()
+    calls: list[int] = []
+    predict = runtime.predict
+    monkeypatch.setattr(runtime, "predict", lambda rows: calls.append(len(rows)) or predict(rows))
+    requests = [
+        (json.dumps(x[:2].tolist()).encode(), "application/json", "application/json"),
+        (b"not json", "application/json", "application/json"),  # fails alone, at decoding
+        (json.dumps(x[2:3].tolist()).encode(), "application/json", "text/csv"),
+        (b"[[1, 2]]", "application/json", "application/json"),  # another width: alone
+        (",".join(map(str, x[3])).encode(), "text/csv", "application/json"),
+        (json.dumps(x[4:5].tolist()).encode(), "application/json", "image/png"),
+    ]
+    answers = runtime.invoke_many(requests)
+    assert len(answers) == len(requests)
+    assert sorted(calls) == [1, 4]  # the three alike (2 + 1 + 1 rows) in one call
+    for request, answer in zip(requests, answers, strict=True):
+        if isinstance(answer, Exception):
+            with pytest.raises(type(answer)):
+                runtime.invoke(*request)
+            continue
+        body, content_type = answer
+        alone_body, alone_type = runtime.invoke(*request)
+        assert content_type == alone_type
+        if content_type == "application/json":
+            got, alone = json.loads(body), json.loads(alone_body)
+            assert got["predictions"] == alone["predictions"]
+            np.testing.assert_allclose(got["probabilities"], alone["probabilities"], rtol=1e-12)
+        else:
+            assert body == alone_body
+    assert isinstance(answers[1], ValidationError)
+    assert isinstance(answers[3], ValidationError) and "64 features" in str(answers[3])
+    assert "image/png" in str(answers[5])
+
+
+def test_a_batch_the_model_refuses_is_tried_request_by_request(
+    artifacts: dict[str, Path],
+) -> None:
+    runtime = SklearnRuntime(artifacts["logreg"], {})
+    runtime.load()
+    x, y = models.digits()
+    good = json.dumps(x[:1].tolist()).encode()
+    bad = json.dumps([[float("nan")] * 64]).encode()
+    answers = runtime.invoke_many([(good, "application/json", ""), (bad, "application/json", "")])
+    assert json.loads(answers[0][0])["predictions"] == y[:1].tolist()  # type: ignore[index]
+    assert isinstance(answers[1], ValidationError)
+
+
+def test_a_runtime_with_its_own_invoke_answers_each_request_alone(
+    artifacts: dict[str, Path],
+) -> None:
+    runtime = HandlerRuntime(artifacts["crashing"], {})
+    runtime.load()
+    x, y = models.digits()
+    answers = runtime.invoke_many(
+        [
+            (json.dumps(x[:2].tolist()).encode(), "application/json", ""),
+            (json.dumps([[-1.0] * 64]).encode(), "application/json", ""),
+        ]
+    )
+    assert json.loads(answers[0][0])["predictions"] == y[:2].tolist()  # type: ignore[index]
+    assert isinstance(answers[1], ModelError)

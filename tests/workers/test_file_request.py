@@ -128,3 +128,30 @@ def test_missing_special_and_oversized_inputs_are_named(
     with pytest.raises(ValidationError, match="async_max_input_bytes"):
         answer(runtime, request(home, big, output, max_input_bytes=10))
     assert not output.exists()
+
+
+def test_a_burst_of_requests_is_answered_together_each_into_its_own_output(
+    runtime: SklearnRuntime, home: Path
+) -> None:
+    from sluice.workers import file_request
+
+    x, y = models.digits()
+    sources = []
+    for i in range(5):
+        path = home / "s3" / "bucket" / "in" / f"{i}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(x[i : i + 1].tolist()))
+        sources.append(path)
+    out = home / "s3" / "bucket" / "out"
+    requests = [request(home, source, out / f"{i}.out") for i, source in enumerate(sources)]
+    requests[2] = request(home, home / "s3" / "bucket" / "in" / "missing.json", out / "2.out")
+    burst = Burst()
+    try:
+        results = file_request.answer_many(runtime, requests, burst)
+    finally:
+        burst.close()
+    assert isinstance(results[2], ValidationError) and "does not exist" in str(results[2])
+    assert [r for i, r in enumerate(results) if i != 2] == ["application/json"] * 4
+    for i in (0, 1, 3, 4):
+        assert json.loads((out / f"{i}.out").read_text())["predictions"] == [int(y[i])]
+    assert not (out / "2.out").exists()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,13 +44,79 @@ class Runtime(ABC):
         """Decode, predict and encode one request. Returns (body, content type)."""
         rows = codecs.decode(body, content_type)
         codecs.check_accept(accept)
+        return codecs.encode(self._predict_checked(rows), accept)
+
+    def invoke_many(
+        self, requests: Sequence[tuple[bytes, str, str]]
+    ) -> list[tuple[bytes, str] | Exception]:
+        """Answer several (body, content type, accept) requests: for each, its answer or
+        what `invoke` would have raised. With the standard decode, predict, encode (a
+        runtime that keeps `invoke` as it is here), the rows of requests alike in type and
+        width go to the model in one `predict` call and the outputs are split back (one
+        output row per input row); if that call fails, each request is tried alone, so
+        one bad input fails only itself."""
+        answers: list[tuple[bytes, str] | Exception | None] = [None] * len(requests)
+        if type(self).invoke is not Runtime.invoke or len(requests) < 2:
+            for i, (body, content_type, accept) in enumerate(requests):
+                answers[i] = _attempt(self.invoke, body, content_type, accept)
+            return [a for a in answers if a is not None]
+        alike: dict[tuple[str, tuple[int, ...]], list[tuple[int, np.ndarray, str]]] = {}
+        for i, (body, content_type, accept) in enumerate(requests):
+            try:
+                rows = codecs.decode(body, content_type)
+                codecs.check_accept(accept)
+            except Exception as exc:  # noqa: BLE001 - the request's own failure
+                answers[i] = exc
+                continue
+            alike.setdefault((rows.dtype.str, rows.shape[1:]), []).append((i, rows, accept))
+        for group in alike.values():
+            parts = self._predict_together([rows for _, rows, _ in group])
+            for k, (i, rows, accept) in enumerate(group):
+                if parts is None:
+                    answers[i] = _attempt(self._answer_rows, rows, accept)
+                else:
+                    answers[i] = _attempt(codecs.encode, parts[k], accept)
+        return [a for a in answers if a is not None]
+
+    def _answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
+        return codecs.encode(self._predict_checked(rows), accept)
+
+    def _predict_checked(self, rows: np.ndarray) -> Prediction:
+        """`predict`, with anything but sluice's own errors reported as a ModelError."""
         try:
-            outputs = self.predict(rows)
+            return self.predict(rows)
         except SluiceError:
             raise
         except Exception as exc:
             raise ModelError(f"{type(exc).__name__}: {exc}") from exc
-        return codecs.encode(outputs, accept)
+
+    def _predict_together(self, batches: list[np.ndarray]) -> list[Prediction] | None:
+        """One `predict` over the rows of every batch, split back per batch; None when the
+        call fails or an output does not have one row per input row."""
+        if len(batches) == 1:
+            return None
+        try:
+            outputs = self.predict(np.concatenate(batches))
+        except Exception:  # noqa: BLE001 - each batch is then tried alone
+            return None
+        sizes = [len(b) for b in batches]
+        total = sum(sizes)
+        cuts = np.cumsum(sizes)[:-1]
+        split: dict[str, list[np.ndarray]] = {}
+        for name, value in outputs.items():
+            array = np.asarray(value)
+            if array.ndim == 0 or len(array) != total:
+                return None
+            split[name] = np.split(array, cuts)
+        return [{name: parts[k] for name, parts in split.items()} for k in range(len(batches))]
+
+
+def _attempt(answer: Callable[..., tuple[bytes, str]], *args: Any) -> tuple[bytes, str] | Exception:
+    """`answer(*args)`, or what it raised."""
+    try:
+        return answer(*args)
+    except Exception as exc:  # noqa: BLE001 - handed back as this request's failure
+        return exc
 
 
 def find_one(model_dir: Path, patterns: tuple[str, ...], what: str) -> Path:

@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,14 +113,69 @@ class Burst:
             self.written.clear()
 
 
+BATCH_BYTES = 8 << 20
+"""The inputs the model answers together hold at most this much (one bigger input goes
+alone)."""
+
+
 def answer(runtime: Runtime, request: FileRequest, burst: Burst) -> str:
     """Answer one request into its output; the answer's content type."""
-    policy = request.policy
-    body = _read_input(request, policy)
-    data, content_type = runtime.invoke(body, request.content_type, request.accept)
-    del body
+    result = answer_many(runtime, [request], burst)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def answer_many(
+    runtime: Runtime, requests: Sequence[FileRequest], burst: Burst
+) -> list[str | Exception]:
+    """Answer requests into their outputs: for each, its answer's content type or why it
+    failed. Inputs are read a batch at a time (up to BATCH_BYTES), the model answers a
+    batch together (`Runtime.invoke_many`), then each answer is written."""
+    results: list[str | Exception] = []
+    batch: list[tuple[FileRequest, bytes | Exception]] = []
+    size = 0
+    for request in requests:
+        try:
+            body: bytes | Exception = _read_input(request, request.policy)
+        except Exception as exc:  # noqa: BLE001 - this request's failure
+            body = exc
+        if batch and size + (len(body) if isinstance(body, bytes) else 0) > BATCH_BYTES:
+            results += _answer_batch(runtime, batch, burst)
+            batch, size = [], 0
+        batch.append((request, body))
+        size += len(body) if isinstance(body, bytes) else 0
+    return results + _answer_batch(runtime, batch, burst)
+
+
+def _answer_batch(
+    runtime: Runtime, batch: list[tuple[FileRequest, bytes | Exception]], burst: Burst
+) -> list[str | Exception]:
+    readable = [(r, body) for r, body in batch if isinstance(body, bytes)]
+    answers = iter(runtime.invoke_many([(body, r.content_type, r.accept) for r, body in readable]))
+    results: list[str | Exception] = []
+    for request, body in batch:
+        if isinstance(body, Exception):
+            results.append(body)
+            continue
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            results.append(answer)
+            continue
+        data, content_type = answer
+        try:
+            _write_answer(request, data, burst)
+        except Exception as exc:  # noqa: BLE001 - this request's failure
+            results.append(exc)
+            continue
+        results.append(content_type)
+    return results
+
+
+def _write_answer(request: FileRequest, data: bytes, burst: Burst) -> None:
+    """The answer under a staging name in the (judged) output folder, renamed into place."""
     named = Path(request.output)
-    folder_fd, folder = burst.folder(named.parent, policy)
+    folder_fd, folder = burst.folder(named.parent, request.policy)
     if request.sweep:
         sweep_leftovers(folder / named.name)
     staging = staging_for(named).name
@@ -134,7 +190,6 @@ def answer(runtime: Runtime, request: FileRequest, burst: Burst) -> str:
             os.unlink(staging, dir_fd=folder_fd)
         raise
     burst.written.append(folder / named.name)
-    return content_type
 
 
 def _read_input(request: FileRequest, policy: PathPolicy | None) -> bytes:

@@ -33,24 +33,16 @@ from sluice.workers import file_request, protocol
 from sluice.workers.protocol import Frame
 
 if TYPE_CHECKING:
-    pass
+    from sluice.runtimes.base import Runtime
 
 log = logging.getLogger("sluice.worker")
 
 
-def handle(runtime: object, frame: Frame, burst: file_request.Burst) -> bytes:
-    """Answer one frame; never raises. `burst`: what the frames read together share."""
-    from sluice.runtimes.base import Runtime
-
-    assert isinstance(runtime, Runtime)
+def handle(runtime: Runtime, frame: Frame) -> bytes:
+    """Answer one frame; never raises."""
     if frame.kind == protocol.PING:
         return protocol.pack(frame.request_id, protocol.PONG, 200, "", "", b"")
     try:
-        if frame.kind == protocol.FILE_REQUEST:
-            request = file_request.FileRequest.from_json(frame.body)
-            content_type = file_request.answer(runtime, request, burst)
-            burst.answered.add(frame.request_id)
-            return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", b"")
         if frame.kind == protocol.TRANSFORM_REQUEST:
             from sluice.workers import transform
 
@@ -58,23 +50,50 @@ def handle(runtime: object, frame: Frame, burst: file_request.Burst) -> bytes:
             return protocol.pack(frame.request_id, protocol.RESPONSE, 200, JSON, "", summary)
         body, content_type = runtime.invoke(frame.body, frame.text1, frame.text2)
         return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", body)
-    except SluiceError as exc:
-        if isinstance(exc, ModelError):
-            log.error("model error on request %d:\n%s", frame.request_id, traceback.format_exc())
-        return protocol.pack(
-            frame.request_id,
-            protocol.ERROR,
-            exc.status,
-            exc.code,
-            exc.field or "",
-            exc.message.encode(),
-        )
     except Exception as exc:  # noqa: BLE001 - a model's failure must never kill the worker
-        log.error("model error on request %d:\n%s", frame.request_id, traceback.format_exc())
-        message = f"{type(exc).__name__}: {exc}".encode()
-        return protocol.pack(frame.request_id, protocol.ERROR, 424, "ModelError", "", message)
+        return failure(frame.request_id, exc)
 
 
+def handle_files(runtime: Runtime, frames: list[Frame], burst: file_request.Burst) -> list[bytes]:
+    """Answer FILE_REQUEST frames, the model answering them together; never raises.
+    `burst`: what the frames answered together share (output folders, files to sync)."""
+    out: list[bytes] = [b""] * len(frames)
+    parsed: list[tuple[int, file_request.FileRequest]] = []
+    for k, frame in enumerate(frames):
+        try:
+            parsed.append((k, file_request.FileRequest.from_json(frame.body)))
+        except Exception as exc:  # noqa: BLE001 - a malformed request fails alone
+            out[k] = failure(frame.request_id, exc)
+    results = file_request.answer_many(runtime, [request for _, request in parsed], burst)
+    for (k, _), result in zip(parsed, results, strict=True):
+        request_id = frames[k].request_id
+        if isinstance(result, Exception):
+            out[k] = failure(request_id, result)
+        else:
+            burst.answered.add(request_id)
+            out[k] = protocol.pack(request_id, protocol.RESPONSE, 200, result, "", b"")
+    return out
+
+
+def failure(request_id: int, exc: Exception) -> bytes:
+    """The ERROR frame for a request that failed with `exc` (a model's failure logged)."""
+    if isinstance(exc, SluiceError):
+        if isinstance(exc, ModelError):
+            log.error("model error on request %d:\n%s", request_id, _traceback(exc))
+        return protocol.pack(
+            request_id, protocol.ERROR, exc.status, exc.code, exc.field or "", exc.message.encode()
+        )
+    log.error("model error on request %d:\n%s", request_id, _traceback(exc))
+    message = f"{type(exc).__name__}: {exc}".encode()
+    return protocol.pack(request_id, protocol.ERROR, 424, "ModelError", "", message)
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+BATCH_FRAMES = 64
+"""At most this many file requests are answered together."""
 REPLY_EVERY_S = 0.002
 """How much work a worker does before it sends the answers so far."""
 
@@ -132,7 +151,17 @@ class Replies:
                 return  # the gateway is gone
 
 
-def serve(runtime: object, listener: socket.socket) -> None:
+def _take_files(frames: list[Frame]) -> list[Frame]:
+    """The FILE_REQUEST frames at the head of `frames` (up to BATCH_FRAMES), removed."""
+    count = 0
+    while count < min(len(frames), BATCH_FRAMES) and frames[count].kind == protocol.FILE_REQUEST:
+        count += 1
+    taken = frames[:count]
+    del frames[:count]
+    return taken
+
+
+def serve(runtime: Runtime, listener: socket.socket) -> None:
     """Serve the gateway's one connection; return when it closes (the gateway stopped or died)."""
     conn, _ = listener.accept()
     with conn:
@@ -152,7 +181,11 @@ def serve(runtime: object, listener: socket.socket) -> None:
                 started = time.perf_counter()
                 try:
                     while frames and (not out or time.perf_counter() - started < REPLY_EVERY_S):
-                        out.append(handle(runtime, frames.pop(0), burst))
+                        if frames[0].kind == protocol.FILE_REQUEST:
+                            batch = _take_files(frames)
+                            out += handle_files(runtime, batch, burst)
+                        else:
+                            out.append(handle(runtime, frames.pop(0)))
                 except BaseException:
                     burst.close(sync=False)
                     raise
