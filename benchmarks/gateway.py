@@ -115,8 +115,10 @@ def wrk(
     duration: float,
     body: Path,
     headers: dict[str, str] | None = None,
+    pace_ms: int | None = None,
 ) -> dict[str, float]:
-    """One wrk run POSTing `body` with `headers` (each request the same bytes)."""
+    """One wrk run POSTing `body` with `headers` (each request the same bytes); with
+    `pace_ms`, each connection pauses that long before each request."""
     lines = "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())
     out = subprocess.run(
         [
@@ -132,7 +134,12 @@ def wrk(
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "WRK_BODY_FILE": str(body), "WRK_HEADERS": lines},
+        env={
+            **os.environ,
+            "WRK_BODY_FILE": str(body),
+            "WRK_HEADERS": lines,
+            **({"WRK_PACE_MS": str(pace_ms)} if pace_ms else {}),
+        },
         check=True,
     )
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT "))
@@ -285,9 +292,7 @@ class Gateway:
             from sluice.security.credentials import FILE_NAME, read_file
 
             self.admin = next(p for p in read_file(home / FILE_NAME) if p.name == "admin")
-        self.api = httpx.Client(
-            base_url=f"{self.url}/api/v1", timeout=120, headers=self.bearer()
-        )
+        self.api = httpx.Client(base_url=f"{self.url}/api/v1", timeout=120, headers=self.bearer())
 
     def bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin.token}"} if self.admin else {}

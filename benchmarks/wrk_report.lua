@@ -10,6 +10,16 @@ for line in string.gmatch(os.getenv("WRK_HEADERS") or "", "[^\n]+") do
   if name then wrk.headers[name] = value end
 end
 
+-- A pause before each request of a connection, $WRK_PACE_MS on average (in ms): a load
+-- below the server's limit, where latency is the server's own and not a queue's. Pauses
+-- drawn at random (exponentially, as between independent clients' requests) keep the
+-- connections from falling into step and arriving all at once.
+local pace = tonumber(os.getenv("WRK_PACE_MS") or "")
+if pace then
+  math.randomseed(os.time())
+  delay = function() return -math.log(1 - math.random()) * pace end
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

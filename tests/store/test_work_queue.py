@@ -195,3 +195,9 @@ def test_items_and_cancel_all(queue: WorkQueue) -> None:
     ]
     assert not queue.finish(items[1].id, "runner", WorkStatus.SUCCEEDED)  # too late
     assert queue.items("none") == []
+
+
+def test_a_new_item_is_handed_back_as_it_was_stored(queue: WorkQueue) -> None:
+    expires = utcnow() + timedelta(minutes=5)
+    item, created = queue.enqueue("q", "k", {"n": [1, 2]}, priority=3, expires_at=expires)
+    assert created and item == queue.get("q", "k")

@@ -23,7 +23,6 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,6 +44,7 @@ from sluice.store.group_commit import GroupCommit
 from sluice.store.objects import ObjectStore, staging_for, sync_to_disk
 from sluice.store.tables import utcnow
 from sluice.store.work_queue import NewItem, Outcome, WorkQueue
+from sluice.store.writer import Writer
 from sluice.waiting import wait_at_most
 from sluice.workers.client import WorkerDied
 from sluice.workers.file_request import INPUT_FIELD, FileRequest, sweep_leftovers
@@ -55,6 +55,8 @@ T = TypeVar("T")
 QUEUE_PREFIX = "async:"
 DEFAULT_TTL_S = 21600
 DEFAULT_TIMEOUT_S = 900
+CLAIM_AT_MOST = 32
+"""Requests claimed, or outcomes committed, in one write of the dispatcher's."""
 WAKE_RETRY_S = 10.0
 """Pause before starting an endpoint's instances again after they failed to start."""
 INLINE_RESPONSE_LIMIT = 128 * 1024
@@ -131,10 +133,11 @@ class AsyncInference:
         self.wake = asyncio.Event()
         self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
         self._task: asyncio.Task[None] | None = None
-        # One thread writes this server's queue changes, many at a time (group commits).
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="async-queue")
-        self._enqueue = GroupCommit(queue.enqueue_many, self._writer)
-        self._finish = GroupCommit(queue.finish_many, self._writer)
+        # One thread writes this server's queue changes, many at a time (group commits);
+        # accepting a request goes ahead of the dispatcher's bookkeeping.
+        self._writer = Writer("async-queue")
+        self._enqueue = GroupCommit(queue.enqueue_many, self._writer.urgent)
+        self._finish = GroupCommit(queue.finish_many, self._writer.background, CLAIM_AT_MOST)
 
     # -- configuration
 
@@ -310,9 +313,9 @@ class AsyncInference:
         # The writer thread stays (idle): a status read or a restart may still use it.
 
     async def _db(self, call: Callable[..., T], *args: Any) -> T:
-        """Run a queue operation on the writer thread."""
+        """Run a queue operation on the writer thread (behind any request being accepted)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._writer, functools.partial(call, *args)
+            self._writer.background, functools.partial(call, *args)
         )
 
     async def _run(self) -> None:
@@ -362,19 +365,25 @@ class AsyncInference:
     async def _fill(self, endpoint: str, table: RouteTable) -> None:
         """Claim as many requests as there is room for, once there is room for a quarter
         of the capacity (a claim serves many; the requests still waiting at the worker
-        keep it busy meanwhile)."""
+        keep it busy meanwhile), CLAIM_AT_MOST at a time (a request being accepted waits
+        for at most one such claim)."""
         running = self.in_flight.setdefault(endpoint, {})
         capacity = self.capacity(table)
-        free = capacity - len(running)
-        if free < max(1, capacity // 4):
-            return
-        items = await self._db(
-            self.queue.claim, queue_name(endpoint), self.owner, self.settings.async_lease_s, free
-        )
-        for item in items:
-            task = asyncio.create_task(self._process(endpoint, item), name=f"async {item.key}")
-            running[item.id] = task
-            task.add_done_callback(functools.partial(self._done, endpoint, item.id))
+        while (free := capacity - len(running)) >= max(1, capacity // 4):
+            wanted = min(free, CLAIM_AT_MOST)
+            items = await self._db(
+                self.queue.claim,
+                queue_name(endpoint),
+                self.owner,
+                self.settings.async_lease_s,
+                wanted,
+            )
+            for item in items:
+                task = asyncio.create_task(self._process(endpoint, item), name=f"async {item.key}")
+                running[item.id] = task
+                task.add_done_callback(functools.partial(self._done, endpoint, item.id))
+            if len(items) < wanted:
+                return
 
     async def _measure(self, endpoint: str, table: RouteTable) -> None:
         queued, running, oldest = await self._db(self.backlog, endpoint)

@@ -151,30 +151,51 @@ class WorkQueue:
         # Core statements on a plain connection: this is the async hot path, and the ORM's
         # unit of work would cost more than the database itself.
         with self.db.engine.begin() as connection:
-            # One statement for every row (executemany: its compiled form is cached).
-            created = {
-                (row.queue, row.key)
+            # One statement for every row; the rows it made come back with their ids.
+            made = {
+                (row.queue, row.key): row.id
                 for row in connection.execute(
                     insert(ITEMS)
                     .on_conflict_do_nothing(index_elements=["queue", "key"])
-                    .returning(ITEMS.c.queue, ITEMS.c.key, sort_by_parameter_order=True),
+                    .returning(ITEMS.c.id, ITEMS.c.queue, ITEMS.c.key),
                     rows,
                 )
             }
-            keys = {entry.key for entry in entries}
-            queues = {entry.queue for entry in entries}
+            # Keys queued before: their first items (read only when there are some).
+            before = [entry for entry in entries if (entry.queue, entry.key) not in made]
             found = {
                 (row.queue, row.key): work_item(row)
-                for row in connection.execute(
-                    select(ITEMS).where(ITEMS.c.key.in_(keys), ITEMS.c.queue.in_(queues))
+                for row in (
+                    connection.execute(
+                        select(ITEMS).where(
+                            ITEMS.c.key.in_({entry.key for entry in before}),
+                            ITEMS.c.queue.in_({entry.queue for entry in before}),
+                        )
+                    )
+                    if before
+                    else ()
                 )
             }
         out: list[tuple[e.WorkItem, bool]] = []
-        seen: set[tuple[str, str]] = set()
         for entry in entries:
             name = (entry.queue, entry.key)
-            out.append((found[name], name in created and name not in seen))
-            seen.add(name)
+            if name in found:
+                out.append((found[name], False))
+                continue
+            item = e.WorkItem(
+                made[name],
+                entry.queue,
+                entry.key,
+                e.WorkStatus.QUEUED,
+                entry.priority,
+                entry.payload,
+                attempts=0,
+                created_at=now,
+                not_before=now,
+                expires_at=entry.expires_at,
+            )
+            found[name] = item  # the same key again in this batch: this item, not new
+            out.append((item, True))
         return out
 
     def get(self, queue: str, key: str) -> e.WorkItem | None:

@@ -92,7 +92,7 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-BATCH_FRAMES = 64
+BATCH_FRAMES = 16
 """At most this many file requests are answered together."""
 REPLY_EVERY_S = 0.002
 """How much work a worker does before it sends the answers so far."""
