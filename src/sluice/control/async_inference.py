@@ -461,16 +461,15 @@ class AsyncInference:
             variant = route.name
             # The worker checks both paths against the policy, reads, answers and puts the
             # answer in place, on disk; the gateway touches no file on this path.
+            home, roots = self._policy
             request = FileRequest(
                 input=str(await self._input_path(p["input_location"], endpoint, variant)),
                 output=str(self.objects.named(p["output_location"], "S3OutputPath")),
                 content_type=p["content_type"],
                 accept=p["accept"],
                 max_input_bytes=self.settings.async_max_input_bytes,
-                home=str(self.objects.policy.home) if self.objects.policy else None,
-                roots=tuple(str(r) for r in self.objects.policy.allowed)
-                if self.objects.policy
-                else (),
+                home=home,
+                roots=roots,
                 sweep=item.attempts > 1,
             )
             content_type = await route.backend.invoke_file(request, p["timeout_s"])
@@ -506,6 +505,14 @@ class AsyncInference:
             self._notify_success(item, variant, content_type, Path(request.output))
         else:
             log.warning("async invocation %s finished after its lease passed on", item.key)
+
+    @functools.cached_property
+    def _policy(self) -> tuple[str | None, tuple[str, ...]]:
+        """The server's path policy as a worker is told it: its home and allowed roots."""
+        policy = self.objects.policy
+        if policy is None:
+            return None, ()
+        return str(policy.home), tuple(str(root) for root in policy.allowed)
 
     async def _input_path(self, location: str, endpoint: str, variant: str) -> Path:
         """The input's local path: as named (the worker checks it), or a fresh download

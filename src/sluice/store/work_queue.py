@@ -11,6 +11,7 @@ SQLite runs one writer at a time, which gives the same guarantee.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -111,6 +112,17 @@ _FINISH = (
 )
 
 
+@functools.cache
+def _insert(dialect: str) -> Any:
+    """INSERT of new items, skipping keys already queued, returning the rows it made."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(ITEMS)
+        .on_conflict_do_nothing(index_elements=["queue", "key"])
+        .returning(ITEMS.c.id, ITEMS.c.queue, ITEMS.c.key)
+    )
+
+
 class WorkQueue:
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -147,19 +159,13 @@ class WorkQueue:
             }
             for entry in entries
         ]
-        insert = postgresql_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert
         # Core statements on a plain connection: this is the async hot path, and the ORM's
         # unit of work would cost more than the database itself.
         with self.db.engine.begin() as connection:
             # One statement for every row; the rows it made come back with their ids.
             made = {
                 (row.queue, row.key): row.id
-                for row in connection.execute(
-                    insert(ITEMS)
-                    .on_conflict_do_nothing(index_elements=["queue", "key"])
-                    .returning(ITEMS.c.id, ITEMS.c.queue, ITEMS.c.key),
-                    rows,
-                )
+                for row in connection.execute(_insert(self.db.engine.dialect.name), rows)
             }
             # Keys queued before: their first items (read only when there are some).
             before = [entry for entry in entries if (entry.queue, entry.key) not in made]

@@ -19,7 +19,7 @@ import json
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,16 +51,19 @@ class FileRequest:
     """Remove what an earlier, killed try left half-written beside the output first."""
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps({f.name: getattr(self, f.name) for f in _FIELDS}).encode()
 
     @classmethod
     def from_json(cls, body: bytes) -> FileRequest:
-        fields = json.loads(body)
-        return cls(**{**fields, "roots": tuple(fields.get("roots", ()))})
+        values = json.loads(body)
+        return cls(**{**values, "roots": tuple(values.get("roots", ()))})
 
     @property
     def policy(self) -> PathPolicy | None:
         return _policy(self.home, self.roots) if self.home is not None else None
+
+
+_FIELDS = fields(FileRequest)
 
 
 @functools.lru_cache(maxsize=8)
