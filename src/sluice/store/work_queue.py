@@ -49,6 +49,8 @@ class Outcome:
 
 
 ITEMS: Table = WorkItemRow.__table__  # type: ignore[assignment]
+Key = tuple[str, str]
+"""An item's (queue, key)."""
 
 
 # The hot path's statements, built once (building an expression costs more than running it).
@@ -126,6 +128,75 @@ def _insert(dialect: str) -> Any:
 class WorkQueue:
     def __init__(self, database: Database) -> None:
         self.db = database
+        dialect = database.engine.dialect
+        self._sqlite = dialect.name == "sqlite"
+        self._stored_time = ITEMS.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self._stored_json = ITEMS.c.payload.type.dialect_impl(dialect).bind_processor(dialect)
+        """How the columns' types store a value (as SQLAlchemy itself would)."""
+
+    def _insert_core(self, entries: Sequence[NewItem], now: datetime) -> dict[Key, int]:
+        rows = [
+            {
+                "queue": entry.queue,
+                "key": entry.key,
+                "status": Q,
+                "priority": entry.priority,
+                "payload": entry.payload,
+                "attempts": 0,
+                "created_at": now,
+                "not_before": now,
+                "expires_at": entry.expires_at,
+                "result": {},
+            }
+            for entry in entries
+        ]
+        with self.db.engine.begin() as connection:
+            made = connection.execute(_insert(self.db.engine.dialect.name), rows)
+            return {(row.queue, row.key): row.id for row in made}
+
+    def _insert_sqlite(self, entries: Sequence[NewItem], now: datetime) -> dict[Key, int]:
+        """The same INSERT as `_insert_core`, each value stored as its column's type stores
+        it, sent straight to SQLite: on SQLite the Python around a statement costs more than
+        the statement."""
+        assert self._stored_time is not None and self._stored_json is not None
+        stored_now = self._stored_time(now)
+        empty = self._stored_json({})
+        values: list[Any] = []
+        for entry in entries:
+            values += (
+                entry.queue,
+                entry.key,
+                Q,
+                entry.priority,
+                self._stored_json(entry.payload),
+                stored_now,
+                stored_now,
+                self._stored_time(entry.expires_at),
+                empty,
+            )
+        rows = ", ".join(["(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"] * len(entries))
+        statement = (
+            "INSERT INTO work_items (queue, key, status, priority, payload, attempts, "
+            f"created_at, not_before, expires_at, result) VALUES {rows} "
+            "ON CONFLICT (queue, key) DO NOTHING RETURNING id, queue, key"
+        )
+        connection = self.db.engine.raw_connection()  # from the pool, set up as all are
+        try:
+            cursor = connection.cursor()
+            try:
+                made = {
+                    (queue, key): item_id
+                    for item_id, queue, key in cursor.execute(statement, values).fetchall()
+                }
+            finally:
+                cursor.close()
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()  # back to the pool
+        return made
 
     def enqueue(
         self,
@@ -144,47 +215,35 @@ class WorkQueue:
         if not entries:
             return []
         now = utcnow()
-        rows = [
-            {
-                "queue": entry.queue,
-                "key": entry.key,
-                "status": Q,
-                "priority": entry.priority,
-                "payload": entry.payload,
-                "attempts": 0,
-                "created_at": now,
-                "not_before": now,
-                "expires_at": entry.expires_at,
-                "result": {},
-            }
-            for entry in entries
-        ]
-        # Core statements on a plain connection: this is the async hot path, and the ORM's
-        # unit of work would cost more than the database itself.
-        with self.db.engine.begin() as connection:
-            # One statement for every row; the rows it made come back with their ids.
-            made = {
-                (row.queue, row.key): row.id
-                for row in connection.execute(_insert(self.db.engine.dialect.name), rows)
-            }
-            # Keys queued before: their first items (read only when there are some).
-            before = [entry for entry in entries if (entry.queue, entry.key) not in made]
-            found = {
-                (row.queue, row.key): work_item(row)
-                for row in (
-                    connection.execute(
-                        select(ITEMS).where(
-                            ITEMS.c.key.in_({entry.key for entry in before}),
-                            ITEMS.c.queue.in_({entry.queue for entry in before}),
-                        )
+        # One statement for every row; the rows it made come back with their ids.
+        if self._sqlite:
+            made = self._insert_sqlite(entries, now)
+        else:
+            made = self._insert_core(entries, now)
+        # Keys queued before: their first items (read only when there are some).
+        found: dict[Key, e.WorkItem] = {}
+        anew: dict[Key, tuple[e.WorkItem, bool]] = {}
+        before = [entry for entry in entries if (entry.queue, entry.key) not in made]
+        if before:
+            with self.db.engine.connect() as connection:
+                rows = connection.execute(
+                    select(ITEMS).where(
+                        ITEMS.c.key.in_({entry.key for entry in before}),
+                        ITEMS.c.queue.in_({entry.queue for entry in before}),
                     )
-                    if before
-                    else ()
                 )
-            }
+                found = {(row.queue, row.key): work_item(row) for row in rows}
+            gone = [entry for entry in before if (entry.queue, entry.key) not in found]
+            if gone:  # pruned (by another server) since the insert met it: queued anew
+                for entry, done in zip(gone, self.enqueue_many(gone), strict=True):
+                    anew.setdefault((entry.queue, entry.key), done)
         out: list[tuple[e.WorkItem, bool]] = []
         for entry in entries:
             name = (entry.queue, entry.key)
+            if name in anew:
+                out.append(anew.pop(name))
+                found[name] = out[-1][0]
+                continue
             if name in found:
                 out.append((found[name], False))
                 continue
