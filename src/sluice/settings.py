@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     async_max_input_bytes: int = 1024 * 1024 * 1024
     """Largest input an async invocation may name (SageMaker's limit is 1 GB)."""
 
+    async_gather_s: float = 0.02
+    """When an async endpoint's queue is empty, how long a new request waits for others to
+    be dispatched with it (batches cost the server far less per request; an async request
+    does not notice 20 ms)."""
+
     async_concurrency_per_instance: int = 128
     """In-flight async invocations per instance when the endpoint config does not set
     MaxConcurrentInvocationsPerInstance. A worker answers them in batches (the model

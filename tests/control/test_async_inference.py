@@ -52,13 +52,16 @@ class Scripted:
 
 
 class Harness:
-    def __init__(self, home: Path, backend: Scripted) -> None:
+    def __init__(self, home: Path, backend: Scripted, **changes: Any) -> None:
         self.home = home
         settings = Settings(
-            home=home,
-            async_retry_backoff_s=0.01,
-            async_poll_s=0.02,
-            sns_topics={TOPIC: "https://hooks.example.com/sns"},
+            **{
+                "home": home,
+                "async_retry_backoff_s": 0.01,
+                "async_poll_s": 0.02,
+                "sns_topics": {TOPIC: "https://hooks.example.com/sns"},
+                **changes,
+            }
         )
         self.queue = WorkQueue(open_database(settings.resolved_database_url))
         router = Router()
@@ -112,8 +115,8 @@ class Harness:
 async def run(tmp_path: Path) -> AsyncIterator[Any]:
     harnesses: list[Harness] = []
 
-    def start(backend: Scripted) -> Harness:
-        harness = Harness(tmp_path / f"home{len(harnesses)}", backend)
+    def start(backend: Scripted, **changes: Any) -> Harness:
+        harness = Harness(tmp_path / f"home{len(harnesses)}", backend, **changes)
         harness.service.start()
         harnesses.append(harness)
         return harness
@@ -133,8 +136,29 @@ async def test_retryable_failures_are_retried_then_succeed(run: Any) -> None:
     assert (h.home / "s3" / accepted.output_location.removeprefix("s3://")).read_text() == "HELLO"
 
 
+async def test_requests_reaching_an_empty_queue_are_dispatched_together(run: Any) -> None:
+    h = run(Scripted([]), async_poll_s=30.0, async_gather_s=0.3)
+    claims: list[int] = []
+    claim = h.queue.claim
+
+    def counted(*args: Any) -> Any:
+        found = claim(*args)
+        claims.append(len(found))
+        return found
+
+    h.queue.claim = counted
+    await h.submit("alone")
+    assert (await h.finished("alone")).status is WorkStatus.SUCCEEDED  # the queue is empty now
+    claims.clear()
+    await asyncio.gather(*(h.submit(f"together-{i}") for i in range(5)))
+    for i in range(5):
+        assert (await h.finished(f"together-{i}")).status is WorkStatus.SUCCEEDED
+    assert [c for c in claims if c] == [5]  # one claim took them all
+
+
 async def test_a_model_error_fails_at_once_and_repeated_deaths_give_up(run: Any) -> None:
-    backend = Scripted([ModelError("bad input", original_status=400)] + [WorkerDied("x")] * 3)
+    failures: list[Exception] = [ModelError("bad input", original_status=400)]
+    backend = Scripted(failures + [WorkerDied("x")] * 3)
     h = run(backend)
     first = await h.submit("model-error")
     item = await h.finished("model-error")

@@ -129,6 +129,10 @@ class AsyncInference:
         """When an endpoint's instances last failed to start (retried after a pause)."""
         self.waiting: set[str] = set()
         """Endpoints that got a request since the dispatcher last looked."""
+        self.drained: set[str] = set()
+        """Endpoints whose last claim took every request that was due."""
+        self.arrived: dict[str, float] = {}
+        """When the first request an endpoint got since its last claim came (monotonic)."""
         self.owner = runner_id()
         self.wake = asyncio.Event()
         self.in_flight: dict[str, dict[int, asyncio.Task[None]]] = {}
@@ -248,6 +252,7 @@ class AsyncInference:
         )
         if created:
             self.waiting.add(request.endpoint)
+            self.arrived.setdefault(request.endpoint, time.monotonic())
             self.wake.set()
         return Accepted(
             inference_id,
@@ -325,6 +330,7 @@ class AsyncInference:
         renew_every = self.settings.async_lease_s / 3
         renewed = time.monotonic()
         pruned = measured = 0.0
+        polled = True
         while True:
             try:
                 self.wake.clear()
@@ -334,7 +340,8 @@ class AsyncInference:
                     measured = now
                 for endpoint, table in list(self.router.tables.items()):
                     if table.asynchronous is not None:
-                        await self._fill(endpoint, table)
+                        if polled or not self._gathering(endpoint, now):
+                            await self._fill(endpoint, table)
                         if measure or (endpoint in self.waiting and _cold(table)):
                             await self._measure(endpoint, table)  # (a cold one wakes)
                 self.waiting.clear()
@@ -349,7 +356,28 @@ class AsyncInference:
                 raise
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
                 log.exception("async dispatcher")
-            await wait_at_most(self.wake, self.settings.async_poll_s)
+            polled = not await wait_at_most(self.wake, self._until_next_look())
+
+    def _gathering(self, endpoint: str, now: float) -> bool:
+        """Whether an endpoint's new requests wait a moment for more to go with them: when
+        its queue was empty at the last claim (nothing else waits for the claim) and its
+        first new request came less than `async_gather_s` ago. Claiming, sending, answering
+        and committing a few dozen requests together costs a fraction of doing it one by one,
+        which leaves the machine to accepting requests."""
+        first = self.arrived.get(endpoint)
+        return endpoint in self.drained and (
+            first is None or now - first < self.settings.async_gather_s
+        )
+
+    def _until_next_look(self) -> float:
+        """Seconds until the dispatcher looks again unless woken: the poll, or sooner when
+        gathered requests are due."""
+        wait = self.settings.async_poll_s
+        now = time.monotonic()
+        for endpoint, first in self.arrived.items():
+            if endpoint in self.drained:
+                wait = min(wait, first + self.settings.async_gather_s - now)
+        return max(wait, 0.0)
 
     def capacity(self, table: RouteTable) -> int:
         config = table.asynchronous
@@ -371,6 +399,7 @@ class AsyncInference:
         capacity = self.capacity(table)
         while (free := capacity - len(running)) >= max(1, capacity // 4):
             wanted = min(free, CLAIM_AT_MOST)
+            self.arrived.pop(endpoint, None)  # what came so far goes in this claim
             items = await self._db(
                 self.queue.claim,
                 queue_name(endpoint),
@@ -383,7 +412,9 @@ class AsyncInference:
                 running[item.id] = task
                 task.add_done_callback(functools.partial(self._done, endpoint, item.id))
             if len(items) < wanted:
+                self.drained.add(endpoint)
                 return
+            self.drained.discard(endpoint)
 
     async def _measure(self, endpoint: str, table: RouteTable) -> None:
         queued, running, oldest = await self._db(self.backlog, endpoint)
