@@ -696,3 +696,30 @@ class TransformJobRow(Base):
             self.failure_reason,
             dict(self.details or {}),
         )
+
+
+class MetricPointRow(Base):
+    """One period of one metric series (CloudWatch's model): the statistics of every value
+    in the period, and, where the values are positive, their log-spaced bins (percentiles)."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (
+        UniqueConstraint(
+            "namespace", "name", "dimensions", "resolution", "at", name="ux_metric_points"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    dimensions: Mapped[str] = mapped_column(String(2048))
+    """The series' dimensions as canonical JSON: [[name, value], ...] sorted by name."""
+    resolution: Mapped[int] = mapped_column(Integer)
+    """The period's length in seconds (10, or 60 once rolled up)."""
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The period's start."""
+    samples: Mapped[float] = mapped_column(Float)
+    total: Mapped[float] = mapped_column(Float)
+    minimum: Mapped[float] = mapped_column(Float)
+    maximum: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    bins: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
