@@ -25,6 +25,7 @@ from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
 from sluice.control.lineage import LineageService
+from sluice.control.metric_history import MetricHistory
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
@@ -47,6 +48,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.metric_repo import MetricRepository
 from sluice.store.monitoring_repo import MonitoringRepository
 from sluice.store.objects import ObjectStore
 from sluice.store.registry_repo import RegistryRepository
@@ -165,6 +167,12 @@ def build_server(settings: Settings) -> Server:
         AlarmRepository(database), service.fleet_stats, notifier, settings.alarm_tick_s
     )
     metrics.watch_alarms(alarms.state_counts)
+    history = MetricHistory(
+        MetricRepository(database),
+        lambda: list(service.live),
+        service.fleet_stats,
+        service.instance_counts,
+    )
     deployments = DeploymentService(
         DeploymentRepository(database), service, alarms, settings.deployment_restart_policy
     )
@@ -225,6 +233,7 @@ def build_server(settings: Settings) -> Server:
         capture.start()
         notifier.start()
         alarms.start()
+        history.start()
         await deployments.recover()
         await experiments.recover()
         experiments.start_scheduler()
@@ -247,6 +256,7 @@ def build_server(settings: Settings) -> Server:
             await reports.close()
             await deployments.close()
             await alarms.close()
+            await history.close()
             await service.close()
             await notifier.close()
             await capture.close()

@@ -542,6 +542,15 @@ class EndpointService:
             for variant, handle in fleet.production.items()
         }
 
+    def instance_counts(self, name: str) -> dict[str, int]:
+        """Production variant to its running instances, over every live fleet of `name`."""
+        live = self.live.get(name)
+        counts: dict[str, int] = {}
+        for fleet in live.fleets if live is not None else ():
+            for variant, handle in fleet.production.items():
+                counts[variant] = counts.get(variant, 0) + len(handle.instances.pids)
+        return counts
+
     # -- internals
 
     def _spawn(

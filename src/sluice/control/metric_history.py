@@ -1,0 +1,164 @@
+"""The metric history's writer: every 10 s, what each endpoint's variants answered, stored
+as SageMaker's CloudWatch metrics (namespace `AWS/SageMaker`, dimensions `EndpointName` and
+`VariantName`): `Invocations`, `InvocationsPerInstance`, `Invocation4XXErrors`,
+`Invocation5XXErrors` (counts), `ModelLatency` and `OverheadLatency` (microseconds, with
+bins for percentiles).
+
+The gateway's hot path only adds to each fleet's running totals; this reads them every
+10 s (at wall-clock multiples of 10 s), subtracts the previous reading, and hands the
+periods to a writer thread, so the history costs a request nothing. Old periods are
+rolled up to one minute after 3 hours and dropped after 15 days, as CloudWatch keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from sluice.gateway.fleet_stats import Window, bin_of, bin_value
+from sluice.store.metric_repo import MetricRepository, Period, Series, series
+from sluice.store.writer import Writer
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "AWS/SageMaker"
+RESOLUTION_S = 10
+ROLL_UP_AFTER = timedelta(hours=3)
+KEEP = timedelta(days=15)
+TIDY_EVERY_S = 600.0
+"""How often old periods are rolled up and dropped."""
+
+
+class MetricHistory:
+    def __init__(
+        self,
+        repo: MetricRepository,
+        endpoints: Callable[[], Iterable[str]],
+        fleets: Callable[[str], Mapping[tuple[str, str], Window]],
+        instances: Callable[[str], Mapping[str, int]],
+    ) -> None:
+        self.repo = repo
+        self.endpoints = endpoints
+        """The names of the endpoints running now."""
+        self.fleets = fleets
+        """An endpoint's (endpoint config, variant) to its running totals."""
+        self.instances = instances
+        """An endpoint's variants to their running instances."""
+        self.last: dict[tuple[str, str, str], Window] = {}
+        self._writer = Writer("metric-history")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metric history")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def sample(self, end: datetime) -> list[Period]:
+        """The periods of the RESOLUTION_S seconds that end at `end`: what every variant
+        answered since the last sample."""
+        start = end - timedelta(seconds=RESOLUTION_S)
+        reading: dict[tuple[str, str, str], Window] = {}
+        periods: list[Period] = []
+        for endpoint in list(self.endpoints()):
+            by_variant: dict[str, Window] = {}
+            for (config, variant), total in self.fleets(endpoint).items():
+                key = (endpoint, config, variant)
+                reading[key] = total
+                # A fleet seen for the first time began within this period (or the server
+                # did): all it counted is new.
+                since = total - self.last.get(key, Window())
+                by_variant[variant] = by_variant.get(variant, Window()) + since
+            instances = self.instances(endpoint)
+            for variant, window in by_variant.items():
+                periods += _periods(endpoint, variant, window, instances.get(variant, 0), start)
+        self.last = reading
+        return periods
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.sample(_now())  # the baseline: the first period is whole
+        tidied = time.monotonic()
+        while True:
+            await asyncio.sleep(RESOLUTION_S - time.time() % RESOLUTION_S)
+            try:
+                periods = self.sample(_aligned_now())
+                await loop.run_in_executor(self._writer.background, self.repo.add, periods)
+                if time.monotonic() - tidied >= TIDY_EVERY_S:
+                    tidied = time.monotonic()
+                    await loop.run_in_executor(self._writer.background, self._tidy)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the history must outlive a bad moment
+                log.exception("metric history")
+
+    def _tidy(self) -> None:
+        now = _now()
+        self.repo.roll_up(before=now - ROLL_UP_AFTER)
+        self.repo.prune(before=now - KEEP)
+
+
+def _periods(
+    endpoint: str, variant: str, window: Window, instances: int, start: datetime
+) -> list[Period]:
+    dimensions = {"EndpointName": endpoint, "VariantName": variant}
+
+    def count(name: str, value: float) -> Period:
+        return Period(
+            series(NAMESPACE, name, dimensions), start, RESOLUTION_S, 1, value, value, value, "None"
+        )
+
+    periods = [
+        count("Invocations", window.invocations),
+        count("Invocation4XXErrors", window.errors_4xx),
+        count("Invocation5XXErrors", window.errors_5xx),
+    ]
+    if instances:
+        periods.append(count("InvocationsPerInstance", window.invocations / instances))
+    latencies = (("ModelLatency", window.model_bins), ("OverheadLatency", window.overhead_bins))
+    for name, bins in latencies:
+        latency = _microseconds(series(NAMESPACE, name, dimensions), start, bins)
+        if latency is not None:
+            periods.append(latency)
+    return periods
+
+
+def _microseconds(item: Series, start: datetime, bins: Mapping[int, int]) -> Period | None:
+    """A latency period in microseconds from bins of seconds (re-binned: within 1 %)."""
+    live = {i: n for i, n in bins.items() if n > 0}
+    if not live:
+        return None
+    out: dict[int, int] = {}
+    total = 0.0
+    for index, n in live.items():
+        value = bin_value(index) * 1e6
+        total += value * n
+        rebinned = bin_of(value)
+        out[rebinned] = out.get(rebinned, 0) + n
+    return Period(
+        item,
+        start,
+        RESOLUTION_S,
+        float(sum(live.values())),
+        total,
+        bin_value(min(live)) * 1e6,
+        bin_value(max(live)) * 1e6,
+        "Microseconds",
+        out,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aligned_now() -> datetime:
+    """Now, rounded to the nearest multiple of RESOLUTION_S (the sleep lands just after)."""
+    return datetime.fromtimestamp(round(time.time() / RESOLUTION_S) * RESOLUTION_S, UTC)

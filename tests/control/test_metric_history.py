@@ -1,0 +1,73 @@
+"""The metric history's writer: what each variant answered in each 10 s, as SageMaker's
+CloudWatch metrics, from the fleets' running totals (a real SQLite store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sluice.control.metric_history import NAMESPACE, MetricHistory
+from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR, FleetStats
+from sluice.store.db import open_database
+from sluice.store.metric_repo import MetricRepository, series
+
+T0 = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_each_period_holds_what_the_variants_answered_in_it(tmp_path: Path) -> None:
+    repo = MetricRepository(open_database(f"sqlite:///{tmp_path / 'sluice.db'}"))
+    blue, green, other = FleetStats(), FleetStats(), FleetStats()
+    fleets = {("config-1", "A"): blue, ("config-2", "A"): green, ("config-1", "B"): other}
+    history = MetricHistory(
+        repo,
+        lambda: ["ep"],
+        lambda name: {key: stats.snapshot() for key, stats in fleets.items()},
+        lambda name: {"A": 2, "B": 1},
+    )
+    history.sample(T0)  # the baseline
+    for _ in range(3):
+        blue.record(0.002, 0.0001, OK)
+    green.record(0.004, None, SERVER_ERROR)
+    other.record(0.001, 0.0001, CLIENT_ERROR)
+    repo.add(history.sample(T0 + timedelta(seconds=10)))
+    repo.add(history.sample(T0 + timedelta(seconds=20)))  # nothing answered
+
+    def points(name: str, variant: str = "A") -> list[tuple[float, float, float]]:
+        item = series(NAMESPACE, name, {"EndpointName": "ep", "VariantName": variant})
+        found = repo.datapoints(item, T0, T0 + timedelta(seconds=30), 10, percentiles=(50,))
+        return [(p.samples, p.total, p.percentiles[50] or 0) for p in found]
+
+    assert points("Invocations") == [(1, 4, 0), (1, 0, 0)]  # blue and green together
+    assert points("InvocationsPerInstance") == [(1, 2, 0), (1, 0, 0)]
+    assert points("Invocation5XXErrors") == [(1, 1, 0), (1, 0, 0)]
+    assert points("Invocation4XXErrors", "B") == [(1, 1, 0), (1, 0, 0)]
+    ((samples, total, p50),) = points("ModelLatency")  # no latency without requests
+    assert samples == 4 and total == pytest.approx(10_000, rel=0.01)
+    assert p50 == pytest.approx(2_000, rel=0.01)  # microseconds
+    ((samples, _, _),) = points("OverheadLatency")
+    assert samples == 3  # one request had no overhead measured
+    names = {s.name for s in repo.series(NAMESPACE, dimensions=[("VariantName", "B")])}
+    assert names == {
+        "Invocations", "InvocationsPerInstance", "Invocation4XXErrors", "Invocation5XXErrors",
+        "ModelLatency", "OverheadLatency",
+    }  # fmt: skip
+
+
+def test_a_fleet_gone_is_forgotten_and_a_new_one_counts_from_zero(tmp_path: Path) -> None:
+    repo = MetricRepository(open_database(f"sqlite:///{tmp_path / 'sluice.db'}"))
+    fleets: dict[tuple[str, str], FleetStats] = {("config-1", "A"): FleetStats()}
+    history = MetricHistory(
+        repo,
+        lambda: ["ep"],
+        lambda name: {key: stats.snapshot() for key, stats in fleets.items()},
+        lambda name: {"A": 1},
+    )
+    history.sample(T0)
+    fleets = {("config-2", "A"): FleetStats()}
+    fleets[("config-2", "A")].record(0.001, None, OK)
+    periods = history.sample(T0 + timedelta(seconds=10))
+    invocations = next(p for p in periods if p.series.name == "Invocations")
+    assert invocations.total == 1 and invocations.at == T0
+    assert set(history.last) == {("ep", "config-2", "A")}
