@@ -17,8 +17,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sluice.gateway.fleet_stats import bin_of, percentile
@@ -26,6 +27,7 @@ from sluice.store.db import Database
 from sluice.store.tables import MetricPointRow, aware
 
 Dimensions = tuple[tuple[str, str], ...]
+ROWS: Table = MetricPointRow.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -136,32 +138,36 @@ class MetricRepository:
             self._add(list(merged.values()))  # another server stored one meanwhile
 
     def _add(self, periods: list[Period]) -> None:
-        columns = (
-            MetricPointRow.namespace,
-            MetricPointRow.name,
-            MetricPointRow.dimensions,
-            MetricPointRow.resolution,
-            MetricPointRow.at,
-        )
-        keys = [
-            (p.series.namespace, p.series.name, p.series.key, p.resolution, p.at) for p in periods
-        ]
-        with self.db.session() as session:
-            stored = {
-                (row.namespace, row.name, row.dimensions, row.resolution, aware(row.at)): row
-                for row in session.scalars(select(MetricPointRow).where(tuple_(*columns).in_(keys)))
-            }
-            for key, p in zip(keys, periods, strict=True):
-                row = stored.get(key)
-                if row is None:
-                    session.add(_row(p))
-                    continue
-                total = _period(row).merge(p)
-                row.samples, row.total = total.samples, total.total
-                row.minimum, row.maximum = total.minimum, total.maximum
-                row.unit = total.unit
-                row.bins = _stored_bins(total.bins)
-            session.commit()
+        by_series: dict[tuple[Series, int], list[Period]] = {}
+        for p in periods:
+            by_series.setdefault((p.series, p.resolution), []).append(p)
+        with self.db.engine.begin() as connection:
+            new: list[dict[str, object]] = []
+            for (item, resolution), group in by_series.items():
+                # The stored periods this group falls on: one range read per series.
+                first, last = min(p.at for p in group), max(p.at for p in group)
+                stored = {
+                    aware(row.at): row
+                    for row in connection.execute(
+                        select(ROWS).where(
+                            *_of(item),
+                            ROWS.c.resolution == resolution,
+                            ROWS.c.at >= first,
+                            ROWS.c.at <= last,
+                        )  # fmt: skip
+                    )
+                }
+                for p in group:
+                    row = stored.get(p.at)
+                    if row is None:
+                        new.append(_values(p))
+                        continue
+                    total = _period(row).merge(p)
+                    connection.execute(
+                        update(ROWS).where(ROWS.c.id == row.id).values(_values(total))
+                    )
+            if new:
+                connection.execute(insert(ROWS), new)
 
     def datapoints(
         self,
@@ -173,36 +179,45 @@ class MetricRepository:
     ) -> list[Datapoint]:
         """The series' statistics per `period_s` from `start` to `end` (periods with no
         data left out), oldest first."""
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(MetricPointRow)
-                .where(
-                    MetricPointRow.namespace == item.namespace,
-                    MetricPointRow.name == item.name,
-                    MetricPointRow.dimensions == item.key,
-                    MetricPointRow.at >= start,
-                    MetricPointRow.at < end,
-                )
-                .order_by(MetricPointRow.at)
+        columns = [ROWS.c.at, ROWS.c.samples, ROWS.c.total, ROWS.c.minimum, ROWS.c.maximum]
+        columns += [ROWS.c.unit] + ([ROWS.c.bins] if percentiles else [])
+        with self.db.engine.connect() as connection:
+            rows = connection.execute(
+                select(*columns)
+                .where(*_of(item), ROWS.c.at >= start, ROWS.c.at < end)
+                .order_by(ROWS.c.at)
             ).all()
-            stored = [_period(row) for row in rows]
-        buckets: dict[datetime, Period] = {}
         base = start.timestamp()
-        for p in stored:
-            offset = math.floor((p.at.timestamp() - base) / period_s) * period_s
-            at = datetime.fromtimestamp(base + offset, UTC)
-            buckets[at] = buckets[at].merge(p) if at in buckets else p
+        buckets: dict[float, list[Any]] = {}
+        for row in rows:
+            offset = (aware(row.at).timestamp() - base) // period_s * period_s
+            bucket = buckets.get(offset)
+            if bucket is None:
+                bins = _bins(row.bins) if percentiles else None
+                buckets[offset] = [row.samples, row.total, row.minimum, row.maximum, row.unit, bins]
+                continue
+            bucket[0] += row.samples
+            bucket[1] += row.total
+            bucket[2] = min(bucket[2], row.minimum)
+            bucket[3] = max(bucket[3], row.maximum)
+            if percentiles and bucket[5] is not None:
+                more = _bins(row.bins)
+                if more is None:
+                    bucket[5] = None
+                else:
+                    for index, count in more.items():
+                        bucket[5][index] = bucket[5].get(index, 0) + count
         return [
             Datapoint(
-                at,
-                p.samples,
-                p.total,
-                p.minimum,
-                p.maximum,
-                p.unit,
-                {q: percentile(p.bins, q) if p.bins else None for q in percentiles},
+                datetime.fromtimestamp(base + offset, UTC),
+                samples,
+                total,
+                low,
+                high,
+                unit,
+                {q: percentile(bins, q) if bins else None for q in percentiles},
             )  # fmt: skip
-            for at, p in sorted(buckets.items())
+            for offset, (samples, total, low, high, unit, bins) in sorted(buckets.items())
         ]
 
     def series(
@@ -239,47 +254,64 @@ class MetricRepository:
         )
 
     def roll_up(self, before: datetime, resolution: int = 60) -> int:
-        """Fold the 10 s periods that start before `before` into periods of `resolution`
-        seconds; how many were folded."""
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(MetricPointRow).where(
-                    MetricPointRow.resolution < resolution, MetricPointRow.at < before
-                )
+        """Fold the finer periods that start before `before` (cut to a whole period of
+        `resolution`) into periods of `resolution` seconds; how many were folded."""
+        before = align(before, resolution)
+        with self.db.engine.begin() as connection:
+            rows = connection.execute(
+                select(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < before)
             ).all()
-            periods = [_period(row) for row in rows]
-            ids = [row.id for row in rows]
-            if ids:
-                session.execute(delete(MetricPointRow).where(MetricPointRow.id.in_(ids)))
-                session.commit()
-        self.add([replace(p, at=align(p.at, resolution), resolution=resolution) for p in periods])
-        return len(periods)
+            if not rows:
+                return 0
+            connection.execute(
+                delete(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < before)
+            )
+        folded: dict[tuple[Series, datetime], Period] = {}
+        for row in rows:
+            p = _period(row)
+            p = replace(p, at=align(p.at, resolution), resolution=resolution)
+            key = (p.series, p.at)
+            folded[key] = folded[key].merge(p) if key in folded else p
+        self.add(list(folded.values()))
+        return len(rows)
 
     def prune(self, before: datetime) -> int:
         """Drop every period that starts before `before`; how many."""
         with self.db.session() as session:
-            done = session.execute(delete(MetricPointRow).where(MetricPointRow.at < before))
+            done = session.execute(delete(ROWS).where(ROWS.c.at < before))
             session.commit()
             return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _row(p: Period) -> MetricPointRow:
-    return MetricPointRow(
-        namespace=p.series.namespace,
-        name=p.series.name,
-        dimensions=p.series.key,
-        resolution=p.resolution,
-        at=p.at,
-        samples=p.samples,
-        total=p.total,
-        minimum=p.minimum,
-        maximum=p.maximum,
-        unit=p.unit,
-        bins=_stored_bins(p.bins),
+def _of(item: Series) -> tuple[Any, ...]:
+    return (
+        ROWS.c.namespace == item.namespace,
+        ROWS.c.name == item.name,
+        ROWS.c.dimensions == item.key,
     )
 
 
-def _period(row: MetricPointRow) -> Period:
+def _values(p: Period) -> dict[str, object]:
+    return {
+        "namespace": p.series.namespace,
+        "name": p.series.name,
+        "dimensions": p.series.key,
+        "resolution": p.resolution,
+        "at": p.at,
+        "samples": p.samples,
+        "total": p.total,
+        "minimum": p.minimum,
+        "maximum": p.maximum,
+        "unit": p.unit,
+        "bins": _stored_bins(p.bins),
+    }
+
+
+def _bins(stored: Mapping[str, int] | None) -> dict[int, int] | None:
+    return {int(k): v for k, v in stored.items()} if stored is not None else None
+
+
+def _period(row: Any) -> Period:
     return Period(
         Series(row.namespace, row.name, tuple((k, v) for k, v in json.loads(row.dimensions))),
         aware(row.at),
@@ -289,7 +321,7 @@ def _period(row: MetricPointRow) -> Period:
         row.minimum,
         row.maximum,
         row.unit,
-        {int(k): v for k, v in row.bins.items()} if row.bins is not None else None,
+        _bins(row.bins),
     )
 
 
