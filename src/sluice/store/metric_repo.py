@@ -19,12 +19,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sluice.gateway.fleet_stats import bin_of, percentile
+from sluice.gateway.fleet_stats import bin_of, bin_value
 from sluice.store.db import Database
-from sluice.store.tables import MetricPointRow, aware
+from sluice.store.tables import MetricPointRow
 
 Dimensions = tuple[tuple[str, str], ...]
 ROWS: Table = MetricPointRow.__table__  # type: ignore[assignment]
@@ -145,9 +146,9 @@ class MetricRepository:
             new: list[dict[str, object]] = []
             for (item, resolution), group in by_series.items():
                 # The stored periods this group falls on: one range read per series.
-                first, last = min(p.at for p in group), max(p.at for p in group)
+                first, last = min(_epoch(p.at) for p in group), max(_epoch(p.at) for p in group)
                 stored = {
-                    aware(row.at): row
+                    row.at: row
                     for row in connection.execute(
                         select(ROWS).where(
                             *_of(item),
@@ -158,7 +159,7 @@ class MetricRepository:
                     )
                 }
                 for p in group:
-                    row = stored.get(p.at)
+                    row = stored.get(_epoch(p.at))
                     if row is None:
                         new.append(_values(p))
                         continue
@@ -181,19 +182,19 @@ class MetricRepository:
         data left out), oldest first."""
         columns = [ROWS.c.at, ROWS.c.samples, ROWS.c.total, ROWS.c.minimum, ROWS.c.maximum]
         columns += [ROWS.c.unit] + ([ROWS.c.bins] if percentiles else [])
+        base, until = _epoch(start), _epoch(end)
         with self.db.engine.connect() as connection:
             rows = connection.execute(
                 select(*columns)
-                .where(*_of(item), ROWS.c.at >= start, ROWS.c.at < end)
+                .where(*_of(item), ROWS.c.at >= base, ROWS.c.at < until)
                 .order_by(ROWS.c.at)
             ).all()
-        base = start.timestamp()
-        buckets: dict[float, list[Any]] = {}
+        buckets: dict[int, list[Any]] = {}
         for row in rows:
-            offset = (aware(row.at).timestamp() - base) // period_s * period_s
+            offset = (row.at - base) // period_s * period_s
             bucket = buckets.get(offset)
             if bucket is None:
-                bins = _bins(row.bins) if percentiles else None
+                bins = [row.bins] if percentiles and row.bins is not None else None
                 buckets[offset] = [row.samples, row.total, row.minimum, row.maximum, row.unit, bins]
                 continue
             bucket[0] += row.samples
@@ -201,12 +202,10 @@ class MetricRepository:
             bucket[2] = min(bucket[2], row.minimum)
             bucket[3] = max(bucket[3], row.maximum)
             if percentiles and bucket[5] is not None:
-                more = _bins(row.bins)
-                if more is None:
-                    bucket[5] = None
+                if row.bins is None:
+                    bucket[5] = None  # some values were not positive: no percentiles
                 else:
-                    for index, count in more.items():
-                        bucket[5][index] = bucket[5].get(index, 0) + count
+                    bucket[5].append(row.bins)
         return [
             Datapoint(
                 datetime.fromtimestamp(base + offset, UTC),
@@ -215,9 +214,9 @@ class MetricRepository:
                 low,
                 high,
                 unit,
-                {q: percentile(bins, q) if bins else None for q in percentiles},
+                _percentiles(packed, percentiles),
             )  # fmt: skip
-            for offset, (samples, total, low, high, unit, bins) in sorted(buckets.items())
+            for offset, (samples, total, low, high, unit, packed) in sorted(buckets.items())
         ]
 
     def series(
@@ -256,16 +255,14 @@ class MetricRepository:
     def roll_up(self, before: datetime, resolution: int = 60) -> int:
         """Fold the finer periods that start before `before` (cut to a whole period of
         `resolution`) into periods of `resolution` seconds; how many were folded."""
-        before = align(before, resolution)
+        cut = _epoch(align(before, resolution))
         with self.db.engine.begin() as connection:
             rows = connection.execute(
-                select(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < before)
+                select(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < cut)
             ).all()
             if not rows:
                 return 0
-            connection.execute(
-                delete(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < before)
-            )
+            connection.execute(delete(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < cut))
         folded: dict[tuple[Series, datetime], Period] = {}
         for row in rows:
             p = _period(row)
@@ -278,7 +275,7 @@ class MetricRepository:
     def prune(self, before: datetime) -> int:
         """Drop every period that starts before `before`; how many."""
         with self.db.session() as session:
-            done = session.execute(delete(ROWS).where(ROWS.c.at < before))
+            done = session.execute(delete(ROWS).where(ROWS.c.at < _epoch(before)))
             session.commit()
             return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -297,33 +294,64 @@ def _values(p: Period) -> dict[str, object]:
         "name": p.series.name,
         "dimensions": p.series.key,
         "resolution": p.resolution,
-        "at": p.at,
+        "at": _epoch(p.at),
         "samples": p.samples,
         "total": p.total,
         "minimum": p.minimum,
         "maximum": p.maximum,
         "unit": p.unit,
-        "bins": _stored_bins(p.bins),
+        "bins": pack(p.bins),
     }
 
 
-def _bins(stored: Mapping[str, int] | None) -> dict[int, int] | None:
-    return {int(k): v for k, v in stored.items()} if stored is not None else None
+_PAIRS = np.dtype([("bin", "<i4"), ("count", "<i4")])
+
+
+def pack(bins: Mapping[int, int] | None) -> bytes | None:
+    """Bins as stored: (bin, count) pairs of little-endian int32s."""
+    if bins is None:
+        return None
+    return np.array(list(bins.items()), dtype=_PAIRS).tobytes() if bins else b""
+
+
+def unpack(stored: bytes | None) -> dict[int, int] | None:
+    if stored is None:
+        return None
+    pairs = np.frombuffer(stored, dtype=_PAIRS)
+    return dict(zip(pairs["bin"].tolist(), pairs["count"].tolist(), strict=True))
+
+
+def _percentiles(packed: list[bytes] | None, wanted: Sequence[float]) -> dict[float, float | None]:
+    """Percentiles of the values in bins stored packed (as `fleet_stats.percentile` reads
+    them: the bin holding the rank ceil(q% of the count))."""
+    if not wanted:
+        return {}
+    pairs = np.frombuffer(b"".join(packed), dtype=_PAIRS) if packed else None
+    if pairs is None or not len(pairs) or pairs["count"].sum() == 0:
+        return dict.fromkeys(wanted)
+    order = np.argsort(pairs["bin"], kind="stable")
+    bins, cumulative = pairs["bin"][order], np.cumsum(pairs["count"][order], dtype=np.int64)
+    total = int(cumulative[-1])
+    out: dict[float, float | None] = {}
+    for q in wanted:
+        rank = max(1, math.ceil(q / 100 * total))
+        out[q] = bin_value(int(bins[int(np.searchsorted(cumulative, rank))]))
+    return out
+
+
+def _epoch(at: datetime) -> int:
+    return math.floor(at.timestamp())
 
 
 def _period(row: Any) -> Period:
     return Period(
         Series(row.namespace, row.name, tuple((k, v) for k, v in json.loads(row.dimensions))),
-        aware(row.at),
+        datetime.fromtimestamp(row.at, UTC),
         row.resolution,
         row.samples,
         row.total,
         row.minimum,
         row.maximum,
         row.unit,
-        _bins(row.bins),
+        unpack(row.bins),
     )
-
-
-def _stored_bins(bins: Mapping[int, int] | None) -> dict[str, int] | None:
-    return {str(k): v for k, v in bins.items()} if bins is not None else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -715,11 +717,12 @@ class MetricPointRow(Base):
     """The series' dimensions as canonical JSON: [[name, value], ...] sorted by name."""
     resolution: Mapped[int] = mapped_column(Integer)
     """The period's length in seconds (10, or 60 once rolled up)."""
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    """The period's start."""
+    at: Mapped[int] = mapped_column(BigInteger)
+    """The period's start, in seconds since the epoch (read fast, compared as numbers)."""
     samples: Mapped[float] = mapped_column(Float)
     total: Mapped[float] = mapped_column(Float)
     minimum: Mapped[float] = mapped_column(Float)
     maximum: Mapped[float] = mapped_column(Float)
     unit: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    bins: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    bins: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """(bin, count) pairs as little-endian int32s (see `metric_repo.pack`)."""

@@ -23,13 +23,13 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("dimensions", sa.String(2048), nullable=False),
         sa.Column("resolution", sa.Integer(), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
         sa.Column("samples", sa.Float(), nullable=False),
         sa.Column("total", sa.Float(), nullable=False),
         sa.Column("minimum", sa.Float(), nullable=False),
         sa.Column("maximum", sa.Float(), nullable=False),
         sa.Column("unit", sa.String(32), nullable=True),
-        sa.Column("bins", sa.JSON(), nullable=True),
+        sa.Column("bins", sa.LargeBinary(), nullable=True),
         sa.UniqueConstraint(
             "namespace", "name", "dimensions", "resolution", "at", name="ux_metric_points"
         ),
