@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sluice.gateway.fleet_stats import bin_of, bin_value
@@ -180,43 +180,44 @@ class MetricRepository:
     ) -> list[Datapoint]:
         """The series' statistics per `period_s` from `start` to `end` (periods with no
         data left out), oldest first."""
-        columns = [ROWS.c.at, ROWS.c.samples, ROWS.c.total, ROWS.c.minimum, ROWS.c.maximum]
-        columns += [ROWS.c.unit] + ([ROWS.c.bins] if percentiles else [])
         base, until = _epoch(start), _epoch(end)
+        where = (*_of(item), ROWS.c.at >= base, ROWS.c.at < until)
+        bucket = ((ROWS.c.at - base) // period_s).label("bucket")
         with self.db.engine.connect() as connection:
-            rows = connection.execute(
-                select(*columns)
-                .where(*_of(item), ROWS.c.at >= base, ROWS.c.at < until)
-                .order_by(ROWS.c.at)
+            # The statistics summed in the database, one row per period asked for...
+            totals = connection.execute(
+                select(
+                    bucket,
+                    func.sum(ROWS.c.samples),
+                    func.sum(ROWS.c.total),
+                    func.min(ROWS.c.minimum),
+                    func.max(ROWS.c.maximum),
+                    func.max(ROWS.c.unit),
+                )
+                .where(*where)
+                .group_by(bucket)
+                .order_by(bucket)
             ).all()
-        buckets: dict[int, list[Any]] = {}
-        for row in rows:
-            offset = (row.at - base) // period_s * period_s
-            bucket = buckets.get(offset)
-            if bucket is None:
-                bins = [row.bins] if percentiles and row.bins is not None else None
-                buckets[offset] = [row.samples, row.total, row.minimum, row.maximum, row.unit, bins]
-                continue
-            bucket[0] += row.samples
-            bucket[1] += row.total
-            bucket[2] = min(bucket[2], row.minimum)
-            bucket[3] = max(bucket[3], row.maximum)
-            if percentiles and bucket[5] is not None:
-                if row.bins is None:
-                    bucket[5] = None  # some values were not positive: no percentiles
-                else:
-                    bucket[5].append(row.bins)
+            # ...and, for percentiles, the bins of each (none if some period has none).
+            bins: dict[int, list[bytes] | None] = {}
+            if percentiles:
+                for number, packed in connection.execute(select(bucket, ROWS.c.bins).where(*where)):
+                    held = bins.setdefault(number, [])
+                    if packed is None or held is None:
+                        bins[number] = None
+                    else:
+                        held.append(packed)
         return [
             Datapoint(
-                datetime.fromtimestamp(base + offset, UTC),
+                datetime.fromtimestamp(base + number * period_s, UTC),
                 samples,
                 total,
                 low,
                 high,
                 unit,
-                _percentiles(packed, percentiles),
+                _percentiles(bins.get(number), percentiles),
             )  # fmt: skip
-            for offset, (samples, total, low, high, unit, packed) in sorted(buckets.items())
+            for number, samples, total, low, high, unit in totals
         ]
 
     def series(
