@@ -13,6 +13,8 @@ from starlette.applications import Starlette
 from sluice.api.routes import build_api
 from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
+from sluice.compat.cloudwatch.api import CloudWatchApi
+from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
@@ -167,8 +169,9 @@ def build_server(settings: Settings) -> Server:
         AlarmRepository(database), service.fleet_stats, notifier, settings.alarm_tick_s
     )
     metrics.watch_alarms(alarms.state_counts)
+    metric_repo = MetricRepository(database)
     history = MetricHistory(
-        MetricRepository(database),
+        metric_repo,
         lambda: list(service.live),
         service.fleet_stats,
         service.instance_counts,
@@ -280,6 +283,7 @@ def build_server(settings: Settings) -> Server:
                 transforms,
             ),
         ),
+        CloudWatchApi(CloudWatchMetrics(metric_repo)),
         open_inference.routes(gateway, service),
         build_api(
             service,

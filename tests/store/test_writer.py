@@ -11,9 +11,16 @@ from sluice.store.writer import Writer
 
 def test_urgent_writes_go_ahead_of_waiting_background_ones() -> None:
     writer = Writer("test-writer")
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     done: list[str] = []
-    first = writer.background.submit(lambda: release.wait(5) and done.append("running"))
+
+    def running() -> None:
+        started.set()
+        release.wait(5)
+        done.append("running")
+
+    first = writer.background.submit(running)
+    assert started.wait(5)  # the writer is busy: what comes now waits
     later = [writer.background.submit(done.append, f"background {i}") for i in range(2)]
     urgent = writer.urgent.submit(done.append, "urgent")
     release.set()

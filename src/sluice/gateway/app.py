@@ -2,7 +2,8 @@
 
 Every HTTP request first passes the guard (host, body size, credentials, role). The
 inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
-runtime handler; everything else (SageMaker's control plane on `POST /`, the Open
+runtime handler; everything else (SageMaker's control plane and CloudWatch on `POST /`,
+CloudWatch's CBOR protocol under /service, the Open
 Inference Protocol under /v2, the native API, /metrics, /healthz) goes through Starlette.
 """
 
@@ -18,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from sluice.compat.cloudwatch.api import TARGET as CLOUDWATCH
+from sluice.compat.cloudwatch.api import CloudWatchApi
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.runtime import RuntimeHandler, endpoint_of
 from sluice.gateway.metrics import Metrics
@@ -49,6 +52,7 @@ def build_app(
     guard: Guard,
     runtime: RuntimeHandler,
     control: ControlPlane,
+    cloudwatch: CloudWatchApi,
     open_inference: list[Route],
     api: Any,
     router: Router,
@@ -72,9 +76,20 @@ def build_app(
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def post_root(request: Request) -> Response:
+        """SageMaker's control plane or CloudWatch (AWS JSON 1.0), by X-Amz-Target."""
+        if request.headers.get("x-amz-target", "").startswith(f"{CLOUDWATCH}."):
+            return await cloudwatch.handle_json(request)
+        return await control.handle(request)
+
     rest = Starlette(
         routes=[
-            Route("/", control.handle, methods=["POST"]),
+            Route("/", post_root, methods=["POST"]),
+            Route(
+                f"/service/{CLOUDWATCH}/operation/{{operation}}",
+                cloudwatch.handle_cbor,
+                methods=["POST"],
+            ),
             Route("/healthz", healthz),
             Route("/metrics", prometheus),
             *open_inference,

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from typing import Any
 
+import cbor2
+
 from sluice.compat.sagemaker.runtime import endpoint_of
 from sluice.compat.sagemaker.signing import SignatureCheck, SignatureError
 from sluice.security.credentials import Credentials, Principal, Role
@@ -53,6 +55,8 @@ ASYNC_INVOCATIONS = re.compile(r"^/api/v1/endpoints/[^/]+/async-invocations(/[^/
 class Surface(Enum):
     RUNTIME = "runtime"
     SAGEMAKER = "sagemaker"
+    SMITHY_CBOR = "smithy-rpc-v2-cbor"
+    """CloudWatch's default protocol (`POST /service/<service>/operation/<operation>`)."""
     NATIVE = "native"
 
 
@@ -266,6 +270,8 @@ def _unknown(surface: Surface, message: str) -> Refusal:
 def _surface(method: str, path: str) -> Surface:
     if path == "/" and method == "POST":
         return Surface.SAGEMAKER
+    if path.startswith("/service/") and method == "POST":
+        return Surface.SMITHY_CBOR
     return Surface.NATIVE
 
 
@@ -284,6 +290,10 @@ async def _answer(send: Send, surface: Surface, refusal: Refusal) -> None:
     if refusal.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="sluice"'))
     payload = json.dumps(body).encode()
+    if surface is Surface.SMITHY_CBOR:
+        content_type = b"application/cbor"
+        payload = cbor2.dumps({"__type": refusal.code, "message": refusal.message})
+        headers.append((b"smithy-protocol", b"rpc-v2-cbor"))
     headers += [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
     if refusal.status == 413:
         headers.append((b"connection", b"close"))

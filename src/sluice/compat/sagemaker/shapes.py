@@ -257,6 +257,8 @@ def _regex(pattern: str) -> regex.Pattern[str]:
 
 
 def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, datetime):  # a CBOR timestamp (tag 1), decoded already
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):

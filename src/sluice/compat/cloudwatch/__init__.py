@@ -1,0 +1,1 @@
+"""CloudWatch's API (metrics now; alarms next) on the server's port."""

@@ -1,0 +1,126 @@
+"""CloudWatch on the server's port, in two of the protocols botocore speaks to it: Smithy
+RPC v2 CBOR, botocore's default (`POST /service/GraniteServiceVersion20100801/operation/<Op>`,
+CBOR both ways), and AWS JSON 1.0 (`POST /` with `X-Amz-Target:
+GraniteServiceVersion20100801.<Op>`). The query protocol is not served yet.
+
+Top to bottom: decode the body, check it against botocore's model of the operation, run
+the operation off the event loop, answer in the request's protocol; errors carry the
+shape name in `__type` and CloudWatch's query code in `x-amzn-query-error`, as botocore
+reads them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluice.compat.cloudwatch.metrics import (
+    OPERATIONS,
+    CloudWatchError,
+    CloudWatchMetrics,
+    InvalidParameterValue,
+    MissingParameter,
+)
+from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
+
+log = logging.getLogger(__name__)
+
+TARGET = "GraniteServiceVersion20100801"
+CBOR = "application/cbor"
+JSON_1_0 = "application/x-amz-json-1.0"
+
+
+class CloudWatchApi:
+    def __init__(self, metrics: CloudWatchMetrics) -> None:
+        self.metrics = metrics
+        self._model: ServiceModel | None = None
+        self._loading = asyncio.Lock()
+
+    async def model(self) -> ServiceModel:
+        async with self._loading:
+            if self._model is None:
+                self._model = await asyncio.to_thread(
+                    ServiceModel, "cloudwatch", sorted(OPERATIONS)
+                )
+        return self._model
+
+    async def handle_cbor(self, request: Request) -> Response:
+        """Smithy RPC v2 CBOR."""
+        name = request.path_params["operation"]
+        body = await request.body()
+        try:
+            params = cbor2.loads(body) if body else {}
+        except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
+            return _answer(_error(InvalidParameterValue(f"the body is not CBOR: {exc}")), CBOR)
+        return _answer(await self._call(name, params), CBOR)
+
+    async def handle_json(self, request: Request) -> Response:
+        """AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`)."""
+        name = request.headers.get("x-amz-target", "").removeprefix(f"{TARGET}.")
+        body = await request.body()
+        try:
+            params = json.loads(body) if body else {}
+        except ValueError as exc:
+            return _answer(_error(InvalidParameterValue(f"the body is not JSON: {exc}")), JSON_1_0)
+        return _answer(await self._call(name, params), JSON_1_0)
+
+    async def _call(self, name: str, params: Any) -> tuple[int, dict[str, Any], str | None]:
+        """(status, members, query error code or None)."""
+        operation = OPERATIONS.get(name)
+        try:
+            if operation is None:
+                raise InvalidParameterValue(
+                    f"sluice does not serve the CloudWatch operation {name!r}"
+                )
+            model = await self.model()
+            try:
+                members = model.decode_input(name, params)
+            except ValidationException as exc:
+                if "must not be null" in exc.message:
+                    raise MissingParameter(exc.message) from None
+                raise InvalidParameterValue(exc.message) from None
+            return 200, await asyncio.to_thread(operation, self.metrics, members), None
+        except CloudWatchError as exc:
+            return _error(exc)
+        except Exception:  # noqa: BLE001 - no traceback ever reaches a client
+            log.exception("CloudWatch %s failed", name)
+            return (
+                500,
+                {"__type": "InternalServiceFault", "message": "internal error"},
+                "InternalServiceError",
+            )
+
+
+def _error(exc: CloudWatchError) -> tuple[int, dict[str, Any], str]:
+    return (
+        exc.status,
+        {"__type": f"com.amazonaws.cloudwatch#{exc.code}", "message": exc.message},
+        exc.query_code,
+    )
+
+
+def _answer(result: tuple[int, dict[str, Any], str | None], content_type: str) -> Response:
+    status, members, query_code = result
+    headers = {"x-amzn-requestid": str(uuid.uuid4())}
+    if query_code is not None:
+        headers["x-amzn-query-error"] = f"{query_code};{'Sender' if status < 500 else 'Receiver'}"
+    if content_type == CBOR:
+        headers["smithy-protocol"] = "rpc-v2-cbor"
+        body = cbor2.dumps(members, datetime_as_timestamp=True, timezone=UTC)
+    else:
+        body = json.dumps(members, default=_epoch).encode()
+    return Response(body, status_code=status, media_type=content_type, headers=headers)
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

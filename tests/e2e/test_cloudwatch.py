@@ -1,0 +1,197 @@
+"""boto3's cloudwatch client, unchanged, against a real server: the metric history read
+back as SageMaker's metrics, custom metrics put and read, in the CBOR protocol botocore
+uses by default and in AWS JSON 1.0."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from sluice.client import Client
+from tests import models
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.slow
+
+
+def cloudwatch(url: str, **options: Any) -> Any:
+    """A client from a session of its own (which reads AWS_DATA_PATH afresh)."""
+    return boto3.session.Session().client(
+        "cloudwatch",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}),
+        **options,
+    )
+
+
+def json_only_model(folder: Path) -> Path:
+    """botocore's cloudwatch model with only the JSON 1.0 protocol (a data path for
+    AWS_DATA_PATH), so a client speaks JSON instead of CBOR."""
+    import botocore
+
+    source = Path(botocore.__file__).parent / "data" / "cloudwatch" / "2010-08-01"
+    model = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
+    model["metadata"]["protocols"] = ["json"]
+    model["metadata"]["protocol"] = "json"
+    target = folder / "cloudwatch" / "2010-08-01"
+    target.mkdir(parents=True)
+    (target / "service-2.json").write_text(json.dumps(model))
+    return folder
+
+
+def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
+    server: RunningServer,
+    artifacts: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Client(server.url) as client:
+        client.create_model("logreg", str(artifacts["logreg"]))
+        client.create_endpoint_config("cfg", [{"name": "A", "model": "logreg"}])
+        client.create_endpoint("digits", "cfg", wait=True, timeout=60)
+        x, _ = models.digits()
+        for i in range(7):
+            client.invoke("digits", json.dumps([x[i].tolist()]))
+    cw = cloudwatch(server.url)
+    dimensions = [
+        {"Name": "EndpointName", "Value": "digits"},
+        {"Name": "VariantName", "Value": "A"},
+    ]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+
+    def invocations() -> float:
+        answer = cw.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName="Invocations",
+            Dimensions=dimensions,
+            StartTime=start,
+            EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )
+        return sum(p["Sum"] for p in answer["Datapoints"])
+
+    deadline = time.monotonic() + 30
+    while invocations() < 7:  # written every 10 s
+        assert time.monotonic() < deadline, "no history after 30 s"
+        time.sleep(1)
+    assert invocations() == 7
+    latency = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="ModelLatency",
+        Dimensions=dimensions,
+        StartTime=start,
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=600,
+        ExtendedStatistics=["p50", "p99"],
+    )["Datapoints"]
+    assert len(latency) == 1 and latency[0]["Unit"] == "Microseconds"
+    assert 0 < latency[0]["ExtendedStatistics"]["p50"] <= latency[0]["ExtendedStatistics"]["p99"]
+    listed = cw.list_metrics(Namespace="AWS/SageMaker", Dimensions=[{"Name": "VariantName"}])
+    names = {m["MetricName"] for m in listed["Metrics"]}
+    assert {"Invocations", "ModelLatency", "Invocation5XXErrors"} <= names
+
+    # Custom metrics: put in one protocol, read in the other.
+    now = datetime.now(UTC).replace(microsecond=0)
+    cw.put_metric_data(
+        Namespace="Team/Models",
+        MetricData=[
+            {"MetricName": "Drift", "Dimensions": dimensions[:1], "Value": 0.25,
+             "Timestamp": now, "StorageResolution": 1},
+            {"MetricName": "Drift", "Dimensions": dimensions[:1], "Values": [0.5, 1.5],
+             "Counts": [1, 2], "Timestamp": now, "StorageResolution": 1},
+        ],
+    )  # fmt: skip
+    monkeypatch.setenv("AWS_DATA_PATH", str(json_only_model(tmp_path / "models")))
+    as_json = cloudwatch(server.url)
+    assert as_json.meta.service_model.protocol == "json"
+    (point,) = as_json.get_metric_statistics(
+        Namespace="Team/Models",
+        MetricName="Drift",
+        Dimensions=dimensions[:1],
+        StartTime=now - timedelta(minutes=1),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["SampleCount", "Sum", "Minimum", "Maximum", "Average"],
+    )["Datapoints"]
+    assert (point["SampleCount"], point["Sum"], point["Minimum"], point["Maximum"]) == (
+        4, 3.75, 0.25, 1.5,
+    )  # fmt: skip
+    data = as_json.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "drift",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "Team/Models",
+                        "MetricName": "Drift",
+                        "Dimensions": dimensions[:1],
+                    },
+                    "Period": 10,
+                    "Stat": "Maximum",
+                },
+            },
+        ],
+        StartTime=now - timedelta(minutes=1),
+        EndTime=now + timedelta(minutes=1),
+    )["MetricDataResults"]
+    assert data[0]["Values"] == [1.5] and data[0]["StatusCode"] == "Complete"
+
+    # Bad requests get CloudWatch's errors, in each protocol.
+    for client_ in (cw, as_json):
+        with pytest.raises(ClientError) as info:
+            client_.put_metric_data(
+                Namespace="AWS/SageMaker", MetricData=[{"MetricName": "x", "Value": 1}]
+            )
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+        with pytest.raises(ClientError) as info:
+            client_.get_metric_statistics(
+                Namespace="Team/Models", MetricName="Drift", StartTime=now,
+                EndTime=now + timedelta(days=30), Period=60, Statistics=["Sum"],
+            )  # fmt: skip
+        assert info.value.response["Error"]["Code"] == "InvalidParameterCombination"
+        with pytest.raises(ClientError) as info:
+            client_.get_metric_statistics(
+                Namespace="Team/Models", MetricName="Drift", StartTime=now,
+                EndTime=now + timedelta(hours=1), Period=60,
+            )  # fmt: skip
+        assert info.value.response["Error"]["Code"] == "MissingParameter"
+
+
+def test_cloudwatch_takes_signed_requests_only_when_authentication_is_on(
+    tmp_path: Path,
+) -> None:
+    keys = {"AKIDSLUICE": "right-secret"}
+    server = RunningServer(
+        tmp_path / "home", {"SLUICE_AWS_ACCESS_KEYS": json.dumps(keys)}, auth=True
+    )
+    try:
+        server.wait_ready()
+        good = boto3.client(
+            "cloudwatch", endpoint_url=server.url, region_name="us-east-1",
+            aws_access_key_id="AKIDSLUICE", aws_secret_access_key="right-secret",
+        )  # fmt: skip
+        assert good.list_metrics()["Metrics"] == []
+        bad = boto3.client(
+            "cloudwatch", endpoint_url=server.url, region_name="us-east-1",
+            aws_access_key_id="AKIDSLUICE", aws_secret_access_key="wrong",
+            config=Config(retries={"max_attempts": 1}),
+        )  # fmt: skip
+        with pytest.raises(ClientError) as info:
+            bad.list_metrics()
+        assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    finally:
+        server.stop()
