@@ -41,8 +41,8 @@ def test_each_period_holds_what_the_variants_answered_in_it(tmp_path: Path) -> N
 
     assert points("Invocations") == [(1, 4, 0), (1, 0, 0)]  # blue and green together
     assert points("InvocationsPerInstance") == [(1, 2, 0), (1, 0, 0)]
-    assert points("Invocation5XXErrors") == [(1, 1, 0), (1, 0, 0)]
-    assert points("Invocation4XXErrors", "B") == [(1, 1, 0), (1, 0, 0)]
+    assert points("Invocation5XXErrors") == [(4, 1, 0)]  # one request of four; none later
+    assert points("Invocation4XXErrors", "B") == [(1, 1, 0)]
     ((samples, total, p50),) = points("ModelLatency")  # no latency without requests
     assert samples == 4 and total == pytest.approx(10_000, rel=0.01)
     assert p50 == pytest.approx(2_000, rel=0.01)  # microseconds

@@ -1,8 +1,9 @@
 """The metric history's writer: every 10 s, what each endpoint's variants answered, stored
 as SageMaker's CloudWatch metrics (namespace `AWS/SageMaker`, dimensions `EndpointName` and
 `VariantName`): `Invocations`, `InvocationsPerInstance`, `Invocation4XXErrors`,
-`Invocation5XXErrors` (counts), `ModelLatency` and `OverheadLatency` (microseconds, with
-bins for percentiles).
+`Invocation5XXErrors` (per request: 1 if it failed so, else 0; so Sum counts and Average
+is the rate), `ModelLatency` and `OverheadLatency` (microseconds, with bins for
+percentiles).
 
 The gateway's hot path only adds to each fleet's running totals; this reads them every
 10 s (at wall-clock multiples of 10 s), subtracts the previous reading, and hands the
@@ -115,11 +116,26 @@ def _periods(
             series(NAMESPACE, name, dimensions), start, RESOLUTION_S, 1, value, value, value, "None"
         )
 
-    periods = [
-        count("Invocations", window.invocations),
-        count("Invocation4XXErrors", window.errors_4xx),
-        count("Invocation5XXErrors", window.errors_5xx),
-    ]
+    periods = [count("Invocations", window.invocations)]
+    if window.invocations:
+        # As SageMaker sends them: a 1 for each request that failed so, a 0 for the others
+        # (Sum: how many failed; Average: the rate).
+        for name, errors in (
+            ("Invocation4XXErrors", window.errors_4xx),
+            ("Invocation5XXErrors", window.errors_5xx),
+        ):
+            periods.append(
+                Period(
+                    series(NAMESPACE, name, dimensions),
+                    start,
+                    RESOLUTION_S,
+                    window.invocations,
+                    errors,
+                    float(errors == window.invocations),
+                    float(errors > 0),
+                    "None",
+                )  # fmt: skip
+            )
     if instances:
         periods.append(count("InvocationsPerInstance", window.invocations / instances))
     latencies = (("ModelLatency", window.model_bins), ("OverheadLatency", window.overhead_bins))
