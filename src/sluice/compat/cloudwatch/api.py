@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import uuid
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 TARGET = "GraniteServiceVersion20100801"
 CBOR = "application/cbor"
 JSON_1_0 = "application/x-amz-json-1.0"
+MAX_UNZIPPED = 16 * 1024 * 1024
 
 
 class CloudWatchApi:
@@ -55,9 +57,11 @@ class CloudWatchApi:
     async def handle_cbor(self, request: Request) -> Response:
         """Smithy RPC v2 CBOR."""
         name = request.path_params["operation"]
-        body = await request.body()
         try:
+            body = await _body(request)
             params = cbor2.loads(body) if body else {}
+        except CloudWatchError as exc:
+            return _answer(_error(exc), CBOR)
         except (cbor2.CBORDecodeError, ValueError, TypeError) as exc:
             return _answer(_error(InvalidParameterValue(f"the body is not CBOR: {exc}")), CBOR)
         return _answer(await self._call(name, params), CBOR)
@@ -65,9 +69,11 @@ class CloudWatchApi:
     async def handle_json(self, request: Request) -> Response:
         """AWS JSON 1.0 (`X-Amz-Target: GraniteServiceVersion20100801.<Op>`)."""
         name = request.headers.get("x-amz-target", "").removeprefix(f"{TARGET}.")
-        body = await request.body()
         try:
+            body = await _body(request)
             params = json.loads(body) if body else {}
+        except CloudWatchError as exc:
+            return _answer(_error(exc), JSON_1_0)
         except ValueError as exc:
             return _answer(_error(InvalidParameterValue(f"the body is not JSON: {exc}")), JSON_1_0)
         return _answer(await self._call(name, params), JSON_1_0)
@@ -97,6 +103,25 @@ class CloudWatchApi:
                 {"__type": "InternalServiceFault", "message": "internal error"},
                 "InternalServiceError",
             )
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body, unzipped when botocore compressed it (it gzips PutMetricData
+    bodies over 10 KB), up to MAX_UNZIPPED bytes."""
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise InvalidParameterValue(f"Content-Encoding {encoding!r} is not supported (gzip is)")
+    unzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = unzip.decompress(body, MAX_UNZIPPED + 1)
+    except zlib.error as exc:
+        raise InvalidParameterValue(f"the body is not gzip: {exc}") from None
+    if len(out) > MAX_UNZIPPED or unzip.unconsumed_tail:
+        raise InvalidParameterValue(f"the body unzips to more than {MAX_UNZIPPED:,} bytes")
+    return out
 
 
 def _error(exc: CloudWatchError) -> tuple[int, dict[str, Any], str]:
