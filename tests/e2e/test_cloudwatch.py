@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -114,6 +115,15 @@ def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
              "Counts": [1, 2], "Timestamp": now, "StorageResolution": 1},
         ],
     )  # fmt: skip
+    # Over 10 KB, botocore gzips the body.
+    many = [{"MetricName": "Big", "Values": [float(v) for v in range(1, 151)],
+             "Timestamp": now, "StorageResolution": 1}] * 20  # fmt: skip
+    cw.put_metric_data(Namespace="Team/Models", MetricData=many)
+    (big,) = cw.get_metric_statistics(
+        Namespace="Team/Models", MetricName="Big", StartTime=now - timedelta(minutes=1),
+        EndTime=now + timedelta(minutes=1), Period=60, Statistics=["SampleCount", "Maximum"],
+    )["Datapoints"]  # fmt: skip
+    assert (big["SampleCount"], big["Maximum"]) == (3000, 150)
     monkeypatch.setenv("AWS_DATA_PATH", str(json_only_model(tmp_path / "models")))
     as_json = cloudwatch(server.url)
     assert as_json.meta.service_model.protocol == "json"
@@ -148,6 +158,17 @@ def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
         EndTime=now + timedelta(minutes=1),
     )["MetricDataResults"]
     assert data[0]["Values"] == [1.5] and data[0]["StatusCode"] == "Complete"
+
+    # A body that unzips past 16 MiB is refused before it is read through.
+    bomb = gzip.compress(b"{" + b" " * (17 << 20) + b"}")
+    refused = httpx.post(
+        server.url,
+        content=bomb,
+        headers={"x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+                 "content-type": "application/x-amz-json-1.0", "content-encoding": "gzip"},
+    )  # fmt: skip
+    assert refused.status_code == 400 and "unzips to more than" in refused.text
+    assert refused.headers["x-amzn-query-error"] == "InvalidParameterValue;Sender"
 
     # Bad requests get CloudWatch's errors, in each protocol.
     for client_ in (cw, as_json):
