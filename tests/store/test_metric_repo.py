@@ -85,3 +85,25 @@ def test_old_periods_roll_up_to_minutes_then_go(metrics: MetricRepository) -> No
 def test_align_cuts_time_into_periods() -> None:
     assert align(at(59.9), 60) == at(0) and align(at(60), 60) == at(60)
     assert align(at(25), 10) == at(20)
+
+
+def test_percentiles_read_from_a_table_or_sorted_agree(
+    metrics: MetricRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from sluice.store import metric_repo
+
+    rng = random.Random(3)
+    periods = [
+        period_of(LATENCY, at(s), 10, [rng.lognormvariate(5, 2) for _ in range(30)])
+        for s in range(0, 600, 10)
+    ]
+    metrics.add([p for p in periods if p is not None])
+    wanted = (1, 50, 90, 99.9)
+    table = metrics.datapoints(LATENCY, at(0), at(600), 60, wanted)
+    monkeypatch.setattr(metric_repo, "DENSE_CELLS", 0)
+    assert metrics.datapoints(LATENCY, at(0), at(600), 60, wanted) == table
+    values = sorted(v for p in periods if p is not None for v in [p.minimum, p.maximum])
+    assert table[0].percentiles[1] <= table[0].percentiles[50] <= table[0].percentiles[99.9]
+    assert min(values) * 0.99 <= table[0].percentiles[1]

@@ -199,14 +199,12 @@ class MetricRepository:
                 .order_by(bucket)
             ).all()
             # ...and, for percentiles, the bins of each (none if some period has none).
-            bins: dict[int, list[bytes] | None] = {}
+            found: dict[int, dict[float, float | None]] = {}
             if percentiles:
-                for number, packed in connection.execute(select(bucket, ROWS.c.bins).where(*where)):
-                    held = bins.setdefault(number, [])
-                    if packed is None or held is None:
-                        bins[number] = None
-                    else:
-                        held.append(packed)
+                found = _percentiles(
+                    connection.execute(select(bucket, ROWS.c.bins).where(*where)).all(),
+                    percentiles,
+                )
         return [
             Datapoint(
                 datetime.fromtimestamp(base + number * period_s, UTC),
@@ -215,7 +213,7 @@ class MetricRepository:
                 low,
                 high,
                 unit,
-                _percentiles(bins.get(number), percentiles),
+                found.get(number, dict.fromkeys(percentiles)),
             )  # fmt: skip
             for number, samples, total, low, high, unit in totals
         ]
@@ -306,6 +304,8 @@ def _values(p: Period) -> dict[str, object]:
 
 
 _PAIRS = np.dtype([("bin", "<i4"), ("count", "<i4")])
+DENSE_CELLS = 4_000_000
+"""Percentiles of many periods are read from a period-by-bin table up to this size."""
 
 
 def pack(bins: Mapping[int, int] | None) -> bytes | None:
@@ -322,21 +322,57 @@ def unpack(stored: bytes | None) -> dict[int, int] | None:
     return dict(zip(pairs["bin"].tolist(), pairs["count"].tolist(), strict=True))
 
 
-def _percentiles(packed: list[bytes] | None, wanted: Sequence[float]) -> dict[float, float | None]:
-    """Percentiles of the values in bins stored packed (as `fleet_stats.percentile` reads
-    them: the bin holding the rank ceil(q% of the count))."""
-    if not wanted:
+def _percentiles(
+    rows: Sequence[tuple[int, bytes | None]], wanted: Sequence[float]
+) -> dict[int, dict[float, float | None]]:
+    """Per period number, the percentiles of the values binned in its rows (packed), read
+    as `fleet_stats.percentile` reads them (the bin holding the rank ceil(q% of the
+    count)), every period at once; a period with a row without bins has none."""
+    blind = {number for number, packed in rows if packed is None}
+    kept = [(number, packed) for number, packed in rows if packed and number not in blind]
+    if not kept:
         return {}
-    pairs = np.frombuffer(b"".join(packed), dtype=_PAIRS) if packed else None
-    if pairs is None or not len(pairs) or pairs["count"].sum() == 0:
-        return dict.fromkeys(wanted)
-    order = np.argsort(pairs["bin"], kind="stable")
-    bins, cumulative = pairs["bin"][order], np.cumsum(pairs["count"][order], dtype=np.int64)
-    total = int(cumulative[-1])
-    out: dict[float, float | None] = {}
-    for q in wanted:
-        rank = max(1, math.ceil(q / 100 * total))
-        out[q] = bin_value(int(bins[int(np.searchsorted(cumulative, rank))]))
+    pairs = np.frombuffer(b"".join(packed for _, packed in kept), dtype=_PAIRS)
+    sizes = np.array([len(packed) // _PAIRS.itemsize for _, packed in kept])
+    numbers, inverse = np.unique(np.array([number for number, _ in kept]), return_inverse=True)
+    rows_of = np.repeat(inverse, sizes)  # each pair's period (its index in `numbers`)
+    low = int(pairs["bin"].min())
+    width = int(pairs["bin"].max()) - low + 1
+    if len(numbers) * width <= DENSE_CELLS:
+        # Every period's counts in one table (period by bin), summed without sorting.
+        table = np.bincount(
+            rows_of * width + (pairs["bin"] - low),
+            weights=pairs["count"],
+            minlength=len(numbers) * width,
+        ).reshape(len(numbers), width)
+        cumulative = np.cumsum(table, axis=1)
+        totals = cumulative[:, -1]
+        at_rank = {
+            q: (cumulative >= np.maximum(1, np.ceil(q / 100 * totals))[:, None]).argmax(axis=1)
+            + low
+            for q in wanted
+        }
+    else:  # values spread too widely for a table: sorted instead
+        order = np.lexsort((pairs["bin"], rows_of))
+        rows_of, bins = rows_of[order], pairs["bin"][order]
+        running = np.cumsum(pairs["count"][order], dtype=np.int64)
+        starts = np.searchsorted(rows_of, np.arange(len(numbers)))
+        ends = np.append(starts[1:], len(rows_of)) - 1
+        before = np.where(starts > 0, running[starts - 1], 0)
+        totals = running[ends] - before
+        at_rank = {
+            q: bins[
+                np.minimum(
+                    np.searchsorted(running, before + np.maximum(1, np.ceil(q / 100 * totals))),
+                    ends,
+                )
+            ]
+            for q in wanted
+        }
+    out: dict[int, dict[float, float | None]] = {int(n): {} for n in numbers}
+    for q, indexes in at_rank.items():
+        for number, index in zip(numbers.tolist(), indexes.tolist(), strict=True):
+            out[number][q] = bin_value(int(index))
     return out
 
 
