@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from sluice.api.routes import build_api
 from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
+from sluice.compat.cloudwatch.alarms import CloudWatchAlarms
 from sluice.compat.cloudwatch.api import CloudWatchApi
 from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
 from sluice.compat.sagemaker.arns import Arns
@@ -283,7 +284,10 @@ def build_server(settings: Settings) -> Server:
                 transforms,
             ),
         ),
-        CloudWatchApi(CloudWatchMetrics(metric_repo)),
+        CloudWatchApi(
+            CloudWatchMetrics(metric_repo),
+            CloudWatchAlarms(alarms, settings.sns_topics, settings.aws_region),
+        ),
         open_inference.routes(gateway, service),
         build_api(
             service,

@@ -216,3 +216,62 @@ def test_cloudwatch_takes_signed_requests_only_when_authentication_is_on(
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     finally:
         server.stop()
+
+
+def test_an_alarm_made_with_put_metric_alarm_is_a_sluice_alarm(
+    server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    with Client(server.url) as client:
+        client.create_model("logreg", str(artifacts["logreg"]))
+        client.create_endpoint_config("cfg", [{"name": "A", "model": "logreg"}])
+        client.create_endpoint("digits", "cfg", wait=True, timeout=60)
+    cw = cloudwatch(server.url)
+    cw.put_metric_alarm(
+        AlarmName="digits-slow",
+        Namespace="AWS/SageMaker",
+        MetricName="ModelLatency",
+        Dimensions=[{"Name": "EndpointName", "Value": "digits"}],
+        ExtendedStatistic="p99",
+        Period=10,
+        EvaluationPeriods=1,
+        Threshold=1.0,  # microseconds: every request breaches it
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+    )
+    (described,) = cw.describe_alarms(AlarmNames=["digits-slow"])["MetricAlarms"]
+    assert described["Threshold"] == 1.0 and described["ExtendedStatistic"] == "p99"
+    assert described["Dimensions"] == [{"Name": "EndpointName", "Value": "digits"}]
+    native = httpx.get(f"{server.url}/api/v1/alarms").json()
+    assert [(a["name"], a["threshold"]) for a in native] == [("digits-slow", 0.001)]  # ms
+
+    x, _ = models.digits()
+    deadline = time.monotonic() + 40
+    with Client(server.url) as client:
+        while (
+            cw.describe_alarms(AlarmNames=["digits-slow"])["MetricAlarms"][0]["StateValue"]
+            != "ALARM"
+        ):
+            assert time.monotonic() < deadline, "the alarm never fired"
+            client.invoke("digits", json.dumps([x[0].tolist()]))
+            time.sleep(0.2)
+
+    for bad, why in [
+        ({"Namespace": "Team/Models", "MetricName": "Drift"}, "AWS/SageMaker"),
+        ({"Dimensions": [{"Name": "Host", "Value": "a"}]}, "Dimensions"),
+        ({"AlarmActions": ["arn:aws:sns:us-east-1:000000000000:nobody"]}, "sns_topics"),
+    ]:
+        options = {
+            "AlarmName": "bad", "Namespace": "AWS/SageMaker", "MetricName": "Invocations",
+            "Dimensions": [{"Name": "EndpointName", "Value": "digits"}], "Statistic": "Sum",
+            "Period": 60, "EvaluationPeriods": 1, "Threshold": 1.0,
+            "ComparisonOperator": "GreaterThanThreshold", **bad,
+        }  # fmt: skip
+        with pytest.raises(ClientError) as info:
+            cw.put_metric_alarm(**options)
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert why in info.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as info:
+        cw.delete_alarms(AlarmNames=["digits-slow", "nobody"])
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+    cw.delete_alarms(AlarmNames=["digits-slow"])
+    assert cw.describe_alarms()["MetricAlarms"] == []

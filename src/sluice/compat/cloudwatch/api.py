@@ -16,6 +16,7 @@ import json
 import logging
 import uuid
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +24,8 @@ import cbor2
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sluice.compat.cloudwatch.alarms import CloudWatchAlarms
 from sluice.compat.cloudwatch.metrics import (
-    OPERATIONS,
     CloudWatchError,
     CloudWatchMetrics,
     InvalidParameterValue,
@@ -40,9 +41,20 @@ JSON_1_0 = "application/x-amz-json-1.0"
 MAX_UNZIPPED = 16 * 1024 * 1024
 
 
+Operation = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class CloudWatchApi:
-    def __init__(self, metrics: CloudWatchMetrics) -> None:
-        self.metrics = metrics
+    def __init__(self, metrics: CloudWatchMetrics, alarms: CloudWatchAlarms) -> None:
+        self.operations: dict[str, Operation] = {
+            "PutMetricData": metrics.put_metric_data,
+            "GetMetricStatistics": metrics.get_metric_statistics,
+            "ListMetrics": metrics.list_metrics,
+            "GetMetricData": metrics.get_metric_data,
+            "PutMetricAlarm": alarms.put_metric_alarm,
+            "DescribeAlarms": alarms.describe_alarms,
+            "DeleteAlarms": alarms.delete_alarms,
+        }
         self._model: ServiceModel | None = None
         self._loading = asyncio.Lock()
 
@@ -50,7 +62,7 @@ class CloudWatchApi:
         async with self._loading:
             if self._model is None:
                 self._model = await asyncio.to_thread(
-                    ServiceModel, "cloudwatch", sorted(OPERATIONS)
+                    ServiceModel, "cloudwatch", sorted(self.operations)
                 )
         return self._model
 
@@ -80,7 +92,7 @@ class CloudWatchApi:
 
     async def _call(self, name: str, params: Any) -> tuple[int, dict[str, Any], str | None]:
         """(status, members, query error code or None)."""
-        operation = OPERATIONS.get(name)
+        operation = self.operations.get(name)
         try:
             if operation is None:
                 raise InvalidParameterValue(
@@ -93,7 +105,7 @@ class CloudWatchApi:
                 if "must not be null" in exc.message:
                     raise MissingParameter(exc.message) from None
                 raise InvalidParameterValue(exc.message) from None
-            return 200, await asyncio.to_thread(operation, self.metrics, members), None
+            return 200, await asyncio.to_thread(operation, members), None
         except CloudWatchError as exc:
             return _error(exc)
         except Exception:  # noqa: BLE001 - no traceback ever reaches a client

@@ -68,9 +68,6 @@ class InvalidNextToken(CloudWatchError):
     status = 400
 
 
-Operation = Callable[["CloudWatchMetrics", dict[str, Any]], dict[str, Any]]
-
-
 class CloudWatchMetrics:
     def __init__(self, repo: MetricRepository, now: Callable[[], datetime] | None = None) -> None:
         self.repo = repo
@@ -203,14 +200,6 @@ class CloudWatchMetrics:
                     }
                 )
         return {"MetricDataResults": results, "Messages": []}
-
-
-OPERATIONS: dict[str, Operation] = {
-    "PutMetricData": CloudWatchMetrics.put_metric_data,
-    "GetMetricStatistics": CloudWatchMetrics.get_metric_statistics,
-    "ListMetrics": CloudWatchMetrics.list_metrics,
-    "GetMetricData": CloudWatchMetrics.get_metric_data,
-}
 
 
 def _datum_period(

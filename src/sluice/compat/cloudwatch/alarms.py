@@ -1,0 +1,196 @@
+"""CloudWatch's metric alarms, mapped onto sluice's alarms: `PutMetricAlarm`,
+`DescribeAlarms` and `DeleteAlarms`.
+
+An alarm made here is a sluice alarm like any other: it is evaluated on the gateway's
+live totals, it can guard a deployment (`AutoRollbackConfiguration` names it), and the
+native API and CLI see it. What maps: the `AWS/SageMaker` endpoint metrics sluice alarms
+watch (`Invocations`, `Invocation4XXErrors`, `Invocation5XXErrors`, `ModelLatency`,
+`OverheadLatency`) with `EndpointName` and optionally `VariantName`; `Statistic` or
+`ExtendedStatistic`; the period, evaluation periods, datapoints to alarm, comparison and
+missing-data treatment; `AlarmActions` as one SNS topic ARN whose sink setting
+`sns_topics` names (the transitions are posted there). Latencies are in microseconds here,
+as SageMaker publishes them (sluice's own alarms count milliseconds). Anything else is
+refused by name rather than stored and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.compat.cloudwatch.metrics import (
+    CloudWatchError,
+    InvalidNextToken,
+    InvalidParameterValue,
+)
+from sluice.control.alarms import BUILTIN, AlarmService
+from sluice.entities import Alarm
+from sluice.errors import NotFound
+
+NAMESPACE = "AWS/SageMaker"
+LATENCIES = ("ModelLatency", "OverheadLatency")
+MICROSECONDS_PER_MS = 1000.0
+PAGE = 100
+
+
+class ResourceNotFound(CloudWatchError):
+    code = "ResourceNotFound"
+    query_code = "ResourceNotFound"
+    status = 404
+
+
+class CloudWatchAlarms:
+    def __init__(self, alarms: AlarmService, topics: Mapping[str, str], region: str) -> None:
+        self.alarms = alarms
+        self.topics = topics
+        """SNS topic ARN to the webhook that receives its messages (setting sns_topics)."""
+        self.region = region
+
+    def put_metric_alarm(self, members: dict[str, Any]) -> dict[str, Any]:
+        name = members["AlarmName"]
+        if members.get("Metrics"):
+            raise InvalidParameterValue(
+                "metric math alarms (Metrics) are not supported by sluice; name a MetricName"
+            )
+        if members.get("Namespace") != NAMESPACE or members.get("MetricName") not in BUILTIN:
+            raise InvalidParameterValue(
+                f"sluice evaluates alarms on the {NAMESPACE} endpoint metrics "
+                f"{', '.join(BUILTIN)}, not {members.get('Namespace')}/{members.get('MetricName')}"
+            )
+        metric = members["MetricName"]
+        dimensions = {d["Name"]: d["Value"] for d in members.get("Dimensions") or []}
+        unknown = set(dimensions) - {"EndpointName", "VariantName"}
+        if unknown or "EndpointName" not in dimensions:
+            raise InvalidParameterValue(
+                "an alarm's Dimensions are EndpointName and, optionally, VariantName"
+            )
+        statistic = members.get("ExtendedStatistic") or members.get("Statistic")
+        if statistic is None or ("ExtendedStatistic" in members and "Statistic" in members):
+            raise InvalidParameterValue("name one of Statistic and ExtendedStatistic")
+        for unsupported in ("OKActions", "InsufficientDataActions"):
+            if members.get(unsupported):
+                raise InvalidParameterValue(
+                    f"{unsupported} are not supported by sluice: AlarmActions receive every "
+                    "transition"
+                )
+        actions = members.get("AlarmActions") or []
+        if len(actions) > 1:
+            raise InvalidParameterValue("sluice takes one AlarmActions topic")
+        webhook = None
+        if actions and members.get("ActionsEnabled", True):
+            webhook = self.topics.get(actions[0])
+            if webhook is None:
+                raise InvalidParameterValue(
+                    f"no sink is configured for the SNS topic {actions[0]!r} (setting "
+                    "sns_topics: topic ARN to a webhook URL)"
+                )
+        threshold = float(members["Threshold"])
+        if metric in LATENCIES:
+            threshold /= MICROSECONDS_PER_MS
+        evaluation_periods = members["EvaluationPeriods"]
+        alarm = Alarm(
+            name=name,
+            metric=metric,
+            statistic=statistic,
+            comparison=members["ComparisonOperator"],
+            threshold=threshold,
+            period_s=members["Period"],
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=members.get("DatapointsToAlarm") or evaluation_periods,
+            endpoint=dimensions["EndpointName"],
+            variant=dimensions.get("VariantName"),
+            treat_missing_data=members.get("TreatMissingData") or "missing",
+            webhook_url=webhook,
+            description=members.get("AlarmDescription") or "",
+        )
+        try:
+            self.alarms.put(alarm)
+        except CloudWatchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sluice's validation, in CloudWatch's words
+            message = getattr(exc, "message", str(exc))
+            raise InvalidParameterValue(message) from None
+        return {}
+
+    def describe_alarms(self, members: dict[str, Any]) -> dict[str, Any]:
+        names = set(members.get("AlarmNames") or [])
+        prefix = members.get("AlarmNamePrefix")
+        state = members.get("StateValue")
+        found = [
+            alarm
+            for alarm in sorted(self.alarms.find(), key=lambda a: a.name)
+            if (not names or alarm.name in names)
+            and (prefix is None or alarm.name.startswith(prefix))
+            and (state is None or alarm.state.value == state)
+        ]
+        size = members.get("MaxRecords") or PAGE
+        offset = _offset(members.get("NextToken"))
+        out: dict[str, Any] = {
+            "MetricAlarms": [self._described(a) for a in found[offset : offset + size]],
+            "CompositeAlarms": [],
+        }
+        if offset + size < len(found):
+            out["NextToken"] = str(offset + size)
+        return out
+
+    def delete_alarms(self, members: dict[str, Any]) -> dict[str, Any]:
+        names = members["AlarmNames"]
+        known = {alarm.name for alarm in self.alarms.find()}
+        missing = [name for name in names if name not in known]
+        if missing:
+            raise ResourceNotFound(f"Alarm(s) {', '.join(missing)} not found; none deleted")
+        for name in names:
+            try:
+                self.alarms.delete(name)
+            except NotFound:
+                pass
+            except Exception as exc:  # noqa: BLE001 - in CloudWatch's words
+                raise InvalidParameterValue(getattr(exc, "message", str(exc))) from None
+        return {}
+
+    def _described(self, alarm: Alarm) -> dict[str, Any]:
+        threshold = alarm.threshold
+        if alarm.metric in LATENCIES:
+            threshold *= MICROSECONDS_PER_MS
+        dimensions = [{"Name": "EndpointName", "Value": alarm.endpoint or ""}]
+        if alarm.variant:
+            dimensions.append({"Name": "VariantName", "Value": alarm.variant})
+        topics = [arn for arn, url in self.topics.items() if url == alarm.webhook_url]
+        described: dict[str, Any] = {
+            "AlarmName": alarm.name,
+            "AlarmArn": f"arn:aws:cloudwatch:{self.region}:000000000000:alarm:{alarm.name}",
+            "AlarmDescription": alarm.description,
+            "ActionsEnabled": bool(topics),
+            "OKActions": [],
+            "AlarmActions": topics[:1],
+            "InsufficientDataActions": [],
+            "StateValue": alarm.state.value,
+            "StateReason": alarm.state_reason,
+            "MetricName": alarm.metric,
+            "Namespace": NAMESPACE,
+            "Dimensions": dimensions,
+            "Period": alarm.period_s,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "DatapointsToAlarm": alarm.datapoints_to_alarm,
+            "Threshold": threshold,
+            "ComparisonOperator": alarm.comparison,
+            "TreatMissingData": alarm.treat_missing_data,
+        }
+        if alarm.statistic.startswith("p"):
+            described["ExtendedStatistic"] = alarm.statistic
+        else:
+            described["Statistic"] = alarm.statistic
+        if alarm.state_updated_at is not None:
+            described["StateUpdatedTimestamp"] = alarm.state_updated_at
+            described["StateTransitionedTimestamp"] = alarm.state_updated_at
+        if alarm.created_at is not None:
+            described["AlarmConfigurationUpdatedTimestamp"] = alarm.created_at
+        return described
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise InvalidNextToken("The NextToken is not one this server gave")
+    return int(token)
