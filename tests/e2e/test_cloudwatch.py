@@ -37,15 +37,15 @@ def cloudwatch(url: str, **options: Any) -> Any:
     )
 
 
-def json_only_model(folder: Path) -> Path:
-    """botocore's cloudwatch model with only the JSON 1.0 protocol (a data path for
-    AWS_DATA_PATH), so a client speaks JSON instead of CBOR."""
+def model_speaking(folder: Path, protocol: str) -> Path:
+    """botocore's cloudwatch model with only `protocol` (a data path for AWS_DATA_PATH), so
+    a client speaks it instead of CBOR."""
     import botocore
 
     source = Path(botocore.__file__).parent / "data" / "cloudwatch" / "2010-08-01"
     model = json.loads(gzip.decompress((source / "service-2.json.gz").read_bytes()))
-    model["metadata"]["protocols"] = ["json"]
-    model["metadata"]["protocol"] = "json"
+    model["metadata"]["protocols"] = [protocol]
+    model["metadata"]["protocol"] = protocol
     target = folder / "cloudwatch" / "2010-08-01"
     target.mkdir(parents=True)
     (target / "service-2.json").write_text(json.dumps(model))
@@ -124,9 +124,21 @@ def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
         EndTime=now + timedelta(minutes=1), Period=60, Statistics=["SampleCount", "Maximum"],
     )["Datapoints"]  # fmt: skip
     assert (big["SampleCount"], big["Maximum"]) == (3000, 150)
-    monkeypatch.setenv("AWS_DATA_PATH", str(json_only_model(tmp_path / "models")))
+    monkeypatch.setenv("AWS_DATA_PATH", str(model_speaking(tmp_path / "json", "json")))
     as_json = cloudwatch(server.url)
     assert as_json.meta.service_model.protocol == "json"
+    monkeypatch.setenv("AWS_DATA_PATH", str(model_speaking(tmp_path / "query", "query")))
+    as_query = cloudwatch(server.url)
+    assert as_query.meta.service_model.protocol == "query"
+    (queried,) = as_query.get_metric_statistics(
+        Namespace="Team/Models", MetricName="Drift", Dimensions=dimensions[:1],
+        StartTime=now - timedelta(minutes=1), EndTime=now + timedelta(minutes=1),
+        Period=60, ExtendedStatistics=["p50"],
+    )["Datapoints"]  # fmt: skip
+    assert queried["ExtendedStatistics"]["p50"] == pytest.approx(0.5, rel=0.01)  # of 4 values
+    assert queried["Timestamp"] == now.replace(second=0)
+    names = {m["MetricName"] for m in as_query.list_metrics(Namespace="Team/Models")["Metrics"]}
+    assert names == {"Drift", "Big"}
     (point,) = as_json.get_metric_statistics(
         Namespace="Team/Models",
         MetricName="Drift",
@@ -171,7 +183,7 @@ def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
     assert refused.headers["x-amzn-query-error"] == "InvalidParameterValue;Sender"
 
     # Bad requests get CloudWatch's errors, in each protocol.
-    for client_ in (cw, as_json):
+    for client_ in (cw, as_json, as_query):
         with pytest.raises(ClientError) as info:
             client_.put_metric_data(
                 Namespace="AWS/SageMaker", MetricData=[{"MetricName": "x", "Value": 1}]

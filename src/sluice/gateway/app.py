@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from sluice.compat.cloudwatch.api import TARGET as CLOUDWATCH
-from sluice.compat.cloudwatch.api import CloudWatchApi
+from sluice.compat.cloudwatch.api import CloudWatchApi, is_form
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.runtime import RuntimeHandler, endpoint_of
 from sluice.gateway.metrics import Metrics
@@ -77,9 +77,13 @@ def build_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def post_root(request: Request) -> Response:
-        """SageMaker's control plane or CloudWatch (AWS JSON 1.0), by X-Amz-Target."""
-        if request.headers.get("x-amz-target", "").startswith(f"{CLOUDWATCH}."):
+        """SageMaker's control plane or CloudWatch (AWS JSON 1.0) by X-Amz-Target, or
+        CloudWatch's query protocol (a form body, no target)."""
+        target = request.headers.get("x-amz-target", "")
+        if target.startswith(f"{CLOUDWATCH}."):
             return await cloudwatch.handle_json(request)
+        if not target and is_form(request.headers.get("content-type", "")):
+            return await cloudwatch.handle_query(request)
         return await control.handle(request)
 
     rest = Starlette(

@@ -24,6 +24,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from typing import Any
+from xml.sax.saxutils import escape
 
 import cbor2
 
@@ -57,6 +58,8 @@ class Surface(Enum):
     SAGEMAKER = "sagemaker"
     SMITHY_CBOR = "smithy-rpc-v2-cbor"
     """CloudWatch's default protocol (`POST /service/<service>/operation/<operation>`)."""
+    AWS_QUERY = "query"
+    """CloudWatch's query protocol (`POST /` with a form body): errors in XML."""
     NATIVE = "native"
 
 
@@ -132,14 +135,17 @@ class Guard:
         method: str = scope["method"]
         runtime = endpoint_of(path) is not None
         streamed = runtime or path in (UPLOADS, ASYNC_INPUTS)
-        surface = Surface.RUNTIME if runtime else _surface(method, path)
         host: str | None = None
         authorization = ""
+        form = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                form = value.split(b";")[0].strip().lower() == b"application/x-www-form-urlencoded"
+        surface = Surface.RUNTIME if runtime else _surface(method, path, form)
         try:
             if self.hosts is not None and not self.hosts.allows(host):
                 raise Refusal(
@@ -267,9 +273,9 @@ def _unknown(surface: Surface, message: str) -> Refusal:
     return Refusal(403, "UnrecognizedClientException", message)
 
 
-def _surface(method: str, path: str) -> Surface:
+def _surface(method: str, path: str, form: bool = False) -> Surface:
     if path == "/" and method == "POST":
-        return Surface.SAGEMAKER
+        return Surface.AWS_QUERY if form else Surface.SAGEMAKER
     if path.startswith("/service/") and method == "POST":
         return Surface.SMITHY_CBOR
     return Surface.NATIVE
@@ -294,6 +300,13 @@ async def _answer(send: Send, surface: Surface, refusal: Refusal) -> None:
         content_type = b"application/cbor"
         payload = cbor2.dumps({"__type": refusal.code, "message": refusal.message})
         headers.append((b"smithy-protocol", b"rpc-v2-cbor"))
+    elif surface is Surface.AWS_QUERY:
+        content_type = b"text/xml"
+        payload = (
+            "<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
+            "</Error></ErrorResponse>"
+        ).encode()
     headers += [(b"content-type", content_type), (b"content-length", str(len(payload)).encode())]
     if refusal.status == 413:
         headers.append((b"connection", b"close"))

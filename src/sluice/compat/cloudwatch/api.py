@@ -1,7 +1,8 @@
 """CloudWatch on the server's port, in two of the protocols botocore speaks to it: Smithy
 RPC v2 CBOR, botocore's default (`POST /service/GraniteServiceVersion20100801/operation/<Op>`,
 CBOR both ways), and AWS JSON 1.0 (`POST /` with `X-Amz-Target:
-GraniteServiceVersion20100801.<Op>`). The query protocol is not served yet.
+GraniteServiceVersion20100801.<Op>`), and the AWS query protocol of older botocore
+(`POST /` with a form body; `query.py`).
 
 Top to bottom: decode the body, check it against botocore's model of the operation, run
 the operation off the event loop, answer in the request's protocol; errors carry the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import urllib.parse
 import uuid
 import zlib
 from collections.abc import Callable
@@ -24,6 +26,7 @@ import cbor2
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sluice.compat.cloudwatch import query
 from sluice.compat.cloudwatch.alarms import CloudWatchAlarms
 from sluice.compat.cloudwatch.metrics import (
     CloudWatchError,
@@ -90,6 +93,31 @@ class CloudWatchApi:
             return _answer(_error(InvalidParameterValue(f"the body is not JSON: {exc}")), JSON_1_0)
         return _answer(await self._call(name, params), JSON_1_0)
 
+    async def handle_query(self, request: Request) -> Response:
+        """The AWS query protocol (a form body with `Action` and `Version`)."""
+        request_id = str(uuid.uuid4())
+        try:
+            body = await _body(request)
+            form = dict(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except CloudWatchError as exc:
+            return _xml_error(exc.query_code, exc.message, exc.status, request_id)
+        except UnicodeDecodeError:
+            return _xml_error("InvalidParameterValue", "the body is not UTF-8", 400, request_id)
+        name = form.get("Action", "")
+        if name in self.operations:
+            try:
+                params: Any = query.read(await self.model(), name, form)
+            except (KeyError, ValueError) as exc:
+                return _xml_error("InvalidParameterValue", str(exc), 400, request_id)
+        else:
+            params = {}
+        status, members, code = await self._call(name, params)
+        if status != 200:
+            code = code or "InternalServiceError"
+            return _xml_error(code, members["message"], status, request_id)
+        text = query.write(await self.model(), name, members, request_id)
+        return Response(text, media_type="text/xml", headers={"x-amzn-requestid": request_id})
+
     async def _call(self, name: str, params: Any) -> tuple[int, dict[str, Any], str | None]:
         """(status, members, query error code or None)."""
         operation = self.operations.get(name)
@@ -117,6 +145,11 @@ class CloudWatchApi:
             )
 
 
+def is_form(content_type: str) -> bool:
+    """The query protocol's body."""
+    return content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
 async def _body(request: Request) -> bytes:
     """The request's body, unzipped when botocore compressed it (it gzips PutMetricData
     bodies over 10 KB), up to MAX_UNZIPPED bytes."""
@@ -134,6 +167,15 @@ async def _body(request: Request) -> bytes:
     if len(out) > MAX_UNZIPPED or unzip.unconsumed_tail:
         raise InvalidParameterValue(f"the body unzips to more than {MAX_UNZIPPED:,} bytes")
     return out
+
+
+def _xml_error(code: str, message: str, status: int, request_id: str) -> Response:
+    return Response(
+        query.error(code, message, status < 500, request_id),
+        status_code=status,
+        media_type="text/xml",
+        headers={"x-amzn-requestid": request_id},
+    )
 
 
 def _error(exc: CloudWatchError) -> tuple[int, dict[str, Any], str]:

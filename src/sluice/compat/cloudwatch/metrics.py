@@ -107,8 +107,9 @@ class CloudWatchMetrics:
                 "Must specify either Statistics or ExtendedStatistics, but not both"
             )
         percentiles = [_percentile(name) for name in extended]
-        start, end, period = members["StartTime"], members["EndTime"], members["Period"]
+        period = members["Period"]
         _check_period(period)
+        start, end = _rounded(members["StartTime"], period), members["EndTime"]
         if end <= start:
             raise InvalidParameterValue("The parameter StartTime must be before EndTime")
         wanted = math.ceil((end - start).total_seconds() / period)
@@ -153,8 +154,8 @@ class CloudWatchMetrics:
         return out
 
     def get_metric_data(self, members: dict[str, Any]) -> dict[str, Any]:
-        start, end = members["StartTime"], members["EndTime"]
-        if end <= start:
+        end = members["EndTime"]
+        if end <= members["StartTime"]:
             raise InvalidParameterValue("The parameter StartTime must be before EndTime")
         descending = members.get("ScanBy", "TimestampDescending") == "TimestampDescending"
         results = []
@@ -168,6 +169,7 @@ class CloudWatchMetrics:
             if stat is None:
                 raise MissingParameter(f"Query {query['Id']} needs MetricStat")
             _check_period(stat["Period"])
+            start = _rounded(members["StartTime"], stat["Period"])
             metric = stat["Metric"]
             item = series(
                 metric.get("Namespace", ""),
@@ -259,6 +261,12 @@ def _percentile(name: str) -> float:
             f"The value {name} for ExtendedStatistics is not valid (pNN.NN)"
         )
     return float(name[1:])
+
+
+def _rounded(start: datetime, period: int) -> datetime:
+    """StartTime rounded down as CloudWatch rounds it (to the minute; to the period for
+    periods under a minute), so datapoints fall on whole periods."""
+    return align(start, min(period, 60))
 
 
 def _check_period(period: int) -> None:
