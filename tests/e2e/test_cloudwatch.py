@@ -267,6 +267,21 @@ def test_an_alarm_made_with_put_metric_alarm_is_a_sluice_alarm(
             client.invoke("digits", json.dumps([x[0].tolist()]))
             time.sleep(0.2)
 
+    history = cw.describe_alarm_history(AlarmName="digits-slow")["AlarmHistoryItems"]
+    assert history[0]["HistorySummary"].endswith("to ALARM")
+    assert json.loads(history[0]["HistoryData"])["newState"]["stateValue"] == "ALARM"
+    for_metric = cw.describe_alarms_for_metric(
+        Namespace="AWS/SageMaker", MetricName="ModelLatency",
+        Dimensions=[{"Name": "EndpointName", "Value": "digits"}],
+    )["MetricAlarms"]  # fmt: skip
+    assert [a["AlarmName"] for a in for_metric] == ["digits-slow"]
+    assert (
+        cw.describe_alarms_for_metric(Namespace="AWS/SageMaker", MetricName="Invocations")[
+            "MetricAlarms"
+        ]
+        == []
+    )
+
     for bad, why in [
         ({"Namespace": "Team/Models", "MetricName": "Drift"}, "AWS/SageMaker"),
         ({"Dimensions": [{"Name": "Host", "Value": "a"}]}, "Dimensions"),

@@ -1,5 +1,5 @@
 """CloudWatch's metric alarms, mapped onto sluice's alarms: `PutMetricAlarm`,
-`DescribeAlarms` and `DeleteAlarms`.
+`DescribeAlarms`, `DescribeAlarmsForMetric`, `DescribeAlarmHistory` and `DeleteAlarms`.
 
 An alarm made here is a sluice alarm like any other: it is evaluated on the gateway's
 live totals, it can guard a deployment (`AutoRollbackConfiguration` names it), and the
@@ -15,6 +15,7 @@ refused by name rather than stored and ignored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,8 @@ NAMESPACE = "AWS/SageMaker"
 LATENCIES = ("ModelLatency", "OverheadLatency")
 MICROSECONDS_PER_MS = 1000.0
 PAGE = 100
+HISTORY_LIMIT = 10_000
+"""The most state changes DescribeAlarmHistory looks through."""
 
 
 class ResourceNotFound(CloudWatchError):
@@ -148,13 +151,71 @@ class CloudWatchAlarms:
                 raise InvalidParameterValue(getattr(exc, "message", str(exc))) from None
         return {}
 
+    def describe_alarms_for_metric(self, members: dict[str, Any]) -> dict[str, Any]:
+        """The alarms on one metric (and, where given, statistic, period and dimensions)."""
+        if members.get("Namespace") != NAMESPACE:
+            return {"MetricAlarms": []}
+        dimensions = {d["Name"]: d["Value"] for d in members.get("Dimensions") or []}
+        statistic = members.get("ExtendedStatistic") or members.get("Statistic")
+        found = [
+            alarm
+            for alarm in sorted(self.alarms.find(), key=lambda a: a.name)
+            if alarm.metric == members["MetricName"]
+            and (statistic is None or alarm.statistic == statistic)
+            and (members.get("Period") is None or alarm.period_s == members["Period"])
+            and (not dimensions or dimensions == _dimensions_of(alarm))
+        ]
+        return {"MetricAlarms": [self._described(a) for a in found]}
+
+    def describe_alarm_history(self, members: dict[str, Any]) -> dict[str, Any]:
+        """State changes, newest first (ScanBy TimestampAscending: oldest first)."""
+        name = members.get("AlarmName")
+        kind = members.get("HistoryItemType")
+        if kind is not None and kind != "StateUpdate":
+            return {"AlarmHistoryItems": []}  # sluice records state changes only
+        try:
+            changes = self.alarms.history(name, limit=HISTORY_LIMIT)
+        except NotFound:
+            return {"AlarmHistoryItems": []}
+        start, end = members.get("StartDate"), members.get("EndDate")
+        items = [
+            {
+                "AlarmName": change.alarm,
+                "AlarmType": "MetricAlarm",
+                "Timestamp": change.at,
+                "HistoryItemType": "StateUpdate",
+                "HistorySummary": (
+                    f"Alarm updated from {change.old_state.value} to {change.new_state.value}"
+                ),
+                "HistoryData": json.dumps(
+                    {
+                        "version": "1.0",
+                        "oldState": {"stateValue": change.old_state.value},
+                        "newState": {
+                            "stateValue": change.new_state.value,
+                            "stateReason": change.reason,
+                        },
+                        "scope": change.scope,
+                    }
+                ),
+            }
+            for change in changes
+            if (start is None or change.at >= start) and (end is None or change.at <= end)
+        ]
+        if members.get("ScanBy") == "TimestampAscending":
+            items.reverse()
+        size = members.get("MaxRecords") or PAGE
+        offset = _offset(members.get("NextToken"))
+        out: dict[str, Any] = {"AlarmHistoryItems": items[offset : offset + size]}
+        if offset + size < len(items):
+            out["NextToken"] = str(offset + size)
+        return out
+
     def _described(self, alarm: Alarm) -> dict[str, Any]:
         threshold = alarm.threshold
         if alarm.metric in LATENCIES:
             threshold *= MICROSECONDS_PER_MS
-        dimensions = [{"Name": "EndpointName", "Value": alarm.endpoint or ""}]
-        if alarm.variant:
-            dimensions.append({"Name": "VariantName", "Value": alarm.variant})
+        dimensions = [{"Name": k, "Value": v} for k, v in _dimensions_of(alarm).items()]
         topics = [arn for arn, url in self.topics.items() if url == alarm.webhook_url]
         described: dict[str, Any] = {
             "AlarmName": alarm.name,
@@ -186,6 +247,13 @@ class CloudWatchAlarms:
         if alarm.created_at is not None:
             described["AlarmConfigurationUpdatedTimestamp"] = alarm.created_at
         return described
+
+
+def _dimensions_of(alarm: Alarm) -> dict[str, str]:
+    found = {"EndpointName": alarm.endpoint or ""}
+    if alarm.variant:
+        found["VariantName"] = alarm.variant
+    return found
 
 
 def _offset(token: str | None) -> int:

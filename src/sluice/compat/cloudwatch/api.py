@@ -56,6 +56,8 @@ class CloudWatchApi:
             "GetMetricData": metrics.get_metric_data,
             "PutMetricAlarm": alarms.put_metric_alarm,
             "DescribeAlarms": alarms.describe_alarms,
+            "DescribeAlarmsForMetric": alarms.describe_alarms_for_metric,
+            "DescribeAlarmHistory": alarms.describe_alarm_history,
             "DeleteAlarms": alarms.delete_alarms,
         }
         self._model: ServiceModel | None = None
