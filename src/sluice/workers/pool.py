@@ -370,7 +370,8 @@ class WorkerPool:
 
     async def _pick(self) -> WorkerInstance:
         live = self.live
-        if not live or not live[0].alive:
+        if not all(w.alive for w in live) or not live:
+            # One went down since the list was made (its restart is under way).
             self._refresh()
             if not self.live:
                 await self._wait_for_live()
@@ -381,7 +382,7 @@ class WorkerPool:
         self, instance: WorkerInstance, body: bytes, content_type: str, accept: str
     ) -> Answer:
         connection = instance.connection
-        if connection is None:
+        if connection is None or not connection.alive:
             raise WorkerLost(f"worker {instance.name} is restarting")
         try:
             answer = await connection.invoke(
