@@ -34,7 +34,7 @@ from sluice.compat.cloudwatch.metrics import (
     InvalidParameterValue,
     MissingParameter,
 )
-from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
+from sluice.compat.sagemaker.shapes import LazyServiceModel, ValidationException
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,7 @@ class CloudWatchApi:
             "DescribeAlarmHistory": alarms.describe_alarm_history,
             "DeleteAlarms": alarms.delete_alarms,
         }
-        self._model: ServiceModel | None = None
-        self._loading = asyncio.Lock()
-
-    async def model(self) -> ServiceModel:
-        async with self._loading:
-            if self._model is None:
-                self._model = await asyncio.to_thread(
-                    ServiceModel, "cloudwatch", sorted(self.operations)
-                )
-        return self._model
+        self.model = LazyServiceModel("cloudwatch", self.operations)
 
     async def handle_cbor(self, request: Request) -> Response:
         """Smithy RPC v2 CBOR."""
@@ -108,7 +99,7 @@ class CloudWatchApi:
         name = form.get("Action", "")
         if name in self.operations:
             try:
-                params: Any = query.read(await self.model(), name, form)
+                params: Any = query.read(await self.model.get(), name, form)
             except (KeyError, ValueError) as exc:
                 return _xml_error("InvalidParameterValue", str(exc), 400, request_id)
         else:
@@ -117,7 +108,7 @@ class CloudWatchApi:
         if status != 200:
             code = code or "InternalServiceError"
             return _xml_error(code, members["message"], status, request_id)
-        text = query.write(await self.model(), name, members, request_id)
+        text = query.write(await self.model.get(), name, members, request_id)
         return Response(text, media_type="text/xml", headers={"x-amzn-requestid": request_id})
 
     async def _call(self, name: str, params: Any) -> tuple[int, dict[str, Any], str | None]:
@@ -128,7 +119,7 @@ class CloudWatchApi:
                 raise InvalidParameterValue(
                     f"sluice does not serve the CloudWatch operation {name!r}"
                 )
-            model = await self.model()
+            model = await self.model.get()
             try:
                 members = model.decode_input(name, params)
             except ValidationException as exc:

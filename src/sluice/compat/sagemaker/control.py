@@ -8,7 +8,6 @@ answer with its members (timestamps as epoch seconds) or with an AWS error
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -22,7 +21,7 @@ from starlette.responses import Response
 
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.operations import Handler, Services, caller, load
-from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
+from sluice.compat.sagemaker.shapes import LazyServiceModel, ValidationException
 from sluice.compat.sagemaker.signing import access_key_of
 from sluice.entities import ResourceKind
 from sluice.errors import (
@@ -46,17 +45,7 @@ class ControlPlane:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.handlers: dict[str, Handler] = load()
-        self._model: ServiceModel | None = None
-        self._loading = asyncio.Lock()
-
-    async def model(self) -> ServiceModel:
-        """The service model, read from botocore on first use (off the event loop)."""
-        async with self._loading:
-            if self._model is None:
-                self._model = await asyncio.to_thread(
-                    ServiceModel, "sagemaker", sorted(self.handlers)
-                )
-        return self._model
+        self.model = LazyServiceModel("sagemaker", self.handlers)
 
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -67,12 +56,12 @@ class ControlPlane:
             handler = self.handlers.get(name)
             if handler is None:
                 raise UnknownOperation(f"sluice does not serve the operation {name!r}")
-            model = await self.model()
+            model = await self.model.get()
             members = model.decode_input(name, _json(body))
             caller.set(access_key_of(request.headers))
             result = await handler(self.services, members)
         except SluiceError as exc:
-            loaded = self._model
+            loaded = self.model.loaded
             modelled = loaded.errors(name) if loaded and name in loaded.operations else set()
             code = _aws_code(exc, modelled)
             message = _aws_message(exc, self.services.arns)

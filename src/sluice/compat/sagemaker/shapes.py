@@ -11,6 +11,7 @@ too); the tests use it on our responses.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
@@ -28,6 +29,25 @@ class ValidationException(ValidationError):
     """A request that does not fit the service model (AWS's unmodelled ValidationException)."""
 
     code = "ValidationException"
+
+
+class LazyServiceModel:
+    """A service model read from botocore on first use, off the event loop (reading and
+    indexing it takes a moment a server start need not wait for)."""
+
+    def __init__(self, service: str, operations: Collection[str]) -> None:
+        self.service = service
+        self.operation_names = sorted(operations)
+        self.loaded: ServiceModel | None = None
+        self._loading = asyncio.Lock()
+
+    async def get(self) -> ServiceModel:
+        async with self._loading:
+            if self.loaded is None:
+                self.loaded = await asyncio.to_thread(
+                    ServiceModel, self.service, self.operation_names
+                )
+        return self.loaded
 
 
 class ServiceModel:
