@@ -28,9 +28,7 @@ Bars: enqueue p99 < 10 ms (at c=1 and at the steady load); sustained completions
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import signal
 import sys
@@ -43,7 +41,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from gateway import Gateway, build_artifacts, cpu_model, wrk  # noqa: E402
+from gateway import Gateway, build_artifacts, report_bars, wrk  # noqa: E402
 
 
 def processed(gw: Gateway, endpoint: str) -> float:
@@ -282,25 +280,7 @@ def main() -> None:
             results["outputs_written"] == results["enqueued"],
         ),
     ]
-    for bar, measured, met in bars:
-        print(f"  {'yes' if met else 'NO ':>3}  {bar}: {measured}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "cpu": cpu_model(),
-                    "cores": __import__("os").cpu_count(),
-                    "python": platform.python_version(),
-                },
-                "duration_s": args.duration,
-                "results": results,
-                "bars": [{"bar": b, "measured": m, "met": ok} for b, m, ok in bars],
-            },
-            indent=2,
-        )
-    )
-    print(f"written to {args.out}")
+    report_bars(args.out, results, bars, duration_s=args.duration)
 
 
 if __name__ == "__main__":

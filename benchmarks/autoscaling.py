@@ -18,9 +18,6 @@ Bar: GetMetricStatistics over 24 h of 10 s data < 50 ms.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import shutil
 import statistics
@@ -33,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from gateway import Gateway, cpu_model  # noqa: E402
+from gateway import Gateway, report_bars  # noqa: E402
 
 TARGET = "GraniteServiceVersion20100801"
 
@@ -142,24 +139,7 @@ def main() -> None:
             worst < 50,
         )
     ]
-    for bar, measured, met in bars:
-        print(f"  {'yes' if met else 'NO ':>3}  {bar}: {measured}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "cpu": cpu_model(),
-                    "cores": os.cpu_count(),
-                    "python": platform.python_version(),
-                },
-                "results": results,
-                "bars": [{"bar": b, "measured": m, "met": ok} for b, m, ok in bars],
-            },
-            indent=2,
-        )
-    )
-    print(f"written to {args.out}")
+    report_bars(args.out, results, bars)
 
 
 if __name__ == "__main__":

@@ -516,6 +516,24 @@ def bars(rows: list[Row], extra: dict[str, object]) -> list[tuple[str, str, bool
     return results
 
 
+def report_bars(
+    out: Path, results: dict[str, float], bars: list[tuple[str, str, bool]], **extra: object
+) -> None:
+    """Print each bar (met or not, and what was measured) and write the run's JSON."""
+    for bar, measured, met in bars:
+        print(f"  {'yes' if met else 'NO ':>3}  {bar}: {measured}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
+    document = {
+        "machine": machine,
+        **extra,
+        "results": results,
+        "bars": [{"bar": b, "measured": m, "met": ok} for b, m, ok in bars],
+    }
+    out.write_text(json.dumps(document, indent=2))
+    print(f"written to {out}")
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
