@@ -49,8 +49,10 @@ def answer(runtime: SklearnRuntime, request: FileRequest) -> tuple[str, Path]:
 
     burst = Burst()
     try:
-        content_type = file_request.answer(runtime, request, burst)
-        return content_type, burst.written[-1]
+        (result,) = file_request.answer_many(runtime, [request], burst)
+        if isinstance(result, Exception):
+            raise result
+        return result, burst.written[-1]
     finally:
         burst.close()
 

@@ -121,14 +121,6 @@ BATCH_BYTES = 8 << 20
 alone)."""
 
 
-def answer(runtime: Runtime, request: FileRequest, burst: Burst) -> str:
-    """Answer one request into its output; the answer's content type."""
-    result = answer_many(runtime, [request], burst)[0]
-    if isinstance(result, Exception):
-        raise result
-    return result
-
-
 def answer_many(
     runtime: Runtime, requests: Sequence[FileRequest], burst: Burst
 ) -> list[str | Exception]:
