@@ -23,6 +23,7 @@ from sluice.compat.cloudwatch.metrics import (
     CloudWatchError,
     InvalidNextToken,
     InvalidParameterValue,
+    dimensions_of,
 )
 from sluice.control.alarms import BUILTIN, AlarmService
 from sluice.entities import Alarm
@@ -61,7 +62,7 @@ class CloudWatchAlarms:
                 f"{', '.join(BUILTIN)}, not {members.get('Namespace')}/{members.get('MetricName')}"
             )
         metric = members["MetricName"]
-        dimensions = {d["Name"]: d["Value"] for d in members.get("Dimensions") or []}
+        dimensions = dimensions_of(members.get("Dimensions"))
         unknown = set(dimensions) - {"EndpointName", "VariantName"}
         if unknown or "EndpointName" not in dimensions:
             raise InvalidParameterValue(
@@ -155,7 +156,7 @@ class CloudWatchAlarms:
         """The alarms on one metric (and, where given, statistic, period and dimensions)."""
         if members.get("Namespace") != NAMESPACE:
             return {"MetricAlarms": []}
-        dimensions = {d["Name"]: d["Value"] for d in members.get("Dimensions") or []}
+        dimensions = dimensions_of(members.get("Dimensions"))
         statistic = members.get("ExtendedStatistic") or members.get("Statistic")
         found = [
             alarm
@@ -163,7 +164,7 @@ class CloudWatchAlarms:
             if alarm.metric == members["MetricName"]
             and (statistic is None or alarm.statistic == statistic)
             and (members.get("Period") is None or alarm.period_s == members["Period"])
-            and (not dimensions or dimensions == _dimensions_of(alarm))
+            and (not dimensions or dimensions == _alarm_dimensions(alarm))
         ]
         return {"MetricAlarms": [self._described(a) for a in found]}
 
@@ -215,7 +216,7 @@ class CloudWatchAlarms:
         threshold = alarm.threshold
         if alarm.metric in LATENCIES:
             threshold *= MICROSECONDS_PER_MS
-        dimensions = [{"Name": k, "Value": v} for k, v in _dimensions_of(alarm).items()]
+        dimensions = [{"Name": k, "Value": v} for k, v in _alarm_dimensions(alarm).items()]
         topics = [arn for arn, url in self.topics.items() if url == alarm.webhook_url]
         described: dict[str, Any] = {
             "AlarmName": alarm.name,
@@ -249,7 +250,7 @@ class CloudWatchAlarms:
         return described
 
 
-def _dimensions_of(alarm: Alarm) -> dict[str, str]:
+def _alarm_dimensions(alarm: Alarm) -> dict[str, str]:
     found = {"EndpointName": alarm.endpoint or ""}
     if alarm.variant:
         found["VariantName"] = alarm.variant

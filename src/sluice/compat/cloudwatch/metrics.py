@@ -89,7 +89,7 @@ class CloudWatchMetrics:
                     f"The parameter {where}.Timestamp must be within the last two weeks "
                     "and at most two hours ahead"
                 )
-            item = series(namespace, datum["MetricName"], _dimensions(datum.get("Dimensions")))
+            item = series(namespace, datum["MetricName"], dimensions_of(datum.get("Dimensions")))
             resolution = 10 if datum.get("StorageResolution") == 1 else 60
             periods.append(_datum_period(item, at, resolution, datum, where))
         self.repo.add(periods)
@@ -120,7 +120,7 @@ class CloudWatchMetrics:
                 "Period, or decreasing the time range."
             )
         item = series(
-            members["Namespace"], members["MetricName"], _dimensions(members.get("Dimensions"))
+            members["Namespace"], members["MetricName"], dimensions_of(members.get("Dimensions"))
         )
         unit = members.get("Unit")
         points = self.repo.datapoints(item, start, end, period, percentiles)
@@ -174,7 +174,7 @@ class CloudWatchMetrics:
             item = series(
                 metric.get("Namespace", ""),
                 metric.get("MetricName", ""),
-                _dimensions(metric.get("Dimensions")),
+                dimensions_of(metric.get("Dimensions")),
             )
             name = stat["Stat"]
             percentiles = [_percentile(name)] if name.startswith("p") else []
@@ -277,7 +277,7 @@ def _check_period(period: int) -> None:
         )
 
 
-def _dimensions(given: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
+def dimensions_of(given: Sequence[Mapping[str, str]] | None) -> dict[str, str]:
     return {d["Name"]: d["Value"] for d in given or []}
 
 
