@@ -165,6 +165,10 @@ class Alarm:
     state_reason: str = "not evaluated yet"
     state_updated_at: datetime | None = None
     created_at: datetime | None = None
+    actions: tuple[str, ...] = ()
+    """Scaling policy ARNs this alarm invokes while in ALARM (CloudWatch's AlarmActions)."""
+    actions_enabled: bool = True
+    """False: neither the webhook nor the actions are invoked (DisableAlarmActions)."""
 
 
 @dataclass(frozen=True)
@@ -771,3 +775,69 @@ class TransformJob:
     failure_reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     """SageMaker members kept as sent (DataCaptureConfig, ExperimentConfig, ...)."""
+
+
+@dataclass(frozen=True)
+class ScalableTarget:
+    """A variant's instance count under autoscaling (Application Auto Scaling's target,
+    dimension `sagemaker:variant:DesiredInstanceCount`)."""
+
+    endpoint: str
+    variant: str
+    min_capacity: int
+    max_capacity: int
+    role_arn: str = ""
+    suspended: frozenset[str] = frozenset()
+    """Any of DynamicScalingInSuspended, DynamicScalingOutSuspended, ScheduledScalingSuspended."""
+    created_at: datetime | None = None
+
+    @property
+    def resource_id(self) -> str:
+        return f"endpoint/{self.endpoint}/variant/{self.variant}"
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    arn: str
+    name: str
+    endpoint: str
+    variant: str
+    policy_type: str
+    """TargetTrackingScaling or StepScaling."""
+    configuration: dict[str, Any]
+    """The policy's configuration in Application Auto Scaling's field names."""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ScalingActivity:
+    """One scaling decision: what was asked, why, and how it ended."""
+
+    id: str
+    endpoint: str
+    variant: str
+    description: str
+    cause: str
+    status: str
+    """Pending, InProgress, Successful, Failed (Application Auto Scaling's codes)."""
+    started_at: datetime
+    ended_at: datetime | None = None
+    message: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduledAction:
+    arn: str
+    name: str
+    endpoint: str
+    variant: str
+    schedule: str
+    """at(yyyy-mm-ddThh:mm:ss), rate(N unit) or cron(...)."""
+    timezone: str = "UTC"
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    min_capacity: int | None = None
+    max_capacity: int | None = None
+    created_at: datetime | None = None
+    last_run_at: datetime | None = None

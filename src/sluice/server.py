@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from sluice.api.routes import build_api
 from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
+from sluice.compat.autoscaling.api import AutoscalingApi
 from sluice.compat.cloudwatch.alarms import CloudWatchAlarms
 from sluice.compat.cloudwatch.api import CloudWatchApi
 from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
@@ -22,6 +23,7 @@ from sluice.compat.sagemaker.operations import Services
 from sluice.compat.sagemaker.runtime import RuntimeHandler
 from sluice.control.alarms import AlarmService
 from sluice.control.async_inference import AsyncInference
+from sluice.control.autoscaling import Autoscaler
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
@@ -56,6 +58,7 @@ from sluice.store.monitoring_repo import MonitoringRepository
 from sluice.store.objects import ObjectStore
 from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
+from sluice.store.scaling_repo import ScalingRepository
 from sluice.store.serving_history import ServingHistory
 from sluice.store.tag_repo import TagRepository
 from sluice.store.transform_repo import TransformRepository
@@ -180,6 +183,17 @@ def build_server(settings: Settings) -> Server:
     deployments = DeploymentService(
         DeploymentRepository(database), service, alarms, settings.deployment_restart_policy
     )
+    autoscaler = Autoscaler(
+        ScalingRepository(database),
+        service,
+        alarms,
+        metric_repo,
+        settings.aws_region,
+        settings.autoscaling_tick_s,
+        settings.autoscaling_stable_window_s,
+        settings.autoscaling_panic_window_s,
+    )
+    deployments.blockers.append(autoscaler.blocks_update)
     experiments = ExperimentService(
         ExperimentRepository(database), service, deployments, settings.experiment_tick_s
     )
@@ -238,6 +252,7 @@ def build_server(settings: Settings) -> Server:
         notifier.start()
         alarms.start()
         history.start()
+        autoscaler.start()
         await deployments.recover()
         await experiments.recover()
         experiments.start_scheduler()
@@ -259,6 +274,7 @@ def build_server(settings: Settings) -> Server:
             await experiments.close()
             await reports.close()
             await deployments.close()
+            await autoscaler.close()
             await alarms.close()
             await history.close()
             await service.close()
@@ -286,8 +302,11 @@ def build_server(settings: Settings) -> Server:
         ),
         CloudWatchApi(
             CloudWatchMetrics(metric_repo),
-            CloudWatchAlarms(alarms, settings.sns_topics, settings.aws_region),
+            CloudWatchAlarms(
+                alarms, settings.sns_topics, settings.aws_region, autoscaler.check_actions
+            ),
         ),
+        AutoscalingApi(autoscaler),
         open_inference.routes(gateway, service),
         build_api(
             service,

@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     alarm_tick_s: float = 1.0
     """Longest sleep of the alarm evaluator; alarms are evaluated as each period ends."""
 
+    autoscaling_tick_s: float = 1.0
+    """How often the autoscaler reads each scaled variant's load and decides."""
+
+    autoscaling_stable_window_s: float = 60.0
+    """Target tracking averages the load over this window; it scales in only after the
+    load stayed below target for a whole window."""
+
+    autoscaling_panic_window_s: float = 6.0
+    """A load that, averaged over this shorter window, needs twice the running instances
+    scales out at once, past the scale-out cooldown, and holds off scale-in for a stable
+    window (Knative's panic mode)."""
+
     webhook_attempts: int = 4
     """Tries per webhook notification (backoff doubles from webhook_backoff_s)."""
 

@@ -90,12 +90,19 @@ class Load:
     """
 
     def __init__(
-        self, url: str, endpoint: str, bodies: Sequence[bytes], concurrency: int = 8
+        self,
+        url: str,
+        endpoint: str,
+        bodies: Sequence[bytes],
+        concurrency: int = 8,
+        pause_s: float = 0.0,
     ) -> None:
         import threading
 
         self.url, self.endpoint, self.bodies = url, endpoint, bodies
         self.concurrency = concurrency
+        self.pause_s = pause_s
+        """Each worker waits this long after each reply (a paced load)."""
         self.replies: list[Timed] = []
         self.running = True
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -137,6 +144,8 @@ class Load:
                     except httpx.HTTPError as exc:
                         reply = Timed(time.time(), 0, "", str(exc).encode())
                     self.replies.append(reply)
+                    if self.pause_s:
+                        await asyncio.sleep(self.pause_s)
 
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
 

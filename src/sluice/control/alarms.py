@@ -343,6 +343,24 @@ class AlarmService:
             raise NotFound(f"alarm {name!r} does not exist", field="AlarmName")
         return list(evaluation.points)
 
+    def set_state(self, name: str, state: AlarmState, reason: str) -> Alarm:
+        """Put an alarm in `state` until its next evaluation (CloudWatch's SetAlarmState):
+        recorded and announced as any transition."""
+        evaluation = self.evaluations.get(name)
+        if evaluation is None:
+            raise NotFound(f"alarm {name!r} does not exist", field="AlarmName")
+        if state is not evaluation.alarm.state:
+            self._transition(evaluation, state, f"set by a caller: {reason}")
+        return evaluation.alarm
+
+    def set_actions_enabled(self, names: Sequence[str], enabled: bool) -> None:
+        """Switch alarms' webhook and actions on or off (unknown names are skipped, as
+        CloudWatch does)."""
+        for name in names:
+            evaluation = self.evaluations.get(name)
+            if evaluation is not None:
+                evaluation.alarm = self.repo.set_actions_enabled(name, enabled)
+
     def put_metrics(self, points: Sequence[MetricPoint]) -> None:
         """Custom metric values for alarms to watch: all stored, or none if one is bad."""
         self.custom.put(points)
@@ -484,7 +502,7 @@ class AlarmService:
                 listener(saved, transition)
             except Exception:  # noqa: BLE001 - a listener's bug must not stop evaluation
                 log.exception("alarm listener for %s failed", alarm.name)
-        if alarm.webhook_url:
+        if alarm.webhook_url and saved.actions_enabled:
             self.notifier.notify(alarm.webhook_url, transition_payload(saved, transition))
 
     def state_counts(self) -> Iterator[tuple[str, str]]:

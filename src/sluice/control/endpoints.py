@@ -32,7 +32,7 @@ from sluice.entities import (
     VariantKind,
     VariantSpec,
 )
-from sluice.errors import AlreadyExists, InvalidState, SluiceError, ValidationError
+from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.fleet_stats import Window
 from sluice.gateway.metrics import Metrics
@@ -69,6 +69,9 @@ class EndpointService:
         self.settings = settings
         self.live: dict[str, LiveEndpoint] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.resizing: set[str] = set()
+        """Endpoints whose instance counts change with no update (autoscaling, async wake
+        or rest): another change waits until this one is done."""
         self.on_delete: list[Callable[[str], Awaitable[None]]] = []
         """Called before an endpoint's workers stop (a running update is cancelled)."""
         self.config_checks: list[Callable[[EndpointConfig], None]] = []
@@ -212,6 +215,8 @@ class EndpointService:
                 "one update at a time",
                 field="EndpointName",
             )
+        if name in self.resizing:
+            raise InvalidState(self.resizing_reason(name), field="EndpointName")
         if not weights and not instances:
             raise ValidationError(
                 "give at least one weight or instance count", field="DesiredWeightsAndCapacities"
@@ -348,6 +353,22 @@ class EndpointService:
             ),
         )
 
+    async def autoscale(self, name: str, variant: str, count: int) -> bool:
+        """Run `count` instances of a production variant with no update (the autoscaler):
+        the endpoint stays InService, DesiredInstanceCount shows the goal and
+        CurrentInstanceCount follows. False (nothing done) while the endpoint is not
+        InService, an update runs or another resize is under way; raises what a loader
+        raised."""
+        return await self._run_instances(
+            name, lambda spec, running, weight: count if spec.name == variant else None
+        )
+
+    def resizing_reason(self, name: str) -> str:
+        return (
+            f"endpoint {name!r} is changing its instance count (autoscaling); "
+            "retry when that is done"
+        )
+
     async def _run_instances(
         self, name: str, want: Callable[[VariantSpec, int, float], int | None]
     ) -> bool:
@@ -359,6 +380,7 @@ class EndpointService:
             live is None
             or live.green is not None
             or name in self.tasks
+            or name in self.resizing
             or endpoint.status is not EndpointStatus.IN_SERVICE
         ):
             return False
@@ -371,13 +393,17 @@ class EndpointService:
                 counts[spec.name] = wanted
         if not counts:
             return False
+        self.resizing.add(name)
+        self.repo.reset_desired_instances(name, counts)
         try:
             await self.scale_fleet(name, False, counts)
         finally:
+            self.resizing.discard(name)
             variants = live.blue.variants
-            self.repo.set_current_instances(
-                name, {v: variants[v].instances.instance_count for v in counts}
-            )
+            now_running = {v: variants[v].instances.instance_count for v in counts}
+            with contextlib.suppress(NotFound):  # deleted meanwhile
+                self.repo.set_current_instances(name, now_running)
+                self.repo.reset_desired_instances(name, now_running)
         return True
 
     async def _scale(self, name: str, live: LiveEndpoint, counts: Mapping[str, int]) -> None:

@@ -2,9 +2,9 @@
 
 Every HTTP request first passes the guard (host, body size, credentials, role). The
 inference path (`/endpoints/{name}/invocations`) is dispatched first, straight to the
-runtime handler; everything else (SageMaker's control plane and CloudWatch on `POST /`,
-CloudWatch's CBOR protocol under /service, the Open
-Inference Protocol under /v2, the native API, /metrics, /healthz) goes through Starlette.
+runtime handler; everything else (SageMaker's control plane, CloudWatch and Application
+Auto Scaling on `POST /`, CloudWatch's CBOR protocol under /service, the Open Inference
+Protocol under /v2, the native API, /metrics, /healthz) goes through Starlette.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from sluice.compat.autoscaling.api import TARGET as AUTOSCALING
+from sluice.compat.autoscaling.api import AutoscalingApi
 from sluice.compat.cloudwatch.api import TARGET as CLOUDWATCH
 from sluice.compat.cloudwatch.api import CloudWatchApi, is_form
 from sluice.compat.sagemaker.control import ControlPlane
@@ -53,6 +55,7 @@ def build_app(
     runtime: RuntimeHandler,
     control: ControlPlane,
     cloudwatch: CloudWatchApi,
+    autoscaling: AutoscalingApi,
     open_inference: list[Route],
     api: Any,
     router: Router,
@@ -77,11 +80,13 @@ def build_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def post_root(request: Request) -> Response:
-        """SageMaker's control plane or CloudWatch (AWS JSON 1.0) by X-Amz-Target, or
-        CloudWatch's query protocol (a form body, no target)."""
+        """SageMaker's control plane, CloudWatch (AWS JSON 1.0) or Application Auto Scaling
+        by X-Amz-Target, or CloudWatch's query protocol (a form body, no target)."""
         target = request.headers.get("x-amz-target", "")
         if target.startswith(f"{CLOUDWATCH}."):
             return await cloudwatch.handle_json(request)
+        if target.startswith(f"{AUTOSCALING}."):
+            return await autoscaling.handle(request)
         if not target and is_form(request.headers.get("content-type", "")):
             return await cloudwatch.handle_query(request)
         return await control.handle(request)

@@ -25,6 +25,8 @@ DEFINITION = (
     "treat_missing_data",
     "webhook_url",
     "description",
+    "actions",
+    "actions_enabled",
 )
 
 
@@ -42,7 +44,8 @@ class AlarmRepository:
                 row = AlarmRow(name=alarm.name, created_at=now)
                 session.add(row)
             for name in DEFINITION:
-                setattr(row, name, getattr(alarm, name))
+                value = getattr(alarm, name)
+                setattr(row, name, list(value) if isinstance(value, tuple) else value)
             row.state = e.AlarmState.INSUFFICIENT_DATA.value
             row.state_reason = "not evaluated yet"
             row.state_updated_at = now
@@ -96,6 +99,12 @@ class AlarmRepository:
         with self.db.session() as session:
             row = self._row(session, name)
             row.state, row.state_reason, row.state_updated_at = state.value, reason, utcnow()
+            return row.to_entity()
+
+    def set_actions_enabled(self, name: str, enabled: bool) -> e.Alarm:
+        with self.db.session() as session:
+            row = self._row(session, name)
+            row.actions_enabled = enabled
             return row.to_entity()
 
     def history(

@@ -205,7 +205,8 @@ class Repository:
             return row.to_entity()
 
     def reset_desired_instances(self, name: str, counts: Mapping[str, int]) -> e.Endpoint:
-        """After a failed scale: desired counts go back to what runs."""
+        """Desired counts with no change of status: a goal being reached with no update
+        (autoscaling), or, after a failed scale, what runs."""
         with self.db.session() as session:
             row = self._get(session, EndpointRow, "endpoint", name)
             for v in row.variants:

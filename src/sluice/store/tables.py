@@ -195,6 +195,8 @@ class AlarmRow(Base):
     state_reason: Mapped[str] = mapped_column(Text)
     state_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    actions_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
     def to_entity(self) -> e.Alarm:
         return e.Alarm(
@@ -215,6 +217,8 @@ class AlarmRow(Base):
             self.state_reason,
             aware(self.state_updated_at),
             aware(self.created_at),
+            tuple(self.actions or ()),
+            bool(self.actions_enabled),
         )
 
 
@@ -726,3 +730,114 @@ class MetricPointRow(Base):
     unit: Mapped[str | None] = mapped_column(String(32), nullable=True)
     bins: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     """(bin, count) pairs as little-endian int32s (see `metric_repo.pack`)."""
+
+
+class ScalableTargetRow(Base):
+    __tablename__ = "scalable_targets"
+    endpoint: Mapped[str] = mapped_column(String(63), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(63), primary_key=True)
+    min_capacity: Mapped[int] = mapped_column(Integer)
+    max_capacity: Mapped[int] = mapped_column(Integer)
+    role_arn: Mapped[str] = mapped_column(Text, default="")
+    suspended: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.ScalableTarget:
+        return e.ScalableTarget(
+            self.endpoint,
+            self.variant,
+            self.min_capacity,
+            self.max_capacity,
+            self.role_arn,
+            frozenset(self.suspended or ()),
+            aware(self.created_at),
+        )
+
+
+class ScalingPolicyRow(Base):
+    __tablename__ = "scaling_policies"
+    __table_args__ = (
+        UniqueConstraint("endpoint", "variant", "name", name="ux_scaling_policies_name"),
+    )
+    arn: Mapped[str] = mapped_column(String(1600), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    endpoint: Mapped[str] = mapped_column(String(63))
+    variant: Mapped[str] = mapped_column(String(63))
+    policy_type: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    def to_entity(self) -> e.ScalingPolicy:
+        return e.ScalingPolicy(
+            self.arn,
+            self.name,
+            self.endpoint,
+            self.variant,
+            self.policy_type,
+            dict(self.configuration),
+            aware(self.created_at),
+        )
+
+
+class ScalingActivityRow(Base):
+    __tablename__ = "scaling_activities"
+    __table_args__ = (Index("ix_scaling_activities_variant", "endpoint", "variant", "started_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(63))
+    variant: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="")
+
+    def to_entity(self) -> e.ScalingActivity:
+        return e.ScalingActivity(
+            self.id,
+            self.endpoint,
+            self.variant,
+            self.description,
+            self.cause,
+            self.status,
+            aware(self.started_at),
+            aware(self.ended_at) if self.ended_at else None,
+            self.message,
+            self.details,
+        )
+
+
+class ScheduledActionRow(Base):
+    __tablename__ = "scheduled_actions"
+    __table_args__ = (
+        UniqueConstraint("endpoint", "variant", "name", name="ux_scheduled_actions_name"),
+    )
+    arn: Mapped[str] = mapped_column(String(1600), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    endpoint: Mapped[str] = mapped_column(String(63))
+    variant: Mapped[str] = mapped_column(String(63))
+    schedule: Mapped[str] = mapped_column(String(256))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    min_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_capacity: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.ScheduledAction:
+        return e.ScheduledAction(
+            self.arn,
+            self.name,
+            self.endpoint,
+            self.variant,
+            self.schedule,
+            self.timezone,
+            aware(self.start_time) if self.start_time else None,
+            aware(self.end_time) if self.end_time else None,
+            self.min_capacity,
+            self.max_capacity,
+            aware(self.created_at),
+            aware(self.last_run_at) if self.last_run_at else None,
+        )

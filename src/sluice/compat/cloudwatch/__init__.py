@@ -1,1 +1,1 @@
-"""CloudWatch's API (metrics now; alarms next) on the server's port."""
+"""CloudWatch's API (metrics and alarms) on the server's port."""

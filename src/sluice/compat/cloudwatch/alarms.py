@@ -7,8 +7,12 @@ native API and CLI see it. What maps: the `AWS/SageMaker` endpoint metrics sluic
 watch (`Invocations`, `Invocation4XXErrors`, `Invocation5XXErrors`, `ModelLatency`,
 `OverheadLatency`) with `EndpointName` and optionally `VariantName`; `Statistic` or
 `ExtendedStatistic`; the period, evaluation periods, datapoints to alarm, comparison and
-missing-data treatment; `AlarmActions` as one SNS topic ARN whose sink setting
-`sns_topics` names (the transitions are posted there). Latencies are in microseconds here,
+missing-data treatment; `AlarmActions`: at most one SNS topic ARN whose sink setting
+`sns_topics` names (the transitions are posted there) and any number of Application Auto
+Scaling policy ARNs (step scaling: the policy acts while the alarm is in ALARM);
+`ActionsEnabled`, `EnableAlarmActions` and `DisableAlarmActions` switch both kinds;
+`SetAlarmState` sets a state until the next evaluation (listeners, such as a deployment
+the alarm guards, see it as a real transition). Latencies are in microseconds here,
 as SageMaker publishes them (sluice's own alarms count milliseconds). Anything else is
 refused by name rather than stored and ignored.
 """
@@ -16,7 +20,7 @@ refused by name rather than stored and ignored.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sluice.compat.cloudwatch.metrics import (
@@ -26,7 +30,7 @@ from sluice.compat.cloudwatch.metrics import (
     dimensions_of,
 )
 from sluice.control.alarms import BUILTIN, AlarmService
-from sluice.entities import Alarm
+from sluice.entities import Alarm, AlarmState
 from sluice.errors import NotFound
 
 NAMESPACE = "AWS/SageMaker"
@@ -43,12 +47,23 @@ class ResourceNotFound(CloudWatchError):
     status = 404
 
 
+SCALING_POLICY_ARN = "arn:aws:autoscaling:"
+
+
 class CloudWatchAlarms:
-    def __init__(self, alarms: AlarmService, topics: Mapping[str, str], region: str) -> None:
+    def __init__(
+        self,
+        alarms: AlarmService,
+        topics: Mapping[str, str],
+        region: str,
+        check_actions: Callable[[Sequence[str]], None] = lambda arns: None,
+    ) -> None:
         self.alarms = alarms
         self.topics = topics
         """SNS topic ARN to the webhook that receives its messages (setting sns_topics)."""
         self.region = region
+        self.check_actions = check_actions
+        """Raises unless every scaling policy ARN given exists."""
 
     def put_metric_alarm(self, members: dict[str, Any]) -> dict[str, Any]:
         name = members["AlarmName"]
@@ -78,16 +93,22 @@ class CloudWatchAlarms:
                     "transition"
                 )
         actions = members.get("AlarmActions") or []
-        if len(actions) > 1:
-            raise InvalidParameterValue("sluice takes one AlarmActions topic")
+        policies = [arn for arn in actions if arn.startswith(SCALING_POLICY_ARN)]
+        topics = [arn for arn in actions if not arn.startswith(SCALING_POLICY_ARN)]
+        if len(topics) > 1:
+            raise InvalidParameterValue("sluice takes one SNS topic in AlarmActions")
         webhook = None
-        if actions and members.get("ActionsEnabled", True):
-            webhook = self.topics.get(actions[0])
+        if topics:
+            webhook = self.topics.get(topics[0])
             if webhook is None:
                 raise InvalidParameterValue(
-                    f"no sink is configured for the SNS topic {actions[0]!r} (setting "
+                    f"no sink is configured for the SNS topic {topics[0]!r} (setting "
                     "sns_topics: topic ARN to a webhook URL)"
                 )
+        try:
+            self.check_actions(policies)
+        except Exception as exc:  # noqa: BLE001 - the autoscaler's words, in CloudWatch's shape
+            raise InvalidParameterValue(getattr(exc, "message", str(exc))) from None
         threshold = float(members["Threshold"])
         if metric in LATENCIES:
             threshold /= MICROSECONDS_PER_MS
@@ -106,6 +127,8 @@ class CloudWatchAlarms:
             treat_missing_data=members.get("TreatMissingData") or "missing",
             webhook_url=webhook,
             description=members.get("AlarmDescription") or "",
+            actions=tuple(policies),
+            actions_enabled=members.get("ActionsEnabled", True),
         )
         try:
             self.alarms.put(alarm)
@@ -150,6 +173,28 @@ class CloudWatchAlarms:
                 pass
             except Exception as exc:  # noqa: BLE001 - in CloudWatch's words
                 raise InvalidParameterValue(getattr(exc, "message", str(exc))) from None
+        return {}
+
+    def set_alarm_state(self, members: dict[str, Any]) -> dict[str, Any]:
+        name = members["AlarmName"]
+        try:
+            state = AlarmState(members["StateValue"])
+        except ValueError:
+            raise InvalidParameterValue(
+                f"StateValue must be one of {', '.join(s.value for s in AlarmState)}"
+            ) from None
+        try:
+            self.alarms.set_state(name, state, members["StateReason"])
+        except NotFound:
+            raise ResourceNotFound(f"Alarm {name} not found") from None
+        return {}
+
+    def enable_alarm_actions(self, members: dict[str, Any]) -> dict[str, Any]:
+        self.alarms.set_actions_enabled(members["AlarmNames"], True)
+        return {}
+
+    def disable_alarm_actions(self, members: dict[str, Any]) -> dict[str, Any]:
+        self.alarms.set_actions_enabled(members["AlarmNames"], False)
         return {}
 
     def describe_alarms_for_metric(self, members: dict[str, Any]) -> dict[str, Any]:
@@ -222,9 +267,9 @@ class CloudWatchAlarms:
             "AlarmName": alarm.name,
             "AlarmArn": f"arn:aws:cloudwatch:{self.region}:000000000000:alarm:{alarm.name}",
             "AlarmDescription": alarm.description,
-            "ActionsEnabled": bool(topics),
+            "ActionsEnabled": alarm.actions_enabled,
             "OKActions": [],
-            "AlarmActions": topics[:1],
+            "AlarmActions": [*topics[:1], *alarm.actions],
             "InsufficientDataActions": [],
             "StateValue": alarm.state.value,
             "StateReason": alarm.state_reason,

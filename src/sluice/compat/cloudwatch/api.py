@@ -59,6 +59,9 @@ class CloudWatchApi:
             "DescribeAlarmsForMetric": alarms.describe_alarms_for_metric,
             "DescribeAlarmHistory": alarms.describe_alarm_history,
             "DeleteAlarms": alarms.delete_alarms,
+            "SetAlarmState": alarms.set_alarm_state,
+            "EnableAlarmActions": alarms.enable_alarm_actions,
+            "DisableAlarmActions": alarms.disable_alarm_actions,
         }
         self.model = LazyServiceModel("cloudwatch", self.operations)
 
@@ -188,11 +191,12 @@ def _answer(result: tuple[int, dict[str, Any], str | None], content_type: str) -
         headers["smithy-protocol"] = "rpc-v2-cbor"
         body = cbor2.dumps(members, datetime_as_timestamp=True, timezone=UTC)
     else:
-        body = json.dumps(members, default=_epoch).encode()
+        body = json.dumps(members, default=epoch_seconds).encode()
     return Response(body, status_code=status, media_type=content_type, headers=headers)
 
 
-def _epoch(value: Any) -> float:
+def epoch_seconds(value: Any) -> float:
+    """json.dumps' default for AWS JSON protocols: datetimes as seconds since the epoch."""
     if isinstance(value, datetime):
         return value.timestamp()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

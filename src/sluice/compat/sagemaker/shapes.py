@@ -272,8 +272,13 @@ def _check_range(shape: Shape, value: float, fail: Any) -> None:
 
 @cache
 def _regex(pattern: str) -> regex.Pattern[str]:
-    """The model's (Java) patterns, Unicode classes such as \\p{L} and \\p{P} included."""
-    return regex.compile(pattern, regex.DOTALL)
+    """The model's (Java) patterns, Unicode classes such as \\p{L} and \\p{P} included.
+    Java spells characters beyond the BMP as UTF-16 surrogate pairs (`\\uD800\\uDC00-
+    \\uDBFF\\uDFFF`); Python names them by code point."""
+    return regex.compile(
+        pattern.replace("\\uD800\\uDC00-\\uDBFF\\uDFFF", "\\U00010000-\\U0010FFFF"),
+        regex.DOTALL,
+    )
 
 
 def _timestamp(value: Any) -> datetime | None:

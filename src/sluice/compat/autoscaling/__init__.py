@@ -1,0 +1,1 @@
+"""Application Auto Scaling's API on the server's port."""
