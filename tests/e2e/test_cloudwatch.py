@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 from sluice.client import Client
 from tests import models
 from tests.conftest import RunningServer
+from tests.e2e.helpers import Load, digit_rows
 
 pytestmark = pytest.mark.slow
 
@@ -302,3 +304,144 @@ def test_an_alarm_made_with_put_metric_alarm_is_a_sluice_alarm(
     assert info.value.response["Error"]["Code"] == "ResourceNotFound"
     cw.delete_alarms(AlarmNames=["digits-slow"])
     assert cw.describe_alarms()["MetricAlarms"] == []
+
+
+def sagemaker(url: str) -> Any:
+    return boto3.session.Session().client(
+        "sagemaker",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def deploy(sm: Any, artifacts: dict[str, Path], configs: dict[str, list[tuple[str, str]]]) -> None:
+    """Models from `artifacts` by name, configs of (variant, model), endpoint `ep` on the
+    first config; all with boto3's sagemaker client."""
+    for name in sorted({m for variants in configs.values() for _, m in variants}):
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifacts[name].as_uri()},
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/SageMakerRole",
+        )
+    for config, variants in configs.items():
+        sm.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[
+                {"VariantName": v, "ModelName": m, "InitialInstanceCount": 1,
+                 "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}
+                for v, m in variants
+            ],
+        )  # fmt: skip
+    sm.create_endpoint(EndpointName="ep", EndpointConfigName=next(iter(configs)))
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="ep", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+
+
+def sums(cw: Any, metric: str, dimensions: list[dict[str, str]]) -> float:
+    answer = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName=metric,
+        Dimensions=dimensions,
+        StartTime=datetime.now(UTC) - timedelta(hours=1),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )
+    return float(sum(p["Sum"] for p in answer["Datapoints"]))
+
+
+def test_per_variant_counts_after_an_ab_split_survive_a_restart(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    server = RunningServer(tmp_path / "home")
+    try:
+        sm, cw = sagemaker(server.url), cloudwatch(server.url)
+        deploy(sm, artifacts, {"ab": [("A", "logreg"), ("B", "tree")]})
+        answered: Counter[str] = Counter()
+        runtime = boto3.session.Session().client(
+            "sagemaker-runtime", endpoint_url=server.url, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )  # fmt: skip
+        x, _ = models.digits()
+        for i in range(60):
+            reply = runtime.invoke_endpoint(
+                EndpointName="ep", ContentType="application/json", Body=json.dumps([x[i].tolist()])
+            )
+            answered[reply["InvokedProductionVariant"]] += 1
+        assert set(answered) == {"A", "B"}  # an even split sends some to each
+
+        def per_variant() -> dict[str, float]:
+            return {
+                v: sums(cw, "Invocations", [{"Name": "EndpointName", "Value": "ep"},
+                                            {"Name": "VariantName", "Value": v}])
+                for v in ("A", "B")
+            }  # fmt: skip
+
+        deadline = time.monotonic() + 30
+        while per_variant() != {v: float(n) for v, n in answered.items()}:
+            assert time.monotonic() < deadline, (per_variant(), answered)
+            time.sleep(1)
+        endpoint_wide = sums(cw, "Invocations", [{"Name": "EndpointName", "Value": "ep"}])
+        # SageMaker publishes per variant: a query on EndpointName alone matches no series.
+        assert endpoint_wide == 0.0
+        server.stop()
+        server = RunningServer(tmp_path / "home")  # same home, same database
+        cw = cloudwatch(server.url)
+        assert per_variant() == {v: float(n) for v, n in answered.items()}
+    finally:
+        server.stop()
+
+
+def test_a_linear_update_guarded_by_put_metric_alarm_rolls_back_or_completes(
+    server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    sm, cw = sagemaker(server.url), cloudwatch(server.url)
+    deploy(sm, artifacts, {"v1": [("A", "logreg")], "v2": [("A", "crashing")],
+                           "v3": [("A", "tree")]})  # fmt: skip
+    cw.put_metric_alarm(
+        AlarmName="ep-5xx", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        Dimensions=[{"Name": "EndpointName", "Value": "ep"}], Statistic="Average",
+        Period=2, EvaluationPeriods=1, Threshold=0.05,
+        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+    )  # fmt: skip
+    linear = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 3,
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            },
+            "TerminationWaitInSeconds": 0,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "ep-5xx"}]},
+    }
+    negative = json.dumps([[-1.0] + [0.0] * 63]).encode()  # the crashing model refuses it
+    bodies = digit_rows(40) + [negative] * 10
+
+    def update(config: str) -> dict[str, Any]:
+        sm.update_endpoint(EndpointName="ep", EndpointConfigName=config, DeploymentConfig=linear)
+        deadline = time.monotonic() + 60
+        while (found := sm.describe_endpoint(EndpointName="ep"))["EndpointStatus"] in (
+            "Updating", "RollingBack",
+        ):  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        return dict(found)
+
+    with Load(server.url, "ep", bodies, concurrency=4) as load:
+        time.sleep(0.5)
+        broken = update("v2")
+    assert broken["EndpointConfigName"] == "v1" and broken["EndpointStatus"] == "InService"
+    assert "ep-5xx" in broken.get("FailureReason", ""), broken
+    assert {r.status for r in load.failed()} <= {424}  # only green's model failed
+    history = cw.describe_alarm_history(AlarmName="ep-5xx")["AlarmHistoryItems"]
+    assert any('"stateValue": "ALARM"' in h["HistoryData"] for h in history)
+
+    with Load(server.url, "ep", digit_rows(40), concurrency=4) as load:
+        good = update("v3")
+    assert good["EndpointConfigName"] == "v3" and good["EndpointStatus"] == "InService"
+    assert not load.failed()
