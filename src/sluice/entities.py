@@ -169,6 +169,10 @@ class Alarm:
     """Scaling policy ARNs this alarm invokes while in ALARM (CloudWatch's AlarmActions)."""
     actions_enabled: bool = True
     """False: neither the webhook nor the actions are invoked (DisableAlarmActions)."""
+    namespace: str | None = None
+    """Set: the alarm watches a series of the metric history (CloudWatch's namespace and
+    `dimensions`, exactly), not the gateway's live totals or the native custom metrics."""
+    dimensions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -169,17 +169,23 @@ def build_server(settings: Settings) -> Server:
             else secret_file(settings.home / "webhook-secret")
         ),
     )
-    alarms = AlarmService(
-        AlarmRepository(database), service.fleet_stats, notifier, settings.alarm_tick_s
-    )
-    metrics.watch_alarms(alarms.state_counts)
     metric_repo = MetricRepository(database)
     history = MetricHistory(
         metric_repo,
         lambda: list(service.live),
         service.fleet_stats,
         service.instance_counts,
+        usage.read,
     )
+    alarms = AlarmService(
+        AlarmRepository(database),
+        service.fleet_stats,
+        notifier,
+        settings.alarm_tick_s,
+        metric_repo,
+        history.record,
+    )
+    metrics.watch_alarms(alarms.state_counts)
     deployments = DeploymentService(
         DeploymentRepository(database), service, alarms, settings.deployment_restart_policy
     )
@@ -230,6 +236,13 @@ def build_server(settings: Settings) -> Server:
     )
     arns = Arns(settings.aws_region, settings.aws_account_id)
     gateway = Gateway(router, capture)
+
+    def report_backlog(
+        endpoint: str, queued: int, running: int, age: float, instances: int
+    ) -> None:
+        metrics.async_backlog_of(endpoint, queued, running, age, instances)
+        history.note_backlog(endpoint, queued, running, age, instances)
+
     asynchronous = AsyncInference(
         WorkQueue(database),
         router,
@@ -238,7 +251,7 @@ def build_server(settings: Settings) -> Server:
         notifier.check,
         settings,
         on_outcome=metrics.async_outcome,
-        on_backlog=metrics.async_backlog_of,
+        on_backlog=report_backlog,
         on_transfer=metrics.async_transfer,
         wake=service.wake,
         rest=service.rest,

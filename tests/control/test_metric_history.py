@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sluice.control.metric_history import NAMESPACE, MetricHistory
-from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR, FleetStats
+from sluice.control.metric_history import INSTANCE_NAMESPACE, NAMESPACE, MetricHistory
+from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, FleetStats
 from sluice.store.db import open_database
 from sluice.store.metric_repo import MetricRepository, series
 
@@ -29,7 +29,7 @@ def test_each_period_holds_what_the_variants_answered_in_it(tmp_path: Path) -> N
     history.sample(T0)  # the baseline
     for _ in range(3):
         blue.record(0.002, 0.0001, OK)
-    green.record(0.004, None, SERVER_ERROR)
+    green.record(0.004, None, MODEL_ERROR)  # the model raised: a 5xx and a model error
     other.record(0.001, 0.0001, CLIENT_ERROR)
     repo.add(history.sample(T0 + timedelta(seconds=10)))
     repo.add(history.sample(T0 + timedelta(seconds=20)))  # nothing answered
@@ -42,6 +42,7 @@ def test_each_period_holds_what_the_variants_answered_in_it(tmp_path: Path) -> N
     assert points("Invocations") == [(1, 4, 0), (1, 0, 0)]  # blue and green together
     assert points("InvocationsPerInstance") == [(1, 2, 0), (1, 0, 0)]
     assert points("Invocation5XXErrors") == [(4, 1, 0)]  # one request of four; none later
+    assert points("InvocationModelErrors") == [(4, 1, 0)]
     assert points("Invocation4XXErrors", "B") == [(1, 1, 0)]
     ((samples, total, p50),) = points("ModelLatency")  # no latency without requests
     assert samples == 4 and total == pytest.approx(10_000, rel=0.01)
@@ -51,8 +52,27 @@ def test_each_period_holds_what_the_variants_answered_in_it(tmp_path: Path) -> N
     names = {s.name for s in repo.series(NAMESPACE, dimensions=[("VariantName", "B")])}
     assert names == {
         "Invocations", "InvocationsPerInstance", "Invocation4XXErrors", "Invocation5XXErrors",
-        "ModelLatency", "OverheadLatency",
+        "InvocationModelErrors", "ModelLatency", "OverheadLatency",
     }  # fmt: skip
+
+
+def test_worker_usage_and_the_async_backlog_become_sagemakers_metrics(tmp_path: Path) -> None:
+    history = MetricHistory(
+        MetricRepository(open_database(f"sqlite:///{tmp_path / 'sluice.db'}")),
+        lambda: [], lambda name: {}, lambda name: {},
+    )  # fmt: skip
+    history.memory_total = 1000.0
+    assert history.sample(T0, {("ep", "A"): (5.0, 100.0, 2)}) != []
+    history.note_backlog("ep", 3, 1, 12.5, 0)
+    periods = history.sample(T0 + timedelta(seconds=10), {("ep", "A"): (13.0, 300.0, 2)})
+    found = {(p.series.namespace, p.series.name): p.total for p in periods}
+    # 8 CPU seconds over 10 s on two workers: 40 % of a core each; 150 of 1000 bytes each.
+    assert found[(INSTANCE_NAMESPACE, "CPUUtilization")] == pytest.approx(40.0)
+    assert found[(INSTANCE_NAMESPACE, "MemoryUtilization")] == pytest.approx(15.0)
+    assert found[(NAMESPACE, "ApproximateBacklogSize")] == 4
+    assert found[(NAMESPACE, "ApproximateBacklogSizePerInstance")] == 4  # no instance: per 1
+    assert found[(NAMESPACE, "ApproximateAgeOfOldestRequest")] == 12.5
+    assert found[(NAMESPACE, "HasBacklogWithoutCapacity")] == 1
 
 
 def test_a_fleet_gone_is_forgotten_and_a_new_one_counts_from_zero(tmp_path: Path) -> None:

@@ -285,7 +285,7 @@ def test_an_alarm_made_with_put_metric_alarm_is_a_sluice_alarm(
     )
 
     for bad, why in [
-        ({"Namespace": "Team/Models", "MetricName": "Drift"}, "AWS/SageMaker"),
+        ({"Namespace": "Team/Models", "MetricName": "Drift", "Period": 15}, "multiple of 10"),
         ({"Dimensions": [{"Name": "Host", "Value": "a"}]}, "Dimensions"),
         ({"AlarmActions": ["arn:aws:sns:us-east-1:000000000000:nobody"]}, "sns_topics"),
     ]:
@@ -304,6 +304,50 @@ def test_an_alarm_made_with_put_metric_alarm_is_a_sluice_alarm(
     assert info.value.response["Error"]["Code"] == "ResourceNotFound"
     cw.delete_alarms(AlarmNames=["digits-slow"])
     assert cw.describe_alarms()["MetricAlarms"] == []
+
+
+def test_alarms_on_stored_series_and_native_metrics_in_the_history(
+    server: RunningServer,
+) -> None:
+    cw = cloudwatch(server.url)
+    dimensions = [{"Name": "Model", "Value": "ranker"}]
+    cw.put_metric_alarm(
+        AlarmName="deep-queue", Namespace="Team/Models", MetricName="QueueDepth",
+        Dimensions=dimensions, Statistic="Maximum", Period=10, EvaluationPeriods=1,
+        Threshold=100, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    described = cw.describe_alarms(AlarmNames=["deep-queue"])["MetricAlarms"][0]
+    assert (described["Namespace"], described["Dimensions"]) == ("Team/Models", dimensions)
+    deadline = time.monotonic() + 45
+    while cw.describe_alarms(AlarmNames=["deep-queue"])["MetricAlarms"][0]["StateValue"] != (
+        "ALARM"
+    ):
+        assert time.monotonic() < deadline, "the alarm on a custom series never fired"
+        cw.put_metric_data(
+            Namespace="Team/Models",
+            MetricData=[{"MetricName": "QueueDepth", "Dimensions": dimensions, "Value": 250.0,
+                         "StorageResolution": 1}],
+        )  # fmt: skip
+        time.sleep(1)
+    for_metric = cw.describe_alarms_for_metric(
+        Namespace="Team/Models", MetricName="QueueDepth", Dimensions=dimensions
+    )["MetricAlarms"]
+    assert [a["AlarmName"] for a in for_metric] == ["deep-queue"]
+
+    # Metrics pushed through the native API are kept in the history too.
+    with Client(server.url) as client:
+        client.put_metrics([{"name": "queue_wait", "value": 3.0}])
+    deadline = time.monotonic() + 10
+    while not (
+        points := cw.get_metric_statistics(
+            Namespace="Sluice/Custom", MetricName="queue_wait",
+            StartTime=datetime.now(UTC) - timedelta(minutes=5),
+            EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=60, Statistics=["Sum"],
+        )["Datapoints"]
+    ):  # fmt: skip
+        assert time.monotonic() < deadline, "native metrics are not in the history"
+        time.sleep(0.5)
+    assert points[0]["Sum"] == 3.0
 
 
 def sagemaker(url: str) -> Any:

@@ -29,6 +29,7 @@ from sluice.entities import Alarm, AlarmState, AlarmTransition
 from sluice.errors import AlreadyExists, NotFound, ValidationError
 from sluice.gateway.fleet_stats import Window, extreme, mean, merge, percentile
 from sluice.store.alarm_repo import AlarmRepository
+from sluice.store.metric_repo import Datapoint, MetricRepository, Period, period_of, series
 from sluice.waiting import wait_at_most
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ SYMBOLS = {
 TREAT_MISSING = ("missing", "notBreaching", "breaching", "ignore")
 _PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d{1,2})?|100)$")
 _METRIC_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,255}$")
+CUSTOM_NAMESPACE = "Sluice/Custom"
+"""Where the history keeps metrics pushed through the native API."""
 CUSTOM_RETENTION_S = 24 * 3600
 CUSTOM_MAX_POINTS = 100_000
 
@@ -77,6 +80,8 @@ def validate(alarm: Alarm) -> Alarm:
             f"MetricName {alarm.metric!r} must be 1 to 255 letters, digits or _.:/-",
             field="MetricName",
         )
+    if alarm.namespace is not None:
+        return _validate_stored(alarm)
     builtin = BUILTIN.get(alarm.metric)
     if builtin is not None and alarm.endpoint is None:
         raise ValidationError(
@@ -113,6 +118,58 @@ def validate(alarm: Alarm) -> Alarm:
         if alarm.endpoint is None:
             raise ValidationError("a variant needs its endpoint", field="EndpointName")
     return alarm
+
+
+def _validate_stored(alarm: Alarm) -> Alarm:
+    """An alarm on a series of the metric history."""
+    if not alarm.namespace or len(alarm.namespace) > 255:
+        raise ValidationError("Namespace must be 1 to 255 characters", field="Namespace")
+    if alarm.endpoint is not None or alarm.variant is not None:
+        raise ValidationError(
+            "an alarm on a stored series names it by Dimensions", field="Dimensions"
+        )
+    if not (alarm.statistic in STATISTICS or _PERCENTILE.fullmatch(alarm.statistic)):
+        raise ValidationError(
+            f"statistic {alarm.statistic!r} must be one of {', '.join(STATISTICS)} or a "
+            "percentile such as p99",
+            field="Statistic",
+        )
+    if alarm.comparison not in COMPARISONS:
+        raise ValidationError(
+            f"ComparisonOperator must be one of {', '.join(COMPARISONS)}",
+            field="ComparisonOperator",
+        )
+    if alarm.treat_missing_data not in TREAT_MISSING:
+        raise ValidationError(
+            f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}",
+            field="TreatMissingData",
+        )
+    if not math.isfinite(alarm.threshold):
+        raise ValidationError("Threshold must be a finite number", field="Threshold")
+    # The history keeps 10-second periods: a stored series is judged on multiples of them.
+    if alarm.period_s % 10:
+        raise ValidationError(
+            "Period must be a multiple of 10 seconds for a stored series", field="Period"
+        )
+    check_range(alarm.period_s, "Period", 10, 86400)
+    check_range(alarm.evaluation_periods, "EvaluationPeriods", 1, 100)
+    check_range(alarm.datapoints_to_alarm, "DatapointsToAlarm", 1, alarm.evaluation_periods)
+    return alarm
+
+
+def stored_datapoint(point: Datapoint | None, statistic: str) -> float | None:
+    """A statistic of one period read from the metric history."""
+    if point is None or point.samples == 0:
+        return None
+    if statistic.startswith("p"):
+        return point.percentiles.get(float(statistic[1:]))
+    return {
+        "Sum": point.total,
+        "SampleCount": point.samples,
+        "Average": point.average,
+        "Minimum": point.minimum,
+        "Maximum": point.maximum,
+    }[statistic]
 
 
 def datapoint(alarm: Alarm, window: Window) -> float | None:
@@ -215,21 +272,21 @@ class CustomMetrics:
             _check_point(point, now, f"metrics[{i}]." if many else "")
         for point in points:
             key = (point.name, point.endpoint, point.variant)
-            series = self.series.setdefault(key, deque(maxlen=CUSTOM_MAX_POINTS))
-            series.append((now if point.at is None else point.at, point.value))
-            while series and series[0][0] < now - CUSTOM_RETENTION_S:
-                series.popleft()
+            kept = self.series.setdefault(key, deque(maxlen=CUSTOM_MAX_POINTS))
+            kept.append((now if point.at is None else point.at, point.value))
+            while kept and kept[0][0] < now - CUSTOM_RETENTION_S:
+                kept.popleft()
 
     def values(self, alarm: Alarm, start: float, end: float) -> list[float]:
         out: list[float] = []
-        for (name, endpoint, variant), series in self.series.items():
+        for (name, endpoint, variant), kept in self.series.items():
             if name != alarm.metric:
                 continue
             if alarm.endpoint is not None and endpoint != alarm.endpoint:
                 continue
             if alarm.variant is not None and variant != alarm.variant:
                 continue
-            out += [v for t, v in series if start <= t < end]
+            out += [v for t, v in kept if start <= t < end]
         return out
 
 
@@ -289,12 +346,22 @@ class AlarmService:
     """Owns alarm definitions and evaluates them, one datapoint per period."""
 
     def __init__(
-        self, repo: AlarmRepository, fleets: FleetSource, notifier: Notifier, tick_s: float = 1.0
+        self,
+        repo: AlarmRepository,
+        fleets: FleetSource,
+        notifier: Notifier,
+        tick_s: float = 1.0,
+        history: MetricRepository | None = None,
+        record: Callable[[list[Period]], None] | None = None,
     ) -> None:
         self.repo = repo
         self.fleets = fleets
         self.notifier = notifier
         self.tick_s = tick_s
+        self.stored_series = history
+        """Where alarms on stored series (those with a namespace) read their datapoints."""
+        self.record = record
+        """Stores custom metric values in the history (off the event loop)."""
         self.custom = CustomMetrics()
         self.evaluations: dict[str, Evaluation] = {}
         self.listeners: dict[str, list[Listener]] = {}
@@ -361,9 +428,31 @@ class AlarmService:
             if evaluation is not None:
                 evaluation.alarm = self.repo.set_actions_enabled(name, enabled)
 
-    def put_metrics(self, points: Sequence[MetricPoint]) -> None:
-        """Custom metric values for alarms to watch: all stored, or none if one is bad."""
+    def put_metrics(
+        self,
+        points: Sequence[MetricPoint],
+        namespace: str = CUSTOM_NAMESPACE,
+        dimensions: Mapping[str, str] | None = None,
+    ) -> None:
+        """Custom metric values for alarms to watch: all stored, or none if one is bad.
+        The history keeps them too, under `namespace` with `dimensions` (default: the
+        points' EndpointName and VariantName)."""
         self.custom.put(points)
+        if self.record is None:
+            return
+        now = time.time()
+        periods = []
+        for point in points:
+            found = dict(dimensions) if dimensions is not None else {}
+            if dimensions is None and point.endpoint is not None:
+                found["EndpointName"] = point.endpoint
+                if point.variant is not None:
+                    found["VariantName"] = point.variant
+            at = datetime.fromtimestamp(now if point.at is None else point.at, UTC)
+            made = period_of(series(namespace, point.name, found), at, 10, [point.value])
+            if made is not None:
+                periods.append(made)
+        self.record(periods)
 
     # -- deployments
 
@@ -461,7 +550,9 @@ class AlarmService:
     def _evaluate(self, evaluation: Evaluation, now: float) -> None:
         alarm = evaluation.alarm
         start = evaluation.due - alarm.period_s
-        if alarm.metric in BUILTIN:
+        if alarm.namespace is not None:
+            value = self._stored(alarm, evaluation.due)
+        elif alarm.metric in BUILTIN:
             current = self._snapshot(evaluation)
             window = merge(w - evaluation.last.get(key, Window()) for key, w in current.items())
             evaluation.last = current
@@ -477,9 +568,24 @@ class AlarmService:
         if state is not alarm.state:
             self._transition(evaluation, state, reason)
 
+    def _stored(self, alarm: Alarm, end: float) -> float | None:
+        if self.stored_series is None:
+            return None
+        percentiles = [float(alarm.statistic[1:])] if alarm.statistic.startswith("p") else []
+        # Whole 10-second periods of the history: the last period_s of them before `end`.
+        until = math.floor(end / 10) * 10
+        points = self.stored_series.datapoints(
+            series(alarm.namespace or "", alarm.metric, dict(alarm.dimensions)),
+            datetime.fromtimestamp(until - alarm.period_s, UTC),
+            datetime.fromtimestamp(until, UTC),
+            alarm.period_s,
+            percentiles,
+        )
+        return stored_datapoint(points[-1] if points else None, alarm.statistic)
+
     def _snapshot(self, evaluation: Evaluation) -> dict[tuple[str, str], Window]:
         alarm, scope = evaluation.alarm, evaluation.scope
-        if alarm.endpoint is None or alarm.metric not in BUILTIN:
+        if alarm.endpoint is None or alarm.metric not in BUILTIN or alarm.namespace:
             return {}
         return {
             (config, variant): window

@@ -1,9 +1,14 @@
 """The metric history's writer: every 10 s, what each endpoint's variants answered, stored
 as SageMaker's CloudWatch metrics (namespace `AWS/SageMaker`, dimensions `EndpointName` and
 `VariantName`): `Invocations`, `InvocationsPerInstance`, `Invocation4XXErrors`,
-`Invocation5XXErrors` (per request: 1 if it failed so, else 0; so Sum counts and Average
-is the rate), `ModelLatency` and `OverheadLatency` (microseconds, with bins for
-percentiles).
+`Invocation5XXErrors`, `InvocationModelErrors` (per request: 1 if it failed so, else 0;
+so Sum counts and Average is the rate), `ModelLatency` and `OverheadLatency`
+(microseconds, with bins for percentiles); the workers' `CPUUtilization` and
+`MemoryUtilization` (namespace `/aws/sagemaker/Endpoints`, percent per instance, as
+SageMaker's: 100 is one core, memory against the machine's); for async endpoints
+`ApproximateBacklogSize`, `ApproximateBacklogSizePerInstance`,
+`ApproximateAgeOfOldestRequest` and `HasBacklogWithoutCapacity` (`EndpointName` only).
+Custom metrics (the native API's, monitoring's) are written through `record`.
 
 The gateway's hot path only adds to each fleet's running totals; this reads them every
 10 s (at wall-clock multiples of 10 s), subtracts the previous reading, and hands the
@@ -18,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from sluice.gateway.fleet_stats import Window, bin_of, bin_value
@@ -27,6 +33,7 @@ from sluice.store.writer import Writer
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 RESOLUTION_S = 10
 ROLL_UP_AFTER = timedelta(hours=3)
 KEEP = timedelta(days=15)
@@ -41,6 +48,7 @@ class MetricHistory:
         endpoints: Callable[[], Iterable[str]],
         fleets: Callable[[str], Mapping[tuple[str, str], Window]],
         instances: Callable[[str], Mapping[str, int]],
+        usage: Callable[[], Mapping[tuple[str, str], tuple[float, float, int]]] | None = None,
     ) -> None:
         self.repo = repo
         self.endpoints = endpoints
@@ -49,7 +57,14 @@ class MetricHistory:
         """An endpoint's (endpoint config, variant) to its running totals."""
         self.instances = instances
         """An endpoint's variants to their running instances."""
+        self.usage = usage
+        """(endpoint, variant) to its workers' CPU seconds so far, resident bytes, count."""
         self.last: dict[tuple[str, str, str], Window] = {}
+        self.last_cpu: dict[tuple[str, str], float] = {}
+        self.backlogs: dict[str, tuple[int, float, int]] = {}
+        """An async endpoint's latest backlog, oldest request's age and instances."""
+        self.memory_total: float | None = None
+        """The machine's memory in bytes (read on first use)."""
         self._writer = Writer("metric-history")
         self._task: asyncio.Task[None] | None = None
 
@@ -62,7 +77,26 @@ class MetricHistory:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def sample(self, end: datetime) -> list[Period]:
+    def record(self, periods: list[Period]) -> None:
+        """Store periods off the caller's thread (custom metrics); failures are logged."""
+
+        def stored(future: Future[None]) -> None:
+            if future.exception() is not None:
+                log.error("custom metrics not stored: %s", future.exception())
+
+        self._writer.background.submit(self.repo.add, periods).add_done_callback(stored)
+
+    def note_backlog(
+        self, endpoint: str, queued: int, running: int, oldest_age_s: float, instances: int
+    ) -> None:
+        """An async endpoint's backlog now (the dispatcher reports it as it changes)."""
+        self.backlogs[endpoint] = (queued + running, oldest_age_s, instances)
+
+    def sample(
+        self,
+        end: datetime,
+        usage: Mapping[tuple[str, str], tuple[float, float, int]] | None = None,
+    ) -> list[Period]:
         """The periods of the RESOLUTION_S seconds that end at `end`: what every variant
         answered since the last sample."""
         start = end - timedelta(seconds=RESOLUTION_S)
@@ -81,6 +115,50 @@ class MetricHistory:
             for variant, window in by_variant.items():
                 periods += _periods(endpoint, variant, window, instances.get(variant, 0), start)
         self.last = reading
+        periods += self._utilization(usage or {}, start)
+        periods += self._backlog(start)
+        return periods
+
+    def _utilization(
+        self, usage: Mapping[tuple[str, str], tuple[float, float, int]], start: datetime
+    ) -> list[Period]:
+        periods: list[Period] = []
+        if usage and self.memory_total is None:
+            import psutil
+
+            self.memory_total = float(psutil.virtual_memory().total)
+        for (endpoint, variant), (cpu, memory, processes) in usage.items():
+            before = self.last_cpu.get((endpoint, variant))
+            self.last_cpu[(endpoint, variant)] = cpu
+            if not processes:
+                continue
+            dimensions = {"EndpointName": endpoint, "VariantName": variant}
+            figures = [("MemoryUtilization", memory / processes / (self.memory_total or 1) * 100)]
+            if before is not None and cpu >= before:
+                figures.append(("CPUUtilization", (cpu - before) / RESOLUTION_S / processes * 100))
+            for name, value in figures:
+                periods.append(
+                    Period(series(INSTANCE_NAMESPACE, name, dimensions), start, RESOLUTION_S,
+                           1, value, value, value, "Percent")
+                )  # fmt: skip
+        for key in set(self.last_cpu) - set(usage):
+            del self.last_cpu[key]
+        return periods
+
+    def _backlog(self, start: datetime) -> list[Period]:
+        periods: list[Period] = []
+        for endpoint, (backlog, age, instances) in list(self.backlogs.items()):
+            dimensions = {"EndpointName": endpoint}
+            for name, value, unit in (
+                ("ApproximateBacklogSize", backlog, "Count"),
+                ("ApproximateBacklogSizePerInstance", backlog / max(instances, 1), "Count"),
+                ("ApproximateAgeOfOldestRequest", age, "Seconds"),
+                ("HasBacklogWithoutCapacity", float(backlog > 0 and instances == 0), "Count"),
+            ):
+                periods.append(
+                    Period(series(NAMESPACE, name, dimensions), start, RESOLUTION_S,
+                           1, value, value, value, unit)
+                )  # fmt: skip
         return periods
 
     async def _run(self) -> None:
@@ -90,7 +168,11 @@ class MetricHistory:
         while True:
             await asyncio.sleep(RESOLUTION_S - time.time() % RESOLUTION_S)
             try:
-                periods = self.sample(_aligned_now())
+                end = _aligned_now()
+                usage = None
+                if self.usage is not None:
+                    usage = await loop.run_in_executor(self._writer.background, self.usage)
+                periods = self.sample(end, usage)
                 await loop.run_in_executor(self._writer.background, self.repo.add, periods)
                 if time.monotonic() - tidied >= TIDY_EVERY_S:
                     tidied = time.monotonic()
@@ -123,6 +205,7 @@ def _periods(
         for name, errors in (
             ("Invocation4XXErrors", window.errors_4xx),
             ("Invocation5XXErrors", window.errors_5xx),
+            ("InvocationModelErrors", window.model_errors),
         ):
             periods.append(
                 Period(

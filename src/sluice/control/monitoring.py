@@ -472,8 +472,14 @@ class MonitoringService:
                     MetricPoint(_metric_safe(metric), float(value), endpoint, job.variant)
                 )
         if points:
+            # As SageMaker publishes them: per schedule, in a namespace per kind of check.
+            kind = "model" if job.kind is MonitoringType.MODEL_QUALITY else "data"
             try:
-                self.alarms.put_metrics(points)
+                self.alarms.put_metrics(
+                    points,
+                    f"aws/sagemaker/Endpoints/{kind}-metrics",
+                    {"Endpoint": endpoint, "MonitoringSchedule": name},
+                )
             except ValidationError as exc:
                 log.warning("monitoring %s: metrics not published: %s", name, exc)
         self._alert(schedule, execution)

@@ -18,7 +18,8 @@ BINS_PER_E = 100
 """Bins per factor e: neighbouring bins differ by 1 %, a bin's middle is within 0.5 %."""
 SMALLEST_S = 1e-6
 
-OK, CLIENT_ERROR, SERVER_ERROR = 0, 4, 5
+OK, CLIENT_ERROR, SERVER_ERROR, MODEL_ERROR = 0, 4, 5, 6
+"""Outcomes; a model error (the model raised) is also a server error."""
 
 
 def bin_of(seconds: float) -> int:
@@ -38,12 +39,15 @@ def bin_edge(index: int) -> float:
 class FleetStats:
     """Running totals of one fleet; `record` is called once per answered request."""
 
-    __slots__ = ("errors_4xx", "errors_5xx", "invocations", "model_bins", "overhead_bins")
+    __slots__ = (
+        "errors_4xx", "errors_5xx", "invocations", "model_bins", "model_errors", "overhead_bins",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.invocations = 0
         self.errors_4xx = 0
         self.errors_5xx = 0
+        self.model_errors = 0
         self.model_bins: dict[int, int] = {}
         self.overhead_bins: dict[int, int] = {}
 
@@ -53,6 +57,9 @@ class FleetStats:
             self.errors_5xx += 1
         elif outcome == CLIENT_ERROR:
             self.errors_4xx += 1
+        elif outcome == MODEL_ERROR:
+            self.errors_5xx += 1
+            self.model_errors += 1
         bins = self.model_bins
         index = bin_of(model_s)
         bins[index] = bins.get(index, 0) + 1
@@ -70,6 +77,7 @@ class FleetStats:
             dict(self.model_bins),
             dict(self.overhead_bins),
             time.time(),
+            self.model_errors,
         )
 
 
@@ -84,6 +92,8 @@ class Window:
     overhead_bins: Mapping[int, int] = field(default_factory=dict)
     at: float = 0.0
     """When the window ends (epoch seconds)."""
+    model_errors: int = 0
+    """Of errors_5xx, those the model raised (SageMaker's InvocationModelErrors)."""
 
     def __sub__(self, earlier: Window) -> Window:
         return Window(
@@ -93,6 +103,7 @@ class Window:
             _minus(self.model_bins, earlier.model_bins),
             _minus(self.overhead_bins, earlier.overhead_bins),
             self.at,
+            self.model_errors - earlier.model_errors,
         )
 
     def __add__(self, other: Window) -> Window:
@@ -103,6 +114,7 @@ class Window:
             _plus(self.model_bins, other.model_bins),
             _plus(self.overhead_bins, other.overhead_bins),
             max(self.at, other.at),
+            self.model_errors + other.model_errors,
         )
 
     @property

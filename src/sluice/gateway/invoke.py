@@ -11,9 +11,9 @@ import random
 import time
 import uuid
 
-from sluice.errors import SluiceError, ValidationError
+from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
-from sluice.gateway.fleet_stats import CLIENT_ERROR, OK, SERVER_ERROR
+from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, SERVER_ERROR
 from sluice.gateway.routing import Router, RouteTable
 from sluice.types import JSON, InvokeRequest, InvokeResult
 
@@ -54,9 +54,10 @@ class Gateway:
         else:
             server_side = error.server_side
             (metrics.errors_5xx if server_side else metrics.errors_4xx).inc()
-            route.stats.record(
-                finished - model_started, None, SERVER_ERROR if server_side else CLIENT_ERROR
-            )
+            outcome = SERVER_ERROR if server_side else CLIENT_ERROR
+            if isinstance(error, ModelError):
+                outcome = MODEL_ERROR
+            route.stats.record(finished - model_started, None, outcome)
         if capture is not None:
             self.capture.add(
                 CaptureEvent(

@@ -27,6 +27,8 @@ DEFINITION = (
     "description",
     "actions",
     "actions_enabled",
+    "namespace",
+    "dimensions",
 )
 
 
@@ -45,7 +47,9 @@ class AlarmRepository:
                 session.add(row)
             for name in DEFINITION:
                 value = getattr(alarm, name)
-                setattr(row, name, list(value) if isinstance(value, tuple) else value)
+                if isinstance(value, tuple):  # JSON columns: lists
+                    value = [list(v) if isinstance(v, tuple) else v for v in value]
+                setattr(row, name, value)
             row.state = e.AlarmState.INSUFFICIENT_DATA.value
             row.state_reason = "not evaluated yet"
             row.state_updated_at = now

@@ -197,6 +197,8 @@ class AlarmRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     actions: Mapped[list[str]] = mapped_column(JSON, default=list)
     actions_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    namespace: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dimensions: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
 
     def to_entity(self) -> e.Alarm:
         return e.Alarm(
@@ -219,6 +221,8 @@ class AlarmRow(Base):
             aware(self.created_at),
             tuple(self.actions or ()),
             bool(self.actions_enabled),
+            self.namespace,
+            tuple((name, value) for name, value in self.dimensions or ()),
         )
 
 

@@ -1,15 +1,20 @@
 """CloudWatch's metric alarms, mapped onto sluice's alarms: `PutMetricAlarm`,
-`DescribeAlarms`, `DescribeAlarmsForMetric`, `DescribeAlarmHistory` and `DeleteAlarms`.
+`DescribeAlarms`, `DescribeAlarmsForMetric`, `DescribeAlarmHistory`, `DeleteAlarms`,
+`SetAlarmState`, `EnableAlarmActions` and `DisableAlarmActions`.
 
-An alarm made here is a sluice alarm like any other: it is evaluated on the gateway's
-live totals, it can guard a deployment (`AutoRollbackConfiguration` names it), and the
-native API and CLI see it. What maps: the `AWS/SageMaker` endpoint metrics sluice alarms
-watch (`Invocations`, `Invocation4XXErrors`, `Invocation5XXErrors`, `ModelLatency`,
-`OverheadLatency`) with `EndpointName` and optionally `VariantName`; `Statistic` or
-`ExtendedStatistic`; the period, evaluation periods, datapoints to alarm, comparison and
-missing-data treatment; `AlarmActions`: at most one SNS topic ARN whose sink setting
-`sns_topics` names (the transitions are posted there) and any number of Application Auto
-Scaling policy ARNs (step scaling: the policy acts while the alarm is in ALARM);
+An alarm made here is a sluice alarm like any other: it can guard a deployment
+(`AutoRollbackConfiguration` names it), and the native API and CLI see it. The
+`AWS/SageMaker` endpoint metrics sluice's alarms watch live (`Invocations`,
+`Invocation4XXErrors`, `Invocation5XXErrors`, `ModelLatency`, `OverheadLatency`, with
+`EndpointName` and optionally `VariantName`) are evaluated on the gateway's running totals
+(so a deployment can scope them to its green fleet); any other series (custom namespaces
+put with PutMetricData, `CPUUtilization`, the async backlog, monitoring's metrics, ...) is
+read from the metric history, dimensions matched exactly, periods in multiples of 10 s.
+Also mapped: `Statistic` or `ExtendedStatistic`; the period, evaluation periods,
+datapoints to alarm, comparison and missing-data treatment; `AlarmActions`: at most one
+SNS topic ARN whose sink setting `sns_topics` names (the transitions are posted there)
+and any number of Application Auto Scaling policy ARNs (step scaling: the policy acts
+while the alarm is in ALARM);
 `ActionsEnabled`, `EnableAlarmActions` and `DisableAlarmActions` switch both kinds;
 `SetAlarmState` sets a state until the next evaluation (listeners, such as a deployment
 the alarm guards, see it as a real transition). Latencies are in microseconds here,
@@ -71,17 +76,19 @@ class CloudWatchAlarms:
             raise InvalidParameterValue(
                 "metric math alarms (Metrics) are not supported by sluice; name a MetricName"
             )
-        if members.get("Namespace") != NAMESPACE or members.get("MetricName") not in BUILTIN:
-            raise InvalidParameterValue(
-                f"sluice evaluates alarms on the {NAMESPACE} endpoint metrics "
-                f"{', '.join(BUILTIN)}, not {members.get('Namespace')}/{members.get('MetricName')}"
-            )
+        if not members.get("Namespace") or not members.get("MetricName"):
+            raise InvalidParameterValue("an alarm names its Namespace and MetricName")
         metric = members["MetricName"]
         dimensions = dimensions_of(members.get("Dimensions"))
-        unknown = set(dimensions) - {"EndpointName", "VariantName"}
-        if unknown or "EndpointName" not in dimensions:
+        # SageMaker's endpoint metrics are judged live on the gateway's totals (and can
+        # follow a deployment's green fleet); any other series from the metric history.
+        live = members["Namespace"] == NAMESPACE and metric in BUILTIN
+        if live and (
+            set(dimensions) - {"EndpointName", "VariantName"} or "EndpointName" not in dimensions
+        ):
             raise InvalidParameterValue(
-                "an alarm's Dimensions are EndpointName and, optionally, VariantName"
+                f"an alarm on {NAMESPACE} {metric} has the Dimensions EndpointName and, "
+                "optionally, VariantName"
             )
         statistic = members.get("ExtendedStatistic") or members.get("Statistic")
         if statistic is None or ("ExtendedStatistic" in members and "Statistic" in members):
@@ -110,7 +117,7 @@ class CloudWatchAlarms:
         except Exception as exc:  # noqa: BLE001 - the autoscaler's words, in CloudWatch's shape
             raise InvalidParameterValue(getattr(exc, "message", str(exc))) from None
         threshold = float(members["Threshold"])
-        if metric in LATENCIES:
+        if live and metric in LATENCIES:
             threshold /= MICROSECONDS_PER_MS
         evaluation_periods = members["EvaluationPeriods"]
         alarm = Alarm(
@@ -122,13 +129,15 @@ class CloudWatchAlarms:
             period_s=members["Period"],
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=members.get("DatapointsToAlarm") or evaluation_periods,
-            endpoint=dimensions["EndpointName"],
-            variant=dimensions.get("VariantName"),
+            endpoint=dimensions["EndpointName"] if live else None,
+            variant=dimensions.get("VariantName") if live else None,
             treat_missing_data=members.get("TreatMissingData") or "missing",
             webhook_url=webhook,
             description=members.get("AlarmDescription") or "",
             actions=tuple(policies),
             actions_enabled=members.get("ActionsEnabled", True),
+            namespace=None if live else members["Namespace"],
+            dimensions=() if live else tuple(sorted(dimensions.items())),
         )
         try:
             self.alarms.put(alarm)
@@ -199,14 +208,13 @@ class CloudWatchAlarms:
 
     def describe_alarms_for_metric(self, members: dict[str, Any]) -> dict[str, Any]:
         """The alarms on one metric (and, where given, statistic, period and dimensions)."""
-        if members.get("Namespace") != NAMESPACE:
-            return {"MetricAlarms": []}
         dimensions = dimensions_of(members.get("Dimensions"))
         statistic = members.get("ExtendedStatistic") or members.get("Statistic")
         found = [
             alarm
             for alarm in sorted(self.alarms.find(), key=lambda a: a.name)
             if alarm.metric == members["MetricName"]
+            and (alarm.namespace or NAMESPACE) == members.get("Namespace")
             and (statistic is None or alarm.statistic == statistic)
             and (members.get("Period") is None or alarm.period_s == members["Period"])
             and (not dimensions or dimensions == _alarm_dimensions(alarm))
@@ -259,7 +267,7 @@ class CloudWatchAlarms:
 
     def _described(self, alarm: Alarm) -> dict[str, Any]:
         threshold = alarm.threshold
-        if alarm.metric in LATENCIES:
+        if alarm.namespace is None and alarm.metric in LATENCIES:
             threshold *= MICROSECONDS_PER_MS
         dimensions = [{"Name": k, "Value": v} for k, v in _alarm_dimensions(alarm).items()]
         topics = [arn for arn, url in self.topics.items() if url == alarm.webhook_url]
@@ -274,7 +282,7 @@ class CloudWatchAlarms:
             "StateValue": alarm.state.value,
             "StateReason": alarm.state_reason,
             "MetricName": alarm.metric,
-            "Namespace": NAMESPACE,
+            "Namespace": alarm.namespace or NAMESPACE,
             "Dimensions": dimensions,
             "Period": alarm.period_s,
             "EvaluationPeriods": alarm.evaluation_periods,
@@ -296,6 +304,8 @@ class CloudWatchAlarms:
 
 
 def _alarm_dimensions(alarm: Alarm) -> dict[str, str]:
+    if alarm.namespace is not None:
+        return dict(alarm.dimensions)
     found = {"EndpointName": alarm.endpoint or ""}
     if alarm.variant:
         found["VariantName"] = alarm.variant

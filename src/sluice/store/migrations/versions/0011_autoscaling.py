@@ -1,5 +1,6 @@
 """Autoscaling: scalable targets, scaling policies, activities and scheduled actions;
-alarm actions (the scaling policies an alarm invokes) and their switch.
+alarm actions (the scaling policies an alarm invokes) and their switch; alarms on series
+of the metric history (namespace and dimensions).
 
 Revision ID: 0011
 Revises: 0010
@@ -26,6 +27,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("actions_enabled", sa.Boolean(), nullable=False, server_default=sa.true())
         )
+        batch.add_column(sa.Column("namespace", sa.String(255), nullable=True))
+        batch.add_column(sa.Column("dimensions", sa.JSON(), nullable=False, server_default="[]"))
     op.create_table(
         "scalable_targets",
         sa.Column("endpoint", sa.String(63), primary_key=True),
@@ -88,5 +91,7 @@ def downgrade() -> None:
     op.drop_table("scaling_policies")
     op.drop_table("scalable_targets")
     with op.batch_alter_table("alarms") as batch:
+        batch.drop_column("dimensions")
+        batch.drop_column("namespace")
         batch.drop_column("actions_enabled")
         batch.drop_column("actions")
