@@ -198,6 +198,7 @@ def build_server(settings: Settings) -> Server:
         settings.autoscaling_tick_s,
         settings.autoscaling_stable_window_s,
         settings.autoscaling_panic_window_s,
+        settings.autoscaling_realtime_scale_to_zero,
     )
     deployments.blockers.append(autoscaler.blocks_update)
     experiments = ExperimentService(

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     scales out at once, past the scale-out cooldown, and holds off scale-in for a stable
     window (Knative's panic mode)."""
 
+    autoscaling_realtime_scale_to_zero: bool = False
+    """Let real-time variants register with MinCapacity 0 (SageMaker allows it for async
+    endpoints only): scaled to zero, a variant's next request waits while an instance
+    starts (up to invocation_timeout_s) instead of failing."""
+
     webhook_attempts: int = 4
     """Tries per webhook notification (backoff doubles from webhook_backoff_s)."""
 

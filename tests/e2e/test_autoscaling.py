@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def endpoint(server: RunningServer, artifacts: dict[str, Path]) -> BaseClient:
+    return deploy(server, artifacts)
+
+
+def deploy(server: RunningServer, artifacts: dict[str, Path]) -> BaseClient:
     """Endpoint `digits`, variant A on one instance, made with boto3's sagemaker client."""
     sm = client("sagemaker", server.url)
     sm.create_model(
@@ -301,3 +306,51 @@ def test_scheduled_actions_move_the_bounds_and_bad_requests_are_refused(
     refused("ObjectNotFoundException", scaling.deregister_scalable_target,
             ResourceId=RESOURCE, **common)  # fmt: skip
     assert instances(sm) == 2  # what runs stays
+
+
+def test_a_real_time_variant_scaled_to_zero_holds_its_next_requests_while_one_starts(
+    tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    server = RunningServer(
+        tmp_path / "home", {**WINDOWS, "SLUICE_AUTOSCALING_REALTIME_SCALE_TO_ZERO": "true"}
+    )
+    try:
+        sm = deploy(server, artifacts)
+        scaling = client("application-autoscaling", server.url)
+        register(scaling, 0, 2)
+        scaling.put_scaling_policy(
+            PolicyName="per-instance", ServiceNamespace="sagemaker", ResourceId=RESOURCE,
+            ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": 600.0, "ScaleInCooldown": 1,
+                "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+            },
+        )  # fmt: skip
+        until(lambda: instances(sm) == 0, 40, "scale-in to zero")  # no load: none needed
+        runtime = client("sagemaker-runtime", server.url)
+        body = digit_rows(1)[0]
+
+        def invoke() -> int:
+            answer = runtime.invoke_endpoint(
+                EndpointName="digits", ContentType="application/json", Body=body
+            )
+            return int(answer["ResponseMetadata"]["HTTPStatusCode"])
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:  # concurrent first requests share one wake
+            statuses = list(pool.map(lambda _: invoke(), range(4)))
+        held_s = time.monotonic() - started
+        assert statuses == [200] * 4 and held_s < 15
+        assert instances(sm) == 1
+        woken = [
+            a
+            for a in scaling.describe_scaling_activities(ServiceNamespace="sagemaker")[
+                "ScalingActivities"
+            ]
+            if a["Cause"] == "a request arrived while no instance ran"
+        ]
+        assert len(woken) == 1 and woken[0]["StatusCode"] == "Successful"
+        assert woken[0]["Description"] == "Setting desired instance count to 1."
+    finally:
+        server.stop()

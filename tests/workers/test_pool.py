@@ -205,3 +205,25 @@ async def test_ejection_never_takes_out_more_than_its_share(artifacts: dict[str,
         assert pool.pids == [broken]  # the only instance stays in (50 % of 1 is 0)
     finally:
         await pool.stop()
+
+
+async def test_instances_added_by_scaling_take_requests_and_zero_holds_them(
+    artifacts: dict[str, Path],
+) -> None:
+    pool = WorkerPool(WorkerSpec("ep/A", artifacts["logreg"], "sklearn"), _settings())
+    await pool.start(1)
+    try:
+        await pool.scale(3)
+        assert len(pool.live) == 3  # in the pick list at once, not after some later event
+        await asyncio.gather(*(pool.invoke(ROW, "application/json", "") for _ in range(60)))
+        await pool.scale(0)
+        woken: list[int] = []
+        pool.on_empty = lambda: woken.append(1)
+        held = asyncio.create_task(pool.invoke(ROW, "application/json", ""))
+        await asyncio.sleep(0.2)
+        assert woken == [1] and not held.done()  # held while scaled to zero
+        await pool.scale(1)
+        answer = await asyncio.wait_for(held, 10)
+        assert json.loads(answer.body)["predictions"] == [0]
+    finally:
+        await pool.stop()

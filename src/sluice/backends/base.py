@@ -14,6 +14,10 @@ from sluice.workers.file_request import FileRequest
 class VariantInstances(Protocol):
     """The running instances of one variant, as a backend hands them back."""
 
+    on_empty: Callable[[], None] | None
+    """Called when a request arrives while the variant runs no instance at all (scaled to
+    zero); the request waits for one to start, up to the invocation timeout."""
+
     async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
         """Send one request to the least busy instance."""
 

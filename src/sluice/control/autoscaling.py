@@ -113,6 +113,8 @@ class Tracked:
     steps_done: dict[str, float] = field(default_factory=dict)
     """Policy ARN to when its alarm last made it act."""
     busy: bool = False
+    woken: bool = False
+    """A request found the variant scaled to zero and waits for an instance."""
 
 
 Rule = tuple[ScalingPolicy, TargetTracking | StepScaling]
@@ -138,6 +140,7 @@ class Autoscaler:
         tick_s: float = 1.0,
         stable_window_s: float = 60.0,
         panic_window_s: float = 6.0,
+        realtime_scale_to_zero: bool = False,
     ) -> None:
         self.repo = repo
         self.endpoints = endpoints
@@ -147,6 +150,8 @@ class Autoscaler:
         self.tick_s = tick_s
         self.stable_window_s = stable_window_s
         self.panic_window_s = panic_window_s
+        self.realtime_scale_to_zero = realtime_scale_to_zero
+        endpoints.on_cold = self.wake
         self.tracked: dict[tuple[str, str], Tracked] = {}
         self.targets: dict[tuple[str, str], ScalableTarget] = {}
         self.policies: dict[tuple[str, str], list[Rule]] = {}
@@ -176,7 +181,7 @@ class Autoscaler:
                 )
         low = min_capacity if min_capacity is not None else existing.min_capacity  # type: ignore[union-attr]
         high = max_capacity if max_capacity is not None else existing.max_capacity  # type: ignore[union-attr]
-        floor = 0 if self._is_async(endpoint) else 1
+        floor = 0 if self.realtime_scale_to_zero or self._is_async(endpoint) else 1
         check_range(low, "MinCapacity", floor, MAX_INSTANCES)
         check_range(high, "MaxCapacity", max(floor, 1), MAX_INSTANCES)
         if low > high:
@@ -329,6 +334,28 @@ class Autoscaler:
     ) -> list[ScalingActivity]:
         return self.repo.activities(endpoint, variant)
 
+    def wake(self, endpoint: str, variant: str) -> None:
+        """A request found `variant` scaled to zero: start an instance now, or as soon as
+        the resize under way is done (the request waits meanwhile)."""
+        key = (endpoint, variant)
+        tracked = self.tracked.setdefault(key, Tracked())
+        tracked.woken = True
+        self._wake_if_cold(key, time.time())
+
+    def _wake_if_cold(self, key: tuple[str, str], now: float) -> bool:
+        tracked = self.tracked[key]
+        if not tracked.woken or tracked.busy or not self._resizable(key[0]):
+            return False
+        tracked.woken = False
+        if self.endpoints.instance_counts(key[0]).get(key[1]) != 0:
+            return False
+        target = self.targets.get(key) or ScalableTarget(key[0], key[1], 0, 1)
+        count = max(1, target.min_capacity)
+        self._resize(
+            target, tracked, 0, Proposal(count, "a request arrived while no instance ran"), now
+        )
+        return True
+
     # -- the loop
 
     def start(self) -> None:
@@ -369,7 +396,7 @@ class Autoscaler:
         answered = sum(w.invocations for (_, v), w in totals.items() if v == variant)
         tracked.load.add(now, answered, self.stable_window_s + self.tick_s)
         target = self._run_scheduled(target, now)
-        if tracked.busy or not self._resizable(endpoint):
+        if self._wake_if_cold(key, now) or tracked.busy or not self._resizable(endpoint):
             return
         current = self.endpoints.instance_counts(endpoint).get(variant)
         if current is None:

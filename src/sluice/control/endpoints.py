@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import replace
@@ -69,6 +70,9 @@ class EndpointService:
         self.settings = settings
         self.live: dict[str, LiveEndpoint] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.on_cold: Callable[[str, str], None] | None = None
+        """Called with (endpoint, variant) when a request finds a production variant
+        scaled to zero (the autoscaler starts an instance; the request waits for it)."""
         self.resizing: set[str] = set()
         """Endpoints whose instance counts change with no update (autoscaling, async wake
         or rest): another change waits until this one is done."""
@@ -363,6 +367,10 @@ class EndpointService:
             name, lambda spec, running, weight: count if spec.name == variant else None
         )
 
+    def _cold(self, endpoint: str, variant: str) -> None:
+        if self.on_cold is not None:
+            self.on_cold(endpoint, variant)
+
     def resizing_reason(self, name: str) -> str:
         return (
             f"endpoint {name!r} is changing its instance count (autoscaling); "
@@ -649,6 +657,8 @@ class EndpointService:
         )
         handle = LiveVariant(spec, instances, metrics)
         fleet.variants[spec.name] = handle
+        if not shadow:
+            instances.on_empty = functools.partial(self._cold, endpoint, spec.name)
         if shadow:
             handle.sender = ShadowSender(
                 endpoint,

@@ -289,6 +289,8 @@ class WorkerPool:
         """Connected and not ejected: the pick list."""
         self.any_live = asyncio.Event()
         self.ejections: set[asyncio.Task[None]] = set()
+        self.on_empty: Callable[[], None] | None = None
+        """Called when a request finds no instance at all (scaled to zero)."""
 
     async def start(self, count: int) -> None:
         """Start `count` instances; if any fails to load, stop them all and raise."""
@@ -320,6 +322,7 @@ class WorkerPool:
             await asyncio.gather(*(w.stop() for w in new))
             raise failures[0]
         self.instances.extend(new)
+        self._refresh()  # the new instances join the pick list
 
     def _refresh(self) -> None:
         self.live = [w for w in self.instances if w.alive and not w.ejected]
@@ -411,6 +414,8 @@ class WorkerPool:
         task.add_done_callback(self.ejections.discard)
 
     async def _wait_for_live(self) -> None:
+        if not self.instances and self.on_empty is not None:
+            self.on_empty()  # scaled to zero: ask for an instance, and hold the request
         try:
             await asyncio.wait_for(self.any_live.wait(), self.settings.invocation_timeout_s)
         except TimeoutError:
