@@ -265,8 +265,15 @@ class Gateway:
     """A `sluice server`; with `auth` (the default), its generated admin principal signs
     or carries every request."""
 
-    def __init__(self, home: Path, auth: bool = True, roots: tuple[Path, ...] = ()) -> None:
-        """`roots`: folders the server may read model artifacts from (the benchmark's)."""
+    def __init__(
+        self,
+        home: Path,
+        auth: bool = True,
+        roots: tuple[Path, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`roots`: folders the server may read model artifacts from (the benchmark's);
+        `env`: settings for the server (SLUICE_...)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (home / "server.log").open("wb")
@@ -284,7 +291,11 @@ class Gateway:
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "SLUICE_ALLOWED_ROOTS": json.dumps([str(r) for r in roots])},
+            env={
+                **os.environ,
+                "SLUICE_ALLOWED_ROOTS": json.dumps([str(r) for r in roots]),
+                **(env or {}),
+            },
         )
         self.ready_s = wait_http(f"{self.url}/healthz")
         self.admin = None

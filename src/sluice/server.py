@@ -265,7 +265,8 @@ def build_server(settings: Settings) -> Server:
         capture.start()
         notifier.start()
         alarms.start()
-        history.start()
+        if settings.metric_history:
+            history.start()
         autoscaler.start()
         await deployments.recover()
         await experiments.recover()

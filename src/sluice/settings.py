@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     alarm_tick_s: float = 1.0
     """Longest sleep of the alarm evaluator; alarms are evaluated as each period ends."""
 
+    metric_history: bool = True
+    """Sample every endpoint's metrics into the history every 10 s (CloudWatch's
+    GetMetricStatistics and alarms on stored series read it); off, only custom metrics are
+    kept (for measuring what the sampling costs)."""
+
     autoscaling_tick_s: float = 1.0
     """How often the autoscaler reads each scaled variant's load and decides."""
 
