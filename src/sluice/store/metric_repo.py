@@ -133,12 +133,20 @@ class MetricRepository:
         for p in periods:
             key = (p.series, p.resolution, p.at)
             merged[key] = merged[key].merge(p) if key in merged else p
+        fresh = list(merged.values())
         try:
-            self._add(list(merged.values()))
+            # Most periods are new (the sampler's next 10 s): one insert of them all...
+            with self.db.engine.begin() as connection:
+                connection.execute(insert(ROWS), [_values(p) for p in fresh])
+            return
         except IntegrityError:
-            self._add(list(merged.values()))  # another server stored one meanwhile
+            pass  # ...else merge each into what is stored
+        try:
+            self._merge(fresh)
+        except IntegrityError:
+            self._merge(fresh)  # another server stored one meanwhile
 
-    def _add(self, periods: list[Period]) -> None:
+    def _merge(self, periods: list[Period]) -> None:
         by_series: dict[tuple[Series, int], list[Period]] = {}
         for p in periods:
             by_series.setdefault((p.series, p.resolution), []).append(p)
