@@ -354,3 +354,89 @@ def test_a_real_time_variant_scaled_to_zero_holds_its_next_requests_while_one_st
         assert woken[0]["Description"] == "Setting desired instance count to 1."
     finally:
         server.stop()
+
+
+def test_an_async_variant_scales_to_zero_and_its_next_request_is_answered(
+    server: RunningServer, artifacts: dict[str, Path]
+) -> None:
+    sm, scaling = client("sagemaker", server.url), client("application-autoscaling", server.url)
+    runtime = client("sagemaker-runtime", server.url)
+    sm.create_model(
+        ModelName="logreg",
+        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifacts["logreg"].as_uri()},
+        ExecutionRoleArn=ROLE,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="queued",
+        ProductionVariants=[
+            {"VariantName": "A", "ModelName": "logreg", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"},
+        ],
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/out"}},
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName="digits", EndpointConfigName="queued")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="digits", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    register(scaling, 0, 2)  # MinCapacity 0: an async endpoint may, as in SageMaker
+    scaling.put_scaling_policy(
+        PolicyName="per-instance", ServiceNamespace="sagemaker", ResourceId=RESOURCE,
+        ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 600.0, "ScaleInCooldown": 1,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        },
+    )  # fmt: skip
+    until(lambda: instances(sm) == 0, 40, "scale-in to zero")
+    source = server.home / "s3" / "bucket" / "in" / "row.json"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(digit_rows(1)[0])
+    reply = runtime.invoke_endpoint_async(
+        EndpointName="digits", InputLocation="s3://bucket/in/row.json",
+        ContentType="application/json",
+    )  # fmt: skip
+    output = server.home / "s3" / reply["OutputLocation"].removeprefix("s3://")
+    until(output.exists, 30, "the answer of a request sent while scaled to zero")
+    assert "predictions" in output.read_text()
+
+
+def test_the_autoscaler_waits_for_a_deployment_to_finish(
+    server: RunningServer, endpoint: BaseClient
+) -> None:
+    sm, scaling = endpoint, client("application-autoscaling", server.url)
+    sm.create_endpoint_config(
+        EndpointConfigName="cfg-2",
+        ProductionVariants=[
+            {"VariantName": "A", "ModelName": "logreg", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"},
+        ],
+    )  # fmt: skip
+    canary = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 3,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            },
+            "TerminationWaitInSeconds": 0,
+        }
+    }
+    sm.update_endpoint(EndpointName="digits", EndpointConfigName="cfg-2", DeploymentConfig=canary)
+    register(scaling, 2, 3)  # above the running count, while the endpoint is Updating
+    time.sleep(1.5)
+    assert sm.describe_endpoint(EndpointName="digits")["EndpointStatus"] == "Updating"
+    assert (
+        scaling.describe_scaling_activities(ServiceNamespace="sagemaker")["ScalingActivities"] == []
+    )  # nothing while the deployment runs
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="digits", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    done = time.time()
+    until(lambda: instances(sm) == 2, 30, "the minimum after the update")
+    (activity,) = scaling.describe_scaling_activities(ServiceNamespace="sagemaker")[
+        "ScalingActivities"
+    ]
+    assert activity["StartTime"].timestamp() >= done - 1.5  # (the waiter polls each second)
+    assert activity["Cause"] == "the count is below MinCapacity 2"
+    assert sm.describe_endpoint(EndpointName="digits")["EndpointConfigName"] == "cfg-2"
