@@ -440,3 +440,33 @@ def test_the_autoscaler_waits_for_a_deployment_to_finish(
     assert activity["StartTime"].timestamp() >= done - 1.5  # (the waiter polls each second)
     assert activity["Cause"] == "the count is below MinCapacity 2"
     assert sm.describe_endpoint(EndpointName="digits")["EndpointConfigName"] == "cfg-2"
+
+
+def test_target_tracking_on_a_customized_metric_from_the_history(
+    server: RunningServer, endpoint: BaseClient
+) -> None:
+    sm, scaling = endpoint, client("application-autoscaling", server.url)
+    cw = client("cloudwatch", server.url)
+    register(scaling, 1, 3)
+    dimensions = [{"Name": "EndpointName", "Value": "digits"}]
+    scaling.put_scaling_policy(
+        PolicyName="queue", ServiceNamespace="sagemaker", ResourceId=RESOURCE,
+        ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 10.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 0,
+            "CustomizedMetricSpecification": {
+                "Namespace": "Team/Queue", "MetricName": "Depth", "Dimensions": dimensions,
+                "Statistic": "Average"},
+        },
+    )  # fmt: skip
+    # One instance with a queue of 25 each: 3 instances bring it to about 8, under 10.
+    cw.put_metric_data(
+        Namespace="Team/Queue",
+        MetricData=[{"MetricName": "Depth", "Dimensions": dimensions, "Value": 25.0,
+                     "StorageResolution": 1}],
+    )  # fmt: skip
+    until(lambda: instances(sm) == 3, 40, "scale-out on the customized metric")
+    (activity,) = scaling.describe_scaling_activities(ServiceNamespace="sagemaker")[
+        "ScalingActivities"
+    ]
+    assert activity["Cause"].startswith("target tracking policy queue: Team/Queue Depth Average")

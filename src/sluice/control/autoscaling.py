@@ -61,7 +61,7 @@ from sluice.entities import (
     VariantKind,
 )
 from sluice.errors import NotFound, ValidationError
-from sluice.store.metric_repo import MetricRepository, series
+from sluice.store.metric_repo import MetricRepository, align, series
 from sluice.store.scaling_repo import ScalingRepository
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ SUSPENSIONS = (
     "ScheduledScalingSuspended",
 )
 PANIC_FACTOR = 2.0
+CUSTOM_EVERY_S = 10.0
+"""A customized metric is read from the history (10 s periods) this often."""
 LATENCY_METRICS = ("ModelLatency", "OverheadLatency")
 """Alarms hold these in milliseconds; step bounds are in CloudWatch's microseconds."""
 
@@ -158,6 +160,8 @@ class Autoscaler:
         self.scheduled: dict[tuple[str, str], list[ScheduledAction]] = {}
         self._task: asyncio.Task[None] | None = None
         self._resizes: set[asyncio.Task[None]] = set()
+        self._custom: dict[str, tuple[float, float | None]] = {}
+        """Policy ARN to (when read, value) of its customized metric."""
 
     # -- scalable targets
 
@@ -459,7 +463,7 @@ class Autoscaler:
                 f"need {need} instance(s) at {rules.target:g} per instance"
             )
             return Proposal(wanted, cause, tracking=True)
-        value = self._custom_value(rules, now)
+        value = self._custom_value(policy, rules, now)
         if value is None:
             return None
         wanted = rules.desired(value, current)
@@ -475,24 +479,33 @@ class Autoscaler:
         )
         return Proposal(wanted, cause, tracking=True)
 
-    def _custom_value(self, rules: TargetTracking, now: float) -> float | None:
+    def _custom_value(
+        self, policy: ScalingPolicy, rules: TargetTracking, now: float
+    ) -> float | None:
+        """The customized metric's statistic over the stable window (at least the last two
+        of the history's 10 s periods), read from the history at most every 10 s."""
+        cached = self._custom.get(policy.arn)
+        if cached is not None and now - cached[0] < CUSTOM_EVERY_S:
+            return cached[1]
         end = datetime.fromtimestamp(now, UTC)
+        start = end - timedelta(seconds=max(self.stable_window_s, 2 * CUSTOM_EVERY_S))
+        start = align(start, 10)
+        span = int((end - start).total_seconds()) + 10
         points = self.metrics.datapoints(
-            series(rules.namespace, rules.metric, dict(rules.dimensions)),
-            end - timedelta(seconds=self.stable_window_s),
-            end,
-            int(self.stable_window_s) or 1,
+            series(rules.namespace, rules.metric, dict(rules.dimensions)), start, end, span
         )
-        if not points:
-            return None
-        samples = sum(p.samples for p in points)
-        return {
-            "Average": sum(p.total for p in points) / samples if samples else 0.0,
-            "Sum": sum(p.total for p in points),
-            "SampleCount": samples,
-            "Minimum": min(p.minimum for p in points),
-            "Maximum": max(p.maximum for p in points),
-        }[rules.statistic]
+        value = None
+        if points and points[0].samples:
+            point = points[0]
+            value = {
+                "Average": point.average,
+                "Sum": point.total,
+                "SampleCount": point.samples,
+                "Minimum": point.minimum,
+                "Maximum": point.maximum,
+            }[rules.statistic]
+        self._custom[policy.arn] = (now, value)
+        return value
 
     def _stepping(
         self, policy: ScalingPolicy, rules: StepScaling, tracked: Tracked, current: int,
