@@ -205,7 +205,7 @@ def test_sagemaker_metrics_and_custom_ones_read_back_in_both_protocols(
         assert info.value.response["Error"]["Code"] == "MissingParameter"
 
 
-def test_cloudwatch_takes_signed_requests_only_when_authentication_is_on(
+def test_cloudwatch_and_autoscaling_take_signed_requests_only_when_authentication_is_on(
     tmp_path: Path,
 ) -> None:
     keys = {"AKIDSLUICE": "right-secret"}
@@ -228,6 +228,22 @@ def test_cloudwatch_takes_signed_requests_only_when_authentication_is_on(
             bad.list_metrics()
         assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        # Application Auto Scaling shares the port and the check.
+        options = {"endpoint_url": server.url, "region_name": "us-east-1",
+                   "aws_access_key_id": "AKIDSLUICE"}  # fmt: skip
+        scaling = boto3.client(
+            "application-autoscaling", aws_secret_access_key="right-secret", **options
+        )
+        assert (
+            scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
+        )
+        forged = boto3.client(
+            "application-autoscaling", aws_secret_access_key="wrong",
+            config=Config(retries={"max_attempts": 1}), **options,
+        )  # fmt: skip
+        with pytest.raises(ClientError) as info:
+            forged.describe_scalable_targets(ServiceNamespace="sagemaker")
+        assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
     finally:
         server.stop()
 
