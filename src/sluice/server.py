@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
+from sluice import dashboard
 from sluice.api.routes import build_api
 from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
@@ -342,8 +343,11 @@ def build_server(settings: Settings) -> Server:
                 setting="async_max_input_bytes",
             ),
             transforms,
+            history,
+            metric_repo,
             settings.max_label_post_bytes,
         ),
+        dashboard.routes(),
         router,
         metrics,
         lifespan,

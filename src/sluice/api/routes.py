@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sluice import __version__
 from sluice.api.async_routes import async_router
+from sluice.api.dashboard_routes import dashboard_router
 from sluice.api.monitoring_routes import monitoring_router
 from sluice.api.registry_routes import registry_router
 from sluice.api.schemas import (
@@ -48,12 +49,14 @@ from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.control.lineage import LineageService
+from sluice.control.metric_history import MetricHistory
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
 from sluice.entities import AsyncConfig
 from sluice.errors import SluiceError, ValidationError
+from sluice.store.metric_repo import MetricRepository
 
 LABELS_DOC: dict[str, Any] = {
     "requestBody": {
@@ -85,13 +88,15 @@ def build_api(
     asynchronous: AsyncInference,
     async_inputs: UploadStore,
     transforms: TransformService,
+    history: MetricHistory,
+    metric_repo: MetricRepository,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
         title="sluice",
         version=__version__,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # the dashboard's API page (#/docs) serves it, with no CDN
         redoc_url=None,
     )
     router = APIRouter(responses=ERRORS)
@@ -362,6 +367,11 @@ def build_api(
     api.include_router(monitoring_router(monitoring, ERRORS))
     api.include_router(async_router(asynchronous, async_inputs, ERRORS))
     api.include_router(transform_router(transforms, ERRORS))
+    api.include_router(dashboard_router(service, alarms, history, metric_repo, transforms, ERRORS))
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> RedirectResponse:
+        return RedirectResponse("/ui/#/docs")
 
     @api.exception_handler(SluiceError)
     async def sluice_error(_: Request, exc: Exception) -> JSONResponse:

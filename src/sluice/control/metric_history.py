@@ -8,7 +8,8 @@ so Sum counts and Average is the rate), `ModelLatency` and `OverheadLatency`
 SageMaker's: 100 is one core, memory against the machine's); for async endpoints
 `ApproximateBacklogSize`, `ApproximateBacklogSizePerInstance`,
 `ApproximateAgeOfOldestRequest` and `HasBacklogWithoutCapacity` (`EndpointName` only).
-Custom metrics (the native API's, monitoring's) are written through `record`.
+Custom metrics (the native API's, monitoring's) are written through `record`. The last
+half hour of each variant's figures is also kept in memory (`recent`), for the dashboard.
 
 The gateway's hot path only adds to each fleet's running totals; this reads them every
 10 s (at wall-clock multiples of 10 s), subtracts the previous reading, and hands the
@@ -22,11 +23,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sluice.gateway.fleet_stats import Window, bin_of, bin_value
+from sluice.gateway.fleet_stats import Window, bin_of, bin_value, percentile
 from sluice.store.metric_repo import MetricRepository, Period, Series, series
 from sluice.store.writer import Writer
 
@@ -34,11 +37,29 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+SLUICE_NAMESPACE = "Sluice/Endpoints"
+"""Figures SageMaker does not publish: `InstanceCount` per variant."""
 RESOLUTION_S = 10
 ROLL_UP_AFTER = timedelta(hours=3)
 KEEP = timedelta(days=15)
 TIDY_EVERY_S = 600.0
 """How often old periods are rolled up and dropped."""
+RECENT = 180
+"""Samples kept in memory per variant: half an hour of 10 s periods."""
+
+
+@dataclass(frozen=True)
+class Recent:
+    """One variant's figures over one 10 s period."""
+
+    at: float
+    """The period's start (epoch seconds)."""
+    invocations: int
+    errors_4xx: int
+    errors_5xx: int
+    p50_ms: float | None
+    p99_ms: float | None
+    instances: int
 
 
 class MetricHistory:
@@ -63,6 +84,8 @@ class MetricHistory:
         self.last_cpu: dict[tuple[str, str], float] = {}
         self.backlogs: dict[str, tuple[int, float, int]] = {}
         """An async endpoint's latest backlog, oldest request's age and instances."""
+        self.recent: dict[tuple[str, str], deque[Recent]] = {}
+        """(endpoint, variant) to its last RECENT periods, oldest first."""
         self.memory_total: float | None = None
         """The machine's memory in bytes (read on first use)."""
         self._writer = Writer("metric-history")
@@ -113,11 +136,31 @@ class MetricHistory:
                 by_variant[variant] = by_variant.get(variant, Window()) + since
             instances = self.instances(endpoint)
             for variant, window in by_variant.items():
-                periods += _periods(endpoint, variant, window, instances.get(variant, 0), start)
+                running = instances.get(variant, 0)
+                periods += _periods(endpoint, variant, window, running, start)
+                self._remember(endpoint, variant, window, running, start)
+        for gone in set(self.recent) - {(e, v) for e, _, v in reading}:
+            del self.recent[gone]  # the endpoint or variant is gone
         self.last = reading
         periods += self._utilization(usage or {}, start)
         periods += self._backlog(start)
         return periods
+
+    def _remember(
+        self, endpoint: str, variant: str, window: Window, instances: int, start: datetime
+    ) -> None:
+        p50, p99 = percentile(window.model_bins, 50), percentile(window.model_bins, 99)
+        self.recent.setdefault((endpoint, variant), deque(maxlen=RECENT)).append(
+            Recent(
+                start.timestamp(),
+                window.invocations,
+                window.errors_4xx,
+                window.errors_5xx,
+                None if p50 is None else p50 * 1000,
+                None if p99 is None else p99 * 1000,
+                instances,
+            )
+        )
 
     def _utilization(
         self, usage: Mapping[tuple[str, str], tuple[float, float, int]], start: datetime
@@ -221,6 +264,10 @@ def _periods(
             )
     if instances:
         periods.append(count("InvocationsPerInstance", window.invocations / instances))
+    periods.append(
+        Period(series(SLUICE_NAMESPACE, "InstanceCount", dimensions), start, RESOLUTION_S,
+               1, instances, instances, instances, "Count")
+    )  # fmt: skip
     latencies = (("ModelLatency", window.model_bins), ("OverheadLatency", window.overhead_bins))
     for name, bins in latencies:
         latency = _microseconds(series(NAMESPACE, name, dimensions), start, bins)

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from sluice.compat.autoscaling.api import TARGET as AUTOSCALING
 from sluice.compat.autoscaling.api import AutoscalingApi
@@ -58,6 +58,7 @@ def build_app(
     autoscaling: AutoscalingApi,
     open_inference: list[Route],
     api: Any,
+    dashboard: list[BaseRoute],
     router: Router,
     metrics: Metrics,
     lifespan: Callable[[Starlette], AsyncIterator[None]] | Lifespan,
@@ -103,6 +104,7 @@ def build_app(
             Route("/metrics", prometheus),
             *open_inference,
             Mount("/api/v1", app=api),
+            *dashboard,
         ],
         lifespan=lifespan,  # type: ignore[arg-type]
     )

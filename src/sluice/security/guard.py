@@ -30,6 +30,7 @@ import cbor2
 
 from sluice.compat.sagemaker.runtime import endpoint_of
 from sluice.compat.sagemaker.signing import SignatureCheck, SignatureError
+from sluice.dashboard import is_shell
 from sluice.security.credentials import Credentials, Principal, Role
 
 Scope = dict[str, Any]
@@ -193,7 +194,7 @@ class Guard:
     def _role(self, method: str, path: str, runtime: bool) -> Role | None:
         if runtime:
             return Role.INVOKE
-        if path in OPEN_PATHS:
+        if path in OPEN_PATHS or is_shell(method, path):
             return None
         if path == "/metrics":
             return None if self.metrics_public else Role.INVOKE
