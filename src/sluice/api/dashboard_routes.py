@@ -132,7 +132,7 @@ def dashboard_router(
             last: dict[tuple[str, str, str], Window] = {}
             yield b"retry: 3000\n\n"
             while not await request.is_disconnected():
-                figures, last = _live(service, last)
+                figures, last = live_figures(service, last)
                 yield f"event: live\ndata: {json.dumps(figures)}\n\n".encode()
                 await asyncio.sleep(LIVE_EVERY_S)
 
@@ -170,7 +170,7 @@ def _summary(recent: Mapping[str, list[Recent]]) -> dict[str, Any]:
     }
 
 
-def _live(
+def live_figures(
     service: EndpointService, last: dict[tuple[str, str, str], Window]
 ) -> tuple[dict[str, Any], dict[tuple[str, str, str], Window]]:
     now: dict[tuple[str, str, str], Window] = {}
