@@ -183,3 +183,92 @@ def overview(server: RunningServer) -> dict[str, Any]:
 
 def endpoint(server: RunningServer) -> dict[str, Any]:
     return json.loads(httpx.get(f"{server.url}/api/v1/endpoints/digits").text)
+
+
+def test_registry_experiment_monitoring_and_jobs_pages(
+    server: RunningServer, artifacts: dict[str, Path], page: Any, tmp_path: Path
+) -> None:
+    from tests.e2e.test_monitoring import _baselines
+
+    data_baseline, _ = _baselines(tmp_path)
+    with Client(server.url) as client:
+        client.create_package_group("digits", "the digits classifier", requires_approval=True)
+        client.register_package("digits", str(artifacts["logreg"]), metrics={"accuracy": 0.96})
+        client.register_package("digits", str(artifacts["tree"]), metrics={"accuracy": 0.83})
+        client.create_model("logreg", str(artifacts["logreg"]))
+        client.create_model("tree", str(artifacts["tree"]))
+        client.create_endpoint_config(
+            "cfg", [{"name": "A", "model": "logreg"}], data_capture={"sampling_percentage": 100}
+        )
+        client.create_endpoint("scored", "cfg", wait=True, timeout=60)
+        with Load(server.url, "scored", digit_rows(200), concurrency=2) as load:
+            time.sleep(2)
+        assert not load.failed()
+        client.create_monitoring_schedule(
+            "pixels", "rate(1 hour)", {"endpoint": "scored", "baseline": str(data_baseline)}
+        )
+        ran = client.wait_for_monitoring_execution(
+            client.run_monitoring_schedule("pixels").id, timeout=120
+        )
+        assert ran.status in ("Completed", "CompletedWithViolations"), ran
+        client.create_experiment("tree-shadow", "scored", "A", [{"name": "S", "model": "tree"}])
+        deadline = time.monotonic() + 60
+        while client.get_experiment("tree-shadow").status != "Running":
+            assert time.monotonic() < deadline, "the experiment never started"
+            time.sleep(0.5)
+        with Load(server.url, "scored", digit_rows(100), concurrency=2) as load:
+            time.sleep(2)
+        inputs = server.home / "s3" / "batch" / "in"
+        inputs.mkdir(parents=True)
+        (inputs / "rows.jsonl").write_bytes(b"\n".join(digit_rows(50)) + b"\n")
+        client.create_transform(
+            "score-all", "logreg", "s3://batch/in/", "s3://batch/out/",
+            content_type="application/json", split_type="Line",
+        )  # fmt: skip
+        client.wait_for_transform("score-all", timeout=60)
+
+    # Registry: versions side by side with their metrics; an approval made in the page.
+    page.goto(f"{server.url}/ui/#/registry")
+    group = page.locator("section[data-group=digits]")
+    group.wait_for()
+    assert "accuracy" in group.locator("thead").inner_text()
+    assert group.locator("tr[data-version]").count() == 2
+    group.locator("tr[data-version='1'] input[name=comment]").fill("best so far")
+    group.locator("tr[data-version='1'] button.approve").click()
+    page.locator("section[data-group=digits] tr[data-version='1'] .badge.Approved").wait_for()
+    approved = json.loads(
+        httpx.get(f"{server.url}/api/v1/model-package-groups/digits/packages/1").text
+    )
+    assert (approved["approval"], approved["approval_reason"]) == ("Approved", "best so far")
+    shot(page, "registry")
+
+    # Monitoring: the schedule, its execution and the drift of each feature.
+    page.goto(f"{server.url}/ui/#/monitoring")
+    schedule = page.locator("section[data-schedule=pixels]")
+    schedule.wait_for()
+    assert schedule.locator("table.executions tbody tr").count() == 1
+    assert schedule.locator("table.drift tbody tr").count() == 64
+    shot(page, "monitoring")
+
+    # Experiment: the live report, then the shadow promoted from the page.
+    page.goto(f"{server.url}/ui/#/experiments")
+    page.locator("#experiments a").click()
+    page.locator("#report").wait_for()
+    assert "Shadow test tree-shadow" in (page.locator("#report").get_attribute("srcdoc") or "")
+    shot(page, "experiment")
+    page.select_option("#stop-form select[name=S]", "Promote")
+    page.select_option("#stop-form select[name=A]", "Remove")
+    page.click("#stop-form button")
+    deadline = time.monotonic() + 60
+    while json.loads(httpx.get(f"{server.url}/api/v1/experiments/tree-shadow").text)[
+        "status"
+    ] not in ("Completed",):
+        assert time.monotonic() < deadline, "the experiment ended in the page never completed"
+        time.sleep(0.5)
+
+    # Jobs: the transform job with its progress.
+    page.goto(f"{server.url}/ui/#/jobs")
+    job = page.locator("#transforms tr[data-job=score-all]")
+    job.wait_for()
+    assert "Completed" in job.inner_text() and "50 of 50" in job.inner_text()
+    shot(page, "jobs")

@@ -60,7 +60,7 @@ def dashboard_router(
     def overview() -> dict[str, Any]:
         """Every endpoint with its status, variants, last 10 s (requests per second, error
         rate, p99) and the last half hour of p99 and requests; alarms in ALARM; transform
-        jobs running or failed."""
+        jobs running or failed; each async endpoint's backlog."""
         endpoints = []
         for endpoint in service.list_endpoints():
             recent = {
@@ -96,7 +96,16 @@ def dashboard_router(
             for j in transforms.list()
             if j.status in (TransformStatus.IN_PROGRESS, TransformStatus.FAILED)
         ]
-        return {"endpoints": endpoints, "alarms_in_alarm": in_alarm, "jobs": jobs}
+        backlogs = [
+            {"endpoint": name, "backlog": backlog, "oldest_age_s": age, "instances": instances}
+            for name, (backlog, age, instances) in sorted(history.backlogs.items())
+        ]
+        return {
+            "endpoints": endpoints,
+            "alarms_in_alarm": in_alarm,
+            "jobs": jobs,
+            "async_backlogs": backlogs,
+        }
 
     @router.get("/endpoints/{name}/series")
     def endpoint_series(name: str, minutes: int = Query(30, ge=1, le=24 * 60)) -> dict[str, Any]:

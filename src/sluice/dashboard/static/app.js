@@ -332,6 +332,172 @@ function drawCharts(container, series, marks) {
   }
 }
 
+// -- registry
+
+async function registryPage(main) {
+  const groups = await api("/model-package-groups");
+  const sections = [];
+  for (const group of groups) {
+    const packages = await api(`/model-package-groups/${encodeURIComponent(group.name)}/packages`);
+    const metricNames = [...new Set(packages.flatMap((p) => Object.keys(p.metrics)))].sort();
+    const message = h("p", { class: "error" });
+    const rows = packages.map((p) => {
+      const comment = h("input", { type: "text", placeholder: "comment", name: "comment" });
+      const decide = (status) => async () => {
+        try {
+          await api(`/model-package-groups/${encodeURIComponent(group.name)}/packages/${p.version}/approval`, {
+            method: "PUT", body: { status, by: "dashboard", reason: comment.value || null },
+          });
+          route();
+        } catch (error) {
+          message.textContent = error.message;
+        }
+      };
+      const served = h("td", { class: "served muted" }, "…");
+      api(`/lineage?package=${encodeURIComponent(`${group.name}/${p.version}`)}`)
+        .then((found) => {
+          const endpoints = [...new Set((found.served || []).map((s) => s.endpoint))];
+          served.textContent = endpoints.length ? endpoints.join(", ") : "not served";
+        })
+        .catch((error) => { served.textContent = error.message; });
+      return h("tr", { "data-version": p.version },
+        h("td", {}, `v${p.version}`), h("td", {}, badge(p.approval)),
+        h("td", { class: "muted" }, p.approval_reason || ""),
+        metricNames.map((m) => h("td", { class: "num" }, p.metrics[m] === undefined ? "–" : fixed(p.metrics[m], 4))),
+        served,
+        h("td", {}, comment, " ",
+          h("button", { type: "button", class: "approve", onclick: decide("Approved") }, "Approve"), " ",
+          h("button", { type: "button", class: "secondary reject", onclick: decide("Rejected") }, "Reject")));
+    });
+    sections.push(h("section", { "data-group": group.name },
+      h("h2", {}, group.name, group.requires_approval ? h("span", { class: "muted" }, " (approval required to deploy)") : ""),
+      group.description ? h("p", { class: "muted" }, group.description) : null,
+      h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Approval"), h("th", {}, "Comment"),
+          metricNames.map((m) => h("th", { class: "num" }, m)), h("th", {}, "Served by"), h("th", {}, "Decide"))),
+        h("tbody", {}, rows)),
+      message));
+  }
+  main.replaceChildren(h("h1", {}, "Model registry"),
+    ...(sections.length ? sections : [h("p", { class: "muted" }, "No model package group yet.")]));
+}
+
+// -- monitoring
+
+async function monitoringPage(main) {
+  const schedules = await api("/monitoring-schedules");
+  const sections = [];
+  for (const schedule of schedules) {
+    const executions = await api(`/monitoring-schedules/${encodeURIComponent(schedule.name)}/executions`);
+    const features = new Map();
+    for (const run of executions) {
+      for (const [feature, found] of Object.entries((run.summary && run.summary.features) || {})) {
+        if (found.drift === null || found.drift === undefined) continue;
+        if (!features.has(feature)) features.set(feature, []);
+        features.get(feature).push([Date.parse(run.scheduled_at) / 1000, found.drift]);
+      }
+    }
+    sections.push(h("section", { "data-schedule": schedule.name },
+      h("h2", {}, `${schedule.name} `, badge(schedule.status)),
+      h("p", { class: "muted" }, `${schedule.job.kind} on ${schedule.job.endpoint}, ${schedule.schedule}; alert state ${schedule.alert_state}`),
+      h("table", { class: "executions" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Run"), h("th", {}, "Status"), h("th", { class: "num" }, "Violations"), h("th", {}, "Reason"))),
+        h("tbody", {}, executions.slice(0, 20).map((run) => h("tr", {},
+          h("td", {}, when(run.scheduled_at)), h("td", {}, badge(run.status)),
+          h("td", { class: "num" }, run.summary && run.summary.violations !== undefined ? run.summary.violations : "–"),
+          h("td", { class: "muted" }, run.failure_reason || ""))))),
+      features.size ? h("h3", {}, "Drift per feature") : null,
+      features.size ? h("table", { class: "drift" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Feature"), h("th", { class: "num" }, "latest"), h("th", {}, "over time"))),
+        h("tbody", {}, [...features.entries()].sort((a, b) => b[1][0][1] - a[1][0][1]).map(([feature, points]) => h("tr", {},
+          h("td", {}, feature), h("td", { class: "num" }, fixed(points[0][1], 4)),
+          h("td", {}, sparkline([...points].reverse())))))) : null));
+  }
+  main.replaceChildren(h("h1", {}, "Monitoring"),
+    ...(sections.length ? sections : [h("p", { class: "muted" }, "No monitoring schedule yet.")]));
+}
+
+// -- jobs
+
+async function jobsPage(main) {
+  const [jobs, overview] = await Promise.all([api("/transform-jobs"), api("/dashboard/overview")]);
+  main.replaceChildren(
+    h("h1", {}, "Jobs"),
+    h("h2", {}, "Batch transform"),
+    jobs.length ? h("table", { id: "transforms" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Model"), h("th", {}, "Status"),
+        h("th", { class: "num" }, "Records done"), h("th", { class: "num" }, "Failed"), h("th", {}, "Progress"),
+        h("th", {}, "Started"))),
+      h("tbody", {}, jobs.map((job) => {
+        const p = job.progress;
+        const share = p.records ? (p.records_done + p.records_failed) / p.records : null;
+        return h("tr", { "data-job": job.name },
+          h("td", {}, job.name), h("td", {}, job.model), h("td", {}, badge(job.status)),
+          h("td", { class: "num" }, `${p.records_done}${p.records ? ` of ${p.records}` : ""}`),
+          h("td", { class: "num" }, p.records_failed),
+          h("td", {}, share === null ? "–" : h("progress", { max: "1", value: String(share) })),
+          h("td", {}, when(job.started_at)));
+      }))) : h("p", { class: "muted" }, "No transform job yet."),
+    h("h2", {}, "Asynchronous inference backlog"),
+    overview.async_backlogs.length ? h("table", { id: "backlogs" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Endpoint"), h("th", { class: "num" }, "Queued or running"),
+        h("th", { class: "num" }, "Oldest (s)"), h("th", { class: "num" }, "Instances"))),
+      h("tbody", {}, overview.async_backlogs.map((b) => h("tr", {},
+        h("td", {}, b.endpoint), h("td", { class: "num" }, b.backlog), h("td", { class: "num" }, fixed(b.oldest_age_s)),
+        h("td", { class: "num" }, b.instances))))) : h("p", { class: "muted" }, "No async endpoint has reported a backlog."));
+}
+
+// -- experiments
+
+async function experimentsPage(main) {
+  const experiments = await api("/experiments");
+  main.replaceChildren(h("h1", {}, "Experiments"),
+    experiments.length ? h("table", { id: "experiments" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Experiment"), h("th", {}, "Endpoint"), h("th", {}, "Status"), h("th", {}, "Variants"), h("th", {}, "Ends"))),
+      h("tbody", {}, experiments.map((x) => h("tr", {},
+        h("td", {}, h("a", { href: `#/experiments/${encodeURIComponent(x.name)}` }, x.name)),
+        h("td", {}, x.endpoint), h("td", {}, badge(x.status)),
+        h("td", {}, x.variants.map((v) => v.variant_name).join(", ")), h("td", {}, when(x.end))))))
+      : h("p", { class: "muted" }, "No experiment yet."));
+}
+
+async function experimentPage(main, name) {
+  const experiment = await api(`/experiments/${encodeURIComponent(name)}`);
+  const report = await api(`/experiments/${encodeURIComponent(name)}/report?format=html`);
+  const message = h("p", { class: "error" });
+  const running = !["Completed", "Cancelled"].includes(experiment.status);
+  const actions = h("form", { class: "inline", id: "stop-form" },
+    experiment.variants.map((v) => h("label", {}, `${v.variant_name} (${v.role})`,
+      h("select", { name: v.variant_name }, ["Retain", "Promote", "Remove"].map((a) => h("option", { value: a }, a))))),
+    h("label", {}, "Reason", h("input", { name: "reason", type: "text" })),
+    h("button", { type: "submit" }, "End the experiment"));
+  actions.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(actions);
+    const chosen = {};
+    for (const v of experiment.variants) chosen[v.variant_name] = form.get(v.variant_name);
+    try {
+      await api(`/experiments/${encodeURIComponent(name)}/stop`, {
+        method: "POST", body: { actions: chosen, reason: form.get("reason") || null },
+      });
+      route();
+    } catch (error) {
+      message.textContent = error.message;
+    }
+  });
+  // The report is a self-contained page of its own: shown as it is, with no script run.
+  const frame = h("iframe", { id: "report", sandbox: "", title: "comparison report", style: "width:100%;height:900px;border:1px solid var(--line);background:#fff" });
+  frame.srcdoc = report;
+  main.replaceChildren(...[
+    h("h1", {}, `Experiment ${experiment.name} `, badge(experiment.status)),
+    h("p", { class: "muted" }, `${experiment.type} on ${experiment.endpoint}; ${when(experiment.start)} to ${when(experiment.end)}`),
+    experiment.status_reason ? h("p", { class: "muted" }, experiment.status_reason) : null,
+    running ? h("h2", {}, "Promote, retain or remove") : null,
+    running ? actions : null, message,
+    h("h2", {}, "Comparison report"), frame,
+  ].filter(Boolean));
+}
+
 async function docsPage(main) {
   const spec = await api("/openapi.json");
   const holder = h("div", { id: "docs" });
@@ -369,8 +535,14 @@ async function route() {
   const main = document.getElementById("main");
   const path = location.hash.replace(/^#/, "") || "/";
   const endpoint = path.match(/^\/endpoints\/([^/]+)$/);
+  const experiment = path.match(/^\/experiments\/([^/]+)$/);
   try {
     if (endpoint) await endpointPage(main, stopping.signal, decodeURIComponent(endpoint[1]));
+    else if (experiment) await experimentPage(main, decodeURIComponent(experiment[1]));
+    else if (path === "/experiments") await experimentsPage(main);
+    else if (path === "/registry") await registryPage(main);
+    else if (path === "/monitoring") await monitoringPage(main);
+    else if (path === "/jobs") await jobsPage(main);
     else if (path === "/docs") await docsPage(main);
     else await overviewPage(main, stopping.signal);
   } catch (error) {
