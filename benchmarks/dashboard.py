@@ -157,6 +157,10 @@ def live_event_ms(endpoints: int) -> float:
         def fleet_stats(name: str) -> dict[tuple[str, str], object]:
             return {key: fleet.snapshot() for key, fleet in fleets[name].items()}
 
+        @staticmethod
+        def shadow_stats(name: str) -> dict[tuple[str, str], object]:
+            return {}
+
     last: dict = {}
     times = []
     for _ in range(51):

@@ -174,7 +174,7 @@ def build_server(settings: Settings) -> Server:
     history = MetricHistory(
         metric_repo,
         lambda: list(service.live),
-        service.fleet_stats,
+        lambda name: {**service.fleet_stats(name), **service.shadow_stats(name)},
         service.instance_counts,
         usage.read,
     )

@@ -250,6 +250,21 @@ def test_registry_experiment_monitoring_and_jobs_pages(
     assert schedule.locator("table.drift tbody tr").count() == 64
     shot(page, "monitoring")
 
+    # The endpoint page charts the shadow beside production.
+    deadline = time.monotonic() + 30
+    while not any(
+        v is not None
+        for v in json.loads(
+            httpx.get(f"{server.url}/api/v1/dashboard/endpoints/scored/series").text
+        )["variants"]["S"]["p99_ms"]
+    ):
+        assert time.monotonic() < deadline, "no shadow figures in the history"
+        time.sleep(1)
+    page.goto(f"{server.url}/ui/#/endpoints/scored")
+    page.locator("#charts [data-chart=p99_ms]").wait_for()
+    assert page.locator("#variants tr[data-variant=S]").count() == 1
+    shot(page, "endpoint-with-shadow")
+
     # Experiment: the live report, then the shadow promoted from the page.
     page.goto(f"{server.url}/ui/#/experiments")
     page.locator("#experiments a").click()

@@ -186,7 +186,8 @@ def live_figures(
     figures: dict[str, Any] = {}
     for endpoint in list(service.live):
         by_variant: dict[str, list[Window]] = {}
-        for (config, variant), total in service.fleet_stats(endpoint).items():
+        totals = {**service.fleet_stats(endpoint), **service.shadow_stats(endpoint)}
+        for (config, variant), total in totals.items():
             key = (endpoint, config, variant)
             now[key] = total
             if key in last:

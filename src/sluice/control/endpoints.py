@@ -576,12 +576,26 @@ class EndpointService:
             for variant, handle in fleet.production.items()
         }
 
+    def shadow_stats(self, name: str) -> dict[tuple[str, str], Window]:
+        """(endpoint config, shadow variant) to what it answered so far (never part of the
+        endpoint's own figures: alarms and guards judge production alone)."""
+        live = self.live.get(name)
+        if live is None:
+            return {}
+        return {
+            (fleet.config.name, variant): handle.stats.snapshot()
+            for fleet in live.fleets
+            for variant, handle in fleet.variants.items()
+            if handle.sender is not None
+        }
+
     def instance_counts(self, name: str) -> dict[str, int]:
-        """Production variant to its running instances, over every live fleet of `name`."""
+        """Variant (production or shadow) to its running instances, over every live fleet
+        of `name`."""
         live = self.live.get(name)
         counts: dict[str, int] = {}
         for fleet in live.fleets if live is not None else ():
-            for variant, handle in fleet.production.items():
+            for variant, handle in fleet.variants.items():
                 counts[variant] = counts.get(variant, 0) + len(handle.instances.pids)
         return counts
 
@@ -668,6 +682,7 @@ class EndpointService:
                 self.capture,
                 self.settings.shadow_queue_size,
                 self.settings.shadow_concurrency_per_instance * count,
+                handle.stats,
             )
             handle.sender.start()
 

@@ -8,8 +8,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sluice.errors import SluiceError
+from sluice.errors import ModelError, SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
+from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, SERVER_ERROR, FleetStats
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.routing import VariantBackend
 from sluice.types import InvokeRequest
@@ -36,6 +37,7 @@ class ShadowSender:
         capture: CaptureWriter,
         queue_size: int = 1000,
         concurrency: int = 16,
+        stats: FleetStats | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.variant = variant
@@ -45,6 +47,8 @@ class ShadowSender:
         self.queue: asyncio.Queue[ShadowCopy] = asyncio.Queue(maxsize=queue_size)
         self.concurrency = concurrency
         self.tasks: list[asyncio.Task[None]] = []
+        self.stats = stats or FleetStats()
+        """What the shadow answered (its running totals, as a production fleet's)."""
         self.offered = 0
         self.shed = 0
         """Copies offered and copies shed (queue full) since this sender started."""
@@ -93,7 +97,7 @@ class ShadowSender:
     async def _send(self, copy: ShadowCopy) -> None:
         request = copy.request
         started = time.perf_counter()
-        status, out_type, out_body = 200, "", b""
+        status, out_type, out_body, outcome = 200, "", b"", OK
         self.metrics.invocations.inc()
         try:
             answer = await self.backend.invoke(request.body, request.content_type, request.accept)
@@ -103,8 +107,12 @@ class ShadowSender:
             status, out_type, out_body = exc.status, "application/json", exc.message.encode()
             (self.metrics.errors_5xx if exc.server_side else self.metrics.errors_4xx).inc()
             self.metrics.shadow_failed.inc()
+            outcome = SERVER_ERROR if exc.server_side else CLIENT_ERROR
+            if isinstance(exc, ModelError):
+                outcome = MODEL_ERROR
         elapsed = time.perf_counter() - started
         self.metrics.model_latency.observe(elapsed)
+        self.stats.record(elapsed, None, outcome)
         if copy.capture is not None:
             self.capture.add(
                 CaptureEvent(

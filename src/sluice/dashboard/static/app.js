@@ -325,6 +325,7 @@ function drawCharts(container, series, marks) {
       plugins: [annotate],
       series: [{}, ...names.map((v, i) => ({
         label: v, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+        points: { show: true, size: 4, fill: COLORS[i % COLORS.length] },
         value: (u, value) => fixed(value, digits),
       }))],
       axes: [{}, { size: 50 }],
