@@ -80,6 +80,10 @@ def test_overview_and_endpoint_pages_show_the_server_and_act_on_it(
             "ab-2", [{"name": "A", "model": "tree"}, {"name": "B", "model": "tree"}]
         )
         client.create_endpoint("digits", "ab", wait=True, timeout=60)
+        client.put_alarm(
+            "digits-5xx", metric="Invocation5XXErrors", statistic="Sum", threshold=1,
+            period_s=2, endpoint="digits",
+        )  # fmt: skip
     with Load(server.url, "digits", digit_rows(30), concurrency=2, pause_s=0.02) as load:
         deadline = time.monotonic() + 40
         while len(overview(server)["endpoints"][0]["spark"]) < 2:  # two 10 s samples
@@ -104,6 +108,10 @@ def test_overview_and_endpoint_pages_show_the_server_and_act_on_it(
             points = page.locator(f"#charts [data-chart={chart}]").get_attribute("data-points")
             assert int(points) >= 2, chart  # both variants, at least one period each
         assert page.locator("#charts canvas").count() == 8
+        assert (
+            "Invocation5XXErrors Sum"
+            in page.locator("#alarms tr[data-alarm=digits-5xx]").inner_text()
+        )
         page.wait_for_function(
             "() => Number(document.querySelector('#variants tr[data-variant=A] .rps')"
             ".textContent) > 0",

@@ -178,11 +178,12 @@ const CHARTS = [
 ];
 
 async function endpointPage(main, signal, name) {
-  const [endpoint, deployments, series, configs] = await Promise.all([
+  const [endpoint, deployments, series, configs, alarms] = await Promise.all([
     api(`/endpoints/${encodeURIComponent(name)}`),
     api(`/endpoints/${encodeURIComponent(name)}/deployments`),
     api(`/dashboard/endpoints/${encodeURIComponent(name)}/series?minutes=30`),
     api("/endpoint-configs"),
+    api(`/alarms?endpoint=${encodeURIComponent(name)}`),
   ]);
   const production = endpoint.variants.filter((v) => v.kind === "production");
   const message = h("p", { class: "error", id: "action-error" });
@@ -259,6 +260,14 @@ async function endpointPage(main, signal, name) {
         h("td", { class: "num weight" }, v.kind === "shadow" ? `${v.sampling_percentage} % copied` : fixed(v.current_weight, 2)),
         h("td", { class: "num" }, `${v.current_instance_count}`),
         h("td", { class: "num rps" }, "–"), h("td", { class: "num p99" }, "–"))))),
+    h("h2", {}, "Alarms"),
+    alarms.length ? h("table", { id: "alarms" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Alarm"), h("th", {}, "State"), h("th", {}, "Watches"), h("th", {}, "Why"))),
+      h("tbody", {}, alarms.map((a) => h("tr", { "data-alarm": a.name },
+        h("td", {}, a.name), h("td", {}, badge(a.state)),
+        h("td", {}, `${a.metric} ${a.statistic} ${a.comparison} ${a.threshold} over ${a.period_s} s${a.variant ? ` (${a.variant})` : ""}`),
+        h("td", { class: "muted" }, a.state_reason)))))
+      : h("p", { class: "muted" }, "No alarm watches this endpoint."),
     h("h2", {}, "Weights"), weights,
     h("h2", {}, "Update"), update, cancel, message,
     h("h2", {}, "Last 30 minutes"), legend, charts,
