@@ -34,8 +34,21 @@ async function api(path, { method = "GET", body } = {}) {
   return answer;
 }
 
-// Server-sent events read with fetch (EventSource cannot send the Authorization header).
+// Server-sent events read with fetch (EventSource cannot send the Authorization header);
+// a stream that ends (a server restart) is opened again after 3 s, until the page leaves.
 async function subscribe(path, onEvent, signal) {
+  while (!signal.aborted) {
+    try {
+      await readEvents(path, onEvent, signal);
+    } catch (error) {
+      if (signal.aborted) return;
+    }
+    setConnection("reconnecting");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+}
+
+async function readEvents(path, onEvent, signal) {
   const response = await fetch(`/api/v1${path}`, { headers: authHeaders(), signal });
   if (!response.ok || !response.body) return;
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -163,7 +176,7 @@ async function overviewPage(main, signal) {
       cells.p99.textContent = p99s.length ? fixed(Math.max(...p99s), 2) : "–";
     }
     setConnection(`live ${new Date(live.at * 1000).toLocaleTimeString()}`);
-  }, signal).catch(() => setConnection(""));
+  }, signal);
 }
 
 const CHARTS = [
@@ -285,7 +298,7 @@ async function endpointPage(main, signal, name) {
       row.querySelector(".p99").textContent = figures ? fixed(figures.p99_ms, 2) : "–";
     }
     setConnection(`live ${new Date(live.at * 1000).toLocaleTimeString()}`);
-  }, signal).catch(() => setConnection(""));
+  }, signal);
 }
 
 function deploymentItem(d) {
