@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import FrameType
 
 from starlette.applications import Starlette
 
@@ -259,8 +263,12 @@ def build_server(settings: Settings) -> Server:
         rest=service.rest,
     )
 
+    stopping = asyncio.Event()
+    """Set as SIGTERM or SIGINT arrives (long-lived streams end then)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        _on_stop_signals(asyncio.get_running_loop(), stopping)
         if service.repo.list_endpoints() or transforms.repo.unfinished():
             backend.warm()  # workers to restore: the template loads while the rest starts
         capture.start()
@@ -345,6 +353,7 @@ def build_server(settings: Settings) -> Server:
             transforms,
             history,
             metric_repo,
+            stopping,
             settings.max_label_post_bytes,
         ),
         dashboard.routes(),
@@ -353,6 +362,22 @@ def build_server(settings: Settings) -> Server:
         lifespan,
     )
     return Server(settings, app, service, deployments, alarms, experiments, monitoring)
+
+
+def _on_stop_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+    """Set `stopping` when SIGTERM or SIGINT arrives, then let the handler that was there
+    (uvicorn's, which stops accepting and waits for open requests) do its part."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(number)
+
+        def handler(sig: int, frame: FrameType | None, previous: object = previous) -> None:
+            loop.call_soon_threadsafe(stopping.set)
+            if callable(previous):
+                previous(sig, frame)
+
+        signal.signal(number, handler)
 
 
 def serve(settings: Settings) -> None:

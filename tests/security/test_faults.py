@@ -274,3 +274,17 @@ def test_sigterm_finishes_in_flight_requests_and_closes_keep_alive(
     assert server.process.wait(30) in (0, -signal.SIGTERM)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/healthz", timeout=1)
+
+
+def test_sigterm_ends_open_event_streams_at_once(tmp_path: Path) -> None:
+    """A dashboard left open does not hold the stop up for the whole grace period."""
+    server = RunningServer(tmp_path / "home", {"SLUICE_SHUTDOWN_GRACE_S": "20"})
+    with httpx.stream("GET", f"{server.url}/api/v1/dashboard/events", timeout=30) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        for _ in lines:  # the stream ends (rather than being cut after 20 s)
+            pass
+    assert server.process.wait(30) in (0, -signal.SIGTERM)
+    assert time.monotonic() - started < 8

@@ -30,6 +30,7 @@ from sluice.control.transforms import TransformService
 from sluice.entities import AlarmState, TransformStatus
 from sluice.gateway.fleet_stats import Window, merge, percentile
 from sluice.store.metric_repo import MetricRepository, series
+from sluice.waiting import wait_at_most
 
 LIVE_EVERY_S = 2.0
 """How often the event stream sends the live figures."""
@@ -53,7 +54,10 @@ def dashboard_router(
     metric_repo: MetricRepository,
     transforms: TransformService,
     errors: Mapping[int | str, dict[str, Any]],
+    stopping: asyncio.Event,
 ) -> APIRouter:
+    """`stopping` is set as the server begins to stop: event streams end then, rather than
+    hold the stop up for its whole grace period."""
     router = APIRouter(prefix="/dashboard", tags=["dashboard"], responses=dict(errors))
 
     @router.get("/overview")
@@ -140,10 +144,10 @@ def dashboard_router(
         async def stream() -> AsyncIterator[bytes]:
             last: dict[tuple[str, str, str], Window] = {}
             yield b"retry: 3000\n\n"
-            while not await request.is_disconnected():
+            while not stopping.is_set() and not await request.is_disconnected():
                 figures, last = live_figures(service, last)
                 yield f"event: live\ndata: {json.dumps(figures)}\n\n".encode()
-                await asyncio.sleep(LIVE_EVERY_S)
+                await wait_at_most(stopping, LIVE_EVERY_S)
 
         return StreamingResponse(
             stream(),

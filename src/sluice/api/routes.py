@@ -90,6 +90,7 @@ def build_api(
     transforms: TransformService,
     history: MetricHistory,
     metric_repo: MetricRepository,
+    stopping: asyncio.Event,
     max_label_bytes: int = 100 * 1024 * 1024,
 ) -> FastAPI:
     api = FastAPI(
@@ -367,7 +368,9 @@ def build_api(
     api.include_router(monitoring_router(monitoring, ERRORS))
     api.include_router(async_router(asynchronous, async_inputs, ERRORS))
     api.include_router(transform_router(transforms, ERRORS))
-    api.include_router(dashboard_router(service, alarms, history, metric_repo, transforms, ERRORS))
+    api.include_router(
+        dashboard_router(service, alarms, history, metric_repo, transforms, ERRORS, stopping)
+    )
 
     @api.get("/docs", include_in_schema=False)
     async def docs() -> RedirectResponse:
