@@ -96,21 +96,7 @@ def validate(alarm: Alarm) -> Alarm:
             f"{', '.join(allowed)}" + (" or a percentile such as p99" if latency else ""),
             field="Statistic",
         )
-    if alarm.comparison not in COMPARISONS:
-        raise ValidationError(
-            f"ComparisonOperator must be one of {', '.join(COMPARISONS)}",
-            field="ComparisonOperator",
-        )
-    if alarm.treat_missing_data not in TREAT_MISSING:
-        raise ValidationError(
-            f"TreatMissingData must be one of {', '.join(TREAT_MISSING)}",
-            field="TreatMissingData",
-        )
-    if not math.isfinite(alarm.threshold):
-        raise ValidationError("Threshold must be a finite number", field="Threshold")
-    check_range(alarm.period_s, "Period", 1, 86400)
-    check_range(alarm.evaluation_periods, "EvaluationPeriods", 1, 100)
-    check_range(alarm.datapoints_to_alarm, "DatapointsToAlarm", 1, alarm.evaluation_periods)
+    _check_rule(alarm, shortest_period_s=1)
     if alarm.endpoint is not None:
         check_name(alarm.endpoint, "EndpointName")
     if alarm.variant is not None:
@@ -134,6 +120,14 @@ def _validate_stored(alarm: Alarm) -> Alarm:
             "percentile such as p99",
             field="Statistic",
         )
+    # The history keeps 10-second periods: a stored series is judged on multiples of them.
+    _check_rule(alarm, shortest_period_s=10)
+    return alarm
+
+
+def _check_rule(alarm: Alarm, shortest_period_s: int) -> None:
+    """What every alarm is judged by: comparison, missing data, threshold, periods (whole
+    multiples of `shortest_period_s`)."""
     if alarm.comparison not in COMPARISONS:
         raise ValidationError(
             f"ComparisonOperator must be one of {', '.join(COMPARISONS)}",
@@ -146,15 +140,14 @@ def _validate_stored(alarm: Alarm) -> Alarm:
         )
     if not math.isfinite(alarm.threshold):
         raise ValidationError("Threshold must be a finite number", field="Threshold")
-    # The history keeps 10-second periods: a stored series is judged on multiples of them.
-    if alarm.period_s % 10:
+    if alarm.period_s % shortest_period_s:
         raise ValidationError(
-            "Period must be a multiple of 10 seconds for a stored series", field="Period"
+            f"Period must be a multiple of {shortest_period_s} seconds for a stored series",
+            field="Period",
         )
-    check_range(alarm.period_s, "Period", 10, 86400)
+    check_range(alarm.period_s, "Period", shortest_period_s, 86400)
     check_range(alarm.evaluation_periods, "EvaluationPeriods", 1, 100)
     check_range(alarm.datapoints_to_alarm, "DatapointsToAlarm", 1, alarm.evaluation_periods)
-    return alarm
 
 
 def stored_datapoint(point: Datapoint | None, statistic: str) -> float | None:
