@@ -154,12 +154,8 @@ def live_event_ms(endpoints: int) -> float:
         live = fleets
 
         @staticmethod
-        def fleet_stats(name: str) -> dict[tuple[str, str], object]:
+        def fleet_stats(name: str, shadows: bool = False) -> dict[tuple[str, str], object]:
             return {key: fleet.snapshot() for key, fleet in fleets[name].items()}
-
-        @staticmethod
-        def shadow_stats(name: str) -> dict[tuple[str, str], object]:
-            return {}
 
     last: dict = {}
     times = []

@@ -178,7 +178,7 @@ def build_server(settings: Settings) -> Server:
     history = MetricHistory(
         metric_repo,
         lambda: list(service.live),
-        lambda name: {**service.fleet_stats(name), **service.shadow_stats(name)},
+        lambda name: service.fleet_stats(name, shadows=True),
         service.instance_counts,
         usage.read,
     )

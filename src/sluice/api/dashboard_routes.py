@@ -190,8 +190,7 @@ def live_figures(
     figures: dict[str, Any] = {}
     for endpoint in list(service.live):
         by_variant: dict[str, list[Window]] = {}
-        totals = {**service.fleet_stats(endpoint), **service.shadow_stats(endpoint)}
-        for (config, variant), total in totals.items():
+        for (config, variant), total in service.fleet_stats(endpoint, shadows=True).items():
             key = (endpoint, config, variant)
             now[key] = total
             if key in last:

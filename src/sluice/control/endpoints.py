@@ -565,28 +565,17 @@ class EndpointService:
             if sender is not None:
                 sender.resize(self.settings.shadow_concurrency_per_instance * count)
 
-    def fleet_stats(self, name: str) -> dict[tuple[str, str], Window]:
-        """(endpoint config, variant) to its totals so far, for every live fleet of `name`."""
+    def fleet_stats(self, name: str, shadows: bool = False) -> dict[tuple[str, str], Window]:
+        """(endpoint config, variant) to its totals so far, for every live fleet of `name`:
+        production variants, and with `shadows` the shadows' own (never part of the
+        endpoint's figures that alarms and guards judge)."""
         live = self.live.get(name)
         if live is None:
             return {}
         return {
             (fleet.config.name, variant): handle.stats.snapshot()
             for fleet in live.fleets
-            for variant, handle in fleet.production.items()
-        }
-
-    def shadow_stats(self, name: str) -> dict[tuple[str, str], Window]:
-        """(endpoint config, shadow variant) to what it answered so far (never part of the
-        endpoint's own figures: alarms and guards judge production alone)."""
-        live = self.live.get(name)
-        if live is None:
-            return {}
-        return {
-            (fleet.config.name, variant): handle.stats.snapshot()
-            for fleet in live.fleets
-            for variant, handle in fleet.variants.items()
-            if handle.sender is not None
+            for variant, handle in (fleet.variants if shadows else fleet.production).items()
         }
 
     def instance_counts(self, name: str) -> dict[str, int]:
