@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from sluice import entities as e
 from sluice.errors import NotFound
@@ -74,22 +76,7 @@ class ScalingRepository:
         """Create the policy, or replace the configuration of the one of that name (which
         keeps its ARN)."""
         with self.db.session() as session:
-            row = session.scalars(
-                select(ScalingPolicyRow).where(
-                    ScalingPolicyRow.endpoint == policy.endpoint,
-                    ScalingPolicyRow.variant == policy.variant,
-                    ScalingPolicyRow.name == policy.name,
-                )
-            ).first()
-            if row is None:
-                row = ScalingPolicyRow(
-                    arn=policy.arn,
-                    name=policy.name,
-                    endpoint=policy.endpoint,
-                    variant=policy.variant,
-                    created_at=utcnow(),
-                )
-                session.add(row)
+            row = _named_row(session, ScalingPolicyRow, policy)
             row.policy_type, row.configuration = policy.policy_type, policy.configuration
             session.flush()
             return row.to_entity()
@@ -98,12 +85,7 @@ class ScalingRepository:
         self, endpoint: str | None = None, variant: str | None = None
     ) -> list[e.ScalingPolicy]:
         with self.db.session() as session:
-            stmt = select(ScalingPolicyRow).order_by(ScalingPolicyRow.created_at)
-            if endpoint is not None:
-                stmt = stmt.where(ScalingPolicyRow.endpoint == endpoint)
-            if variant is not None:
-                stmt = stmt.where(ScalingPolicyRow.variant == variant)
-            return [r.to_entity() for r in session.scalars(stmt)]
+            return [r.to_entity() for r in _listed(session, ScalingPolicyRow, endpoint, variant)]
 
     def policy(self, arn: str) -> e.ScalingPolicy | None:
         with self.db.session() as session:
@@ -193,22 +175,7 @@ class ScalingRepository:
 
     def put_scheduled(self, action: e.ScheduledAction) -> e.ScheduledAction:
         with self.db.session() as session:
-            row = session.scalars(
-                select(ScheduledActionRow).where(
-                    ScheduledActionRow.endpoint == action.endpoint,
-                    ScheduledActionRow.variant == action.variant,
-                    ScheduledActionRow.name == action.name,
-                )
-            ).first()
-            if row is None:
-                row = ScheduledActionRow(
-                    arn=action.arn,
-                    name=action.name,
-                    endpoint=action.endpoint,
-                    variant=action.variant,
-                    created_at=utcnow(),
-                )
-                session.add(row)
+            row = _named_row(session, ScheduledActionRow, action)
             row.schedule, row.timezone = action.schedule, action.timezone
             row.start_time, row.end_time = action.start_time, action.end_time
             row.min_capacity, row.max_capacity = action.min_capacity, action.max_capacity
@@ -220,12 +187,7 @@ class ScalingRepository:
         self, endpoint: str | None = None, variant: str | None = None
     ) -> list[e.ScheduledAction]:
         with self.db.session() as session:
-            stmt = select(ScheduledActionRow).order_by(ScheduledActionRow.created_at)
-            if endpoint is not None:
-                stmt = stmt.where(ScheduledActionRow.endpoint == endpoint)
-            if variant is not None:
-                stmt = stmt.where(ScheduledActionRow.variant == variant)
-            return [r.to_entity() for r in session.scalars(stmt)]
+            return [r.to_entity() for r in _listed(session, ScheduledActionRow, endpoint, variant)]
 
     def ran_scheduled(self, arn: str, at: datetime) -> None:
         with self.db.session() as session:
@@ -247,3 +209,40 @@ class ScalingRepository:
                     f"no scheduled action {', '.join(names)} on "
                     f"endpoint/{endpoint}/variant/{variant}"
                 )
+
+
+Named = TypeVar("Named", ScalingPolicyRow, ScheduledActionRow)
+"""Rows named per variant, with an ARN: policies and scheduled actions."""
+
+
+def _named_row(
+    session: Session, table: type[Named], item: e.ScalingPolicy | e.ScheduledAction
+) -> Named:
+    """The stored row of `item`'s name on its variant, or a new one with `item`'s ARN."""
+    row = session.scalars(
+        select(table).where(
+            table.endpoint == item.endpoint, table.variant == item.variant, table.name == item.name
+        )
+    ).first()
+    if row is None:
+        row = table(
+            arn=item.arn,
+            name=item.name,
+            endpoint=item.endpoint,
+            variant=item.variant,
+            created_at=utcnow(),
+        )
+        session.add(row)
+    return row
+
+
+def _listed(
+    session: Session, table: type[Named], endpoint: str | None, variant: str | None
+) -> Sequence[Named]:
+    """The rows of an endpoint (and variant) or of all, oldest first."""
+    stmt = select(table).order_by(table.created_at)
+    if endpoint is not None:
+        stmt = stmt.where(table.endpoint == endpoint)
+    if variant is not None:
+        stmt = stmt.where(table.variant == variant)
+    return session.scalars(stmt).all()
