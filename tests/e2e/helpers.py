@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import psutil
@@ -201,3 +202,20 @@ def sluice_children() -> list[psutil.Process]:
         except psutil.Error:
             continue  # gone meanwhile
     return found
+
+
+def aws_client(kind: str, url: str, **options: Any) -> Any:
+    """A boto3 client of `kind` for the server at `url`, from a session of its own (which
+    reads AWS_DATA_PATH afresh), with test keys and no retries."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        kind,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}),
+        **options,
+    )

@@ -12,14 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import RunningServer
-from tests.e2e.helpers import Load, digit_rows
+from tests.e2e.helpers import Load, aws_client, digit_rows
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +31,7 @@ WINDOWS = {
 }
 
 
-def client(kind: str, url: str) -> Any:
-    return boto3.session.Session().client(
-        kind,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}),
-    )
+client = aws_client
 
 
 @pytest.fixture
@@ -56,8 +46,9 @@ def endpoint(server: RunningServer, artifacts: dict[str, Path]) -> BaseClient:
     return deploy(server, artifacts)
 
 
-def deploy(server: RunningServer, artifacts: dict[str, Path]) -> BaseClient:
-    """Endpoint `digits`, variant A on one instance, made with boto3's sagemaker client."""
+def deploy(server: RunningServer, artifacts: dict[str, Path], **config: Any) -> BaseClient:
+    """Endpoint `digits`, variant A on one instance, made with boto3's sagemaker client;
+    `config`: more members of its endpoint config (AsyncInferenceConfig, ...)."""
     sm = client("sagemaker", server.url)
     sm.create_model(
         ModelName="logreg",
@@ -70,6 +61,7 @@ def deploy(server: RunningServer, artifacts: dict[str, Path]) -> BaseClient:
             {"VariantName": "A", "ModelName": "logreg", "InitialInstanceCount": 1,
              "InstanceType": "ml.m5.large"},
         ],
+        **config,
     )  # fmt: skip
     sm.create_endpoint(EndpointName="digits", EndpointConfigName="cfg")
     sm.get_waiter("endpoint_in_service").wait(
@@ -359,25 +351,12 @@ def test_a_real_time_variant_scaled_to_zero_holds_its_next_requests_while_one_st
 def test_an_async_variant_scales_to_zero_and_its_next_request_is_answered(
     server: RunningServer, artifacts: dict[str, Path]
 ) -> None:
-    sm, scaling = client("sagemaker", server.url), client("application-autoscaling", server.url)
-    runtime = client("sagemaker-runtime", server.url)
-    sm.create_model(
-        ModelName="logreg",
-        PrimaryContainer={"Image": "sklearn", "ModelDataUrl": artifacts["logreg"].as_uri()},
-        ExecutionRoleArn=ROLE,
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName="queued",
-        ProductionVariants=[
-            {"VariantName": "A", "ModelName": "logreg", "InitialInstanceCount": 1,
-             "InstanceType": "ml.m5.large"},
-        ],
+    sm = deploy(
+        server, artifacts,
         AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/out"}},
     )  # fmt: skip
-    sm.create_endpoint(EndpointName="digits", EndpointConfigName="queued")
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName="digits", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
+    scaling = client("application-autoscaling", server.url)
+    runtime = client("sagemaker-runtime", server.url)
     register(scaling, 0, 2)  # MinCapacity 0: an async endpoint may, as in SageMaker
     scaling.put_scaling_policy(
         PolicyName="per-instance", ServiceNamespace="sagemaker", ResourceId=RESOURCE,

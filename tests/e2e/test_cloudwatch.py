@@ -21,22 +21,13 @@ from botocore.exceptions import ClientError
 from sluice.client import Client
 from tests import models
 from tests.conftest import RunningServer
-from tests.e2e.helpers import Load, digit_rows
+from tests.e2e.helpers import Load, aws_client, digit_rows
 
 pytestmark = pytest.mark.slow
 
 
 def cloudwatch(url: str, **options: Any) -> Any:
-    """A client from a session of its own (which reads AWS_DATA_PATH afresh)."""
-    return boto3.session.Session().client(
-        "cloudwatch",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}),
-        **options,
-    )
+    return aws_client("cloudwatch", url, **options)
 
 
 def model_speaking(folder: Path, protocol: str) -> Path:
@@ -367,14 +358,7 @@ def test_alarms_on_stored_series_and_native_metrics_in_the_history(
 
 
 def sagemaker(url: str) -> Any:
-    return boto3.session.Session().client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    return aws_client("sagemaker", url)
 
 
 def deploy(sm: Any, artifacts: dict[str, Path], configs: dict[str, list[tuple[str, str]]]) -> None:
