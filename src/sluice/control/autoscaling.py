@@ -53,7 +53,6 @@ from sluice.control.validation import check_name, check_range
 from sluice.entities import (
     Alarm,
     AlarmState,
-    EndpointStatus,
     ScalableTarget,
     ScalingActivity,
     ScalingPolicy,
@@ -348,7 +347,7 @@ class Autoscaler:
 
     def _wake_if_cold(self, key: tuple[str, str], now: float) -> bool:
         tracked = self.tracked[key]
-        if not tracked.woken or tracked.busy or not self._resizable(key[0]):
+        if not tracked.woken or tracked.busy or not self.endpoints.resizable(key[0]):
             return False
         tracked.woken = False
         if self.endpoints.instance_counts(key[0]).get(key[1]) != 0:
@@ -400,7 +399,7 @@ class Autoscaler:
         answered = sum(w.invocations for (_, v), w in totals.items() if v == variant)
         tracked.load.add(now, answered, self.stable_window_s + self.tick_s)
         target = self._run_scheduled(target, now)
-        if self._wake_if_cold(key, now) or tracked.busy or not self._resizable(endpoint):
+        if self._wake_if_cold(key, now) or tracked.busy or not self.endpoints.resizable(endpoint):
             return
         current = self.endpoints.instance_counts(endpoint).get(variant)
         if current is None:
@@ -661,20 +660,6 @@ class Autoscaler:
         for key in list(self.tracked):
             if key not in self.targets:
                 del self.tracked[key]
-
-    def _resizable(self, endpoint: str) -> bool:
-        try:
-            status = self.endpoints.get_endpoint(endpoint).status
-        except NotFound:
-            return False
-        live = self.endpoints.live.get(endpoint)
-        return (
-            status is EndpointStatus.IN_SERVICE
-            and live is not None
-            and live.green is None
-            and endpoint not in self.endpoints.tasks
-            and endpoint not in self.endpoints.resizing
-        )
 
     def _check_variant(self, endpoint: str, variant: str) -> None:
         check_name(endpoint, "ResourceId")

@@ -367,6 +367,19 @@ class EndpointService:
             name, lambda spec, running, weight: count if spec.name == variant else None
         )
 
+    def resizable(self, name: str, endpoint: Endpoint | None = None) -> bool:
+        """Whether instance counts may change with no update now: the endpoint is live and
+        InService, and no update, deletion or other resize is under way (`endpoint`: its
+        record, if the caller has it)."""
+        live = self.live.get(name)
+        if live is None or live.green is not None or name in self.tasks or name in self.resizing:
+            return False
+        try:
+            endpoint = endpoint or self.repo.get_endpoint(name)
+        except NotFound:
+            return False
+        return endpoint.status is EndpointStatus.IN_SERVICE
+
     def _cold(self, endpoint: str, variant: str) -> None:
         if self.on_cold is not None:
             self.on_cold(endpoint, variant)
@@ -384,13 +397,7 @@ class EndpointService:
         and CurrentInstanceCount follows. Nothing is done while an update runs."""
         live = self.live.get(name)
         endpoint = self.repo.get_endpoint(name)
-        if (
-            live is None
-            or live.green is not None
-            or name in self.tasks
-            or name in self.resizing
-            or endpoint.status is not EndpointStatus.IN_SERVICE
-        ):
+        if live is None or not self.resizable(name, endpoint):
             return False
         counts: dict[str, int] = {}
         for spec in live.blue.config.production:
