@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sluice.errors import ModelError, ModelLoadError, ValidationError
+from sluice.workers.client import WorkerConnection
 from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 from tests import models
 
@@ -166,6 +167,59 @@ async def test_an_input_that_crashes_a_worker_is_not_retried(artifacts: dict[str
         await asyncio.sleep(0.5)
         assert restarts == [1]  # one worker died, not both
         assert len({await _ask(pool) for _ in range(4)}) >= 1
+    finally:
+        await pool.stop()
+
+
+async def test_a_stop_while_a_restarted_worker_is_first_pinged_ends_cleanly(
+    artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = WorkerPool(WorkerSpec("ep/F", artifacts["faulty"], "python"), _settings())
+    await pool.start(1)
+    instance = pool.instances[0]
+    ping = WorkerConnection.ping
+
+    async def slow_ping(self: WorkerConnection, timeout: float) -> None:
+        while self.alive:  # held until a stop closes the connection: the window a slow
+            await asyncio.sleep(0.001)  # machine leaves open
+        await ping(self, timeout)
+
+    monkeypatch.setattr(WorkerConnection, "ping", slow_ping)
+    first = instance.connection
+    with pytest.raises(ModelError, match="exited while handling"):
+        await _ask(pool, {"action": "crash"})
+    for _ in range(1000):  # until the replacement is connected and being pinged
+        if instance.connection not in (None, first):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the replacement worker never connected")
+    await pool.stop()  # raises nothing, leaves nothing running
+    assert instance.process is not None and instance.process.returncode is not None
+
+
+async def test_a_replacement_that_dies_before_its_first_ping_is_replaced_again(
+    artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = WorkerPool(WorkerSpec("ep/F", artifacts["faulty"], "python"), _settings())
+    await pool.start(1)
+    instance = pool.instances[0]
+    ping = WorkerConnection.ping
+    killed: list[int] = []
+
+    async def ping_killing_the_first_replacement(self: WorkerConnection, timeout: float) -> None:
+        if not killed:
+            assert instance.process is not None
+            killed.append(instance.process.pid)
+            instance.process.kill()
+        await ping(self, timeout)
+
+    monkeypatch.setattr(WorkerConnection, "ping", ping_killing_the_first_replacement)
+    try:
+        with pytest.raises(ModelError, match="exited while handling"):
+            await _ask(pool, {"action": "crash"})
+        answer = await _ask(pool)  # waits for the second replacement
+        assert killed and answer not in killed and pool.pids == [answer]
     finally:
         await pool.stop()
 

@@ -211,7 +211,15 @@ class WorkerInstance:
                 try:
                     await self.start()
                     break
-                except (ModelLoadError, OSError) as exc:
+                except (SluiceError, OSError) as exc:
+                    # Also a new worker that died before its first ping answered, or one
+                    # stopped while it was loading: never an end to supervision.
+                    if self.connection is not None:
+                        self.connection.close()
+                    self.connection = None
+                    await self._kill()
+                    if self.stopping:
+                        return
                     log.error("restart of %s failed: %s", self.name, exc)
                     consecutive += 1
                     await asyncio.sleep(
