@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 
 from sluice.errors import ValidationError
+from sluice.workers.batching import Batching
 
 MAX_ID = 2**63 - 1
 """The largest number a stored id or version can be (a 64-bit signed integer)."""
@@ -85,3 +86,4 @@ def check_environment(environment: Mapping[str, str], field: str = "Environment"
                 f"{field} value of {name} must be at most 1,024 characters, without NUL",
                 field=f"{field}.{name}",
             )
+    Batching.from_environment(environment)  # its settings are numbers in range

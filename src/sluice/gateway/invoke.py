@@ -50,6 +50,8 @@ class Gateway:
         metrics.model_latency.observe(finished - model_started)
         if error is None:
             metrics.overhead_latency.observe(model_started - started)
+            metrics.batch_size.observe(answer.batch_size)
+            metrics.batch_queue.observe(answer.queued_s)
             route.stats.record(finished - model_started, model_started - started, OK)
         else:
             server_side = error.server_side

@@ -41,6 +41,7 @@ LATENCY_BUCKETS = (
     30.0,
     60.0,
 )
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 VARIANT = ("endpoint", "variant")
 
 # The *_created series double the scrape size and tell nothing a counter reset does not.
@@ -62,6 +63,8 @@ class VariantMetrics:
     restarts: Counter
     captured: Counter
     capture_dropped: Counter
+    batch_size: Histogram
+    batch_queue: Histogram
 
 
 class Metrics:
@@ -87,6 +90,20 @@ class Metrics:
         self.overhead_latency = Histogram(
             "sluice_overhead_latency_seconds",
             "Gateway time outside the worker call",
+            VARIANT,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "sluice_batch_size",
+            "Requests in the dynamic batch each request was answered in (1: alone)",
+            VARIANT,
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_queue = Histogram(
+            "sluice_batch_queue_seconds",
+            "Time a request waited in its worker before its batch started",
             VARIANT,
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -266,6 +283,8 @@ class Metrics:
             restarts=self.worker_restarts.labels(*labels),
             captured=self.capture_records.labels(*labels, "written"),
             capture_dropped=self.capture_records.labels(*labels, "dropped"),
+            batch_size=self.batch_size.labels(*labels),
+            batch_queue=self.batch_queue.labels(*labels),
         )
 
     def watch_workers(

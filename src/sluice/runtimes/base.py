@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -12,6 +13,9 @@ import numpy as np
 from sluice import codecs
 from sluice.codecs import Prediction
 from sluice.errors import ModelError, SluiceError
+
+log = logging.getLogger("sluice.worker")
+FAILED_JOINS_LIMIT = 3
 
 
 class Runtime(ABC):
@@ -31,6 +35,8 @@ class Runtime(ABC):
     def __init__(self, model_dir: Path, environment: Mapping[str, str]) -> None:
         self.model_dir = model_dir
         self.environment = dict(environment)
+        self.failed_joins = 0
+        """Joined calls in a row that failed while their requests alone succeeded."""
 
     @abstractmethod
     def load(self) -> None:
@@ -55,11 +61,11 @@ class Runtime(ABC):
         width go to the model in one `predict` call and the outputs are split back (one
         output row per input row); if that call fails, each request is tried alone, so
         one bad input fails only itself."""
+        if len(requests) == 1:
+            return [_attempt(self.invoke, *requests[0])]
+        if type(self).invoke is not Runtime.invoke or self.failed_joins >= FAILED_JOINS_LIMIT:
+            return [_attempt(self.invoke, *request) for request in requests]
         answers: list[tuple[bytes, str] | Exception | None] = [None] * len(requests)
-        if type(self).invoke is not Runtime.invoke or len(requests) < 2:
-            for i, (body, content_type, accept) in enumerate(requests):
-                answers[i] = _attempt(self.invoke, body, content_type, accept)
-            return [a for a in answers if a is not None]
         alike: dict[tuple[str, tuple[int, ...]], list[tuple[int, np.ndarray, str]]] = {}
         for i, (body, content_type, accept) in enumerate(requests):
             try:
@@ -76,7 +82,25 @@ class Runtime(ABC):
                     answers[i] = _attempt(self._answer_rows, rows, accept)
                 else:
                     answers[i] = _attempt(codecs.encode, parts[k], accept)
+            if len(group) > 1:
+                self._count_join(parts is not None, [answers[i] for i, _, _ in group])
         return [a for a in answers if a is not None]
+
+    def _count_join(
+        self, joined: bool, answers: list[tuple[bytes, str] | Exception | None]
+    ) -> None:
+        """A model whose joined calls keep failing while each request alone succeeds (a
+        fixed batch dimension, a model that is not row by row) is no longer joined."""
+        if joined:
+            self.failed_joins = 0
+        elif not any(isinstance(a, Exception) for a in answers):
+            self.failed_joins += 1
+            if self.failed_joins == FAILED_JOINS_LIMIT:
+                log.warning(
+                    "the model failed %d batches in a row whose requests it answered one by "
+                    "one; it is no longer sent batches",
+                    FAILED_JOINS_LIMIT,
+                )
 
     def _answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
         return codecs.encode(self._predict_checked(rows), accept)

@@ -17,6 +17,7 @@ from sluice.errors import (
     WorkerUnavailable,
 )
 from sluice.workers import protocol
+from sluice.workers.batching import parse_stats
 from sluice.workers.file_request import FileRequest
 
 # The errors a worker reports, by (code, status); anything else keeps its code and status.
@@ -29,6 +30,10 @@ WORKER_ERRORS: dict[tuple[str, int], type[SluiceError]] = {
 class Answer:
     body: bytes
     content_type: str
+    batch_size: int = 1
+    """Requests in the dynamic batch that answered this one."""
+    queued_s: float = 0.0
+    """Time it waited in the worker before its batch started."""
 
 
 class WorkerLost(WorkerUnavailable):
@@ -138,7 +143,7 @@ class WorkerConnection(asyncio.Protocol):
         """Send one request; raise the worker's error as the matching SluiceError."""
         frame = await self.send(protocol.REQUEST, content_type, accept, body, timeout)
         if frame.kind == protocol.RESPONSE:
-            return Answer(frame.body, frame.text1)
+            return Answer(frame.body, frame.text1, *parse_stats(frame.text2))
         raise error_from(frame)
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:

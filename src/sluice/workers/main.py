@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import resource
+import select
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ from sluice.processes import die_with_parent, unix_listener
 from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
 from sluice.workers import file_request, protocol
+from sluice.workers.batching import Batching, answer_stats
 from sluice.workers.protocol import Frame
 
 if TYPE_CHECKING:
@@ -52,6 +54,27 @@ def handle(runtime: Runtime, frame: Frame) -> bytes:
         return protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, "", body)
     except Exception as exc:  # noqa: BLE001 - a model's failure must never kill the worker
         return failure(frame.request_id, exc)
+
+
+def handle_requests(
+    runtime: Runtime, frames: list[Frame], received: float, batching: Batching
+) -> list[bytes]:
+    """Answer REQUEST frames with one `invoke_many` call (a dynamic batch); never raises.
+    `received`: when the oldest of them was read off the socket."""
+    started = time.perf_counter()
+    results = runtime.invoke_many([(f.body, f.text1, f.text2) for f in frames])
+    batching.record(len(frames), time.perf_counter() - started)
+    stats = answer_stats(len(frames), started - received)
+    out: list[bytes] = []
+    for frame, result in zip(frames, results, strict=True):
+        if isinstance(result, Exception):
+            out.append(failure(frame.request_id, result))
+        else:
+            body, content_type = result
+            out.append(
+                protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, stats, body)
+            )
+    return out
 
 
 def handle_files(runtime: Runtime, frames: list[Frame], burst: file_request.Burst) -> list[bytes]:
@@ -161,7 +184,7 @@ def _take_files(frames: list[Frame]) -> list[Frame]:
     return taken
 
 
-def serve(runtime: Runtime, listener: socket.socket) -> None:
+def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None:
     """Serve the gateway's one connection; return when it closes (the gateway stopped or died)."""
     conn, _ = listener.accept()
     with conn:
@@ -171,6 +194,7 @@ def serve(runtime: Runtime, listener: socket.socket) -> None:
             chunk = conn.recv(1 << 18)
             if not chunk:
                 return
+            received = time.perf_counter()
             buffer += chunk
             frames = list(protocol.split(buffer))
             while frames:
@@ -181,15 +205,42 @@ def serve(runtime: Runtime, listener: socket.socket) -> None:
                 started = time.perf_counter()
                 try:
                     while frames and (not out or time.perf_counter() - started < REPLY_EVERY_S):
-                        if frames[0].kind == protocol.FILE_REQUEST:
-                            batch = _take_files(frames)
-                            out += handle_files(runtime, batch, burst)
+                        kind = frames[0].kind
+                        if kind == protocol.FILE_REQUEST:
+                            out += handle_files(runtime, _take_files(frames), burst)
+                        elif kind == protocol.REQUEST and batching.max_size > 1:
+                            batch = batching.take(frames)
+                            if batching.wants_more(len(batch)):
+                                _wait_for_more(conn, buffer, frames, batch, batching)
+                            out += handle_requests(runtime, batch, received, batching)
                         else:
                             out.append(handle(runtime, frames.pop(0)))
                 except BaseException:
                     burst.close(sync=False)
                     raise
                 replies.send(burst, out)
+
+
+def _wait_for_more(
+    conn: socket.socket,
+    buffer: bytearray,
+    frames: list[Frame],
+    batch: list[Frame],
+    batching: Batching,
+) -> None:
+    """Read more frames for up to the batch's max delay, until the batch is full; frames
+    that cannot join it (other kinds, or behind one) stay queued in order."""
+    deadline = time.perf_counter() + batching.max_delay_s
+    while not frames and len(batch) < batching.cap:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0 or not select.select([conn], [], [], remaining)[0]:
+            return
+        chunk = conn.recv(1 << 18)
+        if not chunk:
+            return  # the gateway closed: the serve loop sees it on its next read
+        buffer += chunk
+        frames += protocol.split(buffer)
+        batch += batching.take(frames, batching.cap - len(batch))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         from sluice.runtimes.registry import runtime_class
 
         runtime = runtime_class(args.runtime)(Path(args.model_dir), dict(os.environ))
+        batching = Batching.from_environment(runtime.environment)
         runtime.load()
         gc.freeze()  # the loaded model is permanent: no collector sweeps through it
     except BaseException as exc:  # noqa: BLE001 - report every load failure to the gateway
@@ -233,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     # From here on, whatever the model prints goes to the log, never into the ready pipe.
     os.dup2(2, 1)
     try:
-        serve(runtime, listener)
+        serve(runtime, listener, batching)
     finally:
         listener.close()
     return 0
