@@ -25,8 +25,14 @@ def free_port() -> int:
 
 
 LOOPBACK_HOOKS = '["http://127.0.0.1"]'
-OURS = ("sluice.cli.main", "sluice.workers.main", "sluice.workers.zygote", "sluice.monitor.job",
-        "multiprocessing-fork", "bin/sluice ")
+OURS = (
+    "sluice.cli.main",
+    "sluice.workers.main",
+    "sluice.workers.zygote",
+    "sluice.monitor.job",
+    "multiprocessing-fork",
+    "bin/sluice ",
+)
 """What the command lines of sluice's processes hold (servers, workers, checks, readers)."""
 
 

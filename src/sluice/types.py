@@ -36,6 +36,8 @@ class InvokeRequest:
     content_type: str = JSON
     accept: str = JSON
     target_variant: str | None = None
+    target_model: str | None = None
+    """The model of a multi-model endpoint (its key under the endpoint's prefix)."""
     inference_id: str | None = None
     custom_attributes: str | None = None
     headers: dict[str, str] = field(default_factory=dict)

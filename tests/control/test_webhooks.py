@@ -102,7 +102,7 @@ def test_deliveries_are_signed_and_name_their_host(receiver: Receiver) -> None:
     policy = WebhookPolicy(["http://localhost"])
     url = f"http://localhost:{receiver.port}/hook"
     assert deliver(policy, url, {"alarm": "a", "state": "ALARM"}) == ["delivered"]
-    (headers, body), = receiver.requests
+    ((headers, body),) = receiver.requests
     assert headers["host"] == f"localhost:{receiver.port}"
     assert headers["x-sluice-delivery"]
     stamp, mac = (part.split("=", 1)[1] for part in headers["x-sluice-signature"].split(","))

@@ -241,9 +241,7 @@ def test_concurrent_clients_create_and_delete(
 def test_runtime_errors_are_the_classes_boto3_knows(
     tmp_path: Path, artifacts: dict[str, Path]
 ) -> None:
-    server = RunningServer(
-        tmp_path / "home", {"SLUICE_INVOCATION_TIMEOUT_S": "0.5"}
-    )
+    server = RunningServer(tmp_path / "home", {"SLUICE_INVOCATION_TIMEOUT_S": "0.5"})
     dying = models.write_handler(tmp_path / "dying", models.DYING)
     try:
         sm, runtime = client(server.url), client(server.url, "sagemaker-runtime")

@@ -169,9 +169,10 @@ def test_an_invoke_principal_reaches_the_data_plane_only(secured: RunningServer)
         assert r.status_code == 200
         infer = {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP64",
                              "data": json.loads(body)[0]}]}  # fmt: skip
-        assert httpx.post(
-            f"{secured.url}/v2/models/ep/infer", json=infer, headers=bearer
-        ).status_code == 200
+        assert (
+            httpx.post(f"{secured.url}/v2/models/ep/infer", json=infer, headers=bearer).status_code
+            == 200
+        )
         labels = httpx.post(
             f"{secured.url}/api/v1/endpoints/ep/ground-truth",
             json=[{"inference_id": "x-1", "label": 3}],

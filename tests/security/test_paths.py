@@ -111,8 +111,9 @@ def test_a_package_keeps_its_own_copy(server: RunningServer, tmp_path: Path) -> 
         shutil.rmtree(source)  # the training workspace is gone
         model = client.create_model("from-package", package=f"kept/{package.version}")
         assert model.name == "from-package"
-        assert "kept_dir" not in json.dumps(client.http.get(
-            f"/api/v1/model-package-groups/kept/packages/{package.version}").json())
+        assert "kept_dir" not in json.dumps(
+            client.http.get(f"/api/v1/model-package-groups/kept/packages/{package.version}").json()
+        )
     with Client(server.url) as client, pytest.raises(ValidationError) as info:
         client.register_package("kept", "file:///etc")
     assert info.value.field == "artifact_uri"
@@ -162,9 +163,7 @@ def test_monitoring_baselines_are_checked_and_kept(
     assert (kept / "constraints.json").is_file()
 
 
-def test_clients_upload_what_is_on_their_disk(
-    tmp_path: Path, artifacts: dict[str, Path]
-) -> None:
+def test_clients_upload_what_is_on_their_disk(tmp_path: Path, artifacts: dict[str, Path]) -> None:
     """A server with the defaults (auth on, no allowed roots): the client's own files reach
     it by upload only."""
     server = RunningServer(

@@ -13,7 +13,7 @@ from sklearn.linear_model import LinearRegression
 
 from sluice.errors import ValidationError
 from sluice.workers import protocol
-from sluice.workers.batching import Batching, answer_stats, parse_stats
+from sluice.workers.batching import Batching, CacheOutcome, answer_stats, parse_stats
 from sluice.workers.client import Answer
 from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec
 from sluice.workers.protocol import Frame
@@ -148,5 +148,7 @@ def test_take_stops_at_the_cap_and_at_other_frames() -> None:
 
 
 def test_answer_stats_round_trip() -> None:
-    assert parse_stats(answer_stats(12, 0.0015)) == (12, 0.0015)
-    assert parse_stats("") == (1, 0.0)
+    assert parse_stats(answer_stats(12, 0.0015)) == (12, 0.0015, None)
+    assert parse_stats("") == (1, 0.0, None)
+    outcome = CacheOutcome(hit=False, load_s=0.25, unload_s=0.003, loaded=7, accounted=False)
+    assert parse_stats(answer_stats(3, 0.5, outcome)) == (3, 0.5, outcome)

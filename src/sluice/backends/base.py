@@ -7,19 +7,30 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sluice.entities import Model
-from sluice.workers.client import Answer
+from sluice.workers.client import Answer, ModelTarget
 from sluice.workers.file_request import FileRequest
 
 
 class VariantInstances(Protocol):
     """The running instances of one variant, as a backend hands them back."""
 
+    multi_model: bool
+    """Takes TargetModel (a multi-model variant)."""
+
     on_empty: Callable[[], None] | None
     """Called when a request arrives while the variant runs no instance at all (scaled to
     zero); the request waits for one to start, up to the invocation timeout."""
 
-    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
-        """Send one request to the least busy instance."""
+    async def invoke(
+        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+    ) -> Answer:
+        """Send one request to the least busy instance (`target_model`: only for a
+        multi-model variant, which wraps these instances)."""
+
+    async def invoke_model(
+        self, target: ModelTarget, body: bytes, content_type: str, accept: str
+    ) -> Answer:
+        """Send one request for one model of a multi-model variant."""
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         """Answer the request in `input_path` into `output_path` (async inference)."""
@@ -46,6 +57,10 @@ class VariantInstances(Protocol):
 
     @property
     def restarts(self) -> int: ...
+
+    @property
+    def loaded_models(self) -> int:
+        """Models loaded across the instances of a multi-model variant (0 otherwise)."""
 
 
 class Backend(ABC):

@@ -37,10 +37,12 @@ from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, Va
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.fleet_stats import Window
 from sluice.gateway.metrics import Metrics
+from sluice.gateway.multi_model import ModelSource, MultiModelInstances, worker_environment
 from sluice.gateway.routing import Router
 from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
+from sluice.runtimes.registry import MULTI_MODEL
 from sluice.settings import Settings
 from sluice.store.artifacts import ArtifactStore
 from sluice.store.repos import Repository
@@ -93,9 +95,11 @@ class EndpointService:
         details: Mapping[str, Any] | None = None,
         package: str | None = None,
         model_dir: Path | None = None,
+        multi_model: bool = False,
     ) -> Model:
         """Register a model; `package` names the registry package it is made from, and
-        `model_dir` the package's kept copy (else the artifact is unpacked now)."""
+        `model_dir` the package's kept copy (else the artifact is unpacked now). A
+        `multi_model` one's artifact is a prefix whose models are unpacked on first use."""
         check_name(name, "ModelName")
         if self.repo.has_model(name):  # before the artifact is read
             raise AlreadyExists(
@@ -103,9 +107,19 @@ class EndpointService:
             )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         check_environment(env)
-        if model_dir is None:
-            model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
-        chosen = registry.choose(runtime, model_dir, env, image)
+        if runtime is not None and registry.canonical(runtime) == MULTI_MODEL:
+            raise ValidationError(
+                f"runtime {MULTI_MODEL!r} is chosen by a multi-model container (Mode "
+                "MultiModel), not by name",
+                field="runtime",
+            )
+        if multi_model:
+            self.artifacts.objects.plausible(artifact)
+            model_dir, chosen = self.artifacts.root, MULTI_MODEL
+        else:
+            if model_dir is None:
+                model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
+            chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
             name,
             artifact,
@@ -657,14 +671,25 @@ class EndpointService:
         model = self.repo.get_model(spec.model_name)
         metrics = self.metrics.for_variant(endpoint, spec.name)
         shadow = spec.kind is VariantKind.SHADOW
+        memory_mb = self.settings.instance_memory_mb.get(spec.instance_type or "")
+        serves_many = model.runtime == MULTI_MODEL
+        if serves_many:
+            model = replace(model, environment=worker_environment(model, memory_mb))
         instances = await self.backend.start_variant(
             f"{endpoint}/{spec.name}@{fleet.config.name}",
             model,
             count,
             metrics.restarts.inc,
             nice=self.settings.shadow_worker_nice if shadow else 0,
-            memory_mb=self.settings.instance_memory_mb.get(spec.instance_type or ""),
+            memory_mb=memory_mb,
         )
+        if serves_many:
+            pool = instances
+            instances = MultiModelInstances(
+                pool,
+                ModelSource(model.artifact_uri, self.artifacts, model.environment, model.image),
+                self.metrics.for_multi_model(endpoint, spec.name, lambda: pool.loaded_models),
+            )
         handle = LiveVariant(spec, instances, metrics)
         fleet.variants[spec.name] = handle
         if not shadow:

@@ -67,6 +67,20 @@ class VariantMetrics:
     batch_queue: Histogram
 
 
+@dataclass(frozen=True)
+class MultiModelMetrics:
+    """SageMaker's multi-model metrics for one variant (labelled children)."""
+
+    hits: Counter
+    misses: Counter
+    loading_wait: Histogram
+    """ModelLoadingWaitTime: how long a request waited for its model to be downloaded,
+    loaded, or both."""
+    downloading: Histogram
+    loading: Histogram
+    unloading: Histogram
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -106,6 +120,34 @@ class Metrics:
             "Time a request waited in its worker before its batch started",
             VARIANT,
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_cache = Counter(
+            "sluice_model_cache_requests",
+            "Multi-model requests by whether their model was loaded already (ModelCacheHit)",
+            (*VARIANT, "outcome"),
+            registry=r,
+        )
+        self.model_loading_wait = Histogram(
+            "sluice_model_loading_wait_seconds",
+            "ModelLoadingWaitTime: how long a request waited for its model to be "
+            "downloaded, loaded, or both",
+            VARIANT,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_transfers = Histogram(
+            "sluice_model_transfer_seconds",
+            "Multi-model downloads (ModelDownloadingTime), loads (ModelLoadingTime) and "
+            "unloads (ModelUnloadingTime), by kind",
+            (*VARIANT, "kind"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loaded_models = Gauge(
+            "sluice_loaded_models",
+            "LoadedModelCount: models loaded across a multi-model variant's instances",
+            VARIANT,
             registry=r,
         )
         self.shadow_copies = Counter(
@@ -285,6 +327,21 @@ class Metrics:
             capture_dropped=self.capture_records.labels(*labels, "dropped"),
             batch_size=self.batch_size.labels(*labels),
             batch_queue=self.batch_queue.labels(*labels),
+        )
+
+    def for_multi_model(
+        self, endpoint: str, variant: str, loaded: Callable[[], float]
+    ) -> MultiModelMetrics:
+        """A multi-model variant's metrics; `loaded` counts its loaded models when scraped."""
+        labels = (endpoint, variant)
+        self.loaded_models.labels(*labels).set_function(loaded)
+        return MultiModelMetrics(
+            hits=self.model_cache.labels(*labels, "hit"),
+            misses=self.model_cache.labels(*labels, "miss"),
+            loading_wait=self.model_loading_wait.labels(*labels),
+            downloading=self.model_transfers.labels(*labels, "download"),
+            loading=self.model_transfers.labels(*labels, "load"),
+            unloading=self.model_transfers.labels(*labels, "unload"),
         )
 
     def watch_workers(

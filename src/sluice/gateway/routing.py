@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 class VariantBackend(Protocol):
     """Anything that runs a variant's model: a local worker pool, a Ray deployment."""
 
-    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer: ...
+    multi_model: bool
+    """Takes TargetModel (a multi-model variant)."""
+
+    async def invoke(
+        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+    ) -> Answer: ...
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str: ...
 

@@ -100,7 +100,9 @@ class ShadowSender:
         status, out_type, out_body, outcome = 200, "", b"", OK
         self.metrics.invocations.inc()
         try:
-            answer = await self.backend.invoke(request.body, request.content_type, request.accept)
+            answer = await self.backend.invoke(
+                request.body, request.content_type, request.accept, request.target_model
+            )
             out_type, out_body = answer.content_type, answer.body
             self.metrics.shadow_sent.inc()
         except SluiceError as exc:

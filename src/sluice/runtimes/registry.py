@@ -17,7 +17,10 @@ BUILTIN = {
     "sklearn": "sluice.runtimes.sklearn:SklearnRuntime",
     "onnx": "sluice.runtimes.onnx:OnnxRuntime",
     "python": "sluice.runtimes.handler:HandlerRuntime",
+    "multi-model": "sluice.runtimes.multi_model:MultiModelRuntime",
 }
+MULTI_MODEL = "multi-model"
+"""The runtime of a multi-model container: its worker loads the models it is asked for."""
 ALIASES = {"scikit-learn": "sklearn", "handler": "python", "onnxruntime": "onnx"}
 # Image-name hints, checked in order (SageMaker's framework container names).
 IMAGE_HINTS = (

@@ -29,6 +29,18 @@ ADAPTIVE_START = 8
 
 
 @dataclass
+class CacheOutcome:
+    """How one target model was found: what the worker says back with the answer."""
+
+    hit: bool
+    load_s: float = 0.0
+    unload_s: float = 0.0
+    loaded: int = 0
+    accounted: bool = True
+    """This answer accounts for the load and unloads (the first of its batch's answers)."""
+
+
+@dataclass
 class Batching:
     max_size: int = DEFAULT_MAX_SIZE
     max_delay_s: float = 0.0
@@ -60,6 +72,24 @@ class Batching:
         del frames[:count]
         return taken
 
+    def take_same_model(self, frames: list[Frame]) -> list[Frame]:
+        """The MODEL_REQUEST frames at the head of `frames` for the same model as the
+        first (up to the cap), removed."""
+        first = frames[0].body
+        cut = first.find(b"\0", first.find(b"\0") + 1) + 1
+        prefix = first[:cut]
+        count = 0
+        limit = min(len(frames), self.cap)
+        while (
+            count < limit
+            and frames[count].kind == protocol.MODEL_REQUEST
+            and frames[count].body.startswith(prefix)
+        ):
+            count += 1
+        taken = frames[:count]
+        del frames[:count]
+        return taken
+
     def wants_more(self, taken: int) -> bool:
         return self.max_delay_s > 0 and taken < self.cap
 
@@ -73,18 +103,33 @@ class Batching:
             self.cap += 1
 
 
-def answer_stats(size: int, queued_s: float) -> str:
+def answer_stats(size: int, queued_s: float, model: CacheOutcome | None = None) -> str:
     """What a RESPONSE frame's text2 says of how it was answered: batch size and the
-    microseconds it waited in the worker before its batch started."""
-    return f"{size} {int(queued_s * 1_000_000)}"
+    microseconds it waited in the worker before its batch started; for a multi-model
+    worker also whether its model was loaded already (1/0), the load's and unloads'
+    microseconds and how many models are loaded now."""
+    text = f"{size} {int(queued_s * 1_000_000)}"
+    if model is None:
+        return text
+    return (
+        f"{text} {int(model.hit)} {int(model.load_s * 1_000_000)} "
+        f"{int(model.unload_s * 1_000_000)} {model.loaded} {int(model.accounted)}"
+    )
 
 
-def parse_stats(text: str) -> tuple[int, float]:
-    """(batch size, seconds queued in the worker) from `answer_stats`; (1, 0) if absent."""
-    size, _, queued = text.partition(" ")
-    if not queued:
-        return 1, 0.0
-    return int(size), int(queued) / 1_000_000
+def parse_stats(text: str) -> tuple[int, float, CacheOutcome | None]:
+    """(batch size, seconds queued in the worker, model cache outcome) from `answer_stats`;
+    (1, 0, None) if absent."""
+    if not text:
+        return 1, 0.0, None
+    parts = text.split(" ")
+    model = None
+    if len(parts) == 7:
+        hit, load_us, unload_us, loaded, accounted = parts[2:]
+        model = CacheOutcome(
+            hit == "1", int(load_us) / 1e6, int(unload_us) / 1e6, int(loaded), accounted == "1"
+        )
+    return int(parts[0]), int(parts[1]) / 1_000_000, model
 
 
 def _number(environment: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:

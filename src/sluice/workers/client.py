@@ -17,7 +17,7 @@ from sluice.errors import (
     WorkerUnavailable,
 )
 from sluice.workers import protocol
-from sluice.workers.batching import parse_stats
+from sluice.workers.batching import CacheOutcome, parse_stats
 from sluice.workers.file_request import FileRequest
 
 # The errors a worker reports, by (code, status); anything else keeps its code and status.
@@ -34,6 +34,18 @@ class Answer:
     """Requests in the dynamic batch that answered this one."""
     queued_s: float = 0.0
     """Time it waited in the worker before its batch started."""
+    model: CacheOutcome | None = None
+    """For a multi-model endpoint: whether its model was loaded already, and loads."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    """One model of a multi-model endpoint, unpacked by the gateway."""
+
+    key: str
+    """TargetModel: the model's key under the endpoint's prefix."""
+    directory: str
+    runtime: str
 
 
 class WorkerLost(WorkerUnavailable):
@@ -142,6 +154,16 @@ class WorkerConnection(asyncio.Protocol):
     ) -> Answer:
         """Send one request; raise the worker's error as the matching SluiceError."""
         frame = await self.send(protocol.REQUEST, content_type, accept, body, timeout)
+        if frame.kind == protocol.RESPONSE:
+            return Answer(frame.body, frame.text1, *parse_stats(frame.text2))
+        raise error_from(frame)
+
+    async def invoke_model(
+        self, target: ModelTarget, body: bytes, content_type: str, accept: str, timeout: float
+    ) -> Answer:
+        """Send one request for a model of a multi-model worker."""
+        framed = protocol.model_request_body(target.runtime, target.directory, body)
+        frame = await self.send(protocol.MODEL_REQUEST, content_type, accept, framed, timeout)
         if frame.kind == protocol.RESPONSE:
             return Answer(frame.body, frame.text1, *parse_stats(frame.text2))
         raise error_from(frame)

@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluice.errors import ModelError, SluiceError
+from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.processes import die_with_parent, unix_listener
 from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
@@ -64,7 +64,12 @@ def handle_requests(
     started = time.perf_counter()
     results = runtime.invoke_many([(f.body, f.text1, f.text2) for f in frames])
     batching.record(len(frames), time.perf_counter() - started)
-    stats = answer_stats(len(frames), started - received)
+    return _answers(frames, results, answer_stats(len(frames), started - received))
+
+
+def _answers(
+    frames: list[Frame], results: list[tuple[bytes, str] | Exception], stats: str
+) -> list[bytes]:
     out: list[bytes] = []
     for frame, result in zip(frames, results, strict=True):
         if isinstance(result, Exception):
@@ -75,6 +80,34 @@ def handle_requests(
                 protocol.pack(frame.request_id, protocol.RESPONSE, 200, content_type, stats, body)
             )
     return out
+
+
+def handle_model_requests(
+    runtime: Runtime, frames: list[Frame], received: float, batching: Batching
+) -> list[bytes]:
+    """Answer MODEL_REQUEST frames for one model of a multi-model worker (loading it
+    first when it is not loaded); never raises."""
+    invoke_target = getattr(runtime, "invoke_target", None)  # a MultiModelRuntime's
+    if invoke_target is None:
+        error = ValidationError(
+            "this endpoint serves one model: it takes no TargetModel", field="TargetModel"
+        )
+        return [failure(f.request_id, error) for f in frames]
+    requests = []
+    for frame in frames:
+        model_runtime, directory, payload = protocol.parse_model_request(frame.body)
+        requests.append((payload, frame.text1, frame.text2))
+    started = time.perf_counter()
+    try:
+        results, outcome = invoke_target(model_runtime, directory, requests)
+    except Exception as exc:  # noqa: BLE001 - the model failed to load: these fail with it
+        return [failure(f.request_id, exc) for f in frames]
+    batching.record(len(frames), time.perf_counter() - started)
+    queued = started - received
+    first = answer_stats(len(frames), queued, outcome)
+    outcome.accounted = False
+    rest = answer_stats(len(frames), queued, outcome)
+    return _answers(frames[:1], results[:1], first) + _answers(frames[1:], results[1:], rest)
 
 
 def handle_files(runtime: Runtime, frames: list[Frame], burst: file_request.Burst) -> list[bytes]:
@@ -213,6 +246,9 @@ def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None
                             if batching.wants_more(len(batch)):
                                 _wait_for_more(conn, buffer, frames, batch, batching)
                             out += handle_requests(runtime, batch, received, batching)
+                        elif kind == protocol.MODEL_REQUEST:
+                            batch = batching.take_same_model(frames)
+                            out += handle_model_requests(runtime, batch, received, batching)
                         else:
                             out.append(handle(runtime, frames.pop(0)))
                 except BaseException:

@@ -17,13 +17,14 @@ import os
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
-from sluice.workers.client import Answer, WorkerConnection, WorkerLost
+from sluice.errors import ModelLoadError, SluiceError, ValidationError, WorkerUnavailable
+from sluice.workers.client import Answer, ModelTarget, WorkerConnection, WorkerLost
 from sluice.workers.file_request import FileRequest
 from sluice.workers.forking import ForkedProcess, Zygote
 
@@ -93,7 +94,10 @@ class WorkerInstance:
         on_restart: Callable[[], None],
     ) -> None:
         self.spec = spec
+        self.index = index
         self.name = f"{spec.label}/{index}"
+        self.loaded_models = 0
+        """Models a multi-model worker holds, as its last answer said."""
         self.settings = settings
         self.on_change = on_change
         self.on_restart = on_restart
@@ -176,7 +180,7 @@ class WorkerInstance:
             self.socket_path, self.name, on_timeout=self.kill
         )
         await self.connection.ping(self.settings.load_timeout_s)
-        self.failures, self.ejected = 0, False
+        self.failures, self.ejected, self.loaded_models = 0, False, 0
         self.on_change()
         if self.supervisor is None:
             self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
@@ -283,6 +287,9 @@ class WorkerInstance:
 class WorkerPool:
     """All instances of one variant; `invoke` picks the one with fewest requests in flight."""
 
+    multi_model = False
+    """Takes no TargetModel (a multi-model variant wraps its pool)."""
+
     def __init__(
         self,
         spec: WorkerSpec,
@@ -339,16 +346,41 @@ class WorkerPool:
         else:
             self.any_live.clear()
 
-    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
-        instance = await self._pick()
+    async def invoke(
+        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+    ) -> Answer:
+        """One request, on the least busy instance."""
+        if target_model is not None:
+            raise ValidationError(
+                f"{self.spec.label} is not a multi-model variant and does not support target "
+                "model header",
+                field="TargetModel",
+            )
+        return await self._invoke(body, content_type, accept, None)
+
+    async def invoke_model(
+        self, target: ModelTarget, body: bytes, content_type: str, accept: str
+    ) -> Answer:
+        """One request for a model of a multi-model variant, on the instance that model
+        belongs to (rendezvous hashing: each model stays on one instance, so the
+        instances' caches add up)."""
+        return await self._invoke(body, content_type, accept, target)
+
+    async def _invoke(
+        self, body: bytes, content_type: str, accept: str, target: ModelTarget | None
+    ) -> Answer:
+        instance = await self._pick(target)
         try:
-            answer = await self._call(instance, body, content_type, accept)
+            answer = await self._call(instance, body, content_type, accept, target)
         except WorkerLost:
             # It waited behind a request that took its worker down, and never ran.
             others = [w for w in self.live if w is not instance and w.alive]
             if not others:
                 raise
-            answer = await self._call(min(others, key=_outstanding), body, content_type, accept)
+            instance = _owner(others, target) if target else min(others, key=_outstanding)
+            answer = await self._call(instance, body, content_type, accept, target)
+        if answer.model is not None:
+            instance.loaded_models = answer.model.loaded
         return answer
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:
@@ -379,7 +411,7 @@ class WorkerPool:
     def instance_count(self) -> int:
         return len(self.instances)
 
-    async def _pick(self) -> WorkerInstance:
+    async def _pick(self, target: ModelTarget | None = None) -> WorkerInstance:
         live = self.live
         if not all(w.alive for w in live) or not live:
             # One went down since the list was made (its restart is under way).
@@ -387,18 +419,27 @@ class WorkerPool:
             if not self.live:
                 await self._wait_for_live()
             live = self.live
-        return min(live, key=_outstanding) if len(live) > 1 else live[0]
+        if len(live) == 1:
+            return live[0]
+        return _owner(live, target) if target else min(live, key=_outstanding)
 
     async def _call(
-        self, instance: WorkerInstance, body: bytes, content_type: str, accept: str
+        self,
+        instance: WorkerInstance,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        target: ModelTarget | None = None,
     ) -> Answer:
         connection = instance.connection
         if connection is None or not connection.alive:
             raise WorkerLost(f"worker {instance.name} is restarting")
+        timeout = self.settings.invocation_timeout_s
         try:
-            answer = await connection.invoke(
-                body, content_type, accept, self.settings.invocation_timeout_s
-            )
+            if target is None:
+                answer = await connection.invoke(body, content_type, accept, timeout)
+            else:
+                answer = await connection.invoke_model(target, body, content_type, accept, timeout)
         except SluiceError as exc:
             if exc.server_side and not isinstance(exc, WorkerLost):
                 self._failed(instance)
@@ -438,6 +479,11 @@ class WorkerPool:
             await asyncio.sleep(0.01)
 
     @property
+    def loaded_models(self) -> int:
+        """Models loaded across the instances of a multi-model variant."""
+        return sum(w.loaded_models for w in self.instances if w.alive)
+
+    @property
     def pids(self) -> list[int]:
         return [w.pid for w in self.instances if w.pid is not None and w.alive]
 
@@ -451,6 +497,11 @@ class WorkerPool:
             task.cancel()
         self.instances.clear()
         self._refresh()
+
+
+def _owner(instances: list[WorkerInstance], target: ModelTarget) -> WorkerInstance:
+    """The instance a model belongs to among `instances` (highest random weight)."""
+    return max(instances, key=lambda w: zlib.crc32(f"{w.index}/{target.directory}".encode()))
 
 
 def _outstanding(instance: WorkerInstance) -> int:

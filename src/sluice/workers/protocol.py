@@ -11,6 +11,8 @@ Every frame is `<I` (length of the rest) followed by a fixed header `<IBHHH`
   reads the request from the input file and writes the answer to the output file
   (payloads up to a gigabyte never pass through the gateway); answered by a RESPONSE
   whose body is empty, once the answer is on disk.
+- MODEL_REQUEST: a REQUEST for one model of a multi-model worker: text1 and text2 as for
+  REQUEST, body = runtime name, NUL, the model's directory, NUL, request bytes.
 - TRANSFORM_REQUEST: body = JSON of a batch transform chunk (`sluice.workers.transform.Chunk`):
   the worker reads its records, predicts and writes the answers itself; answered by a
   RESPONSE whose body is the chunk's JSON summary (records, failures, first error).
@@ -31,6 +33,7 @@ PING = 4
 PONG = 5
 FILE_REQUEST = 6
 TRANSFORM_REQUEST = 7
+MODEL_REQUEST = 8
 
 LENGTH = struct.Struct("<I")
 HEADER = struct.Struct("<IBHHH")
@@ -59,6 +62,18 @@ def pack(request_id: int, kind: int, status: int, text1: str, text2: str, body: 
     return b"".join(
         (LENGTH.pack(rest), HEADER.pack(request_id, kind, status, len(t1), len(t2)), t1, t2, body)
     )
+
+
+def model_request_body(runtime: str, directory: str, payload: bytes) -> bytes:
+    """A MODEL_REQUEST frame's body."""
+    return b"".join((runtime.encode(), b"\0", directory.encode(), b"\0", payload))
+
+
+def parse_model_request(body: bytes) -> tuple[str, str, bytes]:
+    """(runtime, directory, request bytes) from a MODEL_REQUEST frame's body."""
+    runtime, _, rest = body.partition(b"\0")
+    directory, _, payload = rest.partition(b"\0")
+    return runtime.decode(), directory.decode(), payload
 
 
 def request_id_of(packed: bytes) -> int:

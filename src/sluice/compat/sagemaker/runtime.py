@@ -43,8 +43,8 @@ INFERENCE_ID = b"x-amzn-sagemaker-inference-id"
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 ENDPOINT_CONFIG = b"x-sluice-endpoint-config"
 """Names the endpoint config whose fleet answered: during an update, blue's or green's."""
+TARGET_MODEL = b"x-amzn-sagemaker-target-model"
 NOT_SERVED = {
-    b"x-amzn-sagemaker-target-model": "TargetModel: multi-model endpoints are not served yet",
     b"x-amzn-sagemaker-target-container-hostname": (
         "TargetContainerHostname: sluice serves one container per model"
     ),
@@ -169,6 +169,8 @@ class RuntimeHandler:
                     raise self._too_large()
             elif raw_name == TARGET_VARIANT:
                 request.target_variant = raw_value.decode("latin-1")
+            elif raw_name == TARGET_MODEL:
+                request.target_model = raw_value.decode("latin-1")
             elif raw_name == INFERENCE_ID:
                 request.inference_id = _inference_id(raw_value.decode("latin-1"))
             elif raw_name == CUSTOM_ATTRIBUTES:

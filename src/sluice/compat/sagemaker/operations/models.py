@@ -30,12 +30,10 @@ async def create_model(s: Services, m: Members) -> Members:
     container, where = _container(m)
     if container.get("ModelPackageName"):
         return await _create_from_package(s, m, container, where)
-    if container.get("Mode") == "MultiModel":
-        raise ValidationException(
-            f"{where}.Mode: multi-model endpoints are not served yet; use SingleModel",
-            field=f"{where}.Mode",
-        )
+    multi_model = container.get("Mode") == "MultiModel"
     uri = model_data_url(container, where)
+    if multi_model and not uri.endswith("/"):
+        uri += "/"  # a prefix: the models are the objects under it
     source = container.get("ModelDataSource", {}).get("S3DataSource", {})
     if source.get("S3DataType") == "S3Prefix" and source.get("CompressionType") == "Gzip":
         raise ValidationException(
@@ -49,6 +47,7 @@ async def create_model(s: Services, m: Members) -> Members:
         image=container.get("Image"),
         environment=container.get("Environment"),
         details={k: m[k] for k in STORED if k in m},
+        multi_model=multi_model,
     )
     arn = s.arns.of(ResourceKind.MODEL, model.name)
     if tags:

@@ -1,0 +1,141 @@
+"""Multi-model endpoints through boto3, unchanged, against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sluice.client import Client
+from tests import models
+from tests.conftest import RunningServer
+from tests.e2e.helpers import aws_client, metric
+
+pytestmark = pytest.mark.slow
+
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+
+def _deploy(sm: Any, name: str, prefix: Path, instances: int = 1) -> None:
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": SKLEARN_IMAGE, "Mode": "MultiModel",
+                          "ModelDataUrl": f"{prefix}/"},
+    )  # fmt: skip
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "all", "ModelName": name,
+                             "InitialInstanceCount": instances, "InstanceType": "ml.m5.large"}],
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+
+
+def _predict(runtime: Any, endpoint: str, target: str, row: list[float]) -> list[Any]:
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        TargetModel=target,
+        ContentType="application/json",
+        Body=json.dumps([row]),
+    )
+    predictions: list[Any] = json.loads(answer["Body"].read())["predictions"]
+    return predictions
+
+
+def test_models_under_a_prefix_load_on_first_use(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    prefix = tmp_path / "models"
+    prefix.mkdir()
+    models.tarball(artifacts["logreg"], prefix / "logreg.tar.gz")
+    models.tarball(artifacts["tree"], prefix / "tree.tar.gz")
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    _deploy(sm, "many", prefix)
+    assert sm.describe_model(ModelName="many")["PrimaryContainer"]["Mode"] == "MultiModel"
+
+    x, y = models.digits()
+    assert _predict(runtime, "many", "logreg.tar.gz", x[3].tolist()) == [y[3]]
+    assert _predict(runtime, "many", "tree.tar.gz", x[3].tolist()) == [y[3]]
+    assert _predict(runtime, "many", "logreg.tar.gz", x[4].tolist()) == [y[4]]
+
+    # A model uploaded after the endpoint started, asked for by many callers at once:
+    # served to all of them, downloaded and loaded once.
+    (prefix / "sub").mkdir()
+    models.tarball(artifacts["logreg"], prefix / "sub" / "late.tar.gz")
+
+    async def first_calls() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        "/endpoints/many/invocations",
+                        content=json.dumps([x[i].tolist()]),
+                        headers={"Content-Type": "application/json",
+                                 "X-Amzn-SageMaker-Target-Model": "sub/late.tar.gz"},
+                    )
+                    for i in range(20)
+                )
+            )  # fmt: skip
+
+    replies = asyncio.run(first_calls())
+    assert [r.status_code for r in replies] == [200] * 20
+    assert [json.loads(r.content)["predictions"][0] for r in replies] == list(y[:20])
+
+    cache = "sluice_model_cache_requests_total"
+    misses = metric(server.url, cache, endpoint="many", outcome="miss")
+    assert misses >= 3 and misses + metric(server.url, cache, endpoint="many", outcome="hit") == 23
+    loads = "sluice_model_transfer_seconds_count"
+    assert metric(server.url, loads, endpoint="many", kind="load") == 3
+    assert metric(server.url, loads, endpoint="many", kind="download") == 3
+    assert metric(server.url, "sluice_loaded_models", endpoint="many") == 3
+
+
+def test_multi_model_errors_are_sagemakers(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    prefix = tmp_path / "models"
+    prefix.mkdir()
+    models.tarball(artifacts["logreg"], prefix / "logreg.tar.gz")
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    _deploy(sm, "many", prefix)
+    row = models.digits()[0][0].tolist()
+    with pytest.raises(runtime.exceptions.ValidationError, match="Failed to download model"):
+        _predict(runtime, "many", "missing.tar.gz", row)
+    with pytest.raises(runtime.exceptions.ValidationError, match="missing a target model"):
+        runtime.invoke_endpoint(EndpointName="many", ContentType="application/json",
+                                Body=json.dumps([row]))  # fmt: skip
+    with pytest.raises(runtime.exceptions.ValidationError, match="without .."):
+        _predict(runtime, "many", "../logreg.tar.gz", row)
+    with Client(server.url) as client:
+        client.create_model("single", str(artifacts["logreg"]))
+        client.create_endpoint_config("single", [{"name": "A", "model": "single"}])
+        client.create_endpoint("single", "single", wait=True, timeout=60)
+    with pytest.raises(runtime.exceptions.ValidationError, match="not a multi-model endpoint"):
+        _predict(runtime, "single", "logreg.tar.gz", row)
+    assert _predict(runtime, "many", "logreg.tar.gz", row) == [0]  # nothing broke
+
+
+def test_each_model_stays_on_one_instance(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    prefix = tmp_path / "models"
+    prefix.mkdir()
+    for i in range(6):
+        models.tarball(artifacts["logreg"], prefix / f"m{i}.tar.gz")
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    _deploy(sm, "spread", prefix, instances=2)
+    row = models.digits()[0][0].tolist()
+    for _ in range(3):
+        for i in range(6):
+            assert _predict(runtime, "spread", f"m{i}.tar.gz", row) == [0]
+    loads = metric(
+        server.url, "sluice_model_transfer_seconds_count", endpoint="spread", kind="load"
+    )
+    assert loads == 6  # each on one instance: never loaded twice
+    assert metric(server.url, "sluice_loaded_models", endpoint="spread") == 6
