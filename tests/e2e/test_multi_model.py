@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,50 @@ def test_each_model_stays_on_one_instance(
     )
     assert loads == 6  # each on one instance: never loaded twice
     assert metric(server.url, "sluice_loaded_models", endpoint="spread") == 6
+
+
+def test_capture_and_shadows_carry_the_target_model(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    prefix = tmp_path / "models"
+    prefix.mkdir()
+    models.tarball(artifacts["logreg"], prefix / "logreg.tar.gz")
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    sm.create_model(
+        ModelName="many",
+        PrimaryContainer={"Mode": "MultiModel", "ModelDataUrl": f"{prefix}/"},
+    )
+    variant = {"ModelName": "many", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+    sm.create_endpoint_config(
+        EndpointConfigName="watched",
+        ProductionVariants=[{"VariantName": "prod", **variant}],
+        ShadowProductionVariants=[{"VariantName": "shadow", **variant}],
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": "s3://capture/mme",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
+    )
+    sm.create_endpoint(EndpointName="watched", EndpointConfigName="watched")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="watched", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    row = models.digits()[0][0].tolist()
+    for _ in range(5):
+        assert _predict(runtime, "watched", "logreg.tar.gz", row) == [0]
+    capture = server.home / "s3" / "capture" / "mme" / "watched"
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(records) < 10 and time.monotonic() < deadline:  # production's and the shadow's
+        time.sleep(0.2)
+        records = [
+            json.loads(line)
+            for file in capture.rglob("*.jsonl")
+            for line in file.read_text().splitlines()
+        ]
+    assert len(records) == 10
+    assert {r["eventMetadata"]["targetModel"] for r in records} == {"logreg.tar.gz"}
+    assert {p.name for p in capture.iterdir()} == {"prod", "shadow"}
+    shadow = "sluice_model_cache_requests_total"
+    assert metric(server.url, shadow, endpoint="watched", variant="shadow") == 5

@@ -6,7 +6,8 @@ Files land under `{destination}/{endpoint}/{variant}/YYYY/MM/DD/HH/{mm-ss-mmm}-{
 For a destination in S3 a file is closed every `upload_interval_s` and queued for upload
 to the same key (capture_uploads.py); a new one takes the next records.
 Beyond SageMaker's fields, `eventMetadata` carries `latencyMs` (model round trip) and
-`status` (200, or the error's HTTP status: failed invocations are captured too).
+`status` (200, or the error's HTTP status: failed invocations are captured too), and for a
+multi-model endpoint `targetModel` (the model that answered).
 
 Durability: records wait in memory at most `flush_interval_s` before they are written; with
 `fsync` each flush is also forced to disk. Retention: hour folders older than
@@ -69,6 +70,8 @@ class CaptureEvent:
     latency_ms: float
     status: int
     metrics: VariantMetrics
+    target_model: str | None = None
+    """The model of a multi-model endpoint that answered."""
 
 
 class CaptureWriter:
@@ -286,6 +289,7 @@ def to_record(event: CaptureEvent) -> str:
         + repr(round(event.latency_ms, 3))
         + ',"status":'
         + str(int(event.status))
+        + ("" if event.target_model is None else ',"targetModel":' + _string(event.target_model))
         + '},"eventVersion":"0"}'
     )
 

@@ -83,6 +83,7 @@ class Gateway:
                     (finished - model_started) * 1000,
                     status,
                     metrics,
+                    request.target_model,
                 )
             )
         if error is not None:

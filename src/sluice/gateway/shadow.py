@@ -130,6 +130,7 @@ class ShadowSender:
                     elapsed * 1000,
                     status,
                     self.metrics,
+                    request.target_model,
                 )
             )
 
