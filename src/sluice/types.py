@@ -38,6 +38,8 @@ class InvokeRequest:
     target_variant: str | None = None
     target_model: str | None = None
     """The model of a multi-model endpoint (its key under the endpoint's prefix)."""
+    target_container: str | None = None
+    """The container of a multi-container endpoint invoked directly."""
     inference_id: str | None = None
     custom_attributes: str | None = None
     headers: dict[str, str] = field(default_factory=dict)

@@ -14,12 +14,16 @@ from sluice.workers.client import Answer
 class CountingBackend:
     """Answers after a short pause and records the most sends it held at once."""
 
+    takes = None
+
     def __init__(self) -> None:
         self.in_flight = 0
         self.peak = 0
         self.answered = 0
 
-    async def invoke(self, body: bytes, content_type: str, accept: str) -> Answer:
+    async def invoke(
+        self, body: bytes, content_type: str, accept: str, target: str | None = None
+    ) -> Answer:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         await asyncio.sleep(0.01)

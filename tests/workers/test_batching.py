@@ -148,7 +148,8 @@ def test_take_stops_at_the_cap_and_at_other_frames() -> None:
 
 
 def test_answer_stats_round_trip() -> None:
-    assert parse_stats(answer_stats(12, 0.0015)) == (12, 0.0015, None)
-    assert parse_stats("") == (1, 0.0, None)
+    assert parse_stats(answer_stats(12, 0.0015)) == (12, 0.0015, None, None)
+    assert parse_stats("") == (1, 0.0, None, None)
+    assert parse_stats(answer_stats(2, 0, steps=[0.25, 0.5])) == (2, 0.0, None, (0.25, 0.5))
     outcome = CacheOutcome(hit=False, load_s=0.25, unload_s=0.003, loaded=7, accounted=False)
-    assert parse_stats(answer_stats(3, 0.5, outcome)) == (3, 0.5, outcome)
+    assert parse_stats(answer_stats(3, 0.5, outcome)) == (3, 0.5, outcome, None)

@@ -14,18 +14,19 @@ from sluice.workers.file_request import FileRequest
 class VariantInstances(Protocol):
     """The running instances of one variant, as a backend hands them back."""
 
-    multi_model: bool
-    """Takes TargetModel (a multi-model variant)."""
+    takes: str | None
+    """What a request may name: TargetModel (a multi-model variant),
+    TargetContainerHostname (containers invoked directly), or None."""
 
     on_empty: Callable[[], None] | None
     """Called when a request arrives while the variant runs no instance at all (scaled to
     zero); the request waits for one to start, up to the invocation timeout."""
 
     async def invoke(
-        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+        self, body: bytes, content_type: str, accept: str, target: str | None = None
     ) -> Answer:
-        """Send one request to the least busy instance (`target_model`: only for a
-        multi-model variant, which wraps these instances)."""
+        """Send one request to the least busy instance (`target`: what it names, for
+        the variants that take one, which wrap these instances)."""
 
     async def invoke_model(
         self, target: ModelTarget, body: bytes, content_type: str, accept: str

@@ -35,6 +35,7 @@ from sluice.entities import (
 )
 from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureWriter
+from sluice.gateway.containers import ContainerInstances
 from sluice.gateway.fleet_stats import Window
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.multi_model import ModelSource, MultiModelInstances, worker_environment
@@ -42,7 +43,13 @@ from sluice.gateway.routing import Router
 from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
 from sluice.runtimes import registry
-from sluice.runtimes.registry import MULTI_MODEL
+from sluice.runtimes.container_manifest import (
+    ContainerDef,
+    check_containers,
+    read_manifest,
+    write_manifest,
+)
+from sluice.runtimes.registry import CONTAINERS, INTERNAL, MULTI_MODEL
 from sluice.settings import Settings
 from sluice.store.artifacts import ArtifactStore
 from sluice.store.repos import Repository
@@ -107,10 +114,10 @@ class EndpointService:
             )
         env = {str(k): str(v) for k, v in (environment or {}).items()}
         check_environment(env)
-        if runtime is not None and registry.canonical(runtime) == MULTI_MODEL:
+        if runtime is not None and registry.canonical(runtime) in INTERNAL:
             raise ValidationError(
-                f"runtime {MULTI_MODEL!r} is chosen by a multi-model container (Mode "
-                "MultiModel), not by name",
+                f"runtime {runtime!r} is chosen from a model's definition (a multi-model "
+                "container or several containers), not by name",
                 field="runtime",
             )
         if multi_model:
@@ -130,6 +137,45 @@ class EndpointService:
             None,  # type: ignore[arg-type]  # the store stamps it
             dict(details or {}),
             package,
+        )
+        return self.repo.add_model(model)
+
+    async def create_containers_model(
+        self,
+        name: str,
+        containers: list[ContainerDef],
+        mode: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Model:
+        """Register a model of several containers, run in series (an inference pipeline) or
+        invoked directly; each container's artifact is unpacked now."""
+        check_name(name, "ModelName")
+        if self.repo.has_model(name):
+            raise AlreadyExists(
+                f"model {name!r} already exists", field="name", resource=("model", name)
+            )
+        check_containers(containers, mode)
+        entries: list[dict[str, object]] = []
+        environment: dict[str, str] = {}
+        for container in containers:
+            env = {str(k): str(v) for k, v in container.environment.items()}
+            check_environment(env, f"Containers.{container.hostname}.Environment")
+            directory = await asyncio.to_thread(self.artifacts.unpack, container.artifact)
+            runtime = registry.choose(None, directory, env, container.image)
+            entries.append({"hostname": container.hostname, "directory": str(directory),
+                            "runtime": runtime, "environment": env})  # fmt: skip
+            environment.update(env)
+        folder = await asyncio.to_thread(write_manifest, self.artifacts.root, mode, entries)
+        first = containers[0]
+        model = Model(
+            name,
+            first.artifact,
+            str(folder),
+            CONTAINERS,
+            first.image,
+            environment,
+            None,  # type: ignore[arg-type]  # the store stamps it
+            dict(details or {}),
         )
         return self.repo.add_model(model)
 
@@ -683,6 +729,14 @@ class EndpointService:
             nice=self.settings.shadow_worker_nice if shadow else 0,
             memory_mb=memory_mb,
         )
+        if model.runtime == CONTAINERS:
+            mode, hostnames = read_manifest(Path(model.model_dir))
+            instances = ContainerInstances(
+                instances,
+                mode,
+                hostnames,
+                self.metrics.for_containers(endpoint, spec.name, hostnames),
+            )
         if serves_many:
             pool = instances
             instances = MultiModelInstances(

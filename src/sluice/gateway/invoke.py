@@ -14,6 +14,7 @@ import uuid
 from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
 from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, SERVER_ERROR
+from sluice.gateway.instances import target_of
 from sluice.gateway.routing import Router, RouteTable
 from sluice.types import JSON, InvokeRequest, InvokeResult
 
@@ -34,19 +35,14 @@ class Gateway:
             )
         sticky_key = request.headers.get(table.sticky_header) if table.sticky_header else None
         route = table.pick(request.target_variant, sticky_key)
-        if request.target_model is not None and not route.backend.multi_model:
-            raise ValidationError(
-                f"Endpoint {request.endpoint} is not a multi-model endpoint and does not "
-                "support target model header.",
-                field="TargetModel",
-            )
+        target = target_of(request, table.endpoint, route.backend)
         inference_id = request.inference_id or uuid.uuid4().hex
         capture = _sample_capture(table)
         model_started = time.perf_counter()
         error: SluiceError | None = None
         try:
             answer = await route.backend.invoke(
-                request.body, request.content_type, request.accept, request.target_model
+                request.body, request.content_type, request.accept, target
             )
             out_type, out_body, status = answer.content_type, answer.body, 200
         except SluiceError as exc:

@@ -144,6 +144,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.container_invocations = Counter(
+            "sluice_container_invocations",
+            "Requests each container of a multi-container variant answered (in a pipeline, "
+            "every container answers every request)",
+            (*VARIANT, "container"),
+            registry=r,
+        )
+        self.container_latency = Histogram(
+            "sluice_container_latency_seconds",
+            "ContainerLatency: each container's time on a request (in a pipeline, on the "
+            "batch the request was in)",
+            (*VARIANT, "container"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.loaded_models = Gauge(
             "sluice_loaded_models",
             "LoadedModelCount: models loaded across a multi-model variant's instances",
@@ -343,6 +358,18 @@ class Metrics:
             loading=self.model_transfers.labels(*labels, "load"),
             unloading=self.model_transfers.labels(*labels, "unload"),
         )
+
+    def for_containers(
+        self, endpoint: str, variant: str, hostnames: Iterable[str]
+    ) -> dict[str, tuple[Counter, Histogram]]:
+        """Each container's invocations and latency, by hostname."""
+        return {
+            h: (
+                self.container_invocations.labels(endpoint, variant, h),
+                self.container_latency.labels(endpoint, variant, h),
+            )
+            for h in hostnames
+        }
 
     def watch_workers(
         self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sluice.entities import Model
 from sluice.errors import ValidationError
+from sluice.gateway.instances import TARGET_MODEL, WrappedInstances
 from sluice.gateway.metrics import MultiModelMetrics
 from sluice.runtimes import registry
 from sluice.store.artifacts import ArtifactStore
@@ -118,29 +119,29 @@ def check_key(key: str) -> None:
         )
 
 
-class MultiModelInstances:
+class MultiModelInstances(WrappedInstances):
     """A multi-model variant's instances, as the gateway calls them."""
 
-    multi_model = True
+    takes: str | None = TARGET_MODEL
 
     def __init__(
         self, pool: VariantInstances, source: ModelSource, metrics: MultiModelMetrics
     ) -> None:
-        self.pool = pool
+        super().__init__(pool)
         self.source = source
         self.metrics = metrics
 
     async def invoke(
-        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+        self, body: bytes, content_type: str, accept: str, target: str | None = None
     ) -> Answer:
-        if target_model is None:
+        if target is None:
             raise ValidationError(
                 "the request is missing a target model header (X-Amzn-SageMaker-Target-Model): "
                 "this is a multi-model endpoint",
                 field="TargetModel",
             )
-        target, downloading_s, downloaded = await self.source.resolve(target_model)
-        answer = await self.pool.invoke_model(target, body, content_type, accept)
+        model, downloading_s, downloaded = await self.source.resolve(target)
+        answer = await self.pool.invoke_model(model, body, content_type, accept)
         outcome = answer.model
         if outcome is not None:
             m = self.metrics
@@ -158,13 +159,6 @@ class MultiModelInstances:
                 m.loading_wait.observe(downloading_s + (0.0 if outcome.hit else outcome.load_s))
         return answer
 
-    # Everything else is the pool's.
-
-    async def invoke_model(
-        self, target: ModelTarget, body: bytes, content_type: str, accept: str
-    ) -> Answer:
-        return await self.pool.invoke_model(target, body, content_type, accept)
-
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         raise ValidationError(
             "multi-model endpoints answer real-time requests only", field="EndpointName"
@@ -174,39 +168,6 @@ class MultiModelInstances:
         raise ValidationError(
             "batch transform takes single-model models, not a multi-model one", field="ModelName"
         )
-
-    @property
-    def on_empty(self) -> Callable[[], None] | None:
-        return self.pool.on_empty
-
-    @on_empty.setter
-    def on_empty(self, value: Callable[[], None] | None) -> None:
-        self.pool.on_empty = value
-
-    @property
-    def instance_count(self) -> int:
-        return self.pool.instance_count
-
-    @property
-    def loaded_models(self) -> int:
-        return self.pool.loaded_models
-
-    async def scale(self, count: int) -> None:
-        await self.pool.scale(count)
-
-    async def drain(self, timeout: float) -> None:
-        await self.pool.drain(timeout)
-
-    async def stop(self) -> None:
-        await self.pool.stop()
-
-    @property
-    def pids(self) -> list[int]:
-        return self.pool.pids
-
-    @property
-    def restarts(self) -> int:
-        return self.pool.restarts
 
 
 def _retrieve(future: asyncio.Future[ModelTarget]) -> None:

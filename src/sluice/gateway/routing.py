@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 class VariantBackend(Protocol):
     """Anything that runs a variant's model: a local worker pool, a Ray deployment."""
 
-    multi_model: bool
-    """Takes TargetModel (a multi-model variant)."""
+    takes: str | None
+    """What a request may name (see `sluice.gateway.instances`)."""
 
     async def invoke(
-        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+        self, body: bytes, content_type: str, accept: str, target: str | None = None
     ) -> Answer: ...
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str: ...

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sluice.errors import ModelError, SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
 from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, SERVER_ERROR, FleetStats
+from sluice.gateway.instances import target_of
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.routing import VariantBackend
 from sluice.types import InvokeRequest
@@ -100,8 +101,9 @@ class ShadowSender:
         status, out_type, out_body, outcome = 200, "", b"", OK
         self.metrics.invocations.inc()
         try:
+            target = target_of(request, self.endpoint, self.backend)
             answer = await self.backend.invoke(
-                request.body, request.content_type, request.accept, request.target_model
+                request.body, request.content_type, request.accept, target
             )
             out_type, out_body = answer.content_type, answer.body
             self.metrics.shadow_sent.inc()

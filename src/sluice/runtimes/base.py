@@ -37,6 +37,9 @@ class Runtime(ABC):
         self.environment = dict(environment)
         self.failed_joins = 0
         """Joined calls in a row that failed while their requests alone succeeded."""
+        self.step_seconds: list[float] | None = None
+        """For a runtime made of steps (an inference pipeline): how long each step of its
+        last call took."""
 
     @abstractmethod
     def load(self) -> None:

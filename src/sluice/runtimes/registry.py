@@ -18,9 +18,14 @@ BUILTIN = {
     "onnx": "sluice.runtimes.onnx:OnnxRuntime",
     "python": "sluice.runtimes.handler:HandlerRuntime",
     "multi-model": "sluice.runtimes.multi_model:MultiModelRuntime",
+    "containers": "sluice.runtimes.containers:ContainersRuntime",
 }
 MULTI_MODEL = "multi-model"
 """The runtime of a multi-model container: its worker loads the models it is asked for."""
+CONTAINERS = "containers"
+"""The runtime of a multi-container model: its worker runs every container."""
+INTERNAL = (MULTI_MODEL, CONTAINERS)
+"""Runtimes the server chooses from a model's definition, never by name."""
 ALIASES = {"scikit-learn": "sklearn", "handler": "python", "onnxruntime": "onnx"}
 # Image-name hints, checked in order (SageMaker's framework container names).
 IMAGE_HINTS = (

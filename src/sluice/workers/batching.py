@@ -103,33 +103,43 @@ class Batching:
             self.cap += 1
 
 
-def answer_stats(size: int, queued_s: float, model: CacheOutcome | None = None) -> str:
+def answer_stats(
+    size: int,
+    queued_s: float,
+    model: CacheOutcome | None = None,
+    steps: list[float] | None = None,
+) -> str:
     """What a RESPONSE frame's text2 says of how it was answered: batch size and the
     microseconds it waited in the worker before its batch started; for a multi-model
     worker also whether its model was loaded already (1/0), the load's and unloads'
-    microseconds and how many models are loaded now."""
+    microseconds, how many models are loaded now, and whether this answer accounts for
+    the load; for an inference pipeline `steps` and each step's microseconds."""
     text = f"{size} {int(queued_s * 1_000_000)}"
-    if model is None:
-        return text
-    return (
-        f"{text} {int(model.hit)} {int(model.load_s * 1_000_000)} "
-        f"{int(model.unload_s * 1_000_000)} {model.loaded} {int(model.accounted)}"
-    )
+    if model is not None:
+        text += (
+            f" {int(model.hit)} {int(model.load_s * 1_000_000)} "
+            f"{int(model.unload_s * 1_000_000)} {model.loaded} {int(model.accounted)}"
+        )
+    elif steps is not None:
+        text += " steps " + ",".join(str(int(s * 1_000_000)) for s in steps)
+    return text
 
 
-def parse_stats(text: str) -> tuple[int, float, CacheOutcome | None]:
-    """(batch size, seconds queued in the worker, model cache outcome) from `answer_stats`;
-    (1, 0, None) if absent."""
+def parse_stats(text: str) -> tuple[int, float, CacheOutcome | None, tuple[float, ...] | None]:
+    """(batch size, seconds queued in the worker, model cache outcome, pipeline step
+    seconds) from `answer_stats`; (1, 0, None, None) if absent."""
     if not text:
-        return 1, 0.0, None
+        return 1, 0.0, None, None
     parts = text.split(" ")
-    model = None
+    model = steps = None
     if len(parts) == 7:
         hit, load_us, unload_us, loaded, accounted = parts[2:]
         model = CacheOutcome(
             hit == "1", int(load_us) / 1e6, int(unload_us) / 1e6, int(loaded), accounted == "1"
         )
-    return int(parts[0]), int(parts[1]) / 1_000_000, model
+    elif len(parts) == 4 and parts[2] == "steps":
+        steps = tuple(int(us) / 1_000_000 for us in parts[3].split(","))
+    return int(parts[0]), int(parts[1]) / 1_000_000, model, steps
 
 
 def _number(environment: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:

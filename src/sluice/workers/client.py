@@ -36,6 +36,8 @@ class Answer:
     """Time it waited in the worker before its batch started."""
     model: CacheOutcome | None = None
     """For a multi-model endpoint: whether its model was loaded already, and loads."""
+    steps: tuple[float, ...] | None = None
+    """For an inference pipeline: each container's time on the batch this was in."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,8 @@ def handle_requests(
     started = time.perf_counter()
     results = runtime.invoke_many([(f.body, f.text1, f.text2) for f in frames])
     batching.record(len(frames), time.perf_counter() - started)
-    return _answers(frames, results, answer_stats(len(frames), started - received))
+    stats = answer_stats(len(frames), started - received, steps=runtime.step_seconds)
+    return _answers(frames, results, stats)
 
 
 def _answers(
@@ -86,11 +87,14 @@ def handle_model_requests(
     runtime: Runtime, frames: list[Frame], received: float, batching: Batching
 ) -> list[bytes]:
     """Answer MODEL_REQUEST frames for one model of a multi-model worker (loading it
-    first when it is not loaded); never raises."""
-    invoke_target = getattr(runtime, "invoke_target", None)  # a MultiModelRuntime's
+    first when it is not loaded) or one container of a multi-container worker; never
+    raises."""
+    # A MultiModelRuntime's or a ContainersRuntime's (in Direct mode).
+    invoke_target = getattr(runtime, "invoke_target", None)
     if invoke_target is None:
         error = ValidationError(
-            "this endpoint serves one model: it takes no TargetModel", field="TargetModel"
+            "this endpoint serves one model: it takes no TargetModel or TargetContainerHostname",
+            field="TargetModel",
         )
         return [failure(f.request_id, error) for f in frames]
     requests = []
@@ -104,6 +108,8 @@ def handle_model_requests(
         return [failure(f.request_id, exc) for f in frames]
     batching.record(len(frames), time.perf_counter() - started)
     queued = started - received
+    if outcome is None:  # a container named directly
+        return _answers(frames, results, answer_stats(len(frames), queued))
     first = answer_stats(len(frames), queued, outcome)
     outcome.accounted = False
     rest = answer_stats(len(frames), queued, outcome)
@@ -241,7 +247,7 @@ def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None
                         kind = frames[0].kind
                         if kind == protocol.FILE_REQUEST:
                             out += handle_files(runtime, _take_files(frames), burst)
-                        elif kind == protocol.REQUEST and batching.max_size > 1:
+                        elif kind == protocol.REQUEST:
                             batch = batching.take(frames)
                             if batching.wants_more(len(batch)):
                                 _wait_for_more(conn, buffer, frames, batch, batching)

@@ -287,8 +287,9 @@ class WorkerInstance:
 class WorkerPool:
     """All instances of one variant; `invoke` picks the one with fewest requests in flight."""
 
-    multi_model = False
-    """Takes no TargetModel (a multi-model variant wraps its pool)."""
+    takes: str | None = None
+    """Requests name nothing (a variant whose requests name a model or a container wraps
+    its pool)."""
 
     def __init__(
         self,
@@ -347,13 +348,13 @@ class WorkerPool:
             self.any_live.clear()
 
     async def invoke(
-        self, body: bytes, content_type: str, accept: str, target_model: str | None = None
+        self, body: bytes, content_type: str, accept: str, target: str | None = None
     ) -> Answer:
         """One request, on the least busy instance."""
-        if target_model is not None:
+        if target is not None:
             raise ValidationError(
-                f"{self.spec.label} is not a multi-model variant and does not support target "
-                "model header",
+                f"{self.spec.label} serves one model: it takes no TargetModel or "
+                "TargetContainerHostname",
                 field="TargetModel",
             )
         return await self._invoke(body, content_type, accept, None)

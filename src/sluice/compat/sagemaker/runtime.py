@@ -44,10 +44,8 @@ CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 ENDPOINT_CONFIG = b"x-sluice-endpoint-config"
 """Names the endpoint config whose fleet answered: during an update, blue's or green's."""
 TARGET_MODEL = b"x-amzn-sagemaker-target-model"
+TARGET_CONTAINER = b"x-amzn-sagemaker-target-container-hostname"
 NOT_SERVED = {
-    b"x-amzn-sagemaker-target-container-hostname": (
-        "TargetContainerHostname: sluice serves one container per model"
-    ),
     b"x-amzn-sagemaker-inference-component": (
         "InferenceComponentName: inference components are not served yet"
     ),
@@ -171,6 +169,8 @@ class RuntimeHandler:
                 request.target_variant = raw_value.decode("latin-1")
             elif raw_name == TARGET_MODEL:
                 request.target_model = raw_value.decode("latin-1")
+            elif raw_name == TARGET_CONTAINER:
+                request.target_container = raw_value.decode("latin-1")
             elif raw_name == INFERENCE_ID:
                 request.inference_id = _inference_id(raw_value.decode("latin-1"))
             elif raw_name == CUSTOM_ATTRIBUTES:

@@ -15,6 +15,7 @@ from sluice.compat.sagemaker.operations import (
 from sluice.compat.sagemaker.operations.model_packages import package_ref
 from sluice.compat.sagemaker.shapes import ValidationException
 from sluice.entities import Model, ResourceKind
+from sluice.runtimes.container_manifest import DIRECT, SERIAL, ContainerDef
 
 STORED = ("PrimaryContainer", "Containers", "ExecutionRoleArn", "VpcConfig",
           "EnableNetworkIsolation", "InferenceExecutionConfig")  # fmt: skip
@@ -27,6 +28,8 @@ FIELDS: listing.Fields[Model] = listing.Fields(
 
 @operation("CreateModel")
 async def create_model(s: Services, m: Members) -> Members:
+    if len(m.get("Containers") or ()) > 1 and "PrimaryContainer" not in m:
+        return await _create_with_containers(s, m)
     container, where = _container(m)
     if container.get("ModelPackageName"):
         return await _create_from_package(s, m, container, where)
@@ -53,6 +56,43 @@ async def create_model(s: Services, m: Members) -> Members:
     if tags:
         s.tags.add(ResourceKind.MODEL, model.name, tags)
     return {"ModelArn": arn}
+
+
+async def _create_with_containers(s: Services, m: Members) -> Members:
+    """A model of several containers: an inference pipeline (Serial) or Direct."""
+    mode = m.get("InferenceExecutionConfig", {}).get("Mode", SERIAL)
+    containers = []
+    for index, c in enumerate(m["Containers"], 1):
+        where = f"Containers.{index}"
+        for refused in ("ModelPackageName", "Mode"):
+            if refused in c and not (refused == "Mode" and c[refused] == "SingleModel"):
+                raise ValidationException(
+                    f"{where}.{refused}: a container of several takes its own model data "
+                    "(SingleModel)",
+                    field=f"{where}.{refused}",
+                )
+        hostname = c.get("ContainerHostname")
+        if mode == DIRECT and not hostname:
+            raise ValidationException(
+                f"{where}.ContainerHostname is required with InferenceExecutionConfig.Mode "
+                "Direct: requests name their container by it",
+                field=f"{where}.ContainerHostname",
+            )
+        containers.append(
+            ContainerDef(
+                hostname or f"container-{index}",
+                model_data_url(c, where),
+                c.get("Image"),
+                c.get("Environment") or {},
+            )
+        )
+    model = await s.endpoints.create_containers_model(
+        m["ModelName"], containers, mode, details={k: m[k] for k in STORED if k in m}
+    )
+    tags = tags_of(m)
+    if tags:
+        s.tags.add(ResourceKind.MODEL, model.name, tags)
+    return {"ModelArn": s.arns.of(ResourceKind.MODEL, model.name)}
 
 
 async def _create_from_package(
@@ -130,11 +170,5 @@ def _container(m: Members) -> tuple[dict[str, Any], str]:
         raise ValidationException(
             "PrimaryContainer (or Containers) is required: it says where the model is",
             field="PrimaryContainer",
-        )
-    if len(containers) > 1:
-        raise ValidationException(
-            f"Containers: sluice serves one container per model, not {len(containers)} "
-            "(inference pipelines are not served yet)",
-            field="Containers",
         )
     return containers[0], "Containers.1"
