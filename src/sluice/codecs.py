@@ -56,10 +56,14 @@ def check_accept(accept: str) -> None:
         )
 
 
-def encode(prediction: Prediction, accept: str) -> tuple[bytes, str]:
-    """Encode a runtime's outputs as the client asked (JSON by default)."""
+def encode(prediction: Prediction, accept: str, bare: bool = False) -> tuple[bytes, str]:
+    """Encode a runtime's outputs as the client asked (JSON by default). `bare`: JSON is
+    the main output's list alone, as SageMaker's framework containers answer, instead of
+    an object of every named output."""
     kind = media_type(accept)
     main = np.asarray(prediction["predictions"])
+    if bare and kind == JSON:
+        return json.dumps(_plain(main), separators=(",", ":")).encode(), JSON
     if kind == JSON:
         doc = {key: _plain(value) for key, value in prediction.items()}
         return json.dumps(doc, separators=(",", ":")).encode(), JSON

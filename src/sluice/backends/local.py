@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sluice.backends.base import Backend, VariantInstances
 from sluice.entities import Model
+from sluice.runtimes.registry import serving_environment
 from sluice.settings import Settings
 from sluice.workers.forking import Zygote
 from sluice.workers.pool import PoolSettings, WorkerPool, WorkerSpec, worker_environment
@@ -65,9 +66,8 @@ class LocalBackend(Backend):
         nice: int = 0,
         memory_mb: int | None = None,
     ) -> VariantInstances:
-        spec = WorkerSpec(
-            label, Path(model.model_dir), model.runtime, model.environment, nice, memory_mb
-        )
+        environment = serving_environment(model.environment, model.image)
+        spec = WorkerSpec(label, Path(model.model_dir), model.runtime, environment, nice, memory_mb)
         pool = WorkerPool(spec, self._pool_settings(), on_restart)
         await pool.start(instance_count)
         return pool

@@ -49,7 +49,7 @@ from sluice.runtimes.container_manifest import (
     read_manifest,
     write_manifest,
 )
-from sluice.runtimes.registry import CONTAINERS, INTERNAL, MULTI_MODEL
+from sluice.runtimes.registry import CONTAINERS, INTERNAL, MULTI_MODEL, SUBMIT_DIRECTORY
 from sluice.settings import Settings
 from sluice.store.artifacts import ArtifactStore
 from sluice.store.repos import Repository
@@ -126,6 +126,10 @@ class EndpointService:
         else:
             if model_dir is None:
                 model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
+            if env.get(SUBMIT_DIRECTORY):
+                model_dir = await asyncio.to_thread(
+                    self.artifacts.with_code, model_dir, env[SUBMIT_DIRECTORY]
+                )
             chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
             name,

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 
 from sluice.errors import ValidationError
+from sluice.runtimes.registry import handler_script
 from sluice.workers.batching import Batching
 
 MAX_ID = 2**63 - 1
@@ -87,3 +88,4 @@ def check_environment(environment: Mapping[str, str], field: str = "Environment"
                 field=f"{field}.{name}",
             )
     Batching.from_environment(environment)  # its settings are numbers in range
+    handler_script(environment)  # SAGEMAKER_PROGRAM stays inside the model's code

@@ -16,6 +16,8 @@ from sluice.errors import ModelError, SluiceError
 
 log = logging.getLogger("sluice.worker")
 FAILED_JOINS_LIMIT = 3
+SAGEMAKER_FORM = "sagemaker"
+"""SLUICE_ANSWER's value for SageMaker's answer form (see `registry.serving_environment`)."""
 
 
 class Runtime(ABC):
@@ -37,6 +39,8 @@ class Runtime(ABC):
         self.environment = dict(environment)
         self.failed_joins = 0
         """Joined calls in a row that failed while their requests alone succeeded."""
+        self.bare = self.environment.get("SLUICE_ANSWER", "").lower() == SAGEMAKER_FORM
+        """Answer JSON as SageMaker's framework containers do: the predictions alone."""
         self.step_seconds: list[float] | None = None
         """For a runtime made of steps (an inference pipeline): how long each step of its
         last call took."""
@@ -53,7 +57,7 @@ class Runtime(ABC):
         """Decode, predict and encode one request. Returns (body, content type)."""
         rows = codecs.decode(body, content_type)
         codecs.check_accept(accept)
-        return codecs.encode(self._predict_checked(rows), accept)
+        return codecs.encode(self._predict_checked(rows), accept, self.bare)
 
     def invoke_many(
         self, requests: Sequence[tuple[bytes, str, str]]
@@ -84,7 +88,7 @@ class Runtime(ABC):
                 if parts is None:
                     answers[i] = _attempt(self._answer_rows, rows, accept)
                 else:
-                    answers[i] = _attempt(codecs.encode, parts[k], accept)
+                    answers[i] = _attempt(codecs.encode, parts[k], accept, self.bare)
             if len(group) > 1:
                 self._count_join(parts is not None, [answers[i] for i, _, _ in group])
         return [a for a in answers if a is not None]
@@ -106,7 +110,7 @@ class Runtime(ABC):
                 )
 
     def _answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
-        return codecs.encode(self._predict_checked(rows), accept)
+        return codecs.encode(self._predict_checked(rows), accept, self.bare)
 
     def _predict_checked(self, rows: np.ndarray) -> Prediction:
         """`predict`, with anything but sluice's own errors reported as a ModelError."""

@@ -19,6 +19,7 @@ from sluice import codecs
 from sluice.codecs import Prediction
 from sluice.errors import ModelError, SluiceError, ValidationError
 from sluice.runtimes.base import Runtime
+from sluice.runtimes.registry import PROGRAM, handler_script
 from sluice.runtimes.sklearn import check_width, load_estimator
 
 
@@ -39,8 +40,10 @@ class HandlerRuntime(Runtime):
 
     def _import_handler(self) -> ModuleType | None:
         code_dir = self.model_dir / "code"
-        script = code_dir / "inference.py"
+        script = code_dir / handler_script(self.environment)
         if not script.is_file():
+            if PROGRAM in self.environment:
+                raise FileNotFoundError(f"{PROGRAM}: no {script.name} in the model's code")
             return None
         # As SageMaker's containers do: the handler may import helpers that sit beside it.
         sys.path.insert(0, str(code_dir))
@@ -67,7 +70,7 @@ class HandlerRuntime(Runtime):
         try:
             prediction = self.predict_fn(data, self.model)
             if self.output_fn is None:
-                return codecs.encode(_as_outputs(prediction), accept)
+                return codecs.encode(_as_outputs(prediction), accept, self.bare)
             produced = self.output_fn(prediction, accept)
         except SluiceError:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from sluice.errors import ValidationError
@@ -34,6 +34,41 @@ IMAGE_HINTS = (
     ("onnx", "onnx"),
     ("pytorch", "python"),
 )
+
+
+PROGRAM = "SAGEMAKER_PROGRAM"
+"""The handler script in the model's code/ (inference.py when unset), as SageMaker's
+framework containers read it."""
+SUBMIT_DIRECTORY = "SAGEMAKER_SUBMIT_DIRECTORY"
+"""Where the handler's code is (a sourcedir.tar.gz); unpacked into the model's code/."""
+SAGEMAKER_IMAGES = ("sagemaker-scikit-learn",)
+"""Image names of SageMaker framework containers whose answer form sluice follows."""
+
+
+def serving_environment(environment: Mapping[str, str], image: str | None) -> dict[str, str]:
+    """A model's environment as its worker gets it: for an image of a SageMaker framework
+    container, SLUICE_ANSWER=sagemaker (JSON answered as that container answers it: the
+    predictions alone) unless the model sets SLUICE_ANSWER itself (`sluice` for sluice's
+    answer, every named output)."""
+    out = dict(environment)
+    if image and "SLUICE_ANSWER" not in out:
+        lowered = image.lower()
+        if any(name in lowered for name in SAGEMAKER_IMAGES):
+            out["SLUICE_ANSWER"] = "sagemaker"
+    return out
+
+
+def handler_script(environment: Mapping[str, str]) -> str:
+    """The handler script's path in the model's code/: SAGEMAKER_PROGRAM, else inference.py;
+    refused when it would lead out of code/."""
+    program = environment.get(PROGRAM) or "inference.py"
+    path = PurePosixPath(program)
+    if path.is_absolute() or ".." in path.parts or "\\" in program or not path.parts:
+        raise ValidationError(
+            f"{PROGRAM} names a script in the model's code (a relative path), not {program!r}",
+            field=f"Environment.{PROGRAM}",
+        )
+    return program
 
 
 def available() -> dict[str, str]:
@@ -77,7 +112,7 @@ def detect(model_dir: Path, environment: Mapping[str, str], image: str | None = 
     """Choose a runtime: SLUICE_RUNTIME, then a handler script, then the image name, then files."""
     if environment.get("SLUICE_RUNTIME"):
         return canonical(environment["SLUICE_RUNTIME"])
-    if (model_dir / "code" / "inference.py").is_file():
+    if (model_dir / "code" / handler_script(environment)).is_file():
         return "python"
     lowered = (image or "").lower()
     for hint, name in IMAGE_HINTS:

@@ -37,7 +37,8 @@ def check_width(model: Any, rows: np.ndarray) -> None:
 class SklearnRuntime(Runtime):
     """`predict`, plus `predict_proba` when the estimator has it.
 
-    Environment: `SLUICE_PREDICT_PROBA=false` leaves probabilities out of the answer.
+    Environment: `SLUICE_PREDICT_PROBA=false` leaves probabilities out of the answer (the
+    default in SageMaker's answer form, which holds the predictions alone).
     """
 
     name = "sklearn"
@@ -46,7 +47,9 @@ class SklearnRuntime(Runtime):
         self.model = load_estimator(self.model_dir)
         if not hasattr(self.model, "predict"):
             raise TypeError(f"{type(self.model).__name__} has no predict method")
-        wants_proba = self.environment.get("SLUICE_PREDICT_PROBA", "true").lower() != "false"
+        # SageMaker's container calls predict alone; sluice's answer adds probabilities.
+        default = "false" if self.bare else "true"
+        wants_proba = self.environment.get("SLUICE_PREDICT_PROBA", default).lower() != "false"
         self.with_proba = wants_proba and hasattr(self.model, "predict_proba")
 
     def predict(self, rows: np.ndarray) -> Prediction:

@@ -68,6 +68,53 @@ class ArtifactStore:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    def with_code(self, model_dir: Path, code_uri: str) -> Path:
+        """The model unpacked in `model_dir` with the code in `code_uri` (SageMaker's
+        SAGEMAKER_SUBMIT_DIRECTORY: a sourcedir.tar.gz or a folder) as its `code/`, in a
+        folder of the store of its own (files hard-linked, not copied). A code URI under
+        /opt/ml/model names code the model's archive holds already."""
+        if code_uri.rstrip("/").startswith(CONTAINER_MODEL_DIR):
+            return model_dir
+        try:
+            code = self.unpack(code_uri)
+        except ValidationError as exc:
+            raise ValidationError(
+                f"SAGEMAKER_SUBMIT_DIRECTORY: {exc.message}",
+                field="Environment.SAGEMAKER_SUBMIT_DIRECTORY",
+            ) from None
+        digest = hashlib.sha256(f"{model_dir.name}/{code.name}".encode()).hexdigest()
+        target = self.root / "with-code" / digest[:32]
+        if target.is_dir():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".code-", dir=target.parent))
+        try:
+            for relative, real in tree(model_dir):
+                if relative.parts[0] != "code":  # the submitted code replaces the model's
+                    _link(real, staging / relative)
+            for relative, real in tree(code):
+                _link(real, staging / "code" / relative)
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+CONTAINER_MODEL_DIR = "/opt/ml/model"
+"""Where SageMaker's containers find the model: code under it came in the model's archive."""
+
+
+def _link(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:  # another filesystem, or links refused: a copy then
+        shutil.copyfile(source, destination)
+
 
 def tree(root: Path, max_bytes: int | None = None) -> list[tuple[Path, Path]]:
     """Every file of a folder, as (path relative to it, real path), links resolved.

@@ -239,7 +239,7 @@ class _Job:
         halve a batch the model refuses until the bad rows stand alone."""
         try:
             outputs = self.runtime.predict(rows)
-            answer, self.content_type = codecs.encode(outputs, self.chunk.accept)
+            answer, self.content_type = codecs.encode(outputs, self.chunk.accept, self.runtime.bare)
         except UnsupportedContentType:
             raise
         except Exception as exc:  # noqa: BLE001 - the model's failure is the rows' error
