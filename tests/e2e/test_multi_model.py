@@ -21,6 +21,15 @@ pytestmark = pytest.mark.slow
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
+def _prefix(tmp_path: Path, artifacts: dict[str, Path], *keys: str) -> Path:
+    """A folder of model archives (the digits logistic regression) under `keys`."""
+    prefix = tmp_path / "models"
+    for key in keys:
+        (prefix / key).parent.mkdir(parents=True, exist_ok=True)
+        models.tarball(artifacts["logreg"], prefix / key)
+    return prefix
+
+
 def _deploy(sm: Any, name: str, prefix: Path, instances: int = 1) -> None:
     sm.create_model(
         ModelName=name,
@@ -101,9 +110,7 @@ def test_models_under_a_prefix_load_on_first_use(
 def test_multi_model_errors_are_sagemakers(
     server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
 ) -> None:
-    prefix = tmp_path / "models"
-    prefix.mkdir()
-    models.tarball(artifacts["logreg"], prefix / "logreg.tar.gz")
+    prefix = _prefix(tmp_path, artifacts, "logreg.tar.gz")
     sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
     _deploy(sm, "many", prefix)
     row = models.digits()[0][0].tolist()
@@ -126,10 +133,7 @@ def test_multi_model_errors_are_sagemakers(
 def test_each_model_stays_on_one_instance(
     server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
 ) -> None:
-    prefix = tmp_path / "models"
-    prefix.mkdir()
-    for i in range(6):
-        models.tarball(artifacts["logreg"], prefix / f"m{i}.tar.gz")
+    prefix = _prefix(tmp_path, artifacts, *(f"m{i}.tar.gz" for i in range(6)))
     sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
     _deploy(sm, "spread", prefix, instances=2)
     row = models.digits()[0][0].tolist()
@@ -146,9 +150,7 @@ def test_each_model_stays_on_one_instance(
 def test_capture_and_shadows_carry_the_target_model(
     server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
 ) -> None:
-    prefix = tmp_path / "models"
-    prefix.mkdir()
-    models.tarball(artifacts["logreg"], prefix / "logreg.tar.gz")
+    prefix = _prefix(tmp_path, artifacts, "logreg.tar.gz")
     sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
     sm.create_model(
         ModelName="many",

@@ -84,7 +84,7 @@ def test_copies_are_capped_and_leave_nothing_half_done(
         tar.addfile(info, io.BytesIO(b"\0" * info.size))
     assert bomb.stat().st_size < 2**20  # small packed, large unpacked
     refused(server, str(bomb), "over 1,048,576 bytes")
-    assert not list((server.home / "models").glob(".unpack-*"))
+    assert not list((server.home / "models").glob(".staging-*"))
 
 
 def test_a_registry_report_is_never_loadable_as_a_model(

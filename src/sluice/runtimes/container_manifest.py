@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice.errors import ValidationError
+from sluice.store.folders import publish
 
 MANIFEST = "containers.json"
 SERIAL, DIRECT = "Serial", "Direct"
@@ -52,20 +50,11 @@ def write_manifest(root: Path, mode: str, entries: list[dict[str, object]]) -> P
     """The folder holding the manifest of `entries` (written if it is new)."""
     text = json.dumps({"mode": mode, "containers": entries}, sort_keys=True, indent=1)
     folder = root / "containers" / hashlib.sha256(text.encode()).hexdigest()[:32]
-    if folder.is_dir():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".manifest-", dir=folder.parent))
-    try:
+
+    def fill(staging: Path) -> None:
         (staging / MANIFEST).write_text(text)
-        try:
-            os.rename(staging, folder)
-        except OSError:
-            if not folder.is_dir():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return publish(folder, fill)
 
 
 def read_manifest(folder: Path) -> tuple[str, list[str]]:

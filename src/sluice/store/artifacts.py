@@ -7,10 +7,10 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from pathlib import Path
 
 from sluice.errors import ValidationError
+from sluice.store.folders import publish
 from sluice.store.objects import ObjectStore, is_under
 
 MAX_MEMBERS = 100_000
@@ -46,12 +46,8 @@ class ArtifactStore:
             raise ValidationError(
                 f"artifact {uri!r} is neither a directory nor a tar archive", field="artifact"
             )
-        target = self.root / digest[:32]
-        if target.is_dir():
-            return target
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=self.root))
-        try:
+
+        def fill(staging: Path) -> None:
             if source.is_dir():
                 for relative, real in files:
                     destination = staging / relative
@@ -59,14 +55,8 @@ class ArtifactStore:
                     shutil.copyfile(real, destination)
             else:
                 extract_tar(source, staging, self.max_bytes)
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if not target.is_dir():  # someone else unpacked it first otherwise
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+
+        return publish(self.root / digest[:32], fill)
 
     def with_code(self, model_dir: Path, code_uri: str) -> Path:
         """The model unpacked in `model_dir` with the code in `code_uri` (SageMaker's
@@ -83,25 +73,15 @@ class ArtifactStore:
                 field="Environment.SAGEMAKER_SUBMIT_DIRECTORY",
             ) from None
         digest = hashlib.sha256(f"{model_dir.name}/{code.name}".encode()).hexdigest()
-        target = self.root / "with-code" / digest[:32]
-        if target.is_dir():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".code-", dir=target.parent))
-        try:
+
+        def fill(staging: Path) -> None:
             for relative, real in tree(model_dir):
                 if relative.parts[0] != "code":  # the submitted code replaces the model's
                     _link(real, staging / relative)
             for relative, real in tree(code):
                 _link(real, staging / "code" / relative)
-            try:
-                os.rename(staging, target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+
+        return publish(self.root / "with-code" / digest[:32], fill)
 
 
 CONTAINER_MODEL_DIR = "/opt/ml/model"
