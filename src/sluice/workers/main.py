@@ -3,7 +3,8 @@
 Started by the gateway as `python -m sluice.workers.main --socket PATH --model-dir DIR
 --runtime NAME`. It prints one JSON line on stdout: `{"ready": true, "pid": N}` once the
 model is loaded and the socket listens, or `{"error": "..."}` if loading failed.
-The serve loop is plain blocking IO: one request at a time, answers written in bursts.
+The serve loop is plain blocking IO: the requests waiting on the socket are answered
+together (a dynamic batch, see `workers/batching.py`), answers written in bursts.
 """
 
 from __future__ import annotations
