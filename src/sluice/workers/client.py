@@ -64,10 +64,11 @@ class WorkerDied(ModelError):
 class WorkerConnection(asyncio.Protocol):
     """Multiplexes many in-flight requests over one Unix socket to one worker.
 
-    The worker answers its requests one at a time, in the order they were sent, so when it
-    exits the oldest unanswered request is the one it was running: that one fails as a
-    ModelError (retrying an input that may have crashed a worker would crash more), the
-    others as WorkerLost (retryable). `on_timeout` is called when a request times out:
+    The worker answers its requests in the order they were sent, so when it exits the
+    oldest unanswered request is one it was running: that one fails as a ModelError
+    (retrying an input that may have crashed a worker would crash more), the others as
+    WorkerLost (retryable). With dynamic batching the others of its batch were running
+    too; one of them may have been the cause, and is retried once on another instance. `on_timeout` is called when a request times out:
     the worker is stuck, and its owner replaces it.
     """
 
