@@ -68,8 +68,9 @@ class WorkerConnection(asyncio.Protocol):
     oldest unanswered request is one it was running: that one fails as a ModelError
     (retrying an input that may have crashed a worker would crash more), the others as
     WorkerLost (retryable). With dynamic batching the others of its batch were running
-    too; one of them may have been the cause, and is retried once on another instance. `on_timeout` is called when a request times out:
-    the worker is stuck, and its owner replaces it.
+    too; one of them may have been the cause, and is retried once on another instance.
+    `on_timeout` is called when a request times out: the worker is stuck, and its owner
+    replaces it.
     """
 
     def __init__(self, name: str, on_timeout: Callable[[], None] | None = None) -> None:
