@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sluice.runtimes.sklearn import SklearnRuntime
 from sluice.workers import main, protocol
+from sluice.workers.batching import take_head
 from sluice.workers.file_request import Burst, FileRequest
 from tests import models
 
@@ -54,5 +55,5 @@ def test_file_requests_are_taken_up_to_the_first_other_frame() -> None:
 
     frames = [frame(protocol.FILE_REQUEST)] * 3
     frames += [frame(protocol.PING), frame(protocol.FILE_REQUEST)]
-    taken = main._take_files(frames)
+    taken = take_head(frames, main.BATCH_FRAMES, main._is_file_request)
     assert len(taken) == 3 and [f.kind for f in frames] == [protocol.PING, protocol.FILE_REQUEST]

@@ -13,11 +13,10 @@ import numpy as np
 from sluice import codecs
 from sluice.codecs import Prediction
 from sluice.errors import ModelError, SluiceError
+from sluice.runtimes.registry import SAGEMAKER_FORM
 
 log = logging.getLogger("sluice.worker")
 FAILED_JOINS_LIMIT = 3
-SAGEMAKER_FORM = "sagemaker"
-"""SLUICE_ANSWER's value for SageMaker's answer form (see `registry.serving_environment`)."""
 
 
 class Runtime(ABC):

@@ -41,6 +41,8 @@ PROGRAM = "SAGEMAKER_PROGRAM"
 framework containers read it."""
 SUBMIT_DIRECTORY = "SAGEMAKER_SUBMIT_DIRECTORY"
 """Where the handler's code is (a sourcedir.tar.gz); unpacked into the model's code/."""
+SAGEMAKER_FORM = "sagemaker"
+"""SLUICE_ANSWER's value for SageMaker's answer form: JSON answers hold the predictions alone."""
 SAGEMAKER_IMAGES = ("sagemaker-scikit-learn",)
 """Image names of SageMaker framework containers whose answer form sluice follows."""
 
@@ -54,7 +56,7 @@ def serving_environment(environment: Mapping[str, str], image: str | None) -> di
     if image and "SLUICE_ANSWER" not in out:
         lowered = image.lower()
         if any(name in lowered for name in SAGEMAKER_IMAGES):
-            out["SLUICE_ANSWER"] = "sagemaker"
+            out["SLUICE_ANSWER"] = SAGEMAKER_FORM
     return out
 
 

@@ -15,7 +15,7 @@ up while it worked. Set by the model's environment:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -38,6 +38,18 @@ class CacheOutcome:
     loaded: int = 0
     accounted: bool = True
     """This answer accounts for the load and unloads (the first of its batch's answers)."""
+
+
+def take_head(frames: list[Frame], limit: int, joins: Callable[[Frame], bool]) -> list[Frame]:
+    """The frames at the head of `frames` that `joins` accepts (at most `limit`, stopping
+    at the first it refuses), removed from it."""
+    count = 0
+    limit = min(len(frames), limit)
+    while count < limit and joins(frames[count]):
+        count += 1
+    taken = frames[:count]
+    del frames[:count]
+    return taken
 
 
 @dataclass
@@ -64,31 +76,19 @@ class Batching:
 
     def take(self, frames: list[Frame], room: int | None = None) -> list[Frame]:
         """The REQUEST frames at the head of `frames` (up to the cap, or `room`), removed."""
-        count = 0
-        limit = min(len(frames), self.cap if room is None else room)
-        while count < limit and frames[count].kind == protocol.REQUEST:
-            count += 1
-        taken = frames[:count]
-        del frames[:count]
-        return taken
+        limit = self.cap if room is None else room
+        return take_head(frames, limit, lambda f: f.kind == protocol.REQUEST)
 
     def take_same_model(self, frames: list[Frame]) -> list[Frame]:
         """The MODEL_REQUEST frames at the head of `frames` for the same model as the
         first (up to the cap), removed."""
         first = frames[0].body
-        cut = first.find(b"\0", first.find(b"\0") + 1) + 1
-        prefix = first[:cut]
-        count = 0
-        limit = min(len(frames), self.cap)
-        while (
-            count < limit
-            and frames[count].kind == protocol.MODEL_REQUEST
-            and frames[count].body.startswith(prefix)
-        ):
-            count += 1
-        taken = frames[:count]
-        del frames[:count]
-        return taken
+        prefix = first[: first.find(b"\0", first.find(b"\0") + 1) + 1]
+        return take_head(
+            frames,
+            self.cap,
+            lambda f: f.kind == protocol.MODEL_REQUEST and f.body.startswith(prefix),
+        )
 
     def wants_more(self, taken: int) -> bool:
         return self.max_delay_s > 0 and taken < self.cap

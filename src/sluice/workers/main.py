@@ -32,7 +32,7 @@ from sluice.processes import die_with_parent, unix_listener
 from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
 from sluice.workers import file_request, protocol
-from sluice.workers.batching import Batching, answer_stats
+from sluice.workers.batching import Batching, answer_stats, take_head
 from sluice.workers.protocol import Frame
 
 if TYPE_CHECKING:
@@ -214,14 +214,8 @@ class Replies:
                 return  # the gateway is gone
 
 
-def _take_files(frames: list[Frame]) -> list[Frame]:
-    """The FILE_REQUEST frames at the head of `frames` (up to BATCH_FRAMES), removed."""
-    count = 0
-    while count < min(len(frames), BATCH_FRAMES) and frames[count].kind == protocol.FILE_REQUEST:
-        count += 1
-    taken = frames[:count]
-    del frames[:count]
-    return taken
+def _is_file_request(frame: Frame) -> bool:
+    return frame.kind == protocol.FILE_REQUEST
 
 
 def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None:
@@ -247,7 +241,8 @@ def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None
                     while frames and (not out or time.perf_counter() - started < REPLY_EVERY_S):
                         kind = frames[0].kind
                         if kind == protocol.FILE_REQUEST:
-                            out += handle_files(runtime, _take_files(frames), burst)
+                            files = take_head(frames, BATCH_FRAMES, _is_file_request)
+                            out += handle_files(runtime, files, burst)
                         elif kind == protocol.REQUEST:
                             batch = batching.take(frames)
                             if batching.wants_more(len(batch)):

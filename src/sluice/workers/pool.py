@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sluice.errors import ModelLoadError, SluiceError, ValidationError, WorkerUnavailable
+from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
 from sluice.workers.client import Answer, ModelTarget, WorkerConnection, WorkerLost
 from sluice.workers.file_request import FileRequest
 from sluice.workers.forking import ForkedProcess, Zygote
@@ -350,13 +350,8 @@ class WorkerPool:
     async def invoke(
         self, body: bytes, content_type: str, accept: str, target: str | None = None
     ) -> Answer:
-        """One request, on the least busy instance."""
-        if target is not None:
-            raise ValidationError(
-                f"{self.spec.label} serves one model: it takes no TargetModel or "
-                "TargetContainerHostname",
-                field="TargetModel",
-            )
+        """One request, on the least busy instance. `target` is always None here: a pool
+        takes nothing a request names (`gateway.instances.target_of` refuses it first)."""
         return await self._invoke(body, content_type, accept, None)
 
     async def invoke_model(
