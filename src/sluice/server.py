@@ -181,6 +181,7 @@ def build_server(settings: Settings) -> Server:
         lambda name: service.fleet_stats(name, shadows=True),
         service.instance_counts,
         usage.read,
+        service.tallies,
     )
     alarms = AlarmService(
         AlarmRepository(database),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sluice.control.metric_history import INSTANCE_NAMESPACE, NAMESPACE, MetricHistory
-from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, FleetStats
+from sluice.gateway.fleet_stats import CLIENT_ERROR, MODEL_ERROR, OK, FleetStats, Tallies
 from sluice.store.db import open_database
 from sluice.store.metric_repo import MetricRepository, series
 
@@ -91,3 +91,43 @@ def test_a_fleet_gone_is_forgotten_and_a_new_one_counts_from_zero(tmp_path: Path
     invocations = next(p for p in periods if p.series.name == "Invocations")
     assert invocations.total == 1 and invocations.at == T0
     assert set(history.last) == {("ep", "config-2", "A")}
+
+
+def test_tallied_figures_become_sagemakers_multi_model_and_container_metrics(
+    tmp_path: Path,
+) -> None:
+    history = MetricHistory(
+        MetricRepository(open_database(f"sqlite:///{tmp_path / 'sluice.db'}")),
+        lambda: ["ep"], lambda name: {}, lambda name: {},
+        tallies=lambda name: {"A": [blue, green]},
+    )  # fmt: skip
+    blue, green = Tallies(), Tallies()
+    loaded = {"blue": 3.0, "green": 1.0}
+    blue.gauge("LoadedModelCount", "Count", lambda: loaded["blue"])
+    green.gauge("LoadedModelCount", "Count", lambda: loaded["green"])
+    for hit in (1.0, 1.0, 0.0):
+        blue.add("ModelCacheHit", hit, "Count")
+    green.add("ModelCacheHit", 1.0, "Count")
+    blue.add("ModelLoadingWaitTime", 2_000.0, "Microseconds")
+    blue.add("ContainerLatency", 100.0, "Microseconds", ContainerName="first")
+    blue.add("ContainerLatency", 300.0, "Microseconds", ContainerName="first")
+    blue.add("ContainerLatency", 50.0, "Microseconds", ContainerName="second")
+
+    periods = history.sample(T0)
+    found = {(p.series.namespace, p.series.name, p.series.dimensions): p for p in periods}
+    variant = (("EndpointName", "ep"), ("VariantName", "A"))
+    hits = found[(NAMESPACE, "ModelCacheHit", variant)]  # both fleets' in one period
+    assert (hits.samples, hits.total) == (4, 3)  # Average: the hit ratio
+    assert hits.bins is None  # a 0 was among the values
+    wait = found[(NAMESPACE, "ModelLoadingWaitTime", variant)]
+    assert (wait.samples, wait.total, wait.unit) == (1, 2_000.0, "Microseconds")
+    assert wait.bins is not None and sum(wait.bins.values()) == 1
+    count = found[(INSTANCE_NAMESPACE, "LoadedModelCount", variant)]
+    assert (count.samples, count.total, count.maximum) == (2, 4.0, 3.0)
+    first = found[(NAMESPACE, "ContainerLatency", (("ContainerName", "first"), *variant))]
+    assert (first.samples, first.total, first.minimum, first.maximum) == (2, 400.0, 100.0, 300.0)
+    assert (NAMESPACE, "ContainerLatency", (("ContainerName", "second"), *variant)) in found
+
+    # Taken: the next period holds only the gauges until more is added.
+    later = history.sample(T0 + timedelta(seconds=10))
+    assert {p.series.name for p in later} == {"LoadedModelCount"}

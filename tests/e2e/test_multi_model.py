@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,31 @@ def test_models_under_a_prefix_load_on_first_use(
     assert metric(server.url, loads, endpoint="many", kind="load") == 3
     assert metric(server.url, loads, endpoint="many", kind="download") == 3
     assert metric(server.url, "sluice_loaded_models", endpoint="many") == 3
+
+    # The same figures in the metric history, as CloudWatch's.
+    cw = aws_client("cloudwatch", server.url)
+    dimensions = [
+        {"Name": "EndpointName", "Value": "many"},
+        {"Name": "VariantName", "Value": "all"},
+    ]
+
+    def statistic(namespace: str, name: str, which: str) -> float:
+        points = cw.get_metric_statistics(
+            Namespace=namespace, MetricName=name, Dimensions=dimensions,
+            StartTime=datetime.now(UTC) - timedelta(minutes=5),
+            EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=600, Statistics=[which],
+        )["Datapoints"]  # fmt: skip
+        return float(sum(p[which] for p in points))
+
+    deadline = time.monotonic() + 30
+    while statistic("AWS/SageMaker", "ModelCacheHit", "SampleCount") < 23:  # every 10 s
+        assert time.monotonic() < deadline, "no multi-model metrics after 30 s"
+        time.sleep(1)
+    assert statistic("AWS/SageMaker", "ModelCacheHit", "Sum") == 23 - misses
+    assert statistic("AWS/SageMaker", "ModelLoadingTime", "SampleCount") == 3
+    assert statistic("AWS/SageMaker", "ModelDownloadingTime", "SampleCount") == 3
+    assert statistic("AWS/SageMaker", "ModelLoadingWaitTime", "SampleCount") == misses
+    assert statistic("/aws/sagemaker/Endpoints", "LoadedModelCount", "Maximum") == 3
 
 
 def test_multi_model_errors_are_sagemakers(

@@ -36,7 +36,7 @@ from sluice.entities import (
 from sluice.errors import AlreadyExists, InvalidState, NotFound, SluiceError, ValidationError
 from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.containers import ContainerInstances
-from sluice.gateway.fleet_stats import Window
+from sluice.gateway.fleet_stats import Tallies, Window
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.multi_model import ModelSource, MultiModelInstances, worker_environment
 from sluice.gateway.routing import Router
@@ -356,7 +356,11 @@ class EndpointService:
             if running is not None and running.spec.model_name == spec.model_name:
                 # Fresh totals: a fleet's figures are keyed by its config.
                 fleet.variants[spec.name] = LiveVariant(
-                    spec, running.instances, running.metrics, sender=running.sender
+                    spec,
+                    running.instances,
+                    running.metrics,
+                    tallies=running.tallies,
+                    sender=running.sender,
                 )
         starting = [s for s in config.variants if s.name not in fleet.variants]
         self.repo.set_endpoint_status(name, EndpointStatus.UPDATING)
@@ -649,6 +653,18 @@ class EndpointService:
             for variant, handle in (fleet.variants if shadows else fleet.production).items()
         }
 
+    def tallies(self, name: str) -> dict[str, list[Tallies]]:
+        """Variant (production or shadow) to its fleets' figures beyond requests', over
+        every live fleet of `name` (once for instances two fleets share)."""
+        live = self.live.get(name)
+        found: dict[str, list[Tallies]] = {}
+        for fleet in live.fleets if live is not None else ():
+            for variant, handle in fleet.variants.items():
+                kept = found.setdefault(variant, [])
+                if not any(t is handle.tallies for t in kept):
+                    kept.append(handle.tallies)
+        return found
+
     def instance_counts(self, name: str) -> dict[str, int]:
         """Variant (production or shadow) to its running instances, over every live fleet
         of `name`."""
@@ -733,6 +749,7 @@ class EndpointService:
             nice=self.settings.shadow_worker_nice if shadow else 0,
             memory_mb=memory_mb,
         )
+        tallies = Tallies()
         if model.runtime == CONTAINERS:
             mode, hostnames = read_manifest(Path(model.model_dir))
             instances = ContainerInstances(
@@ -740,15 +757,18 @@ class EndpointService:
                 mode,
                 hostnames,
                 self.metrics.for_containers(endpoint, spec.name, hostnames),
+                tallies,
             )
         if serves_many:
             pool = instances
+            tallies.gauge("LoadedModelCount", "Count", lambda: pool.loaded_models)
             instances = MultiModelInstances(
                 pool,
                 ModelSource(model.artifact_uri, self.artifacts, model.environment, model.image),
                 self.metrics.for_multi_model(endpoint, spec.name, lambda: pool.loaded_models),
+                tallies,
             )
-        handle = LiveVariant(spec, instances, metrics)
+        handle = LiveVariant(spec, instances, metrics, tallies=tallies)
         fleet.variants[spec.name] = handle
         if not shadow:
             instances.on_empty = functools.partial(self._cold, endpoint, spec.name)

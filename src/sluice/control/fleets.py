@@ -21,7 +21,7 @@ from sluice.entities import (
     VariantSpec,
 )
 from sluice.gateway.capture import CaptureTarget
-from sluice.gateway.fleet_stats import FleetStats
+from sluice.gateway.fleet_stats import FleetStats, Tallies
 from sluice.gateway.metrics import VariantMetrics
 from sluice.gateway.routing import RouteTable, ShadowRoute, VariantRoute
 from sluice.gateway.shadow import ShadowSender
@@ -34,6 +34,8 @@ class LiveVariant:
     instances: VariantInstances
     metrics: VariantMetrics
     stats: FleetStats = field(default_factory=FleetStats)
+    tallies: Tallies = field(default_factory=Tallies)
+    """Figures beyond its requests' (its instances' wrapper adds to them)."""
     sender: ShadowSender | None = None
 
 

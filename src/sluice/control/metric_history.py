@@ -7,7 +7,11 @@ so Sum counts and Average is the rate), `ModelLatency` and `OverheadLatency`
 `MemoryUtilization` (namespace `/aws/sagemaker/Endpoints`, percent per instance, as
 SageMaker's: 100 is one core, memory against the machine's); for async endpoints
 `ApproximateBacklogSize`, `ApproximateBacklogSizePerInstance`,
-`ApproximateAgeOfOldestRequest` and `HasBacklogWithoutCapacity` (`EndpointName` only).
+`ApproximateAgeOfOldestRequest` and `HasBacklogWithoutCapacity` (`EndpointName` only);
+for multi-model variants `ModelCacheHit` (1 per request whose model was loaded, else 0),
+`ModelLoadingWaitTime`, `ModelDownloadingTime`, `ModelLoadingTime`, `ModelUnloadingTime`
+(microseconds) and `LoadedModelCount` (instance namespace); for multi-container variants
+`ContainerLatency` per `ContainerName` (microseconds).
 Custom metrics (the native API's, monitoring's) are written through `record`. The last
 half hour of each variant's figures is also kept in memory (`recent`), for the dashboard.
 
@@ -24,12 +28,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sluice.gateway.fleet_stats import Window, bin_of, bin_value, percentile
+from sluice.gateway.fleet_stats import Tallies, Window, bin_of, bin_value, percentile
 from sluice.store.metric_repo import MetricRepository, Period, Series, series
 from sluice.store.writer import Writer
 
@@ -39,6 +43,8 @@ NAMESPACE = "AWS/SageMaker"
 INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 SLUICE_NAMESPACE = "Sluice/Endpoints"
 """Figures SageMaker does not publish: `InstanceCount` per variant."""
+INSTANCE_FIGURES = frozenset({"LoadedModelCount"})
+"""Tallied figures SageMaker publishes in the instance namespace."""
 RESOLUTION_S = 10
 ROLL_UP_AFTER = timedelta(hours=3)
 KEEP = timedelta(days=15)
@@ -70,6 +76,7 @@ class MetricHistory:
         fleets: Callable[[str], Mapping[tuple[str, str], Window]],
         instances: Callable[[str], Mapping[str, int]],
         usage: Callable[[], Mapping[tuple[str, str], tuple[float, float, int]]] | None = None,
+        tallies: Callable[[str], Mapping[str, Sequence[Tallies]]] | None = None,
     ) -> None:
         self.repo = repo
         self.endpoints = endpoints
@@ -80,6 +87,8 @@ class MetricHistory:
         """An endpoint's variants to their running instances."""
         self.usage = usage
         """(endpoint, variant) to its workers' CPU seconds so far, resident bytes, count."""
+        self.tallies = tallies
+        """An endpoint's variants to their fleets' figures beyond requests'."""
         self.last: dict[tuple[str, str, str], Window] = {}
         self.last_cpu: dict[tuple[str, str], float] = {}
         self.backlogs: dict[str, tuple[int, float, int]] = {}
@@ -139,6 +148,8 @@ class MetricHistory:
                 running = instances.get(variant, 0)
                 periods += _periods(endpoint, variant, window, running, start)
                 self._remember(endpoint, variant, window, running, start)
+            if self.tallies is not None:
+                periods += _tallied(endpoint, self.tallies(endpoint), start)
         for gone in set(self.recent) - {(e, v) for e, _, v in reading}:
             del self.recent[gone]  # the endpoint or variant is gone
         self.last = reading
@@ -274,6 +285,26 @@ def _periods(
         if latency is not None:
             periods.append(latency)
     return periods
+
+
+def _tallied(
+    endpoint: str, by_variant: Mapping[str, Sequence[Tallies]], start: datetime
+) -> list[Period]:
+    """The periods of what each variant's fleets tallied (a figure of two fleets merged)."""
+    merged: dict[Series, Period] = {}
+    for variant, fleets in by_variant.items():
+        for tallies in fleets:
+            for name, unit, extra, tally in tallies.take():
+                namespace = INSTANCE_NAMESPACE if name in INSTANCE_FIGURES else NAMESPACE
+                dimensions = {"EndpointName": endpoint, "VariantName": variant, **extra}
+                item = series(namespace, name, dimensions)
+                period = Period(
+                    item, start, RESOLUTION_S, tally.count, tally.total,
+                    tally.minimum, tally.maximum, unit, tally.bins,
+                )  # fmt: skip
+                earlier = merged.get(item)
+                merged[item] = period if earlier is None else earlier.merge(period)
+    return list(merged.values())
 
 
 def _microseconds(item: Series, start: datetime, bins: Mapping[int, int]) -> Period | None:

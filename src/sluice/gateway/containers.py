@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Histogram
 
 from sluice.errors import ValidationError
+from sluice.gateway.fleet_stats import Tallies
 from sluice.gateway.instances import TARGET_CONTAINER, WrappedInstances
 from sluice.runtimes.container_manifest import DIRECT, SERIAL
 from sluice.workers.client import Answer, ModelTarget
@@ -25,9 +26,12 @@ class ContainerInstances(WrappedInstances):
         mode: str,
         hostnames: Sequence[str],
         metrics: dict[str, tuple[Counter, Histogram]],
+        tallies: Tallies,
     ) -> None:
-        """`metrics`: each container's invocations and latency, by hostname."""
+        """`metrics`: each container's invocations and latency, by hostname; `tallies`
+        gets each call's ContainerLatency for the metric history."""
         super().__init__(pool)
+        self.tallies = tallies
         self.mode = mode
         self.takes = TARGET_CONTAINER if mode == DIRECT else None
         self.hostnames = tuple(hostnames)
@@ -40,9 +44,7 @@ class ContainerInstances(WrappedInstances):
         if self.mode == SERIAL:
             answer = await self.pool.invoke(body, content_type, accept)
             for hostname, seconds in zip(self.hostnames, answer.steps or (), strict=False):
-                invocations, latency = self.metrics[hostname]
-                invocations.inc()
-                latency.observe(seconds)
+                self._count(hostname, seconds)
             return answer
         if target is None:
             raise ValidationError(
@@ -59,7 +61,11 @@ class ContainerInstances(WrappedInstances):
             )
         started = time.perf_counter()
         answer = await self.pool.invoke_model(container, body, content_type, accept)
-        invocations, latency = self.metrics[target]
-        invocations.inc()
-        latency.observe(time.perf_counter() - started)
+        self._count(target, time.perf_counter() - started)
         return answer
+
+    def _count(self, hostname: str, seconds: float) -> None:
+        invocations, latency = self.metrics[hostname]
+        invocations.inc()
+        latency.observe(seconds)
+        self.tallies.add("ContainerLatency", seconds * 1e6, "Microseconds", ContainerName=hostname)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 BINS_PER_E = 100
@@ -135,6 +135,63 @@ class Window:
             "model_latency_p99_ms": to_ms(percentile(self.model_bins, 99)),
             "model_latency_mean_ms": to_ms(mean(self.model_bins)),
         }
+
+
+class Tally:
+    """Values of one figure since it was last taken: count, sum, extremes and, while every
+    value is positive, their bins."""
+
+    __slots__ = ("bins", "count", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.minimum = math.inf
+        self.maximum = -math.inf
+        self.bins: dict[int, int] | None = {}
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.minimum = min(self.minimum, value)
+        self.maximum = max(self.maximum, value)
+        if self.bins is not None:
+            if value > 0:
+                index = bin_of(value)
+                self.bins[index] = self.bins.get(index, 0) + 1
+            else:
+                self.bins = None
+
+
+class Tallies:
+    """A fleet's figures beyond its requests' (a multi-model cache's, each container's),
+    for the metric history: `add` gathers a figure's values (with dimensions beyond the
+    endpoint's and variant's) until `take` hands them over and starts afresh; a gauge is
+    read when taken."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, str, tuple[tuple[str, str], ...]], Tally] = {}
+        self.gauges: dict[tuple[str, str], Callable[[], float]] = {}
+
+    def add(self, name: str, value: float, unit: str, **dimensions: str) -> None:
+        key = (name, unit, tuple(sorted(dimensions.items())))
+        tally = self.open.get(key)
+        if tally is None:
+            tally = self.open[key] = Tally()
+        tally.add(value)
+
+    def gauge(self, name: str, unit: str, read: Callable[[], float]) -> None:
+        self.gauges[(name, unit)] = read
+
+    def take(self) -> list[tuple[str, str, dict[str, str], Tally]]:
+        """(name, unit, dimensions, values) of every figure since the last take."""
+        taken, self.open = self.open, {}
+        out = [(name, unit, dict(dims), tally) for (name, unit, dims), tally in taken.items()]
+        for (name, unit), read in self.gauges.items():
+            tally = Tally()
+            tally.add(read())
+            out.append((name, unit, {}, tally))
+        return out
 
 
 def merge(windows: Iterable[Window]) -> Window:
