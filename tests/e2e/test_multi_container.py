@@ -12,6 +12,7 @@ import pytest
 from tests import models
 from tests.conftest import RunningServer
 from tests.e2e.helpers import aws_client, metric
+from tests.e2e.test_sagemaker_workflow import until
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +120,92 @@ def test_containers_invoked_directly(server: RunningServer, artifacts: dict[str,
     invocations = "sluice_container_invocations_total"
     assert metric(server.url, invocations, endpoint="direct", container="logreg") == 2
     assert metric(server.url, invocations, endpoint="direct", container="tree") == 1
+
+
+# Takes rows (CSV, or a Parquet file's rows) and hands them on as CSV, each value halved:
+# the model after it is fitted on pixels, so it answers only if it gets the doubled back.
+HALVE = """
+import numpy as np
+
+def model_fn(model_dir):
+    return None
+
+def predict_fn(rows, model):
+    return np.asarray(rows, dtype=float) / 2
+
+def output_fn(rows, accept):
+    return "".join(",".join(f"{v:g}" for v in row) + "\\n" for row in rows), "text/csv"
+"""
+
+DOUBLE = """
+import numpy as np
+
+def predict_fn(rows, model):
+    return model.predict(np.asarray(rows, dtype=float) * 2)
+"""
+
+
+def test_a_pipeline_answers_batch_transform_and_async_requests(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    halve = models.write_handler(tmp_path / "halve", HALVE, with_model=False)
+    double = models.write_handler(tmp_path / "double", DOUBLE)
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    containers = [
+        {"ContainerHostname": "halve", "ModelDataUrl": str(halve)},
+        {"ContainerHostname": "model", "ModelDataUrl": str(double)},
+    ]
+    sm.create_model(ModelName="halving", Containers=containers)
+    x, y = models.digits()
+    bucket = server.home / "s3" / "bucket"
+    (bucket / "csv").mkdir(parents=True)
+    (bucket / "csv" / "rows.csv").write_text(
+        "".join(",".join(f"{v:g}" for v in row) + "\n" for row in x[:40])
+    )
+    (bucket / "pq").mkdir()
+    table = pa.table({f"p{i}": x[:40, i] for i in range(64)})
+    pq.write_table(table, bucket / "pq" / "rows.parquet", row_group_size=15)
+    for job, folder, content_type in (
+        ("csv-through", "csv", "text/csv"),
+        ("parquet-through", "pq", "application/x-parquet"),
+    ):
+        sm.create_transform_job(
+            TransformJobName=job, ModelName="halving",
+            TransformInput={"DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://bucket/{folder}/"}},
+                "ContentType": content_type, "SplitType": "Line"},
+            TransformOutput={"S3OutputPath": f"s3://bucket/out/{job}", "Accept": "text/csv",
+                             "AssembleWith": "Line"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )  # fmt: skip
+    for job, name in (("csv-through", "rows.csv"), ("parquet-through", "rows.parquet")):
+        described = until(lambda j=job: _finished(sm, j))
+        assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+        answers = (bucket / "out" / job / f"{name}.out").read_text().split()
+        assert [int(a) for a in answers] == list(y[:40])
+
+    sm.create_endpoint_config(
+        EndpointConfigName="halving-async",
+        ProductionVariants=[{"VariantName": "all", "ModelName": "halving",
+                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://bucket/async-out"}},
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName="halving-async", EndpointConfigName="halving-async")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="halving-async", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    reply = runtime.invoke_endpoint_async(
+        EndpointName="halving-async", InputLocation="s3://bucket/csv/rows.csv",
+        ContentType="text/csv", Accept="application/json",
+    )  # fmt: skip
+    output = bucket / reply["OutputLocation"].removeprefix("s3://bucket/")
+    until(lambda: output.exists() or None)
+    assert json.loads(output.read_text())["predictions"] == list(y[:40])
+
+
+def _finished(sm: Any, job: str) -> dict[str, Any] | None:
+    described: dict[str, Any] = sm.describe_transform_job(TransformJobName=job)
+    return described if described["TransformJobStatus"] in ("Completed", "Failed") else None

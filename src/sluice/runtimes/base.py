@@ -85,7 +85,7 @@ class Runtime(ABC):
             parts = self._predict_together([rows for _, rows, _ in group])
             for k, (i, rows, accept) in enumerate(group):
                 if parts is None:
-                    answers[i] = _attempt(self._answer_rows, rows, accept)
+                    answers[i] = _attempt(self.answer_rows, rows, accept)
                 else:
                     answers[i] = _attempt(codecs.encode, parts[k], accept, self.bare)
             if len(group) > 1:
@@ -108,7 +108,9 @@ class Runtime(ABC):
                     FAILED_JOINS_LIMIT,
                 )
 
-    def _answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
+    def answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
+        """Predict rows already decoded (a columnar file's) and encode the outputs in
+        `accept`. Returns (body, content type)."""
         return codecs.encode(self._predict_checked(rows), accept, self.bare)
 
     def _predict_checked(self, rows: np.ndarray) -> Prediction:

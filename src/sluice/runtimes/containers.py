@@ -59,7 +59,7 @@ class ContainersRuntime(Runtime):
         self.by_hostname = {c.hostname: c for c in self.containers}
 
     def predict(self, rows: np.ndarray) -> Prediction:
-        raise NotImplementedError  # invoke and invoke_many are this runtime's own
+        raise NotImplementedError  # a pipeline answers in bytes: see answer_rows
 
     def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         answer = self.invoke_many([(body, content_type, accept)])[0]
@@ -71,19 +71,36 @@ class ContainersRuntime(Runtime):
         self, requests: Sequence[tuple[bytes, str, str]]
     ) -> list[tuple[bytes, str] | Exception]:
         if self.mode == DIRECT:
-            names = ", ".join(self.by_hostname)
-            error = ValidationError(
-                "this endpoint's containers are invoked directly: name one with "
-                f"TargetContainerHostname ({names})",
-                field="TargetContainerHostname",
-            )
-            return [error for _ in requests]
+            return [self._direct_only() for _ in requests]
         answers: list[tuple[bytes, str] | Exception] = [
             (body, content_type) for body, content_type, _ in requests
         ]
+        return self._through(0, answers, [accept for _, _, accept in requests])
+
+    def answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
+        """Rows read from a columnar file (batch transform): the first container predicts
+        them, and its answer goes down the pipeline as a request."""
+        if self.mode == DIRECT:
+            raise self._direct_only()
+        first = self.containers[0]
+        started = time.perf_counter()
+        answer = first.runtime.answer_rows(rows, first.accept)
+        seconds = time.perf_counter() - started
+        (result,) = self._through(1, [answer], [accept])
+        self.step_seconds = [seconds, *(self.step_seconds or ())]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _through(
+        self, start: int, answers: list[tuple[bytes, str] | Exception], accepts: Sequence[str]
+    ) -> list[tuple[bytes, str] | Exception]:
+        """The pipeline from container `start` on: each (body, content type) still going
+        is the next container's request; the last answers in its request's `accepts`."""
         steps: list[float] = []
         last = len(self.containers) - 1
-        for index, container in enumerate(self.containers):
+        for index in range(start, last + 1):
+            container = self.containers[index]
             going = [i for i, a in enumerate(answers) if not isinstance(a, Exception)]
             if not going:
                 break
@@ -91,7 +108,7 @@ class ContainersRuntime(Runtime):
             for i in going:
                 body, content_type = answers[i]  # type: ignore[misc]
                 calls.append(
-                    (body, content_type, requests[i][2] if index == last else container.accept)
+                    (body, content_type, accepts[i] if index == last else container.accept)
                 )
             started = time.perf_counter()
             results = container.runtime.invoke_many(calls)
@@ -100,6 +117,14 @@ class ContainersRuntime(Runtime):
                 answers[i] = result
         self.step_seconds = steps
         return answers
+
+    def _direct_only(self) -> ValidationError:
+        names = ", ".join(self.by_hostname)
+        return ValidationError(
+            "this endpoint's containers are invoked directly: name one with "
+            f"TargetContainerHostname ({names})",
+            field="TargetContainerHostname",
+        )
 
     def invoke_target(
         self, runtime: str, hostname: str, requests: Sequence[tuple[bytes, str, str]]

@@ -67,6 +67,14 @@ class HandlerRuntime(Runtime):
             raise ValidationError(
                 f"input_fn could not read the body: {type(exc).__name__}: {exc}", field="body"
             ) from exc
+        return self._answer(data, accept)
+
+    def answer_rows(self, rows: np.ndarray, accept: str) -> tuple[bytes, str]:
+        """Rows read from a columnar file go to predict_fn as input_fn's data would."""
+        return self._answer(rows, accept)
+
+    def _answer(self, data: Any, accept: str) -> tuple[bytes, str]:
+        """predict_fn, then output_fn (or the default encoding)."""
         try:
             prediction = self.predict_fn(data, self.model)
             if self.output_fn is None:

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sluice import codecs, jsonpath, recordio
+from sluice import jsonpath, recordio
 from sluice.errors import ModelError, SluiceError, UnsupportedContentType, ValidationError
 from sluice.runtimes.base import Runtime
 from sluice.types import CSV, JSON, JSONLINES, PARQUET_TYPES, media_type
@@ -238,8 +238,7 @@ class _Job:
         """Answer rows read from Parquet (no text in between): predict, encode, write;
         halve a batch the model refuses until the bad rows stand alone."""
         try:
-            outputs = self.runtime.predict(rows)
-            answer, self.content_type = codecs.encode(outputs, self.chunk.accept, self.runtime.bare)
+            answer, self.content_type = self.runtime.answer_rows(rows, self.chunk.accept)
         except UnsupportedContentType:
             raise
         except Exception as exc:  # noqa: BLE001 - the model's failure is the rows' error
