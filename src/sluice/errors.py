@@ -104,6 +104,14 @@ class Restoring(WorkerUnavailable):
     retry_after_s = 1
 
 
+class ModelNotReady(SluiceError):
+    """A multi-model endpoint's target model is still being loaded: retry."""
+
+    code = "ModelNotReadyException"
+    status = 429
+    retry_after_s = 1
+
+
 class ModelLoadError(SluiceError):
     """A model could not be loaded by its runtime."""
 

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     model_load_timeout_s: float = 120.0
     """How long a worker may take to load its model before the endpoint fails."""
 
+    target_model_ready_s: float = 60.0
+    """A multi-model endpoint's request whose model is not known to be loaded waits this
+    long, then gets ModelNotReadyException (429) while the load goes on (SageMaker's 60 s)."""
+
+    target_model_load_timeout_s: float = 360.0
+    """How long a multi-model endpoint's model may take to download, load and answer its
+    first request before its worker is deemed stuck (SageMaker's 360 s)."""
+
     outlier_failures: int = 5
     """An instance whose requests fail (5xx) this many times in a row is ejected from its
     variant's pick list and replaced; 0 turns ejection off."""

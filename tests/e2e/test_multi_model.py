@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
 
 from sluice.client import Client
 from tests import models
@@ -31,11 +34,13 @@ def _prefix(tmp_path: Path, artifacts: dict[str, Path], *keys: str) -> Path:
     return prefix
 
 
-def _deploy(sm: Any, name: str, prefix: Path, instances: int = 1) -> None:
+def _deploy(
+    sm: Any, name: str, prefix: Path, instances: int = 1, wait: bool = True, **environment: str
+) -> None:
     sm.create_model(
         ModelName=name,
         PrimaryContainer={"Image": SKLEARN_IMAGE, "Mode": "MultiModel",
-                          "ModelDataUrl": f"{prefix}/"},
+                          "ModelDataUrl": f"{prefix}/", "Environment": environment},
     )  # fmt: skip
     sm.create_endpoint_config(
         EndpointConfigName=name,
@@ -43,9 +48,10 @@ def _deploy(sm: Any, name: str, prefix: Path, instances: int = 1) -> None:
                              "InitialInstanceCount": instances, "InstanceType": "ml.m5.large"}],
     )  # fmt: skip
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
+    if wait:
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
 
 
 def _predict(runtime: Any, endpoint: str, target: str, row: list[float]) -> list[Any]:
@@ -216,3 +222,99 @@ def test_capture_and_shadows_carry_the_target_model(
     assert {p.name for p in capture.iterdir()} == {"prod", "shadow"}
     shadow = "sluice_model_cache_requests_total"
     assert metric(server.url, shadow, endpoint="watched", variant="shadow") == 5
+
+
+def test_preloaded_models_are_loaded_on_every_instance_before_it_serves(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    prefix = _prefix(tmp_path, artifacts, "hot.tar.gz", "a/cold.tar.gz")
+    sm, runtime = aws_client("sagemaker", server.url), aws_client("sagemaker-runtime", server.url)
+    _deploy(sm, "pinned", prefix, instances=2, SLUICE_MODEL_PRELOAD="hot.tar.gz")
+    assert metric(server.url, "sluice_loaded_models", endpoint="pinned") == 2  # one each
+    row = models.digits()[0][0].tolist()
+    for _ in range(6):
+        assert _predict(runtime, "pinned", "hot.tar.gz", row) == [0]
+    cache = "sluice_model_cache_requests_total"
+    assert metric(server.url, cache, endpoint="pinned", outcome="hit") == 6
+    assert _predict(runtime, "pinned", "a/cold.tar.gz", row) == [0]
+    assert metric(server.url, cache, endpoint="pinned", outcome="miss") == 1
+
+    # A preloaded key that is not there fails the endpoint, saying which.
+    _deploy(sm, "absent", prefix, wait=False, SLUICE_MODEL_PRELOAD='["hot.tar.gz", "gone.tar.gz"]')
+    deadline = time.monotonic() + 60
+    while (described := sm.describe_endpoint(EndpointName="absent"))["EndpointStatus"] in (
+        "Creating"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert described["EndpointStatus"] == "Failed"
+    assert "key: gone.tar.gz" in described["FailureReason"]
+    with pytest.raises(sm.exceptions.ClientError, match="the server sets it"):
+        sm.create_model(
+            ModelName="sneaky",
+            PrimaryContainer={"Mode": "MultiModel", "ModelDataUrl": f"{prefix}/",
+                              "Environment": {"SLUICE_MODEL_PINNED": '[["sklearn", "/etc"]]'}},
+        )  # fmt: skip
+    with pytest.raises(sm.exceptions.ClientError, match="without .."):
+        sm.create_model(
+            ModelName="climbing",
+            PrimaryContainer={"Mode": "MultiModel", "ModelDataUrl": f"{prefix}/",
+                              "Environment": {"SLUICE_MODEL_PRELOAD": "../x.tar.gz"}},
+        )  # fmt: skip
+
+
+# A model that takes 3 s to load.
+SLOW_LOAD = """
+import time
+import joblib
+
+def model_fn(model_dir):
+    time.sleep(3)
+    return joblib.load(model_dir + "/model.joblib")
+"""
+
+
+@pytest.fixture
+def impatient_server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = RunningServer(tmp_path / "home", {"SLUICE_TARGET_MODEL_READY_S": "1"})
+    yield running
+    running.stop()
+
+
+def test_a_slow_load_answers_model_not_ready_and_goes_on(
+    impatient_server: RunningServer, tmp_path: Path
+) -> None:
+    server = impatient_server
+    prefix = tmp_path / "models"
+    prefix.mkdir()
+    models.tarball(models.write_handler(tmp_path / "slow", SLOW_LOAD), prefix / "slow.tar.gz")
+    sm = aws_client("sagemaker", server.url)
+    # One attempt only (botocore's legacy mode retries a 429 once).
+    once = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    runtime = boto3.session.Session().client(
+        "sagemaker-runtime", endpoint_url=server.url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test", config=once,
+    )  # fmt: skip
+    _deploy(sm, "slow", prefix)
+    row = models.digits()[0][0].tolist()
+    started = time.monotonic()
+    with pytest.raises(runtime.exceptions.ModelNotReadyException, match="still being"):
+        _predict(runtime, "slow", "slow.tar.gz", row)
+    assert time.monotonic() - started < 2.5  # told after 1 s, not after the load
+    deadline = time.monotonic() + 30
+    while True:  # as a client does: retry until the load is done
+        try:
+            assert _predict(runtime, "slow", "slow.tar.gz", row) == [0]
+            break
+        except runtime.exceptions.ModelNotReadyException:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    cache = "sluice_model_cache_requests_total"
+    assert (
+        metric(server.url, "sluice_model_transfer_seconds_count", endpoint="slow", kind="load") == 1
+    )
+    before = metric(server.url, cache, endpoint="slow", outcome="hit")
+    started = time.monotonic()
+    assert _predict(runtime, "slow", "slow.tar.gz", row) == [0]  # loaded: answered at once
+    assert time.monotonic() - started < 1
+    assert metric(server.url, cache, endpoint="slow", outcome="hit") == before + 1

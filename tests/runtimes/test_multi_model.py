@@ -86,3 +86,29 @@ def test_only_directories_under_the_store_load(store: Path, tmp_path: Path) -> N
         runtime.invoke_target("sklearn", str(store / "forest-0" / ".." / "forest-1"), [REQUEST])
     with pytest.raises(ValidationError, match="name the model"):
         runtime.invoke(ROW, "application/json", "application/json")
+
+
+def test_pinned_models_load_first_and_are_never_evicted(store: Path) -> None:
+    pinned = json.dumps([["sklearn", str(store / "forest-0")]])
+    runtime = _runtime(store, SLUICE_MODEL_CACHE_MB="5", SLUICE_MODEL_PINNED=pinned)
+    assert [Path(d).name for d in runtime.models] == ["forest-0"]  # before any request
+    assert _ask(runtime, store, "forest-0")
+    for i in (1, 2, 3, 1):
+        _ask(runtime, store, f"forest-{i}")
+    loaded = [Path(d).name for d in runtime.models]
+    assert "forest-0" in loaded and loaded[-1] == "forest-1"  # the rest came and went
+    assert "forest-2" not in loaded
+
+
+def test_a_pinned_model_stays_with_the_cache_disabled(store: Path) -> None:
+    pinned = json.dumps([["sklearn", str(store / "forest-0")]])
+    runtime = _runtime(store, SLUICE_MODEL_CACHE="disabled", SLUICE_MODEL_PINNED=pinned)
+    assert _ask(runtime, store, "forest-0") and _ask(runtime, store, "forest-0")
+    assert not _ask(runtime, store, "forest-1")
+    assert [Path(d).name for d in runtime.models] == ["forest-0"]
+
+
+def test_a_pinned_model_outside_the_store_is_refused(store: Path) -> None:
+    pinned = json.dumps([["sklearn", str(store / "forest-1")]])
+    with pytest.raises(ValidationError, match="no model"):
+        _runtime(store / "forest-0", SLUICE_MODEL_PINNED=pinned)

@@ -29,9 +29,15 @@ class VariantInstances(Protocol):
         the variants that take one, which wrap these instances)."""
 
     async def invoke_model(
-        self, target: ModelTarget, body: bytes, content_type: str, accept: str
+        self,
+        target: ModelTarget,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        timeout: float | None = None,
     ) -> Answer:
-        """Send one request for one model of a multi-model variant."""
+        """Send one request for one model of a multi-model variant (`timeout`: instead of
+        the invocation timeout, when the model may have to be loaded first)."""
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         """Answer the request in `input_path` into `output_path` (async inference)."""

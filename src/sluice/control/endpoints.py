@@ -38,7 +38,13 @@ from sluice.gateway.capture import CaptureWriter
 from sluice.gateway.containers import ContainerInstances
 from sluice.gateway.fleet_stats import Tallies, Window
 from sluice.gateway.metrics import Metrics
-from sluice.gateway.multi_model import ModelSource, MultiModelInstances, worker_environment
+from sluice.gateway.multi_model import (
+    ModelSource,
+    MultiModelInstances,
+    Readiness,
+    preload_keys,
+    worker_environment,
+)
 from sluice.gateway.routing import Router
 from sluice.gateway.shadow import ShadowSender
 from sluice.gateway.sticky import rebalance
@@ -740,7 +746,9 @@ class EndpointService:
         memory_mb = self.settings.instance_memory_mb.get(spec.instance_type or "")
         serves_many = model.runtime == MULTI_MODEL
         if serves_many:
-            model = replace(model, environment=worker_environment(model, memory_mb))
+            source = ModelSource(model.artifact_uri, self.artifacts, model.environment, model.image)
+            pinned = await source.pin(preload_keys(model.environment))
+            model = replace(model, environment=worker_environment(model, memory_mb, pinned))
         instances = await self.backend.start_variant(
             f"{endpoint}/{spec.name}@{fleet.config.name}",
             model,
@@ -764,9 +772,13 @@ class EndpointService:
             tallies.gauge("LoadedModelCount", "Count", lambda: pool.loaded_models)
             instances = MultiModelInstances(
                 pool,
-                ModelSource(model.artifact_uri, self.artifacts, model.environment, model.image),
+                source,
                 self.metrics.for_multi_model(endpoint, spec.name, lambda: pool.loaded_models),
                 tallies,
+                Readiness(
+                    self.settings.target_model_ready_s, self.settings.target_model_load_timeout_s
+                ),
+                caching=model.environment.get("SLUICE_MODEL_CACHE", "").lower() != "disabled",
             )
         handle = LiveVariant(spec, instances, metrics, tallies=tallies)
         fleet.variants[spec.name] = handle

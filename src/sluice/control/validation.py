@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 
 from sluice.errors import ValidationError
+from sluice.gateway.multi_model import PRELOAD, preload_keys
+from sluice.runtimes.multi_model import PINNED
 from sluice.runtimes.registry import handler_script
 from sluice.workers.batching import Batching
 
@@ -87,5 +89,12 @@ def check_environment(environment: Mapping[str, str], field: str = "Environment"
                 f"{field} value of {name} must be at most 1,024 characters, without NUL",
                 field=f"{field}.{name}",
             )
+        if upper == PINNED:
+            raise ValidationError(
+                f"{field} may not set {name}: the server sets it (name the models to keep "
+                f"loaded in {PRELOAD})",
+                field=f"{field}.{name}",
+            )
     Batching.from_environment(environment)  # its settings are numbers in range
+    preload_keys(environment)  # keys under the prefix
     handler_script(environment)  # SAGEMAKER_PROGRAM stays inside the model's code

@@ -35,7 +35,7 @@ class ContainerInstances(WrappedInstances):
         self.mode = mode
         self.takes = TARGET_CONTAINER if mode == DIRECT else None
         self.hostnames = tuple(hostnames)
-        self.targets = {h: ModelTarget(h, h, "") for h in hostnames}
+        self.targets = {h: ModelTarget(h, h, "", everywhere=True) for h in hostnames}
         self.metrics = metrics
 
     async def invoke(

@@ -54,9 +54,14 @@ class WrappedInstances:
         return await self.pool.invoke(body, content_type, accept)
 
     async def invoke_model(
-        self, target: ModelTarget, body: bytes, content_type: str, accept: str
+        self,
+        target: ModelTarget,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        timeout: float | None = None,
     ) -> Answer:
-        return await self.pool.invoke_model(target, body, content_type, accept)
+        return await self.pool.invoke_model(target, body, content_type, accept, timeout)
 
     async def invoke_file(self, request: FileRequest, timeout: float) -> str:
         return await self.pool.invoke_file(request, timeout)

@@ -12,17 +12,20 @@ again (as on SageMaker, a changed model is uploaded under a new name).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from sluice.entities import Model
-from sluice.errors import ValidationError
+from sluice.errors import ModelNotReady, ValidationError
 from sluice.gateway.fleet_stats import Tallies
 from sluice.gateway.instances import TARGET_MODEL, WrappedInstances
 from sluice.gateway.metrics import MultiModelMetrics
 from sluice.runtimes import registry
+from sluice.runtimes.multi_model import PINNED
 from sluice.store.artifacts import ArtifactStore
 from sluice.workers.batching import CacheOutcome
 from sluice.workers.client import Answer, ModelTarget
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from sluice.backends.base import VariantInstances
 
 MAX_KEY = 1024
+PRELOAD = "SLUICE_MODEL_PRELOAD"
+"""A model's environment: keys every instance loads before it is ready and never unloads."""
 MICROSECONDS = "Microseconds"
 CACHE_SHARE = 0.7
 """Of an instance type's memory, what its models may use by default."""
@@ -80,6 +85,16 @@ class ModelSource:
         future.set_result(target)
         return target, time.perf_counter() - started, True
 
+    async def pin(self, keys: Sequence[str]) -> list[ModelTarget]:
+        """Unpack the models every instance loads before it is ready and keeps; requests
+        for them go to the least busy instance."""
+        pinned = []
+        for key in keys:
+            target, _, _ = await self.resolve(key)
+            self.targets[key] = replace(target, everywhere=True)
+            pinned.append(self.targets[key])
+        return pinned
+
     def _unpack(self, key: str) -> ModelTarget:
         uri = f"{self.prefix}/{key}"
         try:
@@ -94,16 +109,43 @@ class ModelSource:
         return ModelTarget(key, str(directory), runtime)
 
 
-def worker_environment(model: Model, memory_mb: int | None) -> dict[str, str]:
+def worker_environment(
+    model: Model, memory_mb: int | None, pinned: Sequence[ModelTarget] = ()
+) -> dict[str, str]:
     """A multi-model variant's worker environment: the model's, with the cache settings
-    its container definition and instance type imply (the model's own win)."""
+    its container definition and instance type imply (the model's own win), and the
+    models to pin."""
     out = dict(model.environment)
+    out[PINNED] = json.dumps([[t.runtime, t.directory] for t in pinned])
     container = model.details.get("PrimaryContainer") or {}
     if container.get("MultiModelConfig", {}).get("ModelCacheSetting") == "Disabled":
         out.setdefault("SLUICE_MODEL_CACHE", "disabled")
     if memory_mb:
         out.setdefault("SLUICE_MODEL_CACHE_MB", str(int(memory_mb * CACHE_SHARE)))
     return out
+
+
+def preload_keys(environment: Mapping[str, str]) -> list[str]:
+    """The keys SLUICE_MODEL_PRELOAD names: a JSON list of strings, or keys separated by
+    commas."""
+    raw = environment.get(PRELOAD, "").strip()
+    if not raw:
+        return []
+    if raw.startswith("["):
+        try:
+            keys = json.loads(raw)
+        except ValueError:
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValidationError(
+                f"{PRELOAD} must be a JSON list of keys or keys separated by commas",
+                field=f"Environment.{PRELOAD}",
+            )
+    else:
+        keys = [k.strip() for k in raw.split(",") if k.strip()]
+    for key in keys:
+        check_key(key)
+    return list(dict.fromkeys(keys))
 
 
 def check_key(key: str) -> None:
@@ -122,8 +164,23 @@ def check_key(key: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """How long a request for a model that may not be loaded waits before it is told to
+    retry, and how long its load may take."""
+
+    ready_s: float = 60.0
+    load_timeout_s: float = 360.0
+
+
 class MultiModelInstances(WrappedInstances):
-    """A multi-model variant's instances, as the gateway calls them."""
+    """A multi-model variant's instances, as the gateway calls them.
+
+    A request for a model not known to be loaded (never answered here, or since an
+    instance unloaded some model or restarted) may wait for a download and a load: it is
+    given `load_timeout_s` instead of the invocation timeout, and its caller gets
+    ModelNotReadyException after `ready_s` while the load goes on.
+    """
 
     takes: str | None = TARGET_MODEL
 
@@ -133,12 +190,20 @@ class MultiModelInstances(WrappedInstances):
         source: ModelSource,
         metrics: MultiModelMetrics,
         tallies: Tallies,
+        readiness: Readiness,
+        caching: bool = True,
     ) -> None:
         super().__init__(pool)
         self.source = source
         self.metrics = metrics
         self.tallies = tallies
         """The same figures as CloudWatch's (microseconds), for the metric history."""
+        self.readiness = readiness
+        self.caching = caching
+        """Models stay loaded after a request (ModelCacheSetting Enabled)."""
+        self.warm: set[str] = set()
+        """Keys whose model an instance has loaded and, as far as the gateway knows, kept."""
+        self.restarts_seen = 0
 
     async def invoke(
         self, body: bytes, content_type: str, accept: str, target: str | None = None
@@ -149,10 +214,41 @@ class MultiModelInstances(WrappedInstances):
                 "this is a multi-model endpoint",
                 field="TargetModel",
             )
+        if self.pool.restarts != self.restarts_seen:
+            self.restarts_seen = self.pool.restarts
+            self.warm.clear()  # a new worker has loaded nothing
+        if target in self.warm:
+            return await self._answer(target, body, content_type, accept)
+        call = asyncio.ensure_future(
+            self._answer(target, body, content_type, accept, self.readiness.load_timeout_s)
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(call), self.readiness.ready_s)
+        except TimeoutError:
+            call.add_done_callback(_retrieve)  # the load goes on; its answer is dropped
+            raise ModelNotReady(
+                f"Model {target[:200]} is not ready yet: it is still being downloaded or "
+                f"loaded after {self.readiness.ready_s:g} s. Retry the request.",
+                field="TargetModel",
+            ) from None
+
+    async def _answer(
+        self,
+        target: str,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        timeout: float | None = None,
+    ) -> Answer:
         model, downloading_s, downloaded = await self.source.resolve(target)
-        answer = await self.pool.invoke_model(model, body, content_type, accept)
-        if answer.model is not None:
-            self._count(answer.model, downloading_s, downloaded)
+        answer = await self.pool.invoke_model(model, body, content_type, accept, timeout)
+        outcome = answer.model
+        if outcome is not None:
+            self._count(outcome, downloading_s, downloaded)
+            if outcome.unload_s:
+                self.warm.clear()  # some model was unloaded, on some instance
+            if self.caching or model.everywhere:
+                self.warm.add(target)
         return answer
 
     def _count(self, outcome: CacheOutcome, downloading_s: float, downloaded: bool) -> None:
@@ -188,7 +284,7 @@ class MultiModelInstances(WrappedInstances):
         )
 
 
-def _retrieve(future: asyncio.Future[ModelTarget]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a failure as seen: the caller that started the load raises it already."""
     if not future.cancelled():
         future.exception()

@@ -12,11 +12,14 @@ the measured total fits (never the model just loaded). Environment:
   when it has one; otherwise half of this machine's memory).
 - `SLUICE_MODEL_CACHE`: `disabled` unloads a model after every request (SageMaker's
   ModelCacheSetting=Disabled, for models called once).
+- `SLUICE_MODEL_PINNED` (set by the gateway from the model's `SLUICE_MODEL_PRELOAD`): a
+  JSON list of [runtime, directory] loaded before the worker is ready and never unloaded.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import time
@@ -35,6 +38,7 @@ from sluice.workers.batching import CacheOutcome
 log = logging.getLogger("sluice.worker")
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+PINNED = "SLUICE_MODEL_PINNED"
 
 
 @dataclass
@@ -63,6 +67,10 @@ class MultiModelRuntime(Runtime):
         self.caching = self.environment.get("SLUICE_MODEL_CACHE", "").lower() != "disabled"
         self.models: OrderedDict[str, Loaded] = OrderedDict()
         """Loaded models by directory, least recently used first."""
+        self.pinned: set[str] = set()
+        for runtime, directory in json.loads(self.environment.get(PINNED) or "[]"):
+            self._find(runtime, directory)
+            self.pinned.add(directory)
 
     @property
     def used(self) -> int:
@@ -81,7 +89,7 @@ class MultiModelRuntime(Runtime):
         outcome = self._find(runtime, directory)
         model = self.models[directory]
         answers = model.runtime.invoke_many(requests)
-        if not self.caching:
+        if not self.caching and directory not in self.pinned:
             outcome.unload_s += self._evict(directory)
         outcome.loaded = len(self.models)
         return answers, outcome
@@ -119,21 +127,19 @@ class MultiModelRuntime(Runtime):
         return CacheOutcome(hit=False, load_s=load_s, unload_s=unload_s)
 
     def _make_room(self, incoming: int, keep: str | None = None) -> float:
-        """Evict least recently used models until `incoming` more bytes fit; the time it took."""
+        """Evict least recently used models (never a pinned one, nor `keep`) until
+        `incoming` more bytes fit; the time it took."""
         spent = 0.0
-        while self.models and self.used + incoming > self.budget:
-            oldest = next(iter(self.models))
-            if oldest == keep:
-                if len(self.models) == 1:
-                    log.warning(
-                        "model %s alone uses %.1f MiB, over the cache budget of %.1f MiB "
-                        "(SLUICE_MODEL_CACHE_MB)",
-                        Path(oldest).name, self.used / 2**20, self.budget / 2**20,
-                    )  # fmt: skip
-                    break
-                self.models.move_to_end(oldest)
-                continue
-            spent += self._evict(oldest)
+        while self.used + incoming > self.budget:
+            victim = next((d for d in self.models if d != keep and d not in self.pinned), None)
+            if victim is None:
+                log.warning(
+                    "models that may not be unloaded (pinned, or the one just loaded) use "
+                    "%.1f MiB, over the cache budget of %.1f MiB (SLUICE_MODEL_CACHE_MB)",
+                    self.used / 2**20, self.budget / 2**20,
+                )  # fmt: skip
+                break
+            spent += self._evict(victim)
         return spent
 
     def _evict(self, directory: str) -> float:

@@ -42,12 +42,16 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class ModelTarget:
-    """One model of a multi-model endpoint, unpacked by the gateway."""
+    """One model of a multi-model endpoint, unpacked by the gateway (or one container of
+    a multi-container endpoint)."""
 
     key: str
     """TargetModel: the model's key under the endpoint's prefix."""
     directory: str
     runtime: str
+    everywhere: bool = False
+    """Every instance holds it (a pinned model, a container): the least busy answers,
+    not the one it hashes to."""
 
 
 class WorkerLost(WorkerUnavailable):

@@ -319,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": message}), flush=True)
         return 1
     listener = unix_listener(args.socket, 8)
-    print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+    from sluice.runtimes.multi_model import MultiModelRuntime
+
+    ready: dict[str, object] = {"ready": True, "pid": os.getpid()}
+    if isinstance(runtime, MultiModelRuntime):
+        ready["loaded"] = len(runtime.models)  # the pinned ones
+    print(json.dumps(ready), flush=True)
     # From here on, whatever the model prints goes to the log, never into the ready pipe.
     os.dup2(2, 1)
     try:

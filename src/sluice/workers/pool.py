@@ -180,7 +180,8 @@ class WorkerInstance:
             self.socket_path, self.name, on_timeout=self.kill
         )
         await self.connection.ping(self.settings.load_timeout_s)
-        self.failures, self.ejected, self.loaded_models = 0, False, 0
+        self.failures, self.ejected = 0, False
+        self.loaded_models = int(status.get("loaded", 0))  # type: ignore[call-overload]
         self.on_change()
         if self.supervisor is None:
             self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
@@ -355,26 +356,36 @@ class WorkerPool:
         return await self._invoke(body, content_type, accept, None)
 
     async def invoke_model(
-        self, target: ModelTarget, body: bytes, content_type: str, accept: str
+        self,
+        target: ModelTarget,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        timeout: float | None = None,
     ) -> Answer:
         """One request for a model of a multi-model variant, on the instance that model
         belongs to (rendezvous hashing: each model stays on one instance, so the
-        instances' caches add up)."""
-        return await self._invoke(body, content_type, accept, target)
+        instances' caches add up). `timeout`: instead of the invocation timeout."""
+        return await self._invoke(body, content_type, accept, target, timeout)
 
     async def _invoke(
-        self, body: bytes, content_type: str, accept: str, target: ModelTarget | None
+        self,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        target: ModelTarget | None,
+        timeout: float | None = None,
     ) -> Answer:
         instance = await self._pick(target)
         try:
-            answer = await self._call(instance, body, content_type, accept, target)
+            answer = await self._call(instance, body, content_type, accept, target, timeout)
         except WorkerLost:
             # It waited behind a request that took its worker down, and never ran.
             others = [w for w in self.live if w is not instance and w.alive]
             if not others:
                 raise
-            instance = _owner(others, target) if target else min(others, key=_outstanding)
-            answer = await self._call(instance, body, content_type, accept, target)
+            instance = _choose(others, target)
+            answer = await self._call(instance, body, content_type, accept, target, timeout)
         if answer.model is not None:
             instance.loaded_models = answer.model.loaded
         return answer
@@ -417,7 +428,7 @@ class WorkerPool:
             live = self.live
         if len(live) == 1:
             return live[0]
-        return _owner(live, target) if target else min(live, key=_outstanding)
+        return _choose(live, target)
 
     async def _call(
         self,
@@ -426,11 +437,12 @@ class WorkerPool:
         content_type: str,
         accept: str,
         target: ModelTarget | None = None,
+        timeout: float | None = None,
     ) -> Answer:
         connection = instance.connection
         if connection is None or not connection.alive:
             raise WorkerLost(f"worker {instance.name} is restarting")
-        timeout = self.settings.invocation_timeout_s
+        timeout = timeout or self.settings.invocation_timeout_s
         try:
             if target is None:
                 answer = await connection.invoke(body, content_type, accept, timeout)
@@ -493,6 +505,13 @@ class WorkerPool:
             task.cancel()
         self.instances.clear()
         self._refresh()
+
+
+def _choose(instances: list[WorkerInstance], target: ModelTarget | None) -> WorkerInstance:
+    """The instance a request goes to: its model's owner, else the least busy."""
+    if target is not None and not target.everywhere:
+        return _owner(instances, target)
+    return min(instances, key=_outstanding)
 
 
 def _owner(instances: list[WorkerInstance], target: ModelTarget) -> WorkerInstance:

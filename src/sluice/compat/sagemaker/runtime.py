@@ -22,6 +22,7 @@ from sluice.control.async_inference import (
 )
 from sluice.errors import (
     ModelError,
+    ModelNotReady,
     NotFound,
     PayloadTooLarge,
     SluiceError,
@@ -238,6 +239,8 @@ class RuntimeHandler:
             code, status, message = "ValidationError", exc.status, exc.message
         elif isinstance(exc, WorkerUnavailable):
             code, status, message = "ServiceUnavailable", 503, exc.message
+        elif isinstance(exc, ModelNotReady):
+            code, status, message = exc.code, exc.status, exc.message
         else:
             code, status, message = "InternalFailure", 500, exc.message
         body: dict[str, Any] = {"ErrorCode": code, "Message": message}
