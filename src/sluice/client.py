@@ -100,17 +100,31 @@ class Client:
         image: str | None = None,
         environment: Mapping[str, str] | None = None,
         package: str | None = None,
+        multi_model: bool = False,
+        containers: Sequence[Mapping[str, Any]] | None = None,
+        mode: str = "serial",
     ) -> ModelOut:
         """A model from an artifact, or from a registry `package` (GROUP/VERSION or
-        GROUP@latest-approved)."""
-        body = {
+        GROUP@latest-approved). With `multi_model`, `artifact` is a prefix the server reads
+        (an s3:// prefix or a folder of its own) whose models each request names
+        (`invoke(..., target_model=)`). `containers` ({"hostname", "artifact", and
+        optionally "image" and "environment"} each) make a model of several containers,
+        in series (`mode` "serial") or named per request ("direct")."""
+        sent_artifact = artifact if multi_model or artifact is None else self._artifact(artifact)
+        body: dict[str, Any] = {
             "name": name,
-            "artifact": self._artifact(artifact) if artifact is not None else None,
+            "artifact": sent_artifact,
             "runtime": runtime,
             "image": image,
             "environment": dict(environment or {}),
             "package": package,
+            "multi_model": multi_model,
         }
+        if containers is not None:
+            body["containers"] = [
+                {**c, "artifact": self._artifact(str(c["artifact"]))} for c in containers
+            ]
+            body["mode"] = mode
         return ModelOut.model_validate(self._call("POST", "/models", body))
 
     def upload(self, path: str | Path) -> UploadOut:
@@ -436,10 +450,18 @@ class Client:
         target_variant: str | None = None,
         inference_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        target_model: str | None = None,
+        target_container: str | None = None,
     ) -> Invocation:
+        """One request; `target_model` names a multi-model endpoint's model (its key under
+        the prefix), `target_container` a container invoked directly."""
         sent = {"Content-Type": content_type, "Accept": accept, **(headers or {})}
         if target_variant:
             sent["X-Amzn-SageMaker-Target-Variant"] = target_variant
+        if target_model:
+            sent["X-Amzn-SageMaker-Target-Model"] = target_model
+        if target_container:
+            sent["X-Amzn-SageMaker-Target-Container-Hostname"] = target_container
         if inference_id:
             sent["X-Amzn-SageMaker-Inference-Id"] = inference_id
         data = body.encode() if isinstance(body, str) else body

@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 
 from sluice.client import Client
+from sluice.errors import ValidationError
 from tests import models
 from tests.conftest import RunningServer
 from tests.e2e.helpers import aws_client, metric
@@ -318,3 +319,48 @@ def test_a_slow_load_answers_model_not_ready_and_goes_on(
     assert _predict(runtime, "slow", "slow.tar.gz", row) == [0]  # loaded: answered at once
     assert time.monotonic() - started < 1
     assert metric(server.url, cache, endpoint="slow", outcome="hit") == before + 1
+
+
+def test_the_native_api_and_cli_serve_many_models_and_containers(
+    server: RunningServer, artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from sluice.cli.main import cli
+
+    prefix = _prefix(tmp_path, artifacts, "one.tar.gz", "two.tar.gz")
+    base = ["--url", server.url]
+    run = CliRunner().invoke
+    result = run(cli, [*base, "models", "create", "many", "--artifact", str(prefix),
+                       "--multi-model"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["runtime"] == "multi-model"
+    x, y = models.digits()
+    with Client(server.url) as client:
+        client.create_endpoint_config("many", [{"name": "A", "model": "many"}])
+        client.create_endpoint("many", "many", wait=True, timeout=60)
+        for key in ("one.tar.gz", "two.tar.gz"):
+            answer = client.invoke("many", json.dumps([x[5].tolist()]), target_model=key)
+            assert json.loads(answer.body)["predictions"] == [y[5]]
+        client.create_model(
+            "both",
+            containers=[{"hostname": "logreg", "artifact": str(artifacts["logreg"])},
+                        {"hostname": "tree", "artifact": str(artifacts["tree"])}],
+            mode="direct",
+        )  # fmt: skip
+        client.create_endpoint_config("both", [{"name": "A", "model": "both"}])
+        client.create_endpoint("both", "both", wait=True, timeout=60)
+    result = run(cli, [*base, "invoke", "both", "--target-container", "tree",
+                       "-d", json.dumps([x[6].tolist()])])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["predictions"] == [y[6]]
+    result = run(cli, [*base, "invoke", "many", "--target-model", "two.tar.gz",
+                       "-d", json.dumps([x[7].tolist()])])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[-1])["predictions"] == [y[7]]
+    refused = pytest.raises(ValidationError, match="containers or an artifact")
+    with Client(server.url) as client, refused:
+        client.create_model(
+            "mixed", str(artifacts["logreg"]),
+            containers=[{"hostname": "a", "artifact": str(artifacts["logreg"])}],
+        )  # fmt: skip

@@ -56,6 +56,7 @@ from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
 from sluice.entities import AsyncConfig
 from sluice.errors import SluiceError, ValidationError
+from sluice.runtimes.container_manifest import DIRECT, SERIAL, ContainerDef
 from sluice.store.metric_repo import MetricRepository
 
 LABELS_DOC: dict[str, Any] = {
@@ -105,18 +106,37 @@ def build_api(
     @router.post("/models", status_code=201, tags=["models"])
     async def create_model(body: ModelCreate) -> ModelOut:
         if body.package is not None:
-            if body.artifact is not None or body.runtime or body.image or body.environment:
+            made = body.artifact is not None or body.runtime or body.image or body.environment
+            if made or body.multi_model or body.containers is not None:
                 raise ValidationError(
                     "give exactly one of artifact and package: a model made from a package "
                     "takes its artifact, runtime, image and environment from it",
                     field="package",
                 )
             return ModelOut.of(await registry.create_model(body.name, body.package))
+        if body.containers is not None:
+            if body.artifact is not None or body.runtime or body.multi_model:
+                raise ValidationError(
+                    "give containers or an artifact, not both: each container names its "
+                    "own artifact",
+                    field="containers",
+                )
+            containers = [
+                ContainerDef(c.hostname, c.artifact, c.image, c.environment)
+                for c in body.containers
+            ]
+            mode = SERIAL if body.mode == "serial" else DIRECT
+            return ModelOut.of(await service.create_containers_model(body.name, containers, mode))
         if body.artifact is None:
             raise ValidationError("artifact (or package) is required", field="artifact")
         return ModelOut.of(
             await service.create_model(
-                body.name, body.artifact, body.runtime, body.image, body.environment
+                body.name,
+                body.artifact,
+                body.runtime,
+                body.image,
+                body.environment,
+                multi_model=body.multi_model,
             )
         )
 

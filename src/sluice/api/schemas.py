@@ -23,11 +23,32 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ContainerIn(Strict):
+    hostname: str = Field(description="The container's name (SageMaker's ContainerHostname).")
+    artifact: str = Field(description="A directory or model.tar.gz: a path, file:// or s3:// URI.")
+    image: str | None = Field(None, description="A container image name, used as a runtime hint.")
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
 class ModelCreate(Strict):
     name: str = Field(description="Unique model name (SageMaker's name rules).")
     artifact: str | None = Field(
-        None, description="A directory or model.tar.gz: a path, file:// or s3:// URI."
+        None,
+        description="A directory or model.tar.gz: a path, file:// or s3:// URI; with "
+        "multi_model, the prefix the models are under.",
     )
+    multi_model: bool = Field(
+        False,
+        description="Serve every model under the artifact prefix, named per request "
+        "(X-Amzn-SageMaker-Target-Model), each loaded on first use.",
+    )
+    containers: list[ContainerIn] | None = Field(
+        None,
+        description="Several containers instead of one artifact (2 to 15), run in series "
+        "(mode serial: an inference pipeline) or named per request (mode direct: "
+        "X-Amzn-SageMaker-Target-Container-Hostname).",
+    )
+    mode: Literal["serial", "direct"] = "serial"
     runtime: str | None = Field(None, description="sklearn, onnx or python; detected if absent.")
     image: str | None = Field(None, description="A container image name, used as a runtime hint.")
     environment: dict[str, str] = Field(default_factory=dict)

@@ -254,6 +254,8 @@ def delete_endpoint(ctx: click.Context, name: str) -> None:
 @click.option("--accept", default="application/json", show_default=True)
 @click.option("--target-variant", help="Send to this production variant.")
 @click.option("--inference-id", help="Id recorded with the captured request.")
+@click.option("--target-model", help="A multi-model endpoint's model: its key under the prefix.")
+@click.option("--target-container", help="The container to invoke (containers invoked directly).")
 @click.option("--header", "-H", "headers", multiple=True, metavar="NAME=VALUE")
 @click.option(
     "--async",
@@ -277,6 +279,8 @@ def invoke(
     accept: str,
     target_variant: str | None,
     inference_id: str | None,
+    target_model: str | None,
+    target_container: str | None,
     headers: tuple[str, ...],
     asynchronous: bool,
     input_location: str | None,
@@ -309,6 +313,8 @@ def invoke(
             target_variant,
             inference_id,
             parse_assignments(headers, "--header"),
+            target_model=target_model,
+            target_container=target_container,
         )
     click.echo(f"variant: {answer.variant}", err=True)
     sys.stdout.buffer.write(answer.body + (b"" if answer.body.endswith(b"\n") else b"\n"))

@@ -23,6 +23,12 @@ def models() -> None:
 @click.option("--runtime", help="sklearn, onnx or python; detected from the files if absent.")
 @click.option("--image", help="A container image name, used as a runtime hint.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Model environment.")
+@click.option(
+    "--multi-model",
+    is_flag=True,
+    help="--artifact is a prefix (a folder or s3:// prefix): every model under it is "
+    "served, named per request (`sluice invoke --target-model`).",
+)
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -32,6 +38,7 @@ def create(
     runtime: str | None,
     image: str | None,
     env: tuple[str, ...],
+    multi_model: bool,
 ) -> None:
     """Register a model, from an artifact or from a registry package."""
     from sluice.store.objects import local_path
@@ -45,7 +52,10 @@ def create(
         assert artifact is not None
         # The server reads the artifact, so hand it an absolute path.
         location = str(local_path(artifact)) if "://" not in artifact else artifact
-        show_json(c.create_model(name, location, runtime, image, parse_assignments(env, "--env")))
+        environment = parse_assignments(env, "--env")
+        show_json(
+            c.create_model(name, location, runtime, image, environment, multi_model=multi_model)
+        )
 
 
 @models.command("list")
