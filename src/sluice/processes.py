@@ -45,6 +45,27 @@ def unix_listener(path: str, backlog: int) -> socket.socket:
     return listener
 
 
+def process_usage(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) and resident bytes of a live process; None if gone."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        return times.user + times.system, float(process.memory_info().rss)
+    except psutil.Error:
+        return None
+
+
+def tcp_listener(host: str, backlog: int) -> socket.socket:
+    """A TCP socket listening on a free port of `host`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(backlog)
+    return listener
+
+
 def runner_id() -> str:
     """Who holds a lease in the work queue: `host:pid:nonce` (see `runner_is_gone`)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from sluice.gateway.metrics import WorkerUsageCollector
+from sluice.processes import process_usage
 
 BUSY = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
 BUSY_THEN_WAIT = BUSY + "time.sleep(60)\n"
@@ -29,7 +30,18 @@ def test_cpu_seconds_keep_what_stopped_workers_used() -> None:
     pids = [first.pid, second.pid]
     registry = CollectorRegistry()
     rows = [("ep", "A", pids)]
-    registry.register(WorkerUsageCollector(lambda: rows))
+
+    def usage() -> list[tuple[str, str, dict[str, tuple[float, float]]]]:
+        return [
+            (
+                endpoint,
+                variant,
+                {str(pid): figures for pid in live if (figures := process_usage(pid))},
+            )
+            for endpoint, variant, live in rows
+        ]
+
+    registry.register(WorkerUsageCollector(usage))
     try:
         time.sleep(1.0)  # both have burnt their 0.3 s
         both = _cpu(registry)

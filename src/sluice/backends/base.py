@@ -60,7 +60,11 @@ class VariantInstances(Protocol):
 
     @property
     def pids(self) -> list[int]:
-        """OS process ids of live instances on this machine (for CPU and memory)."""
+        """OS process ids of live instances (each on the machine it runs on)."""
+
+    def usage(self) -> dict[str, tuple[float, float]]:
+        """CPU seconds and resident bytes of each live instance's worker process, by a
+        key unique to that process."""
 
     @property
     def restarts(self) -> int: ...

@@ -570,11 +570,11 @@ class EndpointService:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await asyncio.gather(*(self._retire(name) for name in list(self.live)))
 
-    def worker_usage(self) -> Iterator[tuple[str, str, list[int]]]:
+    def worker_usage(self) -> Iterator[tuple[str, str, dict[str, tuple[float, float]]]]:
         for name, live in list(self.live.items()):
             for fleet in live.fleets:
                 for variant, handle in fleet.variants.items():
-                    yield name, variant, handle.instances.pids
+                    yield name, variant, handle.instances.usage()
 
     # -- fleets, for the deployment controller
 

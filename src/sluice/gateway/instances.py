@@ -98,6 +98,9 @@ class WrappedInstances:
     def pids(self) -> list[int]:
         return self.pool.pids
 
+    def usage(self) -> dict[str, tuple[float, float]]:
+        return self.pool.usage()
+
     @property
     def restarts(self) -> int:
         return self.pool.restarts

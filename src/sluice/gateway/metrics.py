@@ -372,7 +372,7 @@ class Metrics:
         }
 
     def watch_workers(
-        self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]
+        self, source: Callable[[], Iterable[tuple[str, str, dict[str, tuple[float, float]]]]]
     ) -> WorkerUsageCollector:
         """Report CPU and memory of worker processes, read when /metrics is scraped."""
         collector = WorkerUsageCollector(source)
@@ -401,21 +401,6 @@ class AlarmStateCollector(Collector):
         yield family
 
 
-def process_usage(pids: Iterable[int]) -> dict[int, tuple[float, float]]:
-    """CPU seconds (user + system) and resident bytes of each live process in `pids`."""
-    import psutil
-
-    usage: dict[int, tuple[float, float]] = {}
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            times = process.cpu_times()
-            usage[pid] = (times.user + times.system, float(process.memory_info().rss))
-        except psutil.Error:
-            continue
-    return usage
-
-
 class WorkerUsageCollector(Collector):
     """CPU, memory and count of each variant's worker processes, read at scrape time.
 
@@ -423,10 +408,14 @@ class WorkerUsageCollector(Collector):
     stopped (replaced, scaled in, or its fleet retired after an update) stays in the total.
     """
 
-    def __init__(self, source: Callable[[], Iterable[tuple[str, str, list[int]]]]) -> None:
+    def __init__(
+        self, source: Callable[[], Iterable[tuple[str, str, dict[str, tuple[float, float]]]]]
+    ) -> None:
+        """`source`: (endpoint, variant, CPU seconds and resident bytes of each live
+        worker process, by a key unique to it) for every fleet's variants."""
         self.source = source
         self.lock = threading.Lock()
-        self.seen: dict[tuple[str, str], dict[int, float]] = {}
+        self.seen: dict[tuple[str, str], dict[str, float]] = {}
         """Last CPU seconds read of each live process, per variant."""
         self.retired: dict[tuple[str, str], float] = {}
         """CPU seconds of a variant's processes that have stopped."""
@@ -434,24 +423,23 @@ class WorkerUsageCollector(Collector):
     def read(self) -> dict[tuple[str, str], tuple[float, float, int]]:
         """(endpoint, variant) to CPU seconds so far, resident bytes now, live processes."""
         # During an update a variant has two fleets: their processes add up in one series.
-        pids_by_variant: dict[tuple[str, str], list[int]] = {}
-        for endpoint, variant, pids in self.source():
-            pids_by_variant.setdefault((endpoint, variant), []).extend(pids)
+        by_variant: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+        for endpoint, variant, figures in self.source():
+            by_variant.setdefault((endpoint, variant), {}).update(figures)
         usage: dict[tuple[str, str], tuple[float, float, int]] = {}
         with self.lock:
-            for key in set(self.seen) | set(pids_by_variant):
-                pids = pids_by_variant.get(key, [])
+            for key in set(self.seen) | set(by_variant):
+                figures = by_variant.get(key, {})
                 before = self.seen.get(key, {})
-                figures = process_usage(pids)
-                now = {pid: cpu for pid, (cpu, _) in figures.items()}
+                now = {process: cpu for process, (cpu, _) in figures.items()}
                 memory = sum(rss for _, rss in figures.values())
-                gone = sum(seconds for pid, seconds in before.items() if pid not in now)
+                gone = sum(seconds for process, seconds in before.items() if process not in now)
                 self.retired[key] = self.retired.get(key, 0.0) + gone
                 self.seen[key] = now
-                if key not in pids_by_variant:  # the endpoint was deleted
+                if key not in by_variant:  # the endpoint was deleted
                     del self.seen[key], self.retired[key]
                     continue
-                usage[key] = (self.retired[key] + sum(now.values()), memory, len(pids))
+                usage[key] = (self.retired[key] + sum(now.values()), memory, len(figures))
         return usage
 
     def collect(self) -> Iterator[Metric]:

@@ -21,7 +21,7 @@ from sluice.backends.local import LocalBackend
 from sluice.entities import Model
 from sluice.errors import SluiceError
 from sluice.gateway.capture import CaptureEvent, CaptureTarget, CaptureWriter
-from sluice.gateway.metrics import Metrics, process_usage
+from sluice.gateway.metrics import Metrics
 from sluice.reports.compare import Extras, ReportOptions, Source, shadow_report
 from sluice.reports.records import CaptureRecord, Payload, capture_records
 from sluice.runtimes import registry
@@ -113,7 +113,7 @@ async def replay(
                 await asyncio.gather(*(send(r) for r in block))
                 if len(writer.buffer) >= FLUSH_EVERY:
                     await writer.flush()
-            usage = process_usage(pool.pids).values()
+            usage = pool.usage().values()
             cpu = round(sum(c for c, _ in usage), 3)
             memory = sum(rss for _, rss in usage)
         finally:

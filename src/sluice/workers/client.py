@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -95,6 +96,24 @@ class WorkerConnection(asyncio.Protocol):
     ) -> WorkerConnection:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_unix_connection(lambda: cls(name, on_timeout), path)
+        return conn
+
+    @classmethod
+    async def open_tcp(
+        cls,
+        host: str,
+        port: int,
+        token: bytes,
+        name: str,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> WorkerConnection:
+        """A worker on another machine (a cluster node): TCP, opened with its token."""
+        loop = asyncio.get_running_loop()
+        transport, conn = await loop.create_connection(lambda: cls(name, on_timeout), host, port)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.write(token)
         return conn
 
     @property

@@ -1,8 +1,10 @@
 """Worker process entry: load the runtime once, then serve frames on a Unix socket.
 
 Started by the gateway as `python -m sluice.workers.main --socket PATH --model-dir DIR
---runtime NAME`. It prints one JSON line on stdout: `{"ready": true, "pid": N}` once the
-model is loaded and the socket listens, or `{"error": "..."}` if loading failed.
+--runtime NAME` (or, on a cluster node, `--listen HOST`: TCP on a free port of HOST, the
+connection opened by the token in SLUICE_WORKER_TOKEN). It prints one JSON line on
+stdout: `{"ready": true, "pid": N}` (and `"port"` for TCP) once the model is loaded and
+the socket listens, or `{"error": "..."}` if loading failed.
 The serve loop is plain blocking IO: the requests waiting on the socket are answered
 together (a dynamic batch, see `workers/batching.py`), answers written in bursts.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hmac
 import json
 import logging
 import os
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluice.errors import ModelError, SluiceError, ValidationError
-from sluice.processes import die_with_parent, unix_listener
+from sluice.processes import die_with_parent, tcp_listener, unix_listener
 from sluice.store.objects import sync_to_disk
 from sluice.types import JSON
 from sluice.workers import file_request, protocol
@@ -218,9 +221,40 @@ def _is_file_request(frame: Frame) -> bool:
     return frame.kind == protocol.FILE_REQUEST
 
 
-def serve(runtime: Runtime, listener: socket.socket, batching: Batching) -> None:
+TOKEN_VARIABLE = "SLUICE_WORKER_TOKEN"
+"""Where a TCP worker finds the token its gateway opens the connection with."""
+
+
+def accept(listener: socket.socket, token: bytes) -> socket.socket:
+    """The gateway's connection: on TCP, the first one that opens with `token` (any other
+    is closed unheard); on a Unix socket (the folder's permissions guard it), the first."""
+    while True:
+        conn, _ = listener.accept()
+        if listener.family == socket.AF_UNIX:
+            return conn
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(5.0)
+        try:
+            heard = b""
+            while len(heard) < len(token):
+                chunk = conn.recv(len(token) - len(heard))
+                if not chunk:
+                    break
+                heard += chunk
+        except OSError:
+            heard = b""
+        if token and hmac.compare_digest(heard, token):
+            conn.settimeout(None)
+            return conn
+        log.warning("refused a connection that did not open with the worker's token")
+        conn.close()
+
+
+def serve(
+    runtime: Runtime, listener: socket.socket, batching: Batching, token: bytes = b""
+) -> None:
     """Serve the gateway's one connection; return when it closes (the gateway stopped or died)."""
-    conn, _ = listener.accept()
+    conn = accept(listener, token)
     with conn:
         replies = Replies(conn)
         buffer = bytearray()
@@ -283,7 +317,9 @@ def _wait_for_more(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sluice-worker")
-    parser.add_argument("--socket", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="the Unix socket to listen on")
+    where.add_argument("--listen", help="listen on TCP, on a free port of this address")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--runtime", required=True)
     parser.add_argument("--nice", type=int, default=0)
@@ -304,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the gateway decides when workers stop
+    # Never seen by the model's code: it is read before the model loads.
+    token = os.environ.pop(TOKEN_VARIABLE, "").encode()
+    if args.listen and not token:
+        print(json.dumps({"error": f"a TCP worker needs {TOKEN_VARIABLE}"}), flush=True)
+        return 1
     try:
         from sluice.runtimes.registry import runtime_class
 
@@ -318,17 +359,19 @@ def main(argv: list[str] | None = None) -> int:
             message += f" (the worker may map {args.memory_mb} MiB: setting instance_memory_mb)"
         print(json.dumps({"error": message}), flush=True)
         return 1
-    listener = unix_listener(args.socket, 8)
+    listener = tcp_listener(args.listen, 8) if args.listen else unix_listener(args.socket, 8)
     from sluice.runtimes.multi_model import MultiModelRuntime
 
     ready: dict[str, object] = {"ready": True, "pid": os.getpid()}
+    if args.listen:
+        ready["port"] = listener.getsockname()[1]
     if isinstance(runtime, MultiModelRuntime):
         ready["loaded"] = len(runtime.models)  # the pinned ones
     print(json.dumps(ready), flush=True)
     # From here on, whatever the model prints goes to the log, never into the ready pipe.
     os.dup2(2, 1)
     try:
-        serve(runtime, listener, batching)
+        serve(runtime, listener, batching, token)
     finally:
         listener.close()
     return 0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sluice.errors import ModelLoadError, SluiceError, WorkerUnavailable
+from sluice.processes import process_usage
 from sluice.workers.client import Answer, ModelTarget, WorkerConnection, WorkerLost
 from sluice.workers.file_request import FileRequest
 from sluice.workers.forking import ForkedProcess, Zygote
@@ -82,8 +83,10 @@ class PoolSettings:
     """Forks workers with their libraries loaded (None: each starts afresh)."""
 
 
-class WorkerInstance:
-    """One worker process and its connection; restarts the process when it dies."""
+class Instance:
+    """One instance of a variant as the pool sees it: a connection to a worker, supervised
+    (replaced when it goes down). `WorkerInstance` runs the worker as a process on this
+    machine; the Ray backend's instance runs it on a cluster node."""
 
     def __init__(
         self,
@@ -101,7 +104,6 @@ class WorkerInstance:
         self.settings = settings
         self.on_change = on_change
         self.on_restart = on_restart
-        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
         self.connection: WorkerConnection | None = None
         self.restarts = 0
         self.failures = 0
@@ -109,7 +111,6 @@ class WorkerInstance:
         self.ejected = False
         self.stopping = False
         self.supervisor: asyncio.Task[None] | None = None
-        self.socket_path = str(settings.socket_dir / f"{uuid.uuid4().hex[:12]}.sock")
 
     @property
     def alive(self) -> bool:
@@ -117,7 +118,136 @@ class WorkerInstance:
 
     @property
     def pid(self) -> int | None:
+        """The worker's process id (on the machine it runs on)."""
+        raise NotImplementedError
+
+    def usage(self) -> tuple[str, float, float] | None:
+        """(a key unique to its process, CPU seconds so far, resident bytes) of a live
+        worker; None when it is not known."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start (or restart) the worker and connect; raise ModelLoadError with the
+        loader's message. Starts the supervisor the first time."""
+        raise NotImplementedError
+
+    async def _down(self) -> object:
+        """Return once the worker has gone down (what it exited with, for the log)."""
+        raise NotImplementedError
+
+    def _may_restart(self) -> bool:
+        """False once the backend has closed (the server is stopping)."""
+        return True
+
+    async def _discard(self) -> None:
+        """Get rid of a worker whose start failed half way."""
+
+    def kill(self) -> None:
+        """Kill the worker now (it is stuck); the supervisor starts a new one."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    def _connected(self, connection: WorkerConnection, loaded: int) -> None:
+        self.connection = connection
+        self.failures, self.ejected = 0, False
+        self.loaded_models = loaded
+        self.on_change()
+        if self.supervisor is None:
+            self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+
+    async def _supervise(self) -> None:
+        consecutive = 0
+        while not self.stopping:
+            started = time.monotonic()
+            code = await self._down()
+            if self.connection is not None:
+                self.connection.close()
+            self.connection = None
+            self.on_change()
+            if self.stopping:
+                return
+            consecutive = 1 if time.monotonic() - started > 30 else consecutive + 1
+            delay = min(
+                self.settings.backoff_s * 2 ** (consecutive - 1), self.settings.backoff_max_s
+            )
+            log.warning(
+                "worker %s exited with code %s; restarting in %.1f s", self.name, code, delay
+            )
+            self.restarts += 1
+            self.on_restart()
+            await asyncio.sleep(delay)
+            while not self.stopping:
+                if not self._may_restart():
+                    log.info("not restarting %s: its backend has closed", self.name)
+                    return
+                try:
+                    await self.start()
+                    break
+                except (SluiceError, OSError) as exc:
+                    # Also a new worker that died before its first ping answered, or one
+                    # stopped while it was loading: never an end to supervision.
+                    if self.connection is not None:
+                        self.connection.close()
+                    self.connection = None
+                    await self._discard()
+                    if self.stopping:
+                        return
+                    log.error("restart of %s failed: %s", self.name, exc)
+                    consecutive += 1
+                    await asyncio.sleep(
+                        min(self.settings.backoff_s * 2**consecutive, self.settings.backoff_max_s)
+                    )
+
+    async def eject(self) -> None:
+        """Out of the pick list (the caller refreshes it), then replaced once its requests
+        are answered."""
+        log.warning(
+            "worker %s failed %d requests in a row; ejecting and replacing it",
+            self.name,
+            self.failures,
+        )
+        await self.drain(self.settings.invocation_timeout_s)
+        if self.ejected and not self.stopping:
+            self.kill()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until this instance holds no request (it must already be out of the pick list)."""
+        deadline = time.monotonic() + timeout
+        while (
+            self.connection is not None
+            and self.connection.outstanding
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.005)
+
+
+class WorkerInstance(Instance):
+    """One worker process on this machine and its connection."""
+
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        index: int,
+        settings: PoolSettings,
+        on_change: Callable[[], None],
+        on_restart: Callable[[], None],
+    ) -> None:
+        super().__init__(spec, index, settings, on_change, on_restart)
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
+        self.socket_path = str(settings.socket_dir / f"{uuid.uuid4().hex[:12]}.sock")
+
+    @property
+    def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    def usage(self) -> tuple[str, float, float] | None:
+        pid = self.pid
+        if pid is None or not self.alive:
+            return None
+        figures = process_usage(pid)
+        return None if figures is None else (str(pid), *figures)
 
     async def start(self) -> None:
         """Spawn the process and connect; raise ModelLoadError with the loader's message."""
@@ -176,60 +306,20 @@ class WorkerInstance:
         if "error" in status:
             await self.process.wait()
             raise ModelLoadError(f"{self.name}: model failed to load: {status['error']}")
-        self.connection = await WorkerConnection.open(
-            self.socket_path, self.name, on_timeout=self.kill
-        )
-        await self.connection.ping(self.settings.load_timeout_s)
-        self.failures, self.ejected = 0, False
-        self.loaded_models = int(status.get("loaded", 0))  # type: ignore[call-overload]
-        self.on_change()
-        if self.supervisor is None:
-            self.supervisor = asyncio.create_task(self._supervise(), name=f"supervise {self.name}")
+        connection = await WorkerConnection.open(self.socket_path, self.name, on_timeout=self.kill)
+        self.connection = connection
+        await connection.ping(self.settings.load_timeout_s)
+        self._connected(connection, int(status.get("loaded", 0)))  # type: ignore[call-overload]
 
-    async def _supervise(self) -> None:
-        consecutive = 0
-        while not self.stopping:
-            assert self.process is not None
-            started = time.monotonic()
-            code = await self.process.wait()
-            if self.connection is not None:
-                self.connection.close()
-            self.connection = None
-            self.on_change()
-            if self.stopping:
-                return
-            consecutive = 1 if time.monotonic() - started > 30 else consecutive + 1
-            delay = min(
-                self.settings.backoff_s * 2 ** (consecutive - 1), self.settings.backoff_max_s
-            )
-            log.warning(
-                "worker %s exited with code %s; restarting in %.1f s", self.name, code, delay
-            )
-            self.restarts += 1
-            self.on_restart()
-            await asyncio.sleep(delay)
-            while not self.stopping:
-                if not self.settings.socket_dir.is_dir():
-                    # The backend has closed (the server is stopping): nothing to restart for.
-                    log.info("not restarting %s: its backend has closed", self.name)
-                    return
-                try:
-                    await self.start()
-                    break
-                except (SluiceError, OSError) as exc:
-                    # Also a new worker that died before its first ping answered, or one
-                    # stopped while it was loading: never an end to supervision.
-                    if self.connection is not None:
-                        self.connection.close()
-                    self.connection = None
-                    await self._kill()
-                    if self.stopping:
-                        return
-                    log.error("restart of %s failed: %s", self.name, exc)
-                    consecutive += 1
-                    await asyncio.sleep(
-                        min(self.settings.backoff_s * 2**consecutive, self.settings.backoff_max_s)
-                    )
+    async def _down(self) -> object:
+        assert self.process is not None
+        return await self.process.wait()
+
+    def _may_restart(self) -> bool:
+        return self.settings.socket_dir.is_dir()
+
+    async def _discard(self) -> None:
+        await self._kill()
 
     def kill(self) -> None:
         """Kill the process now (it is stuck); the supervisor starts a new one."""
@@ -237,28 +327,6 @@ class WorkerInstance:
             log.warning("worker %s is stuck; killing it (it will be replaced)", self.name)
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
-
-    async def eject(self) -> None:
-        """Out of the pick list (the caller refreshes it), then replaced once its requests
-        are answered."""
-        log.warning(
-            "worker %s failed %d requests in a row; ejecting and replacing it",
-            self.name,
-            self.failures,
-        )
-        await self.drain(self.settings.invocation_timeout_s)
-        if self.ejected and not self.stopping:
-            self.kill()
-
-    async def drain(self, timeout: float) -> None:
-        """Wait until this instance holds no request (it must already be out of the pick list)."""
-        deadline = time.monotonic() + timeout
-        while (
-            self.connection is not None
-            and self.connection.outstanding
-            and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
         self.stopping = True
@@ -297,12 +365,16 @@ class WorkerPool:
         spec: WorkerSpec,
         settings: PoolSettings,
         on_restart: Callable[[], None] = lambda: None,
+        instance_class: type[Instance] = WorkerInstance,
     ) -> None:
+        """`instance_class`: what an instance is (a worker process on this machine unless
+        a backend says otherwise)."""
         self.spec = spec
         self.settings = settings
         self.on_restart = on_restart
-        self.instances: list[WorkerInstance] = []
-        self.live: list[WorkerInstance] = []
+        self.instance_class = instance_class
+        self.instances: list[Instance] = []
+        self.live: list[Instance] = []
         """Connected and not ejected: the pick list."""
         self.any_live = asyncio.Event()
         self.ejections: set[asyncio.Task[None]] = set()
@@ -325,7 +397,7 @@ class WorkerPool:
             await leaving.drain(self.settings.invocation_timeout_s)
             await leaving.stop()
         new = [
-            WorkerInstance(self.spec, i, self.settings, self._refresh, self.on_restart)
+            self.instance_class(self.spec, i, self.settings, self._refresh, self.on_restart)
             for i in range(len(self.instances), count)
         ]
         try:
@@ -418,7 +490,7 @@ class WorkerPool:
     def instance_count(self) -> int:
         return len(self.instances)
 
-    async def _pick(self, target: ModelTarget | None = None) -> WorkerInstance:
+    async def _pick(self, target: ModelTarget | None = None) -> Instance:
         live = self.live
         if not all(w.alive for w in live) or not live:
             # One went down since the list was made (its restart is under way).
@@ -432,7 +504,7 @@ class WorkerPool:
 
     async def _call(
         self,
-        instance: WorkerInstance,
+        instance: Instance,
         body: bytes,
         content_type: str,
         accept: str,
@@ -455,7 +527,7 @@ class WorkerPool:
         instance.failures = 0
         return answer
 
-    def _failed(self, instance: WorkerInstance) -> None:
+    def _failed(self, instance: Instance) -> None:
         instance.failures += 1
         limit = self.settings.outlier_failures
         if not limit or instance.failures < limit or instance.ejected:
@@ -495,6 +567,12 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self.instances if w.pid is not None and w.alive]
 
+    def usage(self) -> dict[str, tuple[float, float]]:
+        """CPU seconds and resident bytes of each live instance's worker, by a key unique
+        to its process."""
+        figures = (w.usage() for w in list(self.instances))
+        return {key: (cpu, rss) for key, cpu, rss in filter(None, figures)}
+
     @property
     def restarts(self) -> int:
         return sum(w.restarts for w in self.instances)
@@ -507,19 +585,19 @@ class WorkerPool:
         self._refresh()
 
 
-def _choose(instances: list[WorkerInstance], target: ModelTarget | None) -> WorkerInstance:
+def _choose(instances: list[Instance], target: ModelTarget | None) -> Instance:
     """The instance a request goes to: its model's owner, else the least busy."""
     if target is not None and not target.everywhere:
         return _owner(instances, target)
     return min(instances, key=_outstanding)
 
 
-def _owner(instances: list[WorkerInstance], target: ModelTarget) -> WorkerInstance:
+def _owner(instances: list[Instance], target: ModelTarget) -> Instance:
     """The instance a model belongs to among `instances` (highest random weight)."""
     return max(instances, key=lambda w: zlib.crc32(f"{w.index}/{target.directory}".encode()))
 
 
-def _outstanding(instance: WorkerInstance) -> int:
+def _outstanding(instance: Instance) -> int:
     return instance.connection.outstanding if instance.connection is not None else 0
 
 
