@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from sluice import dashboard
 from sluice.api.routes import build_api
+from sluice.backends.base import Backend
 from sluice.backends.local import SOCKET_DIR_NOTE, LocalBackend
 from sluice.compat import open_inference
 from sluice.compat.autoscaling.api import AutoscalingApi
@@ -151,7 +152,13 @@ def build_server(settings: Settings) -> Server:
         settings.capture_retention_hours,
         settings.capture_max_bytes,
     )
-    backend = LocalBackend(settings, settings.home / SOCKET_DIR_NOTE)
+    backend: Backend
+    if settings.backend == "ray":
+        from sluice.backends.ray_cluster import RayBackend
+
+        backend = RayBackend(settings)
+    else:
+        backend = LocalBackend(settings, settings.home / SOCKET_DIR_NOTE)
     service = EndpointService(
         repo,
         ArtifactStore(settings.models_dir, objects, settings.max_artifact_bytes),

@@ -215,6 +215,22 @@ class Settings(BaseSettings):
     variant of that type may map; beyond it the worker's allocations fail. Empty (the
     default): no limits. Example: SLUICE_INSTANCE_MEMORY_MB='{"ml.t2.medium": 4096}'."""
 
+    backend: Literal["local", "ray"] = "local"
+    """Where instances run: `local`, worker processes on this machine; `ray`, Ray actors
+    on a Ray cluster (`pip install 'sluice[ray]'`, setting ray_address)."""
+
+    ray_address: str | None = None
+    """The Ray cluster to join (`auto`, or the head's `host:port`); default: start a Ray
+    instance on this machine."""
+
+    ray_namespace: str = "sluice"
+
+    instance_resources: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """On the Ray backend: instance type to the Ray resources each of its instances asks
+    for (CPU, GPU and custom resources; memory comes from instance_memory_mb). A type not
+    listed asks for one CPU. Example: SLUICE_INSTANCE_RESOURCES='{"ml.g5.xlarge": {"CPU":
+    4, "GPU": 1}}'."""
+
     aws_region: str = "us-east-1"
     """The region in the ARNs of the SageMaker-compatible API."""
 

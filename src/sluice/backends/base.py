@@ -84,6 +84,7 @@ class Backend(ABC):
         on_restart: Callable[[], None],
         nice: int = 0,
         memory_mb: int | None = None,
+        instance_type: str | None = None,
     ) -> VariantInstances:
         """Start `instance_count` instances of `model`; raise ModelLoadError if it cannot load.
 
@@ -94,7 +95,11 @@ class Backend(ABC):
             on_restart: called each time a dead instance is restarted.
             nice: lower scheduling priority (shadows); a backend may ignore it.
             memory_mb: the memory each instance may use (its instance type's limit).
+            instance_type: SageMaker's InstanceType (what a cluster places it by).
         """
+
+    def warm(self) -> None:
+        """Get ready for the first instances (workers are about to be restored)."""
 
     @abstractmethod
     async def close(self) -> None:

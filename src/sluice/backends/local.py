@@ -65,6 +65,7 @@ class LocalBackend(Backend):
         on_restart: Callable[[], None],
         nice: int = 0,
         memory_mb: int | None = None,
+        instance_type: str | None = None,
     ) -> VariantInstances:
         environment = serving_environment(model.environment, model.image)
         spec = WorkerSpec(label, Path(model.model_dir), model.runtime, environment, nice, memory_mb)

@@ -23,8 +23,24 @@ import click
     help="Turn authentication off (loopback --host only): anyone on this machine may then "
     "deploy models, and a model is code.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Where instances run: worker processes here, or Ray actors  [default: local]",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="The Ray cluster to join (auto, or the head's host:port)  [default: a Ray of its own]",
+)
 def server(
-    host: str | None, port: int | None, home: Path | None, insecure_local: bool | None
+    host: str | None,
+    port: int | None,
+    home: Path | None,
+    insecure_local: bool | None,
+    backend: str | None,
+    ray_address: str | None,
 ) -> None:
     """Run the sluice server until SIGTERM or Ctrl-C, then stop cleanly.
 
@@ -43,4 +59,8 @@ def server(
         overrides["home"] = home.expanduser().resolve()
     if insecure_local:
         overrides["insecure_local"] = True
+    if backend is not None:
+        overrides["backend"] = backend
+    if ray_address is not None:
+        overrides["ray_address"] = ray_address
     serve(Settings(**overrides))  # type: ignore[arg-type]

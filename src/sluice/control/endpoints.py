@@ -756,6 +756,7 @@ class EndpointService:
             metrics.restarts.inc,
             nice=self.settings.shadow_worker_nice if shadow else 0,
             memory_mb=memory_mb,
+            instance_type=spec.instance_type,
         )
         tallies = Tallies()
         if model.runtime == CONTAINERS:

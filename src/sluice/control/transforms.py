@@ -260,6 +260,7 @@ class _Run:
             self.spec.instance_count,
             lambda: None,
             memory_mb=self.s.settings.instance_memory_mb.get(self.spec.instance_type),
+            instance_type=self.spec.instance_type,
         )
         try:
             await self._dispatch(instances)

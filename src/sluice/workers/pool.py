@@ -302,7 +302,7 @@ class WorkerInstance(Instance):
                 f"{self.name}: model did not load within {self.settings.load_timeout_s:g} s "
                 "(setting model_load_timeout_s)"
             ) from None
-        status = _parse_ready(line)
+        status = parse_ready(line)
         if "error" in status:
             await self.process.wait()
             raise ModelLoadError(f"{self.name}: model failed to load: {status['error']}")
@@ -365,7 +365,9 @@ class WorkerPool:
         spec: WorkerSpec,
         settings: PoolSettings,
         on_restart: Callable[[], None] = lambda: None,
-        instance_class: type[Instance] = WorkerInstance,
+        instance_class: Callable[
+            [WorkerSpec, int, PoolSettings, Callable[[], None], Callable[[], None]], Instance
+        ] = WorkerInstance,
     ) -> None:
         """`instance_class`: what an instance is (a worker process on this machine unless
         a backend says otherwise)."""
@@ -601,7 +603,7 @@ def _outstanding(instance: Instance) -> int:
     return instance.connection.outstanding if instance.connection is not None else 0
 
 
-def _parse_ready(line: bytes) -> dict[str, object]:
+def parse_ready(line: bytes) -> dict[str, object]:
     if not line:
         return {"error": "worker exited before it was ready (see the server log)"}
     try:
