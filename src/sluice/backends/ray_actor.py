@@ -77,8 +77,10 @@ def _session_dir() -> Path:
     try:
         from ray._private.worker import global_worker
 
-        return Path(global_worker.node.get_session_dir_path())
-    except (ImportError, AttributeError):
+        node = global_worker.node
+        assert node is not None
+        return Path(node.get_session_dir_path())
+    except (ImportError, AttributeError, AssertionError):
         return Path(tempfile.gettempdir()) / "ray"
 
 
