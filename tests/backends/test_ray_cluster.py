@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sluice.backends.ray_cluster import RayBackend, RayInstance, instance_resources
@@ -21,6 +22,8 @@ from sluice.settings import Settings
 from sluice.workers.pool import WorkerPool
 from tests import models
 from tests.backends.conftest import RayCluster
+from tests.conftest import RunningServer
+from tests.e2e.helpers import aws_client, metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
@@ -176,6 +179,68 @@ def test_instance_resources_come_from_the_settings() -> None:
         "memory": 2048 * 1024 * 1024,
     }
     assert instance_resources(settings, "ml.m5.large", None) == {"CPU": 1.0}
+
+
+def test_a_server_on_the_ray_backend_serves_boto3_unchanged(
+    ray_cluster: RayCluster, tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    server = RunningServer(
+        tmp_path / "home",
+        env={"SLUICE_BACKEND": "ray", "SLUICE_RAY_ADDRESS": ray_cluster.address},
+    )
+    try:
+        sagemaker = aws_client("sagemaker", server.url)
+        runtime = aws_client("sagemaker-runtime", server.url)
+        sagemaker.create_model(
+            ModelName="logreg",
+            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            ExecutionRoleArn="arn:aws:iam::000000000000:role/sluice",
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName="cfg",
+            ProductionVariants=[
+                {
+                    "VariantName": "A",
+                    "ModelName": "logreg",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 2,
+                }
+            ],
+        )
+        sagemaker.create_endpoint(EndpointName="digits", EndpointConfigName="cfg")
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName="digits", WaiterConfig={"Delay": 1, "MaxAttempts": 90}
+        )
+        expected = models.digits_logreg().predict(ROWS[:20]).tolist()
+        for row, label in zip(ROWS[:20], expected, strict=True):
+            answer = runtime.invoke_endpoint(
+                EndpointName="digits",
+                ContentType="application/json",
+                Body=json.dumps([row.tolist()]),
+            )
+            assert json.loads(answer["Body"].read())["predictions"] == [label]
+        deadline = time.monotonic() + 20
+        while metric(server.url, "sluice_worker_memory_bytes", endpoint="digits") == 0:
+            assert time.monotonic() < deadline, "no worker memory was reported"
+            time.sleep(0.5)
+        assert metric(server.url, "sluice_worker_processes", endpoint="digits") == 2
+        sagemaker.delete_endpoint(EndpointName="digits")
+        deadline = time.monotonic() + 30
+        while _ray_workers():
+            assert time.monotonic() < deadline, "the endpoint's workers outlived it"
+            time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def _ray_workers() -> list[psutil.Process]:
+    """Worker processes listening on TCP (the Ray backend's) on this machine."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "sluice.workers.main" in command and "--listen" in command:
+            found.append(process)
+    return found
 
 
 # Last in this module: the second node stays dead.
