@@ -98,7 +98,7 @@ class Backend(ABC):
             instance_type: SageMaker's InstanceType (what a cluster places it by).
         """
 
-    def warm(self) -> None:
+    def warm(self) -> None:  # noqa: B027 - a backend needs no warming unless it says so
         """Get ready for the first instances (workers are about to be restored)."""
 
     @abstractmethod
