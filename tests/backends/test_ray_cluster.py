@@ -11,7 +11,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
@@ -24,6 +26,8 @@ from tests import models
 from tests.backends.conftest import RayCluster
 from tests.conftest import RunningServer
 from tests.e2e.helpers import aws_client, metric
+from tests.e2e.test_sagemaker_workflow import clients, until
+from tests.e2e.test_transform import csv_rows, finished, model, out, put, transform
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
@@ -241,6 +245,76 @@ def _ray_workers() -> list[psutil.Process]:
         if "sluice.workers.main" in command and "--listen" in command:
             found.append(process)
     return found
+
+
+def test_batch_transform_runs_on_ray_data_and_resumes_after_a_killed_server(
+    ray_cluster: RayCluster, tmp_path: Path, artifacts: dict[str, Path]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    env = {
+        "SLUICE_BACKEND": "ray",
+        "SLUICE_RAY_ADDRESS": ray_cluster.address,
+        "SLUICE_TRANSFORM_CHUNK_BYTES": "4000",  # ~25 rows a chunk: many chunks
+    }
+    estimator = models.digits_logreg()
+
+    def expected(rows: Any) -> list[str]:
+        return [str(v) for v in estimator.predict(rows)]
+
+    server = RunningServer(tmp_path / "home", env)
+    try:
+        sm, _ = clients(server.url)
+        model(sm, artifacts)
+        put(server, "in/a.csv", csv_rows(ROWS[:300]))
+        transform(sm, "csv", "s3://bucket/in/", instances=2)
+        job = finished(sm, "csv", timeout=120)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        assert out(server, "out/csv/a.csv.out").read_text().splitlines() == expected(ROWS[:300])
+
+        rows = ROWS[:90].copy()
+        rows[41, 3] = float("nan")  # row 42: the model refuses it
+        target = out(server, "pq/rows.parquet")
+        target.parent.mkdir(parents=True)
+        table = pa.table({f"p{i}": rows[:, i] for i in range(64)})
+        pq.write_table(table, target, row_group_size=25)
+        transform(sm, "parquet", "s3://bucket/pq/", content_type="application/x-parquet",
+                  Environment={"SLUICE_ON_BAD_RECORD": "continue"})  # fmt: skip
+        job = finished(sm, "parquet", timeout=120)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        lines = out(server, "out/parquet/rows.parquet.out").read_text().splitlines()
+        assert lines == expected(np.delete(rows, 41, axis=0))
+        (error,) = [
+            json.loads(line) for line in out(server, "out/parquet/rows.parquet.out.errors").open()
+        ]
+        assert error["line"] == 42
+
+        put(server, "bad/a.csv", csv_rows(ROWS[:40]) + b"1,2,x\n" + csv_rows(ROWS[:40]))
+        transform(sm, "bad", "s3://bucket/bad/")
+        job = finished(sm, "bad", timeout=120)
+        assert job["TransformJobStatus"] == "Failed" and "line 41" in job["FailureReason"]
+
+        many = np.vstack([ROWS] * 2)[:2000]
+        model(sm, artifacts, name="slow", SLOW_SECONDS="0.05")
+        put(server, "big/rows.csv", csv_rows(many))
+        transform(sm, "resumed", "s3://bucket/big/", model="slow", instances=2)
+        parts = server.home / "transforms" / "resumed"
+        until(lambda: len(list(parts.glob("*.out"))) >= 10, timeout=120)
+        assert not _ray_workers()  # Ray Data's actors hold the model, not worker processes
+        server.stop(signal.SIGKILL)
+        assert not out(server, "out/resumed/rows.csv.out").exists(), "finished before the kill"
+    finally:
+        server.stop()
+    restarted = RunningServer(tmp_path / "home", env)
+    try:
+        sm, _ = clients(restarted.url)
+        job = finished(sm, "resumed", timeout=180)
+        assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+        lines = out(restarted, "out/resumed/rows.csv.out").read_text().splitlines()
+        assert lines == expected(many)
+    finally:
+        restarted.stop()
 
 
 # Last in this module: the second node stays dead.

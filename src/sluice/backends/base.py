@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sluice.entities import Model
 from sluice.workers.client import Answer, ModelTarget
 from sluice.workers.file_request import FileRequest
+
+if TYPE_CHECKING:
+    from sluice.backends.ray_transform import ChunkResult
+    from sluice.workers.transform import Chunk
+
+ChunkRunner = Callable[[dict[int, tuple["Chunk", bytes]], int], AsyncIterator["ChunkResult"]]
+"""Runs batch transform chunks (work item id to request and input bytes) on a pool of
+the given size; yields each one's result as it finishes."""
 
 
 class VariantInstances(Protocol):
@@ -97,6 +105,13 @@ class Backend(ABC):
             memory_mb: the memory each instance may use (its instance type's limit).
             instance_type: SageMaker's InstanceType (what a cluster places it by).
         """
+
+    async def chunk_runner(
+        self, label: str, model: Model, instance_type: str | None, memory_mb: int | None
+    ) -> ChunkRunner | None:
+        """Where a batch transform's chunks run when the backend runs them itself (Ray
+        Data on the Ray backend); None: on a variant's instances, started for the job."""
+        return None
 
     def warm(self) -> None:  # noqa: B027 - a backend needs no warming unless it says so
         """Get ready for the first instances (workers are about to be restored)."""

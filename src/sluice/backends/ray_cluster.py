@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sluice.backends.base import Backend, VariantInstances
+from sluice.backends.base import Backend, ChunkRunner, VariantInstances
 from sluice.entities import Model
 from sluice.errors import ModelLoadError, ValidationError, WorkerUnavailable
 from sluice.runtimes.registry import INTERNAL, serving_environment
@@ -213,6 +213,15 @@ class RayBackend(Backend):
         )
         self.connected = True
 
+    def _refuse_internal(self, model: Model) -> None:
+        """Multi-model and multi-container models name folders of the gateway's store in
+        their requests and manifests: no cluster node has them."""
+        if model.runtime in INTERNAL:
+            raise ValidationError(
+                f"a {model.runtime} model runs on the local backend only, not on Ray (yet)",
+                field="ModelName",
+            )
+
     async def _bundle(self, model_dir: Path) -> tuple[str, list[Any]]:
         import ray
 
@@ -234,11 +243,7 @@ class RayBackend(Backend):
         memory_mb: int | None = None,
         instance_type: str | None = None,
     ) -> VariantInstances:
-        if model.runtime in INTERNAL:
-            raise ValidationError(
-                f"a {model.runtime} model runs on the local backend only, not on Ray (yet)",
-                field="ModelName",
-            )
+        self._refuse_internal(model)
         import ray
 
         from sluice.backends.ray_actor import WorkerActor
@@ -270,6 +275,24 @@ class RayBackend(Backend):
         )
         await pool.start(instance_count)
         return pool
+
+    async def chunk_runner(
+        self, label: str, model: Model, instance_type: str | None, memory_mb: int | None
+    ) -> ChunkRunner | None:
+        """Batch transform on Ray Data: chunks mapped by a pool of actors holding the model."""
+        from sluice.backends.ray_transform import run_chunks
+
+        self._refuse_internal(model)
+        await self._connect()
+        digest, bundle = await self._bundle(Path(model.model_dir))
+        placement = {
+            "digest": digest,
+            "bundle": bundle,
+            "runtime": model.runtime,
+            "environment": serving_environment(model.environment, model.image),
+            "resources": instance_resources(self.settings, instance_type, memory_mb),
+        }
+        return partial(run_chunks, label, placement)
 
     async def close(self) -> None:
         self.bundles.clear()

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sluice import jsonpath
-from sluice.backends.base import Backend, VariantInstances
+from sluice.backends.base import Backend, ChunkRunner, VariantInstances
+from sluice.backends.ray_transform import ChunkResult, ship
 from sluice.control.transform_inputs import InputObject, list_inputs, plan_chunks
 from sluice.control.validation import check_environment
 from sluice.entities import (
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_PREFIX = "transform:"
 SUMMARY_SUFFIX = ".summary.json"
+RUNNER_WINDOW_PER_INSTANCE = 16
+"""Chunks claimed at once per instance when the backend runs them itself (Ray Data)."""
 MAX_CONCURRENT_TIMES_PAYLOAD_MB = 100
 """SageMaker's rule: MaxConcurrentTransforms x MaxPayloadInMB <= 100."""
 
@@ -254,18 +257,86 @@ class _Run:
             model = dataclasses.replace(
                 model, environment={**model.environment, **self.spec.environment}
             )
+        label = f"transform/{self.job.name}"
+        memory_mb = self.s.settings.instance_memory_mb.get(self.spec.instance_type)
+        runner = await self.s.backend.chunk_runner(label, model, self.spec.instance_type, memory_mb)
+        if runner is not None:
+            await self._dispatch_to(runner)
+            return
         instances = await self.s.backend.start_variant(
-            f"transform/{self.job.name}",
+            label,
             model,
             self.spec.instance_count,
             lambda: None,
-            memory_mb=self.s.settings.instance_memory_mb.get(self.spec.instance_type),
+            memory_mb=memory_mb,
             instance_type=self.spec.instance_type,
         )
         try:
             await self._dispatch(instances)
         finally:
             await instances.stop()
+
+    async def _dispatch_to(self, runner: ChunkRunner) -> None:
+        """Run the chunks on the backend's own engine (Ray Data), a window of claimed
+        chunks at a time, committing each one as its answers come back."""
+        lease = self.s.settings.transform_lease_s
+        window = max(self.spec.instance_count * RUNNER_WINDOW_PER_INSTANCE, 1)
+        while True:
+            claimed = await asyncio.to_thread(
+                self.s.queue.claim, self.queue_name, self.s.runner, lease, window
+            )
+            if not claimed:
+                self.items = {
+                    i.id: i for i in await asyncio.to_thread(self.s.queue.items, self.queue_name)
+                }
+                if all(i.status.finished for i in self.items.values()):
+                    return
+                await asyncio.sleep(0.2)  # retries not due yet
+                continue
+            shipped: dict[int, tuple[ChunkRequest, bytes]] = {}
+            for item in claimed:
+                self.items[item.id] = item
+                request, _ = self._request(item)
+                shipped[item.id] = await asyncio.to_thread(ship, request)
+            renewer = asyncio.create_task(self._renew(list(shipped), lease))
+            left = set(shipped)
+            try:
+                async for result in runner(shipped, self.spec.instance_count):
+                    left.discard(result.key)
+                    await self._commit(self.items[result.key], result)
+            except SluiceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the chunks not answered are retried
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "transform job %s: the cluster's run stopped: %s", self.job.name, reason
+                )
+                for key in left:
+                    item = self.items[key]
+                    await self._retry_or_fail(item, self.inputs[item.payload["file"]], reason)
+            finally:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
+
+    async def _renew(self, ids: list[int], lease: float) -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            await asyncio.to_thread(self.s.queue.renew, ids, self.s.runner, lease)
+
+    async def _commit(self, item: WorkItem, result: ChunkResult) -> None:
+        """Write a chunk's answers from the cluster as its part, and finish it."""
+        source = self.inputs[item.payload["file"]]
+        _, output = self._request(item)
+        summary = result.summary
+        if summary is None:
+            reason = f"{source.uri}: {result.failure}"
+            await self._finish(item, WorkStatus.FAILED, {}, reason)
+            return
+        await asyncio.to_thread(output.write_bytes, result.output)
+        if result.errors:
+            await asyncio.to_thread(output.with_suffix(".errors").write_bytes, result.errors)
+        await self._conclude_chunk(item, source, output, summary)
 
     async def _dispatch(self, instances: VariantInstances) -> None:
         # A worker runs one chunk at a time; a second one waiting on its connection keeps
@@ -311,26 +382,24 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    async def _chunk(self, instances: VariantInstances, item: WorkItem) -> None:
+    def _request(self, item: WorkItem) -> tuple[ChunkRequest, Path]:
+        """What a chunk's worker is asked to do, and the part its answers go to."""
         p = item.payload
         source = self.inputs[p["file"]]
         # A part of its own for each attempt: a runner whose lease passed on while it
         # still wrote can never touch the part that is committed.
         output = self.parts / f"{p['file']:06d}-{p['index']:06d}.{item.attempts}.out"
-        errors = output.with_suffix(".errors")
-        size = (p["end"] if p["end"] >= 0 else source.path.stat().st_size) - p["start"]
-        max_payload = self.spec.max_payload_mb * 1024 * 1024
         request = ChunkRequest(
             input=str(source.path),
             output=str(output),
-            errors=str(errors),
+            errors=str(output.with_suffix(".errors")),
             start=p["start"],
             end=p["end"],
             first_line=p["first_line"],
             compression=self.spec.compression,
             split=self.spec.split_type,
             strategy=self.spec.batch_strategy,
-            max_payload=max_payload,
+            max_payload=self.spec.max_payload_mb * 1024 * 1024,
             content_type=self.spec.content_type,
             accept=self.spec.accept or JSON,
             assemble=self.spec.assemble_with,
@@ -339,7 +408,14 @@ class _Run:
             join_source=self.spec.join_source,
             output_filter=self.spec.output_filter,
         )
-        timeout = self.spec.timeout_s * max(1, math.ceil(size / max_payload))
+        return request, output
+
+    async def _chunk(self, instances: VariantInstances, item: WorkItem) -> None:
+        p = item.payload
+        source = self.inputs[p["file"]]
+        request, output = self._request(item)
+        size = (p["end"] if p["end"] >= 0 else source.path.stat().st_size) - p["start"]
+        timeout = self.spec.timeout_s * max(1, math.ceil(size / request.max_payload))
         started = time.perf_counter()
         try:
             body = json.dumps(dataclasses.asdict(request)).encode()
@@ -351,6 +427,12 @@ class _Run:
             await self._finish(item, WorkStatus.FAILED, {}, f"{source.uri}: {exc.message}")
             return
         summary["seconds"] = round(time.perf_counter() - started, 6)
+        await self._conclude_chunk(item, source, output, summary)
+
+    async def _conclude_chunk(
+        self, item: WorkItem, source: InputObject, output: Path, summary: dict[str, Any]
+    ) -> None:
+        """Finish a chunk from its summary: failed where it stopped at a bad record."""
         error = summary.get("error") or {}
         if summary.get("stopped"):
             reason = f"{source.uri}: line {error['line']}: {error['message']}"
