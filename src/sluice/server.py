@@ -35,8 +35,10 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
 from sluice.control.labels import LabelStore
+from sluice.control.leadership import Leadership
 from sluice.control.lineage import LineageService
 from sluice.control.metric_history import MetricHistory
+from sluice.control.mirror import Mirror
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
@@ -51,6 +53,7 @@ from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
+from sluice.processes import runner_id
 from sluice.security.credentials import Credentials, parse_principals, secret_file
 from sluice.security.guard import Guard, HostCheck, is_loopback
 from sluice.settings import Settings
@@ -59,6 +62,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.lease_repo import LeaseRepository
 from sluice.store.metric_repo import MetricRepository
 from sluice.store.monitoring_repo import MonitoringRepository
 from sluice.store.objects import ObjectStore
@@ -271,6 +275,37 @@ def build_server(settings: Settings) -> Server:
         rest=service.rest,
     )
 
+    async def lead() -> None:
+        """Start what runs on one gateway only (all of it, for a gateway of its own)."""
+        alarms.start()
+        if settings.metric_history:
+            history.start()
+        autoscaler.start()
+        await experiments.recover()
+        experiments.start_scheduler()
+        monitoring.recover()
+        monitoring.start_scheduler()
+        transforms.recover()
+
+    async def step_down() -> None:
+        await transforms.close()
+        await monitoring.close()
+        await experiments.close()
+        await autoscaler.close()
+        await alarms.close()
+        await history.close()
+
+    shared = (
+        SharedDatabase(
+            Mirror(service),
+            Leadership(
+                LeaseRepository(database), runner_id(), settings.lease_term_s, lead, step_down
+            ),
+        )
+        if settings.shared_database
+        else None
+    )
+
     stopping = asyncio.Event()
     """Set as SIGTERM or SIGINT arrives (long-lived streams end then)."""
 
@@ -281,17 +316,16 @@ def build_server(settings: Settings) -> Server:
             backend.warm()  # workers to restore: the template loads while the rest starts
         capture.start()
         notifier.start()
-        alarms.start()
-        if settings.metric_history:
-            history.start()
-        autoscaler.start()
-        await deployments.recover()
-        await experiments.recover()
-        experiments.start_scheduler()
-        monitoring.recover()
-        monitoring.start_scheduler()
+        if shared is None:
+            await deployments.recover()
+            await lead()
+        else:
+            # Every endpoint served here as the database says; the singletons run on the
+            # gateway holding the controller lease.
+            await shared.mirror.once()
+            shared.mirror.start()
+            await shared.leadership.start()
         asynchronous.start()
-        transforms.recover()
         # Everything alive now lives as long as the server: keep it out of the collector's
         # sweeps, which otherwise walk ~170k start-up objects (tens of ms of p99).
         gc.freeze()
@@ -301,14 +335,12 @@ def build_server(settings: Settings) -> Server:
         finally:
             log.info("stopping: workers, capture, database")
             await asynchronous.close()
-            await transforms.close()
-            await monitoring.close()
-            await experiments.close()
+            if shared is not None:
+                await shared.mirror.close()
+                await shared.leadership.close()
+            await step_down()
             await reports.close()
             await deployments.close()
-            await autoscaler.close()
-            await alarms.close()
-            await history.close()
             await service.close()
             await notifier.close()
             await capture.close()
@@ -370,6 +402,14 @@ def build_server(settings: Settings) -> Server:
         lifespan,
     )
     return Server(settings, app, service, deployments, alarms, experiments, monitoring)
+
+
+@dataclass(frozen=True)
+class SharedDatabase:
+    """What a gateway sharing its database with others runs besides its own work."""
+
+    mirror: Mirror
+    leadership: Leadership
 
 
 def _on_stop_signals(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:

@@ -225,6 +225,16 @@ class Settings(BaseSettings):
 
     ray_namespace: str = "sluice"
 
+    shared_database: bool = False
+    """Several gateways share this database (PostgreSQL) and object store, behind a load
+    balancer: each serves every endpoint with instances of its own and follows what the
+    others change within a second; the one holding the controller lease runs the
+    autoscaler, alarms, metric history, schedules and experiments."""
+
+    lease_term_s: float = 10.0
+    """How long a lease (the controller's) lasts unless renewed: a gateway that dies is
+    taken over from within this long."""
+
     instance_resources: dict[str, dict[str, float]] = Field(default_factory=dict)
     """On the Ray backend: instance type to the Ray resources each of its instances asks
     for (CPU, GPU and custom resources; memory comes from instance_memory_mb). A type not

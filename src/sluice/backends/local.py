@@ -23,7 +23,7 @@ class LocalBackend(Backend):
         """`note`: a file naming the sockets' folder (a server's, in its home), through which
         a server killed before it could clean up has that folder removed at its next start."""
         if note is not None:
-            _remove_stale(note)
+            remove_stale(note)
         self.settings = settings
         self.note = note
         self.socket_dir: Path | None = None
@@ -88,7 +88,7 @@ class LocalBackend(Backend):
             self.note.unlink(missing_ok=True)
 
 
-def _remove_stale(note: Path) -> None:
+def remove_stale(note: Path) -> None:
     """Remove the socket folder a killed server left behind (only a folder of ours)."""
     try:
         stale = Path(note.read_text().strip())

@@ -556,6 +556,66 @@ class EndpointService:
                     self._provision(endpoint.name, config, counts, status, endpoint.failure_reason),
                 )
 
+    async def mirror(self, name: str, endpoint: Endpoint | None) -> None:
+        """Another gateway sharing the database changed endpoint `name` (None: deleted):
+        serve it here as the database says, writing nothing there. Its fleet here starts
+        (or, for a new config, starts and takes over from the old one), its weights and
+        sampling are published, its instance counts followed; a deleted or failed endpoint
+        stops here. Nothing is done while this gateway is changing the endpoint itself."""
+        if name in self.tasks or name in self.resizing:
+            return
+        live = self.live.get(name)
+        gone = (EndpointStatus.DELETING, EndpointStatus.FAILED)
+        if endpoint is None or endpoint.status in gone:
+            if live is not None:
+                await self._retire(name)
+            if endpoint is None or endpoint.status is EndpointStatus.DELETING:
+                self.router.withdraw(name)
+            else:
+                self.router.withdraw(name, reason=f"it failed: {endpoint.failure_reason}")
+            return
+        counts = {v.name: v.desired_instance_count for v in endpoint.variants}
+        if live is None or live.blue.config.name != endpoint.config_name:
+            if live is None:
+                self.router.withdraw(name, reason="it is starting on this gateway")
+            self._spawn(name, self._mirror_fleet(name, endpoint.config_name, counts), "mirror")
+            return
+        if live.green is not None:
+            return  # an update this gateway drives
+        running = live.blue.instance_counts()
+        changed = {v: n for v, n in counts.items() if v in running and running[v] != n}
+        self._publish(endpoint, live)
+        if changed:
+            self._spawn(name, self.scale_fleet(name, False, changed), "mirror scale")
+
+    async def _mirror_fleet(self, name: str, config_name: str, counts: Mapping[str, int]) -> None:
+        try:
+            config = self.repo.get_config(config_name)
+            fleet = await self._start_fleet(name, config, counts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this gateway cannot serve it; others may
+            reason = _reason(exc)
+            log.error("endpoint %s cannot start on this gateway: %s", name, reason)
+            if name not in self.live:
+                self.router.withdraw(name, reason=f"it cannot start on this gateway: {reason}")
+            return
+        live = self.live.get(name)
+        old = None
+        if live is None:
+            live = self.live[name] = LiveEndpoint(fleet)
+        else:
+            old, live.blue = live.blue, fleet
+        try:
+            endpoint = self.repo.get_endpoint(name)
+        except NotFound:
+            await self._retire(name)
+            return
+        self._publish(endpoint, live)
+        log.info("endpoint %s serves %s on this gateway", name, config.name)
+        if old is not None:
+            await self._stop_fleet(name, old, drain=True)
+
     async def wait_idle(self, name: str | None = None) -> None:
         """Wait until no endpoint (or `name`) is being created, restored or scaled."""
         while True:

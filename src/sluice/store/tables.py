@@ -845,3 +845,12 @@ class ScheduledActionRow(Base):
             aware(self.created_at),
             aware(self.last_run_at) if self.last_run_at else None,
         )
+
+
+class LeaseRow(Base):
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the present holder took it (renewals keep it)."""

@@ -1,0 +1,135 @@
+"""Two gateways on one PostgreSQL database: an endpoint created on one is served by both,
+a weight change on one is seen by the other within a second, a deletion on the other
+stops it on both, and when the gateway holding the controller lease is killed the other
+takes the lease over."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluice.backends.local import SOCKET_DIR_NOTE, remove_stale
+from sluice.store.db import Database
+from sluice.store.lease_repo import LeaseRepository
+from tests import models
+from tests.conftest import PostgresServer, RunningServer
+from tests.e2e.test_sagemaker_workflow import ROLE, clients, until
+
+pytestmark = pytest.mark.slow
+
+ROW = json.dumps([models.digits()[0][0].tolist()])
+TERM_S = 2.0
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> str:
+    return postgres.new_database()
+
+
+@pytest.fixture
+def gateways(database_url: str, tmp_path: Path) -> Iterator[list[RunningServer]]:
+    env = {
+        "SLUICE_DATABASE_URL": database_url,
+        "SLUICE_SHARED_DATABASE": "true",
+        "SLUICE_LEASE_TERM_S": str(TERM_S),
+    }
+    first = RunningServer(tmp_path / "first", env)
+    second = RunningServer(tmp_path / "second", env)
+    try:
+        yield [first, second]
+    finally:
+        for server in (second, first):
+            server.stop()
+            # A gateway killed with -9 left its workers' socket folder (its next start
+            # would remove it).
+            remove_stale(server.home / SOCKET_DIR_NOTE)
+
+
+def _served_by(runtime: Any, endpoint: str) -> str | None:
+    """The variant that answered one request, or None if the gateway does not serve it."""
+    try:
+        answer = runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Body=ROW
+        )
+    except runtime.exceptions.ClientError:
+        return None
+    return str(answer["InvokedProductionVariant"])
+
+
+def _holder(url: str) -> str | None:
+    database = Database(url)
+    try:
+        lease = LeaseRepository(database).get("controller")
+        return None if lease is None or lease.expires_at.timestamp() < time.time() else lease.holder
+    finally:
+        database.close()
+
+
+def test_two_gateways_serve_and_follow_each_other(
+    gateways: list[RunningServer], database_url: str, artifacts: dict[str, Path]
+) -> None:
+    first, second = gateways
+    sm_first, rt_first = clients(first.url)
+    sm_second, rt_second = clients(second.url)
+    for name in ("one", "two"):
+        sm_first.create_model(
+            ModelName=name,
+            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            ExecutionRoleArn=ROLE,
+        )
+    sm_first.create_endpoint_config(
+        EndpointConfigName="cfg",
+        ProductionVariants=[
+            {"VariantName": "A", "ModelName": "one", "InitialVariantWeight": 1.0,
+             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"},
+            {"VariantName": "B", "ModelName": "two", "InitialVariantWeight": 0.0,
+             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"},
+        ],
+    )  # fmt: skip
+    for endpoint in ("digits", "other"):
+        sm_first.create_endpoint(EndpointName=endpoint, EndpointConfigName="cfg")
+        sm_first.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120}
+        )
+    assert _served_by(rt_first, "digits") == "A"
+    until(lambda: _served_by(rt_second, "digits") == "A", timeout=30)
+
+    # A weight change on the first gateway reaches the second within a second.
+    sm_first.update_endpoint_weights_and_capacities(
+        EndpointName="digits",
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "A", "DesiredWeight": 0.0},
+            {"VariantName": "B", "DesiredWeight": 1.0},
+        ],
+    )
+    changed = time.monotonic()
+    while _served_by(rt_second, "digits") != "B":
+        assert time.monotonic() - changed < 1.0, "the second gateway kept the old weights"
+    assert {_served_by(rt_second, "digits") for _ in range(20)} == {"B"}
+    assert {_served_by(rt_first, "digits") for _ in range(20)} == {"B"}
+
+    # A deletion on the second gateway: the first stops serving it within a second.
+    until(lambda: _served_by(rt_first, "other") == "A", timeout=30)
+    sm_second.delete_endpoint(EndpointName="other")
+    deleted = time.monotonic()
+    while _served_by(rt_first, "other") is not None:
+        assert time.monotonic() - deleted < 1.0, "the first gateway still serves it"
+
+    # One gateway holds the controller lease; killed, the other takes it over.
+    holder = _holder(database_url)
+    assert holder is not None
+    leader, survivor = (first, second) if f":{first.process.pid}:" in holder else (second, first)
+    assert f":{leader.process.pid}:" in holder
+    leader.stop(signal.SIGKILL)
+    until(
+        lambda: (h := _holder(database_url)) is not None and f":{survivor.process.pid}:" in h,
+        timeout=TERM_S * 4,
+    )
+    _, rt_survivor = clients(survivor.url)
+    assert {_served_by(rt_survivor, "digits") for _ in range(10)} == {"B"}
