@@ -275,8 +275,12 @@ def build_server(settings: Settings) -> Server:
         rest=service.rest,
     )
 
+    driving: list[asyncio.Task[None]] = []
+
     async def lead() -> None:
         """Start what runs on one gateway only (all of it, for a gateway of its own)."""
+        if deployments.shared is not None:
+            driving.append(asyncio.create_task(deployments.drive(), name="drive updates"))
         alarms.start()
         if settings.metric_history:
             history.start()
@@ -288,6 +292,10 @@ def build_server(settings: Settings) -> Server:
         transforms.recover()
 
     async def step_down() -> None:
+        for task in driving:
+            task.cancel()
+        await asyncio.gather(*driving, return_exceptions=True)
+        driving.clear()
         await transforms.close()
         await monitoring.close()
         await experiments.close()
@@ -295,16 +303,12 @@ def build_server(settings: Settings) -> Server:
         await alarms.close()
         await history.close()
 
-    shared = (
-        SharedDatabase(
-            Mirror(service),
-            Leadership(
-                LeaseRepository(database), runner_id(), settings.lease_term_s, lead, step_down
-            ),
-        )
-        if settings.shared_database
-        else None
-    )
+    shared: SharedDatabase | None = None
+    if settings.shared_database:
+        leases, holder = LeaseRepository(database), runner_id()
+        leadership = Leadership(leases, holder, settings.lease_term_s, lead, step_down)
+        shared = SharedDatabase(Mirror(service), leadership)
+        deployments.share(leases, holder, settings.lease_term_s, lambda: leadership.held)
 
     stopping = asyncio.Event()
     """Set as SIGTERM or SIGINT arrives (long-lived streams end then)."""

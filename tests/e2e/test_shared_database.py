@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from sluice.backends.local import SOCKET_DIR_NOTE, remove_stale
+from sluice.client import Client
 from sluice.store.db import Database
 from sluice.store.lease_repo import LeaseRepository
 from tests import models
 from tests.conftest import PostgresServer, RunningServer
+from tests.e2e.helpers import canary
 from tests.e2e.test_sagemaker_workflow import ROLE, clients, until
 
 pytestmark = pytest.mark.slow
@@ -38,6 +40,7 @@ def gateways(database_url: str, tmp_path: Path) -> Iterator[list[RunningServer]]
         "SLUICE_DATABASE_URL": database_url,
         "SLUICE_SHARED_DATABASE": "true",
         "SLUICE_LEASE_TERM_S": str(TERM_S),
+        "SLUICE_DEPLOYMENT_RESTART_POLICY": "resume",
     }
     first = RunningServer(tmp_path / "first", env)
     second = RunningServer(tmp_path / "second", env)
@@ -133,3 +136,49 @@ def test_two_gateways_serve_and_follow_each_other(
     )
     _, rt_survivor = clients(survivor.url)
     assert {_served_by(rt_survivor, "digits") for _ in range(10)} == {"B"}
+
+
+def test_a_guarded_update_is_finished_by_the_survivor_when_its_driver_is_killed(
+    gateways: list[RunningServer], database_url: str, artifacts: dict[str, Path]
+) -> None:
+    first, second = gateways
+    sm, _ = clients(first.url)
+    for name in ("one", "two"):
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            ExecutionRoleArn=ROLE,
+        )
+    for config, model in (("v1", "one"), ("v2", "two")):
+        sm.create_endpoint_config(
+            EndpointConfigName=config,
+            ProductionVariants=[{"VariantName": "A", "ModelName": model,
+                                 "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+        )  # fmt: skip
+    sm.create_endpoint(EndpointName="digits", EndpointConfigName="v1")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="digits", WaiterConfig={"Delay": 0.5, "MaxAttempts": 120}
+    )
+    holder = until(lambda: _holder(database_url), timeout=10)
+    leader, follower = (first, second) if f":{first.process.pid}:" in holder else (second, first)
+    _, rt_follower = clients(follower.url)
+    until(lambda: _served_by(rt_follower, "digits") == "A", timeout=30)
+
+    # Sent to the follower: handed to the leader, which drives it (a canary baking 30 s).
+    with Client(follower.url) as client:
+        started = client.update_endpoint("digits", "v2", canary(50, 30))
+        until(lambda: client.get_deployment(started.id).steps, timeout=30)
+        events = [e.message for e in client.get_deployment(started.id).events]
+        assert any("handed to the gateway holding the controller lease" in m for m in events)
+
+        leader.stop(signal.SIGKILL)  # mid-bake: the follower adopts and resumes it
+        finished = client.wait_for_deployment(started.id, timeout=120)
+        assert finished.state == "Completed", finished.reason
+        messages = [e.message for e in finished.events]
+        assert any("the gateway driving it stopped; resuming at step 1" in m for m in messages)
+        assert client.get_endpoint("digits").config == "v2"
+    # The survivor serves the new config.
+    sm_follower, rt_follower = clients(follower.url)
+    described = sm_follower.describe_endpoint(EndpointName="digits")
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "v2")
+    assert _served_by(rt_follower, "digits") == "A"

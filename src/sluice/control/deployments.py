@@ -23,6 +23,8 @@ from sluice.entities import Alarm, Deployment, DeploymentState, Endpoint, Endpoi
 from sluice.errors import InvalidState, NotFound, ValidationError
 from sluice.gateway.fleet_stats import Window
 from sluice.store.deployment_repo import DeploymentRepository
+from sluice.store.lease_repo import LeaseRepository
+from sluice.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class DeploymentService:
         self.alarms = alarms
         self.restart_policy = restart_policy
         self.controllers: dict[str, Controller] = {}
+        self.shared: SharedDriving | None = None
+        """Set when several gateways share the database: who drives which update."""
         self.blockers: list[Callable[[str], str | None]] = []
         """Each says why an endpoint may not be updated now (None: it may)."""
         endpoints.on_delete.append(self._endpoint_deleted)
@@ -105,6 +109,13 @@ class DeploymentService:
         deployment = self.repo.start(
             name, config_name, policy.document(), [s.to_dict() for s in steps]
         )
+        if self.shared is not None and not self.shared.leading():
+            # Its alarms and guard run on the gateway holding the controller lease, which
+            # adopts it within a third of the lease's term.
+            self.repo.event(
+                deployment.id, "state", "handed to the gateway holding the controller lease"
+            )
+            return deployment
         self._launch(
             Controller(
                 deployment, policy, steps, blue, green, self.repo, self.endpoints, self.alarms
@@ -214,7 +225,7 @@ class DeploymentService:
         for deployment in resuming:
             asyncio.create_task(self._resume(deployment), name=f"resume {deployment.id}")
 
-    async def _resume(self, deployment: Deployment) -> None:
+    async def _resume(self, deployment: Deployment, why: str = "the server restarted") -> None:
         name = deployment.endpoint
         await self.endpoints.wait_idle(name)
         try:
@@ -241,9 +252,7 @@ class DeploymentService:
             return
         first = max(0, deployment.step_index)
         self.repo.event(
-            deployment.id,
-            "state",
-            f"the server restarted; resuming at step {first + 1} (its bake starts over)",
+            deployment.id, "state", f"{why}; resuming at step {first + 1} (its bake starts over)"
         )
         steps = [Step.from_dict(s) for s in deployment.plan]
         self._launch(
@@ -268,16 +277,78 @@ class DeploymentService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _launch(self, controller: Controller, start: Callable[[], None] | None = None) -> None:
+        shared = self.shared
+        if shared is not None and not shared.take(controller.endpoint):
+            log.warning("deployment %s is driven by another gateway", controller.id)
+            return
         self.controllers[controller.endpoint] = controller
         (start or controller.start)()
         assert controller.task is not None
-        controller.task.add_done_callback(
-            lambda _: (
+
+        def ended(_: object) -> None:
+            if self.controllers.get(controller.endpoint) is controller:
                 self.controllers.pop(controller.endpoint, None)
-                if self.controllers.get(controller.endpoint) is controller
-                else None
-            )
-        )
+            if shared is not None:
+                asyncio.get_running_loop().run_in_executor(
+                    None, shared.release, controller.endpoint
+                )
+
+        controller.task.add_done_callback(ended)
+
+    # -- several gateways on one database
+
+    def share(
+        self, leases: LeaseRepository, holder: str, term_s: float, leading: Callable[[], bool]
+    ) -> None:
+        """Drive updates as one of several gateways: the one holding the controller lease
+        drives each update (under a lease of its own, renewed while it runs); an update
+        whose driver died is adopted by the lease holder, which resumes it or rolls it
+        back as `restart_policy` says; one handed over by another gateway starts afresh."""
+        self.shared = SharedDriving(leases, holder, term_s, leading)
+
+    async def drive(self) -> None:
+        """While this gateway holds the controller lease: renew the leases of the updates it
+        drives and adopt those no live gateway drives, every third of a lease's term."""
+        shared = self.shared
+        assert shared is not None
+        while True:
+            for name, controller in list(self.controllers.items()):
+                if not controller.settled:
+                    await asyncio.to_thread(shared.take, name)
+            try:
+                await self._adopt(shared)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - tried again at the next beat
+                log.exception("adopting updates failed")
+            await asyncio.sleep(shared.term_s / 3)
+
+    async def _adopt(self, shared: SharedDriving) -> None:
+        for deployment in await asyncio.to_thread(self.repo.active):
+            name = deployment.endpoint
+            if name in self.controllers or name not in self.endpoints.live:
+                continue  # driven here, or not served here yet (the mirror starts it)
+            lease = await asyncio.to_thread(shared.leases.get, shared.lease_name(name))
+            if lease is not None and lease.expires_at > utcnow():
+                continue  # a live gateway drives it
+            if not await asyncio.to_thread(shared.take, name):
+                continue
+            if lease is None:
+                log.info("deployment %s of %s: adopted (handed over)", deployment.id, name)
+                await self._resume(deployment, "adopted from the gateway that received it")
+            elif self.restart_policy == "resume" and (
+                deployment.state is not DeploymentState.ROLLING_BACK
+            ):
+                log.warning("deployment %s of %s: its gateway died; resuming", deployment.id, name)
+                await self._resume(deployment, "the gateway driving it stopped")
+            else:
+                reason = (
+                    "the gateway driving the update stopped; it was rolled back and the "
+                    f"endpoint serves {deployment.from_config} again"
+                )
+                self.repo.finish(deployment.id, DeploymentState.ROLLED_BACK, reason,
+                                 EndpointStatus.IN_SERVICE)  # fmt: skip
+                await asyncio.to_thread(shared.release, name)
 
     async def _endpoint_deleted(self, name: str) -> None:
         controller = self.controllers.pop(name, None)
@@ -285,3 +356,24 @@ class DeploymentService:
             controller.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await controller.task
+
+
+@dataclass(frozen=True)
+class SharedDriving:
+    """Who drives an update, when several gateways share the database."""
+
+    leases: LeaseRepository
+    holder: str
+    term_s: float
+    leading: Callable[[], bool]
+    """Whether this gateway holds the controller lease."""
+
+    @staticmethod
+    def lease_name(endpoint: str) -> str:
+        return f"deployment:{endpoint}"
+
+    def take(self, endpoint: str) -> bool:
+        return self.leases.take(self.lease_name(endpoint), self.holder, self.term_s)
+
+    def release(self, endpoint: str) -> None:
+        self.leases.release(self.lease_name(endpoint), self.holder)
