@@ -282,8 +282,6 @@ def build_server(settings: Settings) -> Server:
         if deployments.shared is not None:
             driving.append(asyncio.create_task(deployments.drive(), name="drive updates"))
         alarms.start()
-        if settings.metric_history:
-            history.start()
         autoscaler.start()
         await experiments.recover()
         experiments.start_scheduler()
@@ -301,13 +299,13 @@ def build_server(settings: Settings) -> Server:
         await experiments.close()
         await autoscaler.close()
         await alarms.close()
-        await history.close()
 
     shared: SharedDatabase | None = None
     if settings.shared_database:
         leases, holder = LeaseRepository(database), runner_id()
         leadership = Leadership(leases, holder, settings.lease_term_s, lead, step_down)
-        shared = SharedDatabase(Mirror(service), leadership)
+        driven_here = deployments.controllers.__contains__
+        shared = SharedDatabase(Mirror(service, deployments.repo, driven_here), leadership)
         deployments.share(leases, holder, settings.lease_term_s, lambda: leadership.held)
 
     stopping = asyncio.Event()
@@ -320,6 +318,9 @@ def build_server(settings: Settings) -> Server:
             backend.warm()  # workers to restore: the template loads while the rest starts
         capture.start()
         notifier.start()
+        if settings.metric_history:
+            # On every gateway: each records its own traffic, merged in the database.
+            history.start()
         if shared is None:
             await deployments.recover()
             await lead()
@@ -343,6 +344,7 @@ def build_server(settings: Settings) -> Server:
                 await shared.mirror.close()
                 await shared.leadership.close()
             await step_down()
+            await history.close()
             await reports.close()
             await deployments.close()
             await service.close()

@@ -229,7 +229,7 @@ class Settings(BaseSettings):
     """Several gateways share this database (PostgreSQL) and object store, behind a load
     balancer: each serves every endpoint with instances of its own and follows what the
     others change within a second; the one holding the controller lease runs the
-    autoscaler, alarms, metric history, schedules and experiments."""
+    autoscaler, alarms, schedules, experiments and guarded updates."""
 
     lease_term_s: float = 10.0
     """How long a lease (the controller's) lasts unless renewed: a gateway that dies is

@@ -6,9 +6,12 @@ takes the lease over."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from sluice.store.db import Database
 from sluice.store.lease_repo import LeaseRepository
 from tests import models
 from tests.conftest import PostgresServer, RunningServer
-from tests.e2e.helpers import canary
+from tests.e2e.helpers import aws_client, canary
 from tests.e2e.test_sagemaker_workflow import ROLE, clients, until
 
 pytestmark = pytest.mark.slow
@@ -54,6 +57,10 @@ def gateways(database_url: str, tmp_path: Path) -> Iterator[list[RunningServer]]
             remove_stale(server.home / SOCKET_DIR_NOTE)
 
 
+ANSWERED: Counter[tuple[str, str]] = Counter()
+"""Requests answered, by endpoint and variant, over both gateways."""
+
+
 def _served_by(runtime: Any, endpoint: str) -> str | None:
     """The variant that answered one request, or None if the gateway does not serve it."""
     try:
@@ -62,7 +69,27 @@ def _served_by(runtime: Any, endpoint: str) -> str | None:
         )
     except runtime.exceptions.ClientError:
         return None
-    return str(answer["InvokedProductionVariant"])
+    variant = str(answer["InvokedProductionVariant"])
+    ANSWERED[endpoint, variant] += 1
+    return variant
+
+
+def _invocations(url: str, endpoint: str, variant: str) -> float:
+    """CloudWatch's Invocations of a variant over the last minutes, as one gateway reads it."""
+    cw = aws_client("cloudwatch", url)
+    answer = cw.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="Invocations",
+        Dimensions=[
+            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "VariantName", "Value": variant},
+        ],
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )
+    return float(sum(p["Sum"] for p in answer["Datapoints"]))
 
 
 def _holder(url: str) -> str | None:
@@ -78,6 +105,7 @@ def test_two_gateways_serve_and_follow_each_other(
     gateways: list[RunningServer], database_url: str, artifacts: dict[str, Path]
 ) -> None:
     first, second = gateways
+    ANSWERED.clear()
     sm_first, rt_first = clients(first.url)
     sm_second, rt_second = clients(second.url)
     for name in ("one", "two"):
@@ -117,6 +145,15 @@ def test_two_gateways_serve_and_follow_each_other(
     assert {_served_by(rt_second, "digits") for _ in range(20)} == {"B"}
     assert {_served_by(rt_first, "digits") for _ in range(20)} == {"B"}
 
+    # Each gateway records its own traffic; the history merges them: either one reads the
+    # requests both answered (written every 10 s).
+    for _ in range(7):
+        _served_by(rt_first, "digits")
+    both = ANSWERED["digits", "B"]
+    until(lambda: _invocations(second.url, "digits", "B") >= both, timeout=40)
+    assert _invocations(second.url, "digits", "B") == both
+    assert _invocations(first.url, "digits", "B") == both
+
     # A deletion on the second gateway: the first stops serving it within a second.
     until(lambda: _served_by(rt_first, "other") == "A", timeout=30)
     sm_second.delete_endpoint(EndpointName="other")
@@ -143,10 +180,13 @@ def test_a_guarded_update_is_finished_by_the_survivor_when_its_driver_is_killed(
 ) -> None:
     first, second = gateways
     sm, _ = clients(first.url)
-    for name in ("one", "two"):
+    for name, tag in (("one", "blue"), ("two", "green")):
         sm.create_model(
             ModelName=name,
-            PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+            PrimaryContainer={
+                "ModelDataUrl": artifacts["echo"].as_uri(),
+                "Environment": {"VARIANT_TAG": tag},
+            },
             ExecutionRoleArn=ROLE,
         )
     for config, model in (("v1", "one"), ("v2", "two")):
@@ -163,13 +203,16 @@ def test_a_guarded_update_is_finished_by_the_survivor_when_its_driver_is_killed(
     leader, follower = (first, second) if f":{first.process.pid}:" in holder else (second, first)
     _, rt_follower = clients(follower.url)
     until(lambda: _served_by(rt_follower, "digits") == "A", timeout=30)
+    assert {_tag(rt_follower) for _ in range(10)} == {"blue"}
 
-    # Sent to the follower: handed to the leader, which drives it (a canary baking 30 s).
+    # Sent to the follower: handed to the leader, which drives it (a canary baking 12 s);
+    # the follower splits its own traffic as the leader does.
     with Client(follower.url) as client:
-        started = client.update_endpoint("digits", "v2", canary(50, 30))
+        started = client.update_endpoint("digits", "v2", canary(50, 12))
         until(lambda: client.get_deployment(started.id).steps, timeout=30)
         events = [e.message for e in client.get_deployment(started.id).events]
         assert any("handed to the gateway holding the controller lease" in m for m in events)
+        until(lambda: {_tag(rt_follower) for _ in range(40)} == {"blue", "green"}, timeout=30)
 
         leader.stop(signal.SIGKILL)  # mid-bake: the follower adopts and resumes it
         finished = client.wait_for_deployment(started.id, timeout=120)
@@ -181,4 +224,39 @@ def test_a_guarded_update_is_finished_by_the_survivor_when_its_driver_is_killed(
     sm_follower, rt_follower = clients(follower.url)
     described = sm_follower.describe_endpoint(EndpointName="digits")
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "v2")
-    assert _served_by(rt_follower, "digits") == "A"
+    assert {_tag(rt_follower) for _ in range(20)} == {"green"}
+
+
+def _tag(runtime: Any) -> str:
+    answer = runtime.invoke_endpoint(
+        EndpointName="digits", ContentType="application/json", Body="[[1]]"
+    )
+    return str(json.loads(answer["Body"].read())["tag"])
+
+
+def test_a_gateway_unpacks_a_model_whose_folder_only_another_had(
+    gateways: list[RunningServer], artifacts: dict[str, Path]
+) -> None:
+    first, second = gateways
+    sm_first, rt_first = clients(first.url)
+    sm_first.create_model(
+        ModelName="one",
+        PrimaryContainer={"ModelDataUrl": f"file://{artifacts['logreg_tar']}"},
+        ExecutionRoleArn=ROLE,
+    )
+    (folder,) = (first.home / "models").iterdir()  # the model's unpacked folder
+    shutil.rmtree(folder)  # as on a machine that never had it
+    sm_second, rt_second = clients(second.url)
+    sm_second.create_endpoint_config(
+        EndpointConfigName="cfg",
+        ProductionVariants=[{"VariantName": "A", "ModelName": "one",
+                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    )  # fmt: skip
+    sm_second.create_endpoint(EndpointName="digits", EndpointConfigName="cfg")
+    sm_second.get_waiter("endpoint_in_service").wait(
+        EndpointName="digits", WaiterConfig={"Delay": 0.5, "MaxAttempts": 120}
+    )
+    assert _served_by(rt_second, "digits") == "A"
+    assert any((second.home / "models").iterdir())  # unpacked in its own home
+    until(lambda: _served_by(rt_first, "digits") == "A", timeout=30)
+    assert folder.is_dir()  # the first unpacked it again

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -556,12 +556,16 @@ class EndpointService:
                     self._provision(endpoint.name, config, counts, status, endpoint.failure_reason),
                 )
 
-    async def mirror(self, name: str, endpoint: Endpoint | None) -> None:
+    async def mirror(
+        self, name: str, endpoint: Endpoint | None, update: FollowedUpdate | None = None
+    ) -> None:
         """Another gateway sharing the database changed endpoint `name` (None: deleted):
         serve it here as the database says, writing nothing there. Its fleet here starts
         (or, for a new config, starts and takes over from the old one), its weights and
         sampling are published, its instance counts followed; a deleted or failed endpoint
-        stops here. Nothing is done while this gateway is changing the endpoint itself."""
+        stops here. `update`: the update another gateway drives on it, whose green fleet
+        runs here too, with the same split. Nothing is done while this gateway is changing
+        the endpoint itself."""
         if name in self.tasks or name in self.resizing:
             return
         live = self.live.get(name)
@@ -575,18 +579,57 @@ class EndpointService:
                 self.router.withdraw(name, reason=f"it failed: {endpoint.failure_reason}")
             return
         counts = {v.name: v.desired_instance_count for v in endpoint.variants}
-        if live is None or live.blue.config.name != endpoint.config_name:
-            if live is None:
-                self.router.withdraw(name, reason="it is starting on this gateway")
+        if live is None:
+            self.router.withdraw(name, reason="it is starting on this gateway")
             self._spawn(name, self._mirror_fleet(name, endpoint.config_name, counts), "mirror")
             return
-        if live.green is not None:
-            return  # an update this gateway drives
+        if live.blue.config.name != endpoint.config_name:
+            if live.green is not None and live.green.config.name == endpoint.config_name:
+                self._spawn(name, self._mirror_promotion(name, endpoint), "mirror")
+            else:
+                self._spawn(name, self._mirror_fleet(name, endpoint.config_name, counts), "mirror")
+            return
+        if update is not None:
+            self._spawn(name, self._mirror_update(name, update), "mirror update")
+            return
+        if live.green is not None:  # the update ended and green was not promoted
+            green = self.drop_green(name)
+            if green is not None:
+                self._spawn(name, self.stop_fleet(name, green), "mirror rollback")
+            return
         running = live.blue.instance_counts()
         changed = {v: n for v, n in counts.items() if v in running and running[v] != n}
         self._publish(endpoint, live)
         if changed:
             self._spawn(name, self.scale_fleet(name, False, changed), "mirror scale")
+
+    async def _mirror_update(self, name: str, update: FollowedUpdate) -> None:
+        """Follow another gateway's update: its green fleet, its instance counts, its split."""
+        live = self.live_endpoint(name)
+        try:
+            if live.green is None or live.green.config.name != update.config_name:
+                config = self.repo.get_config(update.config_name)
+                counts = {v.name: 0 for v in config.production} if update.rolling else None
+                await self.start_green(name, config, counts)
+            if update.counts:
+                await self.scale_fleet(name, True, {n: c[1] for n, c in update.counts.items()})
+            self.shift(name, update.green_shares)
+            if update.counts:
+                await self.scale_fleet(name, False, {n: c[0] for n, c in update.counts.items()})
+        except Exception as exc:  # noqa: BLE001 - this gateway keeps serving blue alone
+            log.error("endpoint %s: the update's green fleet cannot run here: %s", name, exc)
+            green = self.drop_green(name) if live.green is not None else None
+            if green is not None:
+                await self.stop_fleet(name, green)
+
+    async def _mirror_promotion(self, name: str, endpoint: Endpoint) -> None:
+        """Another gateway's update completed: green, running here too, is the fleet now."""
+        live = self.live_endpoint(name)
+        assert live.green is not None
+        blue = live.blue
+        live.blue, live.green, live.green_shares = live.green, None, {}
+        self._publish(endpoint, live)
+        await self._stop_fleet(name, blue, drain=True)
 
     async def _mirror_fleet(self, name: str, config_name: str, counts: Mapping[str, int]) -> None:
         try:
@@ -800,7 +843,7 @@ class EndpointService:
     async def _start_variant(
         self, endpoint: str, fleet: Fleet, spec: VariantSpec, count: int
     ) -> None:
-        model = self.repo.get_model(spec.model_name)
+        model = await self._here(self.repo.get_model(spec.model_name))
         metrics = self.metrics.for_variant(endpoint, spec.name)
         shadow = spec.kind is VariantKind.SHADOW
         memory_mb = self.settings.instance_memory_mb.get(spec.instance_type or "")
@@ -858,6 +901,19 @@ class EndpointService:
             )
             handle.sender.start()
 
+    async def _here(self, model: Model) -> Model:
+        """`model` with its folder on this machine: a model registered by another gateway
+        sharing the database names a folder of that gateway's, which is unpacked here
+        afresh from the artifact (into the same content-addressed place) when missing."""
+        if model.runtime in INTERNAL or Path(model.model_dir).is_dir():
+            return model
+        log.info("model %s: unpacking %s on this gateway", model.name, model.artifact_uri)
+        model_dir = await asyncio.to_thread(self.artifacts.unpack, model.artifact_uri)
+        code = model.environment.get(SUBMIT_DIRECTORY)
+        if code:
+            model_dir = await asyncio.to_thread(self.artifacts.with_code, model_dir, code)
+        return replace(model, model_dir=str(model_dir))
+
     async def _stop_fleet(self, endpoint: str, fleet: Fleet, drain: bool) -> None:
         """Let in-flight requests finish (when `drain`), then stop the fleet's workers."""
         handles = list(fleet.variants.values())
@@ -886,6 +942,20 @@ class EndpointService:
             route_table(endpoint, live, self.settings.capture_dir, self.artifacts.objects)
         )
         return endpoint
+
+
+@dataclass(frozen=True)
+class FollowedUpdate:
+    """Where another gateway's update of an endpoint stands, for this gateway to follow."""
+
+    config_name: str
+    """The config the update moves to (its green fleet)."""
+    rolling: bool
+    """A rolling update: green starts with no instance and grows step by step."""
+    green_shares: dict[str, float]
+    """The split of the step it is at (empty: before its first step, or rolling back)."""
+    counts: dict[str, tuple[int, int]]
+    """Rolling updates: (blue, green) instances per variant at that step."""
 
 
 def endpoint_variants(config: EndpointConfig, status: str) -> list[EndpointVariant]:

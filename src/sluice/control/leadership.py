@@ -1,6 +1,6 @@
 """The controller lease: of several gateways sharing one database, the one holding it runs
-what must run once (the autoscaler, alarms, the metric history, schedules, experiments,
-batch transform recovery, settling what a gateway that died left behind).
+what must run once (the autoscaler, alarms, schedules, experiments, batch transform
+recovery, guarded updates and adopting those a gateway that died left behind).
 
 Every gateway tries to take the lease every third of its term; the holder renews it in
 the same beat. When the holder dies, its term runs out and another gateway takes it and

@@ -1,11 +1,13 @@
 """Several gateways, one database: each serves every endpoint with instances of its own,
 and follows what the others change.
 
-`Mirror` reads the endpoints' records every `interval_s` (a quarter of a second by
-default: a change reaches every gateway well within a second) and hands each endpoint
-whose routing changed (status, config, weights, instance counts, sampling) to
-`EndpointService.mirror`, which starts, swaps, scales, republishes or stops its fleet on
-this gateway without writing to the database. Reading the small endpoints table is the
+`Mirror` reads the endpoints' records and the running updates every `interval_s` (a
+quarter of a second by default: a change reaches every gateway well within a second) and
+hands each endpoint whose routing changed (status, config, weights, instance counts,
+sampling, the step of its update) to `EndpointService.mirror`, which starts, swaps,
+scales, republishes or stops its fleets on this gateway without writing to the database.
+An update another gateway drives is followed step by step: its green fleet runs here too
+and takes the same share of this gateway's traffic. Reading the small endpoints table is the
 whole cost: no notification channel to keep open, the same on SQLite and PostgreSQL.
 """
 
@@ -13,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
-from sluice.control.endpoints import EndpointService
-from sluice.entities import Endpoint
+from sluice.control.endpoints import EndpointService, FollowedUpdate
+from sluice.control.policies import Step
+from sluice.entities import Deployment, DeploymentState, Endpoint
+from sluice.store.deployment_repo import DeploymentRepository
 
 log = logging.getLogger(__name__)
 
 
-def routing_of(endpoint: Endpoint) -> Hashable:
+def routing_of(endpoint: Endpoint, deployment: Deployment | None) -> Hashable:
     """What a gateway serves an endpoint by: a change to any of it is mirrored."""
     return (
         endpoint.status,
@@ -30,12 +34,41 @@ def routing_of(endpoint: Endpoint) -> Hashable:
             (v.name, v.current_weight, v.desired_instance_count, v.sampling_percentage)
             for v in endpoint.variants
         ),
+        None if deployment is None else (deployment.id, deployment.state, deployment.step_index),
+    )
+
+
+def followed(deployment: Deployment | None) -> FollowedUpdate | None:
+    """The part of a running update another gateway follows (None: none, or rolling back:
+    the followers take green out at once)."""
+    if deployment is None or deployment.state is DeploymentState.ROLLING_BACK:
+        return None
+    step = (
+        Step.from_dict(deployment.plan[deployment.step_index])
+        if 0 <= deployment.step_index < len(deployment.plan)
+        else None
+    )
+    return FollowedUpdate(
+        deployment.to_config,
+        deployment.policy.get("RollingUpdatePolicy") is not None,
+        dict(step.green_shares) if step else {},
+        dict(step.counts) if step else {},
     )
 
 
 class Mirror:
-    def __init__(self, service: EndpointService, interval_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        service: EndpointService,
+        deployments: DeploymentRepository,
+        driven_here: Callable[[str], bool],
+        interval_s: float = 0.25,
+    ) -> None:
+        """`driven_here`: whether this gateway drives an update of the endpoint (it is
+        left alone: the update's controller does it)."""
         self.service = service
+        self.deployments = deployments
+        self.driven_here = driven_here
         self.interval_s = interval_s
         self.seen: dict[str, Hashable] = {}
         self.task: asyncio.Task[None] | None = None
@@ -56,14 +89,19 @@ class Mirror:
     async def once(self) -> None:
         """Mirror every endpoint whose routing changed since the last round."""
         endpoints = {e.name: e for e in await asyncio.to_thread(self.service.repo.list_endpoints)}
+        running = {d.endpoint: d for d in await asyncio.to_thread(self.deployments.active)}
         for name in set(self.seen) - set(endpoints):
             del self.seen[name]
             await self.service.mirror(name, None)
         for name, endpoint in endpoints.items():
-            routing = routing_of(endpoint)
+            if self.driven_here(name):
+                self.seen.pop(name, None)  # looked at afresh once its update ends
+                continue
+            deployment = running.get(name)
+            routing = routing_of(endpoint, deployment)
             if self.seen.get(name) == routing:
                 continue
-            await self.service.mirror(name, endpoint)
+            await self.service.mirror(name, endpoint, followed(deployment))
             if name not in self.service.tasks:  # else: looked at again once it is done
                 self.seen[name] = routing
 

@@ -264,12 +264,15 @@ class MetricRepository:
         `resolution`) into periods of `resolution` seconds; how many were folded."""
         cut = _epoch(align(before, resolution))
         with self.db.engine.begin() as connection:
+            # One statement takes the rows and deletes them: of several servers rolling up
+            # at once, each row is folded by exactly one.
             rows = connection.execute(
-                select(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < cut)
+                delete(ROWS)
+                .where(ROWS.c.resolution < resolution, ROWS.c.at < cut)
+                .returning(*ROWS.c)
             ).all()
             if not rows:
                 return 0
-            connection.execute(delete(ROWS).where(ROWS.c.resolution < resolution, ROWS.c.at < cut))
         folded: dict[tuple[Series, datetime], Period] = {}
         for row in rows:
             p = _period(row)
