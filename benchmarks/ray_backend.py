@@ -19,6 +19,7 @@ Bars: Ray backend >= 60 % of the local backend's req/s at c=64, and >= 10x Ray S
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -108,6 +109,23 @@ def start_ray(temp_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return head, address
 
 
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process and everything it started (a Ray node's daemons): SIGTERM, then, after
+    5 s, SIGKILL to whatever is left (a Ray head can take half a minute to stop)."""
+    import psutil
+
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    process.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    for leftover in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
+    process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
@@ -163,11 +181,7 @@ def main() -> None:
         for gw in gateways:
             gw.stop()
         for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_tree(process)
         shutil.rmtree(work, ignore_errors=True)
 
     results: dict[str, float] = {}
