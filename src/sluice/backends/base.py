@@ -7,11 +7,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluice.entities import Model
+from sluice.settings import Settings
 from sluice.workers.client import Answer, ModelTarget
 from sluice.workers.file_request import FileRequest
+from sluice.workers.pool import PoolSettings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sluice.backends.ray_transform import ChunkResult
+    from sluice.workers.forking import Zygote
     from sluice.workers.transform import Chunk
 
 ChunkRunner = Callable[[dict[int, tuple["Chunk", bytes]], int], AsyncIterator["ChunkResult"]]
@@ -119,3 +124,20 @@ class Backend(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release whatever the backend holds (sockets, cluster connections)."""
+
+
+def pool_settings(
+    settings: Settings, socket_dir: Path, zygote: Zygote | None = None
+) -> PoolSettings:
+    """How a backend's worker pools time, restart and eject their instances."""
+    return PoolSettings(
+        socket_dir=socket_dir,
+        load_timeout_s=settings.model_load_timeout_s,
+        backoff_s=settings.worker_restart_backoff_s,
+        backoff_max_s=settings.worker_restart_backoff_max_s,
+        invocation_timeout_s=settings.invocation_timeout_s,
+        environment_names=tuple(settings.worker_environment),
+        outlier_failures=settings.outlier_failures,
+        outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
+        zygote=zygote,
+    )

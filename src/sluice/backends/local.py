@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from sluice.backends.base import Backend, VariantInstances
+from sluice.backends.base import Backend, VariantInstances, pool_settings
 from sluice.entities import Model
 from sluice.runtimes.registry import serving_environment
 from sluice.settings import Settings
@@ -44,17 +44,7 @@ class LocalBackend(Backend):
                     worker_environment(os.environ, {}, tuple(settings.worker_environment)),
                     settings.model_load_timeout_s,
                 )
-            self.pool_settings = PoolSettings(
-                socket_dir=self.socket_dir,
-                load_timeout_s=settings.model_load_timeout_s,
-                backoff_s=settings.worker_restart_backoff_s,
-                backoff_max_s=settings.worker_restart_backoff_max_s,
-                invocation_timeout_s=settings.invocation_timeout_s,
-                environment_names=tuple(settings.worker_environment),
-                outlier_failures=settings.outlier_failures,
-                outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
-                zygote=zygote,
-            )
+            self.pool_settings = pool_settings(settings, self.socket_dir, zygote)
         return self.pool_settings
 
     async def start_variant(

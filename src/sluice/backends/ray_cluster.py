@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sluice.backends.base import Backend, ChunkRunner, VariantInstances
+from sluice.backends.base import Backend, ChunkRunner, VariantInstances, pool_settings
 from sluice.entities import Model
 from sluice.errors import ModelLoadError, ValidationError, WorkerUnavailable
 from sluice.runtimes.registry import INTERNAL, serving_environment
@@ -183,16 +183,7 @@ class RayBackend(Backend):
         """Each model folder's digest and `[ObjectRef]` of its tar, put into the cluster
         once (kept here: the cluster holds the object while the gateway does)."""
         self.connected = False
-        self.pool_settings = PoolSettings(
-            socket_dir=Path("."),  # unused: the workers listen on TCP
-            load_timeout_s=settings.model_load_timeout_s,
-            backoff_s=settings.worker_restart_backoff_s,
-            backoff_max_s=settings.worker_restart_backoff_max_s,
-            invocation_timeout_s=settings.invocation_timeout_s,
-            environment_names=tuple(settings.worker_environment),
-            outlier_failures=settings.outlier_failures,
-            outlier_max_ejected_percent=settings.outlier_max_ejected_percent,
-        )
+        self.pool_settings = pool_settings(settings, Path("."))  # no sockets: TCP
 
     async def _connect(self) -> None:
         if self.connected:
