@@ -67,10 +67,12 @@ class ChunkTransformer:
     ) -> None:
         from sluice.backends.ray_actor import unpack_model
         from sluice.runtimes.registry import runtime_class
+        from sluice.workers.pool import THREAD_DEFAULTS
 
         model_dir = unpack_model(digest, bundle)
-        os.environ.update(environment)  # the model's code may read its variables itself
-        os.environ.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+        # As a worker's: one thread for numeric libraries unless the model says otherwise
+        # (its code may read its variables itself).
+        os.environ.update({**THREAD_DEFAULTS, **environment})
         self.runtime = runtime_class(runtime)(model_dir, dict(os.environ))
         self.runtime.load()
         self.scratch = Path(tempfile.mkdtemp(prefix="chunk-", dir=model_dir.parent))

@@ -84,7 +84,7 @@ class EndpointService:
         self.metrics = metrics
         self.settings = settings
         self.live: dict[str, LiveEndpoint] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks: dict[str, asyncio.Task[object]] = {}
         self.on_cold: Callable[[str, str], None] | None = None
         """Called with (endpoint, variant) when a request finds a production variant
         scaled to zero (the autoscaler starts an instance; the request waits for it)."""
@@ -130,12 +130,7 @@ class EndpointService:
             self.artifacts.objects.plausible(artifact)
             model_dir, chosen = self.artifacts.root, MULTI_MODEL
         else:
-            if model_dir is None:
-                model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
-            if env.get(SUBMIT_DIRECTORY):
-                model_dir = await asyncio.to_thread(
-                    self.artifacts.with_code, model_dir, env[SUBMIT_DIRECTORY]
-                )
+            model_dir = await self._unpacked(artifact, env, model_dir)
             chosen = registry.choose(runtime, model_dir, env, image)
         model = Model(
             name,
@@ -585,7 +580,10 @@ class EndpointService:
             return
         if live.blue.config.name != endpoint.config_name:
             if live.green is not None and live.green.config.name == endpoint.config_name:
-                self._spawn(name, self._mirror_promotion(name, endpoint), "mirror")
+                # Another gateway's update completed: green, running here too, is the
+                # fleet now (the database says so already).
+                promotion = self.promote_green(name, lambda: endpoint)
+                self._spawn(name, promotion, "mirror")
             else:
                 self._spawn(name, self._mirror_fleet(name, endpoint.config_name, counts), "mirror")
             return
@@ -621,15 +619,6 @@ class EndpointService:
             green = self.drop_green(name) if live.green is not None else None
             if green is not None:
                 await self.stop_fleet(name, green)
-
-    async def _mirror_promotion(self, name: str, endpoint: Endpoint) -> None:
-        """Another gateway's update completed: green, running here too, is the fleet now."""
-        live = self.live_endpoint(name)
-        assert live.green is not None
-        blue = live.blue
-        live.blue, live.green, live.green_shares = live.green, None, {}
-        self._publish(endpoint, live)
-        await self._stop_fleet(name, blue, drain=True)
 
     async def _mirror_fleet(self, name: str, config_name: str, counts: Mapping[str, int]) -> None:
         try:
@@ -787,7 +776,7 @@ class EndpointService:
     # -- internals
 
     def _spawn(
-        self, name: str, work: Coroutine[object, object, None], what: str = "provision"
+        self, name: str, work: Coroutine[object, object, object], what: str = "provision"
     ) -> None:
         task = asyncio.create_task(work, name=f"{what} {name}")
         self.tasks[name] = task
@@ -908,11 +897,20 @@ class EndpointService:
         if model.runtime in INTERNAL or Path(model.model_dir).is_dir():
             return model
         log.info("model %s: unpacking %s on this gateway", model.name, model.artifact_uri)
-        model_dir = await asyncio.to_thread(self.artifacts.unpack, model.artifact_uri)
-        code = model.environment.get(SUBMIT_DIRECTORY)
+        model_dir = await self._unpacked(model.artifact_uri, model.environment)
+        return replace(model, model_dir=str(model_dir))
+
+    async def _unpacked(
+        self, artifact: str, environment: Mapping[str, str], model_dir: Path | None = None
+    ) -> Path:
+        """The model's folder: `artifact` unpacked (unless `model_dir` is given), with the
+        code SAGEMAKER_SUBMIT_DIRECTORY names added."""
+        if model_dir is None:
+            model_dir = await asyncio.to_thread(self.artifacts.unpack, artifact)
+        code = environment.get(SUBMIT_DIRECTORY)
         if code:
             model_dir = await asyncio.to_thread(self.artifacts.with_code, model_dir, code)
-        return replace(model, model_dir=str(model_dir))
+        return model_dir
 
     async def _stop_fleet(self, endpoint: str, fleet: Fleet, drain: bool) -> None:
         """Let in-flight requests finish (when `drain`), then stop the fleet's workers."""
