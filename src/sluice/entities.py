@@ -381,6 +381,9 @@ class ResourceKind(StrEnum):
     DATA_QUALITY_JOB_DEFINITION = "data-quality-job-definition"
     MODEL_QUALITY_JOB_DEFINITION = "model-quality-job-definition"
     TRANSFORM_JOB = "transform-job"
+    PROCESSING_JOB = "processing-job"
+    TRAINING_JOB = "training-job"
+    PIPELINE = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -845,3 +848,131 @@ class ScheduledAction:
     max_capacity: int | None = None
     created_at: datetime | None = None
     last_run_at: datetime | None = None
+
+
+# -- processing and training jobs, pipelines
+
+
+class JobKind(StrEnum):
+    PROCESSING = "processing"
+    TRAINING = "training"
+
+
+class JobStatus(StrEnum):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A processing or training job: its SageMaker request as sent, and what became of it.
+
+    `details` holds what a run learns: `folder` (where its /opt/ml tree and log are),
+    `transitions` (training's secondary statuses), `metrics`, `model_artifacts`,
+    `exit_message`, `attempts`, `pid`."""
+
+    kind: JobKind
+    name: str
+    status: JobStatus
+    request: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    secondary_status: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    definition: str
+    """The pipeline definition JSON, as sent."""
+    role_arn: str
+    created_at: datetime
+    updated_at: datetime
+    display_name: str | None = None
+    description: str | None = None
+    parallelism: int | None = None
+    """ParallelismConfiguration.MaxParallelExecutionSteps."""
+    last_run_at: datetime | None = None
+    version: int = 1
+
+
+class PipelineExecutionStatus(StrEnum):
+    EXECUTING = "Executing"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+
+    @property
+    def finished(self) -> bool:
+        return self in (
+            PipelineExecutionStatus.STOPPED,
+            PipelineExecutionStatus.FAILED,
+            PipelineExecutionStatus.SUCCEEDED,
+        )
+
+
+class StepStatus(StrEnum):
+    STARTING = "Starting"
+    EXECUTING = "Executing"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+
+    @property
+    def finished(self) -> bool:
+        return self in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.SUCCEEDED)
+
+
+@dataclass(frozen=True)
+class PipelineExecution:
+    id: str
+    pipeline: str
+    status: PipelineExecutionStatus
+    definition: str
+    """The pipeline's definition when the execution started (retries run it too)."""
+    parameters: dict[str, Any]
+    """Every parameter's value: those sent, and the definition's defaults."""
+    created_at: datetime
+    updated_at: datetime
+    display_name: str | None = None
+    description: str | None = None
+    failure_reason: str | None = None
+    parallelism: int | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionStep:
+    """One step's run in one execution (a step skipped by a condition has none)."""
+
+    execution_id: str
+    name: str
+    type: str
+    status: StepStatus
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    attempts: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """SageMaker's step metadata (the job's ARN, a condition's outcome, ...)."""
+    properties: dict[str, Any] = field(default_factory=dict)
+    """What later steps may reference: the job's description, property files."""
+    cache_key: str | None = None
+    cached_from: str | None = None
+    """The execution whose run of this step was reused (a cache hit)."""
+    display_name: str | None = None
+    description: str | None = None

@@ -34,6 +34,7 @@ from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
+from sluice.control.jobs import JobService
 from sluice.control.labels import LabelStore
 from sluice.control.leadership import Leadership
 from sluice.control.lineage import LineageService
@@ -45,7 +46,7 @@ from sluice.control.tags import TagService
 from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
 from sluice.control.webhooks import Notifier, WebhookPolicy
-from sluice.entities import ResourceKind
+from sluice.entities import JobKind, ResourceKind
 from sluice.errors import ValidationError
 from sluice.gateway.app import SluiceApp, build_app
 from sluice.gateway.capture import CaptureWriter
@@ -62,6 +63,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.job_repo import JobRepository
 from sluice.store.lease_repo import LeaseRepository
 from sluice.store.metric_repo import MetricRepository
 from sluice.store.monitoring_repo import MonitoringRepository
@@ -237,6 +239,7 @@ def build_server(settings: Settings) -> Server:
         settings,
         on_chunk=metrics.transform_chunk,
     )
+    jobs = JobService(JobRepository(database), objects, settings)
     tags = TagService(
         TagRepository(database),
         {
@@ -250,6 +253,8 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.DATA_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
             ResourceKind.MODEL_QUALITY_JOB_DEFINITION: monitoring.repo.get_definition,
             ResourceKind.TRANSFORM_JOB: transforms.get,
+            ResourceKind.PROCESSING_JOB: lambda name: jobs.get(JobKind.PROCESSING, name),
+            ResourceKind.TRAINING_JOB: lambda name: jobs.get(JobKind.TRAINING, name),
         },
     )
     arns = Arns(settings.aws_region, settings.aws_account_id)
@@ -288,6 +293,7 @@ def build_server(settings: Settings) -> Server:
         monitoring.recover()
         monitoring.start_scheduler()
         transforms.recover()
+        jobs.recover()
 
     async def step_down() -> None:
         for task in driving:
@@ -295,6 +301,7 @@ def build_server(settings: Settings) -> Server:
         await asyncio.gather(*driving, return_exceptions=True)
         driving.clear()
         await transforms.close()
+        await jobs.close()
         await monitoring.close()
         await experiments.close()
         await autoscaler.close()
@@ -368,6 +375,7 @@ def build_server(settings: Settings) -> Server:
                 monitoring,
                 asynchronous,
                 transforms,
+                jobs,
             ),
         ),
         CloudWatchApi(

@@ -306,6 +306,28 @@ class Settings(BaseSettings):
     """After downtime, a schedule whose missed runs are run catches up at most this many
     (the latest); older ones are skipped, and the skip is logged."""
 
+    jobs_enabled: bool = True
+    """Serve processing and training jobs (and pipelines, which run them). A job runs the
+    caller's code as the server's user: on a shared server, require credentials or turn
+    this off."""
+
+    job_images: dict[str, str] = Field(default_factory=dict)
+    """A job's image stands for a Python environment: image URI glob pattern to Python
+    interpreter. Images no pattern matches run on the server's own interpreter. Example:
+    SLUICE_JOB_IMAGES='{"*sagemaker-scikit-learn:1.2-1*": "/srv/venvs/sk12/bin/python"}'."""
+
+    job_programs: list[str] = Field(default_factory=lambda: ["bash", "sh"])
+    """Programs besides Python a job's entry point may start."""
+
+    max_concurrent_jobs: int = 4
+    """Processing and training jobs run at once on this server; more wait (Pending)."""
+
+    job_stop_grace_s: float = 10.0
+    """A stopped job's program gets SIGTERM, then SIGKILL this much later."""
+
+    checkpoint_sync_s: float = 1.0
+    """How often a training job's new checkpoint files are copied to CheckpointConfig.S3Uri."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'sluice.db'}"
@@ -338,6 +360,16 @@ class Settings(BaseSettings):
     def transforms_dir(self) -> Path:
         """Batch transform jobs' chunk outputs until they are assembled: <job>/."""
         return self.home / "transforms"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Processing and training jobs' folders: <kind>/<job>/ (ml/ and output.log)."""
+        return self.home / "jobs"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """Pipeline executions' folders: <pipeline>/<execution>/<step>/."""
+        return self.home / "pipelines"
 
     @property
     def s3_dir(self) -> Path:

@@ -854,3 +854,135 @@ class LeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     """When the present holder took it (renewals keep it)."""
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ux_jobs_kind_name_nocase", "kind", text("lower(name)"), unique=True),)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    secondary_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.Job:
+        return e.Job(
+            e.JobKind(self.kind),
+            self.name,
+            e.JobStatus(self.status),
+            dict(self.request),
+            aware(self.created_at),
+            aware(self.updated_at),
+            aware(self.started_at) if self.started_at else None,
+            aware(self.ended_at) if self.ended_at else None,
+            self.failure_reason,
+            self.secondary_status,
+            dict(self.details or {}),
+        )
+
+
+class PipelineRow(Base):
+    __tablename__ = "pipelines"
+    __table_args__ = (Index("ux_pipelines_name_nocase", text("lower(name)"), unique=True),)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    role_arn: Mapped[str] = mapped_column(String(2048))
+    display_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    parallelism: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.Pipeline:
+        return e.Pipeline(
+            self.name,
+            self.definition,
+            self.role_arn,
+            aware(self.created_at),
+            aware(self.updated_at),
+            self.display_name,
+            self.description,
+            self.parallelism,
+            aware(self.last_run_at) if self.last_run_at else None,
+            self.version,
+        )
+
+
+class PipelineExecutionRow(Base):
+    __tablename__ = "pipeline_executions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(256), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    definition: Mapped[str] = mapped_column(Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    display_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    parallelism: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.PipelineExecution:
+        return e.PipelineExecution(
+            self.id,
+            self.pipeline,
+            e.PipelineExecutionStatus(self.status),
+            self.definition,
+            dict(self.parameters),
+            aware(self.created_at),
+            aware(self.updated_at),
+            self.display_name,
+            self.description,
+            self.failure_reason,
+            self.parallelism,
+            aware(self.ended_at) if self.ended_at else None,
+        )
+
+
+class ExecutionStepRow(Base):
+    __tablename__ = "pipeline_execution_steps"
+    execution_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("pipeline_executions.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    step_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cache_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    cached_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_entity(self) -> e.ExecutionStep:
+        return e.ExecutionStep(
+            self.execution_id,
+            self.name,
+            self.type,
+            e.StepStatus(self.status),
+            aware(self.started_at),
+            aware(self.updated_at),
+            aware(self.ended_at) if self.ended_at else None,
+            self.failure_reason,
+            self.attempts,
+            dict(self.step_metadata or {}),
+            dict(self.properties or {}),
+            self.cache_key,
+            self.cached_from,
+            self.display_name,
+            self.description,
+        )

@@ -17,6 +17,7 @@ from sluice.control.async_inference import AsyncInference
 from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
+from sluice.control.jobs import JobService
 from sluice.control.monitoring import MonitoringService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService, check_tags
@@ -39,6 +40,7 @@ class Services:
     monitoring: MonitoringService
     asynchronous: AsyncInference
     transforms: TransformService
+    jobs: JobService
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]
@@ -81,6 +83,7 @@ def load() -> dict[str, Handler]:
         endpoint_configs,
         endpoints,
         experiments,
+        jobs,
         model_packages,
         models,
         monitoring,

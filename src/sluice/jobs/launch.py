@@ -1,0 +1,149 @@
+"""Run a job's program through the sandbox: its output into the job's log, line by line,
+its time bounded, and a stop that asks first (SIGTERM) and insists after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG_NAME = "output.log"
+MAX_LINE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Program:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    """As the program sees them: paths under /opt/ml."""
+
+
+@dataclass(frozen=True)
+class Ended:
+    exit_code: int
+    timed_out: bool = False
+    stopped: bool = False
+    seconds: float = 0.0
+
+
+class Launch:
+    """One run of one program, with the job's folder (`ml/` inside it) at /opt/ml."""
+
+    def __init__(
+        self,
+        folder: Path,
+        program: Program,
+        on_line: Callable[[str], None],
+        on_start: Callable[[int], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.program = program
+        self.on_line = on_line
+        self.on_start = on_start
+        self.process: asyncio.subprocess.Process | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, max_runtime_s: float | None, grace_s: float) -> Ended:
+        spec = self.folder / "launch.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "argv": self.program.argv,
+                    "env": self.program.env,
+                    "cwd": self.program.cwd,
+                    "root": str(self.folder / "ml"),
+                    "parent": os.getpid(),
+                }
+            )
+        )
+        started = time.monotonic()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sluice.jobs.sandbox",
+            str(spec),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            limit=MAX_LINE,
+        )
+        if self.on_start is not None:
+            self.on_start(self.process.pid)
+        reader = asyncio.create_task(self._read())
+        waiter = asyncio.create_task(self.process.wait())
+        stopper = asyncio.create_task(self._stop.wait())
+        timed_out = stopped = False
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, stopper}, timeout=max_runtime_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter not in done:
+                timed_out, stopped = not done, bool(done)
+                await self._end(waiter, grace_s)
+            await reader
+        finally:
+            stopper.cancel()
+            if not waiter.done():  # cancelled: the server is stopping, the job ends now
+                self._kill()
+                waiter.cancel()
+            reader.cancel()
+        code = self.process.returncode if self.process.returncode is not None else -9
+        return Ended(code, timed_out, stopped, time.monotonic() - started)
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        with (self.folder / LOG_NAME).open("ab") as log:
+            while True:
+                try:
+                    raw = await self.process.stdout.readline()
+                except ValueError:  # a line over MAX_LINE: take what is there
+                    raw = await self.process.stdout.read(MAX_LINE)
+                if not raw:
+                    return
+                log.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                log.flush()
+                self.on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    async def _end(self, waiter: asyncio.Task[int], grace_s: float) -> None:
+        """SIGTERM (passed on to the program), then SIGKILL to everything it started."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), grace_s)
+        except TimeoutError:
+            self._kill()
+            await waiter
+
+    def _kill(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def tail(folder: Path, lines: int = 20) -> list[str]:
+    """The last lines of a job's log."""
+    path = folder / LOG_NAME
+    if not path.exists():
+        return []
+    with path.open("rb") as log:
+        log.seek(max(0, path.stat().st_size - 16384))
+        return [line.decode("utf-8", "replace") for line in log.read().splitlines()[-lines:]]
