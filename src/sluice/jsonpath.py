@@ -31,10 +31,10 @@ class Step:
 
 
 class Path:
-    def __init__(self, expression: str, field: str) -> None:
+    def __init__(self, expression: str, field: str, max_length: int = MAX_LENGTH) -> None:
         self.expression = expression
         self.field = field
-        self.steps = _parse(expression, field)
+        self.steps = _parse(expression, field, max_length)
 
     def __call__(self, value: Any) -> Any:
         for step in self.steps:
@@ -88,11 +88,11 @@ class Path:
         return not self.steps
 
 
-def _parse(expression: str, field: str) -> list[Step]:
+def _parse(expression: str, field: str, max_length: int) -> list[Step]:
     text = expression.strip()
-    if len(text) > MAX_LENGTH or not text.startswith("$"):
+    if len(text) > max_length or not text.startswith("$"):
         raise ValidationError(
-            f"{field} must be a JSONPath of at most {MAX_LENGTH} characters starting with '$'",
+            f"{field} must be a JSONPath of at most {max_length} characters starting with '$'",
             field=field,
         )
     steps: list[Step] = []

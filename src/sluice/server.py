@@ -26,6 +26,7 @@ from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
+from sluice.compat.sagemaker.pipeline_steps import SageMakerSteps
 from sluice.compat.sagemaker.runtime import RuntimeHandler
 from sluice.control.alarms import AlarmService
 from sluice.control.async_inference import AsyncInference
@@ -41,6 +42,7 @@ from sluice.control.lineage import LineageService
 from sluice.control.metric_history import MetricHistory
 from sluice.control.mirror import Mirror
 from sluice.control.monitoring import MonitoringService
+from sluice.control.pipelines import PipelineService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService
 from sluice.control.transforms import TransformService
@@ -68,6 +70,7 @@ from sluice.store.lease_repo import LeaseRepository
 from sluice.store.metric_repo import MetricRepository
 from sluice.store.monitoring_repo import MonitoringRepository
 from sluice.store.objects import ObjectStore
+from sluice.store.pipeline_repo import PipelineRepository
 from sluice.store.registry_repo import RegistryRepository
 from sluice.store.repos import Repository
 from sluice.store.scaling_repo import ScalingRepository
@@ -240,6 +243,12 @@ def build_server(settings: Settings) -> Server:
         on_chunk=metrics.transform_chunk,
     )
     jobs = JobService(JobRepository(database), objects, settings)
+    arns = Arns(settings.aws_region, settings.aws_account_id)
+    pipelines = PipelineService(
+        PipelineRepository(database),
+        settings,
+        lambda name: arns.of(ResourceKind.PIPELINE, name),
+    )
     tags = TagService(
         TagRepository(database),
         {
@@ -255,9 +264,9 @@ def build_server(settings: Settings) -> Server:
             ResourceKind.TRANSFORM_JOB: transforms.get,
             ResourceKind.PROCESSING_JOB: lambda name: jobs.get(JobKind.PROCESSING, name),
             ResourceKind.TRAINING_JOB: lambda name: jobs.get(JobKind.TRAINING, name),
+            ResourceKind.PIPELINE: pipelines.get,
         },
     )
-    arns = Arns(settings.aws_region, settings.aws_account_id)
     gateway = Gateway(router, capture)
 
     def report_backlog(
@@ -294,6 +303,7 @@ def build_server(settings: Settings) -> Server:
         monitoring.start_scheduler()
         transforms.recover()
         jobs.recover()
+        pipelines.recover()
 
     async def step_down() -> None:
         for task in driving:
@@ -301,6 +311,7 @@ def build_server(settings: Settings) -> Server:
         await asyncio.gather(*driving, return_exceptions=True)
         driving.clear()
         await transforms.close()
+        await pipelines.close()
         await jobs.close()
         await monitoring.close()
         await experiments.close()
@@ -360,24 +371,26 @@ def build_server(settings: Settings) -> Server:
             await backend.close()
             database.close()
 
+    sagemaker_services = Services(
+        service,
+        deployments,
+        experiments,
+        registry,
+        tags,
+        arns,
+        settings,
+        monitoring,
+        asynchronous,
+        transforms,
+        jobs,
+        pipelines,
+    )
+    control_plane = ControlPlane(sagemaker_services)
+    pipelines.actions = SageMakerSteps(sagemaker_services, control_plane.model)
     app = build_app(
         guard,
         RuntimeHandler(gateway, settings.max_payload_bytes, arns, asynchronous),
-        ControlPlane(
-            Services(
-                service,
-                deployments,
-                experiments,
-                registry,
-                tags,
-                arns,
-                settings,
-                monitoring,
-                asynchronous,
-                transforms,
-                jobs,
-            ),
-        ),
+        control_plane,
         CloudWatchApi(
             CloudWatchMetrics(metric_repo),
             CloudWatchAlarms(

@@ -97,7 +97,11 @@ def processing_request(name: str, **extra: Any) -> dict[str, Any]:
         "ProcessingJobName": name,
         "RoleArn": ROLE,
         "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 5}
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "VolumeSizeInGB": 5,
+            }
         },
         "AppSpecification": {
             "ImageUri": IMAGE,

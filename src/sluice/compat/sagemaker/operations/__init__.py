@@ -19,6 +19,7 @@ from sluice.control.endpoints import EndpointService
 from sluice.control.experiments import ExperimentService
 from sluice.control.jobs import JobService
 from sluice.control.monitoring import MonitoringService
+from sluice.control.pipelines import PipelineService
 from sluice.control.registry import RegistryService
 from sluice.control.tags import TagService, check_tags
 from sluice.control.transforms import TransformService
@@ -41,6 +42,7 @@ class Services:
     asynchronous: AsyncInference
     transforms: TransformService
     jobs: JobService
+    pipelines: PipelineService
 
 
 Handler = Callable[[Services, Members], Awaitable[Members]]
@@ -87,6 +89,7 @@ def load() -> dict[str, Handler]:
         model_packages,
         models,
         monitoring,
+        pipelines,
         tags,
         transform_jobs,
     )
