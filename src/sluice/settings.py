@@ -319,6 +319,11 @@ class Settings(BaseSettings):
     job_programs: list[str] = Field(default_factory=lambda: ["bash", "sh"])
     """Programs besides Python a job's entry point may start."""
 
+    job_mount_namespace: bool = True
+    """Run each job in mount and PID namespaces of its own, with its folder at /opt/ml
+    (Linux). Off, or where the OS refuses them: paths under /opt/ml in the job's
+    arguments and environment are rewritten to its folder instead."""
+
     max_concurrent_jobs: int = 4
     """Processing and training jobs run at once on this server; more wait (Pending)."""
 

@@ -66,9 +66,8 @@ open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "seen.json"), "w").write(jso
 @pytest.fixture
 def bucket(server: RunningServer) -> Path:
     """The local stand-in of s3://data, with the digits as CSV (features, then label)."""
-    from sklearn.datasets import load_digits
-
     import numpy as np
+    from sklearn.datasets import load_digits
 
     root = server.home / "s3" / "data"
     (root / "raw").mkdir(parents=True)

@@ -76,8 +76,9 @@ def sdk(
 ) -> Iterator[tuple[RunningServer, str]]:
     server = RunningServer(tmp_path / "home", {"SLUICE_S3": json.dumps(s3_server.options)})
     no_telemetry = tmp_path / "sdk-config.yaml"
-    no_telemetry.write_text(
-        "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+    no_telemetry.write_text(  # the SDK's defaults: no calls home
+        "SchemaVersion: '1.0'\n"
+        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
     )
     for name, value in {
         "SAGEMAKER_USER_CONFIG_OVERRIDE": str(no_telemetry),
@@ -97,11 +98,10 @@ def sdk(
 
 def digits_pipeline(bucket: str, code: Path) -> Any:
     """The pipeline, as a user of SageMaker writes it."""
-    import sagemaker  # noqa: F401
+    from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput
     from sagemaker.sklearn.estimator import SKLearn
     from sagemaker.sklearn.processing import SKLearnProcessor
-    from sagemaker.inputs import TrainingInput
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.workflow.fail_step import FailStep
@@ -218,9 +218,8 @@ def digits_pipeline(bucket: str, code: Path) -> Any:
 def test_an_sdk_pipeline_runs_registers_and_caches(
     sdk: tuple[RunningServer, str], s3_server: S3Server, tmp_path: Path
 ) -> None:
-    from sklearn.datasets import load_digits
-
     import numpy as np
+    from sklearn.datasets import load_digits
 
     server, bucket = sdk
     digits = load_digits()
@@ -285,7 +284,9 @@ def test_an_sdk_pipeline_runs_registers_and_caches(
 
     # A bar the model cannot pass: the Fail step ends the execution with its message.
     third = pipeline.start(parameters={"AccuracyThreshold": 1.01})
-    with pytest.raises(Exception):
+    from botocore.exceptions import WaiterError
+
+    with pytest.raises(WaiterError):
         third.wait(delay=1, max_attempts=120)
     failed = third.describe()
     assert failed["PipelineExecutionStatus"] == "Failed"

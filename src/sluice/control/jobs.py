@@ -291,7 +291,13 @@ class _Run:
         if restored:
             message += f" ({restored} checkpoint files restored)"
         self.job = self.s._move(self.job, "Training", message)
-        launch = Launch(self.folder, plan.program, self._line, self._started)
+        launch = Launch(
+            self.folder,
+            plan.program,
+            self._line,
+            self._started,
+            self.s.settings.job_mount_namespace,
+        )
         self.s.launches[self.key] = launch
         syncing = asyncio.create_task(self._sync_checkpoints()) if self.checkpoints else None
         try:

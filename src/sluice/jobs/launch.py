@@ -44,11 +44,13 @@ class Launch:
         program: Program,
         on_line: Callable[[str], None],
         on_start: Callable[[int], None] | None = None,
+        isolate: bool = True,
     ) -> None:
         self.folder = folder
         self.program = program
         self.on_line = on_line
         self.on_start = on_start
+        self.isolate = isolate
         self.process: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
 
@@ -69,6 +71,7 @@ class Launch:
                     "cwd": self.program.cwd,
                     "root": str(self.folder / "ml"),
                     "parent": os.getpid(),
+                    "isolate": self.isolate,
                 }
             )
         )

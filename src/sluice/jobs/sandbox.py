@@ -11,7 +11,8 @@ environment value that starts with `/opt/ml` is rewritten to the job's folder, a
 program runs in a session of its own. The first line of the log says which it was.
 
 The spec (JSON): `argv`, `env`, `cwd` (container paths), `root` (the job's folder),
-`parent` (the server's pid, so the launcher dies with it).
+`parent` (the server's pid, so the launcher dies with it), `isolate` (false: rewritten
+paths, without trying namespaces).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def main(argv: list[str]) -> int:
     die_with_parent(spec.get("parent"))
     root = Path(spec["root"])
     try:
+        if not spec.get("isolate", True):
+            raise NoNamespace("turned off (setting job_mount_namespace)")
         _isolate(root)
     except NoNamespace as exc:
         return _run_rewritten(spec, root, str(exc))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.errors import ValidationError
+from sluice.pipelines.caching import expire_after_s
 
 VERSION = "2020-12-01"
 SERVED = ("Processing", "Training", "Transform", "Model", "RegisterModel", "Condition", "Fail")
@@ -175,6 +176,13 @@ def _step(
     if condition is not None:
         waits.add(condition)
     cache = raw.get("CacheConfig") or {}
+    expiry = cache.get("ExpireAfter")
+    if expiry and expire_after_s(expiry) is None:
+        raise ValidationError(
+            f"{where}: CacheConfig.ExpireAfter {expiry!r} is not an ISO 8601 duration (P30D, "
+            "PT12H, ...)",
+            field=FIELD,
+        )
     if cache.get("Enabled") and kind not in CACHEABLE:
         raise ValidationError(f"{where}: caching is for {', '.join(CACHEABLE)} steps", field=FIELD)
     return Step(
