@@ -633,8 +633,9 @@ def _execution_id() -> str:
 
 
 def _resource_name(execution_id: str, step: str) -> str:
-    """A job or model name as SageMaker makes them: pipelines-<execution>-<step>-<random>."""
-    clean = "".join(c if c.isalnum() else "-" for c in step).strip("-") or "step"
+    """A job or model name as SageMaker makes them, pipelines-<execution>-<step>-<random>,
+    in lower case (the name in its ARN, so the ARN names it exactly)."""
+    clean = "".join(c if c.isalnum() else "-" for c in step.lower()).strip("-") or "step"
     suffix = secrets.token_hex(5)
     head = f"pipelines-{execution_id}-{clean}"[: 63 - len(suffix) - 1].rstrip("-")
     return f"{head}-{suffix}"
