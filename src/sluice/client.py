@@ -16,6 +16,7 @@ import httpx
 from sluice import errors
 from sluice.api.async_routes import AsyncInvocationOut
 from sluice.api.monitoring_routes import ExecutionOut, ScheduleOut
+from sluice.api.pipeline_routes import JobOut, PipelineExecutionOut, PipelineOut
 from sluice.api.registry_schemas import ApprovalOut, GroupOut, PackageOut
 from sluice.api.schemas import (
     AlarmOut,
@@ -825,6 +826,93 @@ class Client:
         if response.status_code >= 400:
             raise _api_error(response)
         return response.content
+
+    # -- processing and training jobs, pipelines
+
+    def list_jobs(self, kind: str | None = None, status: str | None = None) -> list[JobOut]:
+        query = "&".join(f"{k}={v}" for k, v in (("kind", kind), ("status", status)) if v)
+        return [
+            JobOut.model_validate(j)
+            for j in self._call("GET", f"/jobs{'?' + query if query else ''}")
+        ]
+
+    def describe_job(self, kind: str, name: str) -> JobOut:
+        return JobOut.model_validate(self._call("GET", f"/jobs/{kind}/{name}"))
+
+    def job_log(self, kind: str, name: str, lines: int = 200) -> list[str]:
+        return list(self._call("GET", f"/jobs/{kind}/{name}/log?lines={lines}")["lines"])
+
+    def stop_job(self, kind: str, name: str) -> JobOut:
+        return JobOut.model_validate(self._call("POST", f"/jobs/{kind}/{name}/stop"))
+
+    def create_pipeline(self, name: str, definition: dict[str, Any], **options: Any) -> PipelineOut:
+        """Create a pipeline from a SageMaker pipeline definition (the SDK's
+        `pipeline.definition()`, parsed). `options`: role_arn, description, parallelism."""
+        body = {"name": name, "definition": definition, **options}
+        return PipelineOut.model_validate(self._call("POST", "/pipelines", body))
+
+    def update_pipeline(
+        self, name: str, definition: dict[str, Any] | None = None, **options: Any
+    ) -> PipelineOut:
+        """A new definition (a new version), description or parallelism."""
+        body = {"definition": definition, **options}
+        return PipelineOut.model_validate(self._call("PUT", f"/pipelines/{name}", body))
+
+    def list_pipelines(self) -> list[PipelineOut]:
+        return [PipelineOut.model_validate(p) for p in self._call("GET", "/pipelines")]
+
+    def describe_pipeline(self, name: str) -> PipelineOut:
+        return PipelineOut.model_validate(self._call("GET", f"/pipelines/{name}"))
+
+    def start_pipeline(
+        self, name: str, parameters: dict[str, Any] | None = None
+    ) -> PipelineExecutionOut:
+        body = {"parameters": parameters or {}}
+        return PipelineExecutionOut.model_validate(
+            self._call("POST", f"/pipelines/{name}/executions", body)
+        )
+
+    def list_executions(self, pipeline: str) -> list[PipelineExecutionOut]:
+        return [
+            PipelineExecutionOut.model_validate(x)
+            for x in self._call("GET", f"/pipelines/{pipeline}/executions")
+        ]
+
+    def describe_execution(self, execution_id: str) -> PipelineExecutionOut:
+        return PipelineExecutionOut.model_validate(self._call("GET", f"/executions/{execution_id}"))
+
+    def stop_execution(self, execution_id: str) -> PipelineExecutionOut:
+        return PipelineExecutionOut.model_validate(
+            self._call("POST", f"/executions/{execution_id}/stop")
+        )
+
+    def retry_execution(self, execution_id: str) -> PipelineExecutionOut:
+        return PipelineExecutionOut.model_validate(
+            self._call("POST", f"/executions/{execution_id}/retry")
+        )
+
+    def why_missed(self, execution_id: str, step: str) -> list[str]:
+        answer = self._call("GET", f"/executions/{execution_id}/steps/{step}/why-missed")
+        return list(answer["reasons"])
+
+    def wait_for_execution(
+        self,
+        execution_id: str,
+        timeout: float = 24 * 3600,
+        poll: float = 0.5,
+        on_progress: Callable[[PipelineExecutionOut], None] | None = None,
+    ) -> PipelineExecutionOut:
+        """Poll until the execution has ended (Succeeded, Failed or Stopped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.describe_execution(execution_id)
+            if on_progress is not None:
+                on_progress(execution)
+            if execution.status.finished:
+                return execution
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pipeline execution {execution_id} is still {execution.status}")
+            time.sleep(poll)
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self.http.request(method, f"/api/v1{path}", json=body)

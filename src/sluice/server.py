@@ -418,6 +418,8 @@ def build_server(settings: Settings) -> Server:
                 setting="async_max_input_bytes",
             ),
             transforms,
+            jobs,
+            pipelines,
             history,
             metric_repo,
             stopping,

@@ -14,6 +14,7 @@ from sluice import __version__
 from sluice.api.async_routes import async_router
 from sluice.api.dashboard_routes import dashboard_router
 from sluice.api.monitoring_routes import monitoring_router
+from sluice.api.pipeline_routes import pipeline_router
 from sluice.api.registry_routes import registry_router
 from sluice.api.schemas import (
     AlarmIn,
@@ -47,10 +48,12 @@ from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
+from sluice.control.jobs import JobService
 from sluice.control.labels import LabelStore, parse_labels, parse_outcomes
 from sluice.control.lineage import LineageService
 from sluice.control.metric_history import MetricHistory
 from sluice.control.monitoring import MonitoringService
+from sluice.control.pipelines import PipelineService
 from sluice.control.registry import RegistryService
 from sluice.control.transforms import TransformService
 from sluice.control.uploads import UploadStore
@@ -89,6 +92,8 @@ def build_api(
     asynchronous: AsyncInference,
     async_inputs: UploadStore,
     transforms: TransformService,
+    jobs: JobService,
+    pipelines: PipelineService,
     history: MetricHistory,
     metric_repo: MetricRepository,
     stopping: asyncio.Event,
@@ -388,6 +393,7 @@ def build_api(
     api.include_router(monitoring_router(monitoring, ERRORS))
     api.include_router(async_router(asynchronous, async_inputs, ERRORS))
     api.include_router(transform_router(transforms, ERRORS))
+    api.include_router(pipeline_router(jobs, pipelines, ERRORS))
     api.include_router(
         dashboard_router(service, alarms, history, metric_repo, transforms, ERRORS, stopping)
     )

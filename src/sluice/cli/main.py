@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "monitor": "sluice.cli.monitor:monitor",
     "credentials": "sluice.cli.credentials:credentials",
     "transform": "sluice.cli.transform:transform",
+    "jobs": "sluice.cli.jobs:jobs",
+    "pipeline": "sluice.cli.pipelines:pipeline",
 }
 
 
