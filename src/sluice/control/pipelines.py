@@ -529,7 +529,7 @@ class _Run:
             current,
             status=status,
             failure_reason=reason,
-            metadata={**current.metadata, **(metadata or {})},
+            metadata={**record.metadata, **current.metadata, **(metadata or {})},
             properties=properties if properties is not None else current.properties,
             ended_at=utcnow(),
             cache_key=record.cache_key or current.cache_key,
