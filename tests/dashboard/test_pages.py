@@ -19,6 +19,7 @@ import pytest
 from sluice.client import Client
 from tests.conftest import RunningServer
 from tests.e2e.helpers import Load, digit_rows
+from tests.e2e.test_pipeline_executions import DEFINITION, data  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -295,3 +296,39 @@ def test_registry_experiment_monitoring_and_jobs_pages(
     job.wait_for()
     assert "Completed" in job.inner_text() and "50 of 50" in job.inner_text()
     shot(page, "jobs")
+
+
+def test_pipeline_executions_and_jobs_pages(
+    server: RunningServer,
+    data: Path,  # noqa: F811
+    page: Any,
+) -> None:
+    split, probe = (dict(step) for step in DEFINITION["Steps"][:2])
+    with Client(server.url) as client:
+        client.create_pipeline("nightly", {**DEFINITION, "Steps": [split, probe]})
+        failed = client.wait_for_execution(
+            client.start_pipeline("nightly", {"Pause": "0"}).id, timeout=60
+        )
+    assert failed.status.value == "Failed"  # the probe's flag says "bad"
+
+    # The jobs page lists the pipeline with its execution, and the jobs it ran.
+    page.goto(f"{server.url}/ui/#/jobs")
+    page.locator(f"#pipelines a[data-execution='{failed.id}']").wait_for()
+    assert page.locator("#jobs-table tbody tr").count() == 2
+    shot(page, "pipelines")
+
+    # The execution: its steps, then a retry from the page once the flag is right.
+    page.click(f"#pipelines a[data-execution='{failed.id}']")
+    page.locator("#steps tr[data-step=Probe] .badge.Failed").wait_for()
+    assert "exited with code 3" in page.locator("#steps tr[data-step=Probe]").inner_text()
+    (data / "flag" / "flag.txt").write_text("ok")
+    page.click("#retry-execution")
+    page.locator("h1 .badge.Succeeded").wait_for(timeout=60_000)
+    assert "2" in page.locator("#steps tr[data-step=Probe]").inner_text()  # its attempts
+    shot(page, "pipeline-execution")
+
+    # A job's page: its log, from the step's link.
+    page.click("#steps tr[data-step=Split] td a")
+    page.locator("#job-log").wait_for()
+    assert "split done" in page.locator("#job-log").inner_text()
+    shot(page, "processing-job")

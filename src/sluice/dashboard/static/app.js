@@ -443,15 +443,36 @@ async function monitoringPage(main) {
 // -- jobs
 
 async function jobsPage(main) {
-  const [jobs, overview] = await Promise.all([api("/transform-jobs"), api("/dashboard/overview")]);
+  const [transforms, overview, jobs, pipelines] = await Promise.all([
+    api("/transform-jobs"), api("/dashboard/overview"), api("/jobs"), api("/pipelines"),
+  ]);
+  const executions = await Promise.all(pipelines.map((p) => api(`/pipelines/${encodeURIComponent(p.name)}/executions`)));
+  const seconds = (value) => (value === null || value === undefined ? "–" : fixed(value, 1));
   main.replaceChildren(
     h("h1", {}, "Jobs"),
+    h("h2", {}, "Pipelines"),
+    pipelines.length ? h("table", { id: "pipelines" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Pipeline"), h("th", {}, "Steps"), h("th", {}, "Latest executions"))),
+      h("tbody", {}, pipelines.map((p, i) => h("tr", { "data-pipeline": p.name },
+        h("td", {}, p.name), h("td", {}, p.steps.map((s) => s.name).join(" · ")),
+        h("td", {}, executions[i].slice(-5).reverse().map((x) => h("a", { href: `#/executions/${x.id}`, class: "execution", "data-execution": x.id }, badge(x.status), ` ${x.id} `)))))))
+      : h("p", { class: "muted" }, "No pipeline yet."),
+    h("h2", {}, "Processing and training"),
+    jobs.length ? h("table", { id: "jobs-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Kind"), h("th", {}, "Status"), h("th", {}, "Stage"),
+        h("th", { class: "num" }, "Seconds"), h("th", {}, "Metrics"), h("th", {}, "Failure"))),
+      h("tbody", {}, jobs.slice().reverse().map((j) => h("tr", { "data-job": j.name },
+        h("td", {}, h("a", { href: `#/jobs/${j.kind}/${encodeURIComponent(j.name)}` }, j.name)), h("td", {}, j.kind),
+        h("td", {}, badge(j.status)), h("td", {}, j.secondary_status || ""), h("td", { class: "num" }, seconds(j.duration_s)),
+        h("td", {}, Object.entries(j.metrics).map(([k, v]) => `${k}=${Number(v).toPrecision(4)}`).join(", ")),
+        h("td", {}, j.failure_reason || "")))))
+      : h("p", { class: "muted" }, "No processing or training job yet."),
     h("h2", {}, "Batch transform"),
-    jobs.length ? h("table", { id: "transforms" },
+    transforms.length ? h("table", { id: "transforms" },
       h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "Model"), h("th", {}, "Status"),
         h("th", { class: "num" }, "Records done"), h("th", { class: "num" }, "Failed"), h("th", {}, "Progress"),
         h("th", {}, "Started"))),
-      h("tbody", {}, jobs.map((job) => {
+      h("tbody", {}, transforms.map((job) => {
         const p = job.progress;
         const share = p.records ? (p.records_done + p.records_failed) / p.records : null;
         return h("tr", { "data-job": job.name },
@@ -468,6 +489,74 @@ async function jobsPage(main) {
       h("tbody", {}, overview.async_backlogs.map((b) => h("tr", {},
         h("td", {}, b.endpoint), h("td", { class: "num" }, b.backlog), h("td", { class: "num" }, fixed(b.oldest_age_s)),
         h("td", { class: "num" }, b.instances))))) : h("p", { class: "muted" }, "No async endpoint has reported a backlog."));
+}
+
+// A job: its state, metrics and log, refreshed every 2 s while it runs.
+async function jobPage(main, signal, kind, name) {
+  const path = `/jobs/${kind}/${encodeURIComponent(name)}`;
+  const message = h("p", { class: "error" });
+  for (;;) {
+    const [job, log] = await Promise.all([api(path), api(`${path}/log?lines=500`)]);
+    if (signal.aborted) return;
+    const running = ["InProgress", "Stopping"].includes(job.status);
+    const stop = h("button", { type: "button", id: "stop-job", onclick: async () => {
+      try { await api(`${path}/stop`, { method: "POST" }); } catch (error) { message.textContent = error.message; }
+    } }, "Stop the job");
+    main.replaceChildren(...[
+      h("h1", {}, `${kind === "training" ? "Training" : "Processing"} job ${job.name} `, badge(job.status)),
+      h("p", { class: "muted" }, `${job.secondary_status || ""} · attempt ${job.attempts} · image ${job.image || "(the server's Python)"} · folder ${job.folder}`),
+      job.failure_reason ? h("p", { class: "error", id: "job-failure" }, job.failure_reason) : null,
+      Object.keys(job.metrics).length ? h("table", { id: "job-metrics" },
+        h("tbody", {}, Object.entries(job.metrics).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", { class: "num" }, String(v))))))
+        : null,
+      job.model_artifacts ? h("p", {}, "Model: ", h("code", {}, job.model_artifacts)) : null,
+      running ? stop : null, message,
+      h("h2", {}, "Log"),
+      h("pre", { id: "job-log" }, log.lines.join("\n")),
+    ].filter(Boolean));
+    if (!running) return;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    if (signal.aborted) return;
+  }
+}
+
+// A pipeline execution: its steps as they run, with stop and retry.
+async function executionPage(main, signal, id) {
+  const message = h("p", { class: "error" });
+  const act = (verb) => async () => {
+    try { await api(`/executions/${id}/${verb}`, { method: "POST" }); } catch (error) { message.textContent = error.message; }
+  };
+  for (;;) {
+    const x = await api(`/executions/${id}`);
+    if (signal.aborted) return;
+    const running = ["Executing", "Stopping"].includes(x.status);
+    const jobLink = (s) => {
+      if (!s.job) return s.outcome ? `outcome ${s.outcome}` : "";
+      const kind = { Processing: "processing", Training: "training" }[s.type];
+      return kind ? h("a", { href: `#/jobs/${kind}/${encodeURIComponent(s.job)}` }, s.job) : s.job;
+    };
+    main.replaceChildren(...[
+      h("h1", {}, `Execution ${x.id} of ${x.pipeline} `, badge(x.status)),
+      h("p", { class: "muted" }, `started ${when(x.created_at)}${x.ended_at ? `, ended ${when(x.ended_at)}` : ""} · folder ${x.folder}`),
+      x.failure_reason ? h("p", { class: "error", id: "execution-failure" }, x.failure_reason) : null,
+      h("p", { class: "muted" }, "Parameters: ", Object.entries(x.parameters).map(([k, v]) => `${k}=${v}`).join(", ") || "none"),
+      h("table", { id: "steps" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Step"), h("th", {}, "Type"), h("th", {}, "Status"), h("th", { class: "num" }, "Attempts"),
+          h("th", {}, "Cache"), h("th", {}, "Ran"), h("th", { class: "num" }, "Seconds"), h("th", {}, "Failure"))),
+        h("tbody", {}, x.steps.map((s) => h("tr", { "data-step": s.name },
+          h("td", {}, s.name), h("td", {}, s.type), h("td", {}, badge(s.status)), h("td", { class: "num" }, s.attempts),
+          h("td", {}, s.cached_from ? h("a", { href: `#/executions/${s.cached_from}` }, `hit (${s.cached_from})`) : ""),
+          h("td", {}, jobLink(s)),
+          h("td", { class: "num" }, s.ended_at ? fixed((new Date(s.ended_at) - new Date(s.started_at)) / 1000, 1) : "–"),
+          h("td", {}, s.failure_reason || ""))))),
+      running ? h("button", { type: "button", id: "stop-execution", onclick: act("stop") }, "Stop the execution") : null,
+      ["Failed", "Stopped"].includes(x.status) ? h("button", { type: "button", id: "retry-execution", onclick: act("retry") }, "Retry the failed steps") : null,
+      message,
+    ].filter(Boolean));
+    if (!running && x.status !== "Failed" && x.status !== "Stopped") return;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    if (signal.aborted) return;
+  }
 }
 
 // -- experiments
@@ -559,9 +648,13 @@ async function route() {
   const path = location.hash.replace(/^#/, "") || "/";
   const endpoint = path.match(/^\/endpoints\/([^/]+)$/);
   const experiment = path.match(/^\/experiments\/([^/]+)$/);
+  const job = path.match(/^\/jobs\/(processing|training)\/([^/]+)$/);
+  const execution = path.match(/^\/executions\/([^/]+)$/);
   try {
     if (endpoint) await endpointPage(main, stopping.signal, decodeURIComponent(endpoint[1]));
     else if (experiment) await experimentPage(main, decodeURIComponent(experiment[1]));
+    else if (job) await jobPage(main, stopping.signal, job[1], decodeURIComponent(job[2]));
+    else if (execution) await executionPage(main, stopping.signal, decodeURIComponent(execution[1]));
     else if (path === "/experiments") await experimentsPage(main);
     else if (path === "/registry") await registryPage(main);
     else if (path === "/monitoring") await monitoringPage(main);
