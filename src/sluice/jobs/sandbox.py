@@ -34,6 +34,9 @@ CLONE_NEWPID = 0x20000000
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
 PR_SET_PDEATHSIG = 1
 
 
@@ -124,8 +127,19 @@ def _run_as_init(spec: dict[str, Any]) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if not _alive(parent):
             os._exit(1)
+        _mount_proc()
         os._exit(_supervise(spec))
     return _wait_forwarding(first)
+
+
+def _mount_proc() -> None:
+    """A /proc of the new PID namespace, so the job's processes find themselves in it
+    (os.getpid() is 2 there; the machine's /proc would show another process as 2)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if libc.mount(b"proc", b"/proc", b"proc", flags, None) != 0:
+        error = os.strerror(ctypes.get_errno())
+        print(f"[sluice] /proc is the machine's (mount proc: {error})", flush=True)
 
 
 def _alive(pid: int) -> bool:
