@@ -952,6 +952,8 @@ class PipelineExecution:
     failure_reason: str | None = None
     parallelism: int | None = None
     ended_at: datetime | None = None
+    runner: str | None = None
+    """The server running it (`processes.runner_id`)."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from sluice.jobs.environments import environment_for
 from sluice.jobs.launch import Ended, Launch, tail
 from sluice.jobs.plan import Plan
 from sluice.jobs.staging import Checkpoints, inside, publish, stage
+from sluice.processes import runner_id, runner_is_gone
 from sluice.settings import Settings
 from sluice.store.job_repo import JobRepository
 from sluice.store.objects import ObjectStore
@@ -59,6 +60,8 @@ class JobService:
         self.settings = settings
         self.on_end = on_end
         """Called with each job as it ends (metrics)."""
+        self.runner = runner_id()
+        """Who runs the jobs started here (another gateway's live jobs are not taken)."""
         self.tasks: dict[tuple[JobKind, str], asyncio.Task[None]] = {}
         self.launches: dict[tuple[JobKind, str], Launch] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -122,6 +125,7 @@ class JobService:
                 details={
                     "folder": str(where),
                     "attempts": 1,
+                    "runner": self.runner,
                     "transitions": [_transition("Starting", "Preparing the job")],
                     **(details or {}),
                 },
@@ -171,6 +175,9 @@ class JobService:
         """Carry on with the jobs a stopped server left: those stopping end Stopped, those
         running start again (training from its last checkpoint)."""
         for job in self.repo.unfinished():
+            runner = str(job.details.get("runner", ""))
+            if runner and not runner_is_gone(runner, self.runner):
+                continue  # a live gateway runs it
             _kill_leftover(job)
             if job.status is JobStatus.STOPPING:
                 self._ended(job, JobStatus.STOPPED, "Stopped", None)
@@ -280,7 +287,9 @@ class _Run:
     async def go(self) -> None:
         plan = self.s.plan(self.job.kind, self.job.name, self.job.request)
         started = time.monotonic()
-        self.s.repo.update(self.job.kind, self.job.name, started=True)
+        self.s.repo.update(
+            self.job.kind, self.job.name, started=True, details={"runner": self.s.runner}
+        )
         self.job = self.s._move(self.job, "Downloading", "Downloading input data")
         try:
             restored = await asyncio.to_thread(self._prepare, plan)

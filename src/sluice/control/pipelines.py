@@ -37,6 +37,7 @@ from sluice.entities import (
 from sluice.errors import InvalidState, SluiceError, ValidationError
 from sluice.pipelines import caching, expressions
 from sluice.pipelines.definition import Definition, Step, parse
+from sluice.processes import runner_id, runner_is_gone
 from sluice.settings import Settings
 from sluice.store.pipeline_repo import PipelineRepository
 from sluice.store.tables import utcnow
@@ -90,6 +91,7 @@ class PipelineService:
         """name -> the pipeline's ARN."""
         self.actions: StepActions | None = None
         """Set once the SageMaker operations exist (they run the steps)."""
+        self.runner = runner_id()
         self.runs: dict[str, asyncio.Task[None]] = {}
         self.stopping: set[str] = set()
 
@@ -223,6 +225,8 @@ class PipelineService:
     def recover(self) -> None:
         """Carry on with the executions a stopped server left."""
         for execution in self.repo.unfinished_executions():
+            if execution.runner and not runner_is_gone(execution.runner, self.runner):
+                continue  # a live gateway runs it
             if execution.status is PipelineExecutionStatus.STOPPING:
                 self.stopping.add(execution.id)
             log.info("pipeline execution %s: resumed", execution.id)
@@ -234,6 +238,7 @@ class PipelineService:
         await asyncio.gather(*self.runs.values(), return_exceptions=True)
 
     def _launch(self, execution: PipelineExecution) -> None:
+        self.repo.claim(execution.id, self.runner)
         task = asyncio.get_running_loop().create_task(
             _Run(self, execution).go(), name=f"pipeline execution {execution.id}"
         )

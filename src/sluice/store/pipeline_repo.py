@@ -166,6 +166,10 @@ class PipelineRepository:
             session.flush()
             return row.to_entity()
 
+    def claim(self, execution_id: str, runner: str) -> None:
+        with self.db.session() as session:
+            _execution(session, execution_id).runner = runner
+
     # -- steps
 
     def steps(self, execution_id: str) -> list[e.ExecutionStep]:

@@ -927,6 +927,7 @@ class PipelineExecutionRow(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     parallelism: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    runner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -945,6 +946,7 @@ class PipelineExecutionRow(Base):
             self.failure_reason,
             self.parallelism,
             aware(self.ended_at) if self.ended_at else None,
+            self.runner,
         )
 
 

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column("parallelism", sa.Integer(), nullable=True),
+        sa.Column("runner", sa.String(128), nullable=True),
         _time("created_at"),
         _time("updated_at"),
         _time("ended_at", nullable=True),
