@@ -22,6 +22,8 @@ class JobIn(BaseModel):
     kind: e.MonitoringType = e.MonitoringType.DATA_QUALITY
     endpoint: str
     baseline: str = Field(
+        pattern=r"^[^\x00]+$",
+        max_length=4096,
         description="Folder (on the server) with statistics.json and constraints.json, as "
         "`sluice monitor baseline` writes them; model quality needs constraints.json."
     )
