@@ -72,3 +72,25 @@ def test_rewrite_touches_only_paths_under_opt_ml() -> None:
     assert rewrite("/opt/mlflow/x", root) == "/opt/mlflow/x"
     assert rewrite("/data/opt/ml/x", root) == "/data/opt/ml/x"
     assert rewrite("--out=/opt/ml/model", root) == "--out=/srv/job/ml/model"
+
+
+def test_what_a_program_leaves_running_ends_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psutil
+
+    from sluice.jobs import launch as launching
+
+    monkeypatch.setattr(launching, "DRAIN_S", 0.5)
+    folder = tmp_path / "job"
+    (folder / "ml").mkdir(parents=True)
+    leaves = "import subprocess; subprocess.Popen(['sleep', '60']); print('left one')"
+    for isolate in (True, False):
+        program = Program([sys.executable, "-c", leaves], {"PATH": "/usr/bin:/bin"}, "/opt/ml")
+        lines: list[str] = []
+        started = asyncio.run(Launch(folder, program, lines.append, isolate=isolate).run(30, 5))
+        assert started.exit_code == 0 and "left one" in lines
+        sleepers = [
+            p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "60"]
+        ]
+        assert psutil.wait_procs(sleepers, timeout=5)[1] == [], isolate

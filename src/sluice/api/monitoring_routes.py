@@ -25,7 +25,7 @@ class JobIn(BaseModel):
         pattern=r"^[^\x00]+$",
         max_length=4096,
         description="Folder (on the server) with statistics.json and constraints.json, as "
-        "`sluice monitor baseline` writes them; model quality needs constraints.json."
+        "`sluice monitor baseline` writes them; model quality needs constraints.json.",
     )
     variant: str | None = Field(None, description="One variant's capture; default: all.")
     window_start: str | None = Field(

@@ -176,8 +176,8 @@ class PipelineService:
             )
         self.stopping.add(execution_id)
         execution = self.repo.set_execution(execution_id, PipelineExecutionStatus.STOPPING)
-        if execution_id not in self.runs:  # nobody runs it here: end it now
-            await _Run(self, execution).stop_all()
+        if execution_id not in self.runs:  # nobody runs it here: end it from here
+            self._launch_stop(execution)
         return execution
 
     def retry(self, execution_id: str, parallelism: int | None = None) -> PipelineExecution:
@@ -236,6 +236,13 @@ class PipelineService:
         for task in list(self.runs.values()):
             task.cancel()
         await asyncio.gather(*self.runs.values(), return_exceptions=True)
+
+    def _launch_stop(self, execution: PipelineExecution) -> None:
+        task = asyncio.get_running_loop().create_task(
+            _Run(self, execution).stop_all(), name=f"stop pipeline execution {execution.id}"
+        )
+        self.runs[execution.id] = task
+        task.add_done_callback(lambda _: self.runs.pop(execution.id, None))
 
     def _launch(self, execution: PipelineExecution) -> None:
         self.repo.claim(execution.id, self.runner)
@@ -597,13 +604,15 @@ class _Run:
     # -- stopping
 
     async def _stop(self, running: dict[str, asyncio.Task[ExecutionStep]]) -> None:
-        await self.stop_all()
         for task in running.values():
-            task.cancel()
+            task.cancel()  # the steps stop waiting; stop_all ends them
         await asyncio.gather(*running.values(), return_exceptions=True)
+        await self.stop_all()
 
     async def stop_all(self) -> None:
-        """Stop every step still running, then the execution."""
+        """Stop every step still running (Stopping until its job has ended), then the
+        execution."""
+        stopping = []
         for step in self.s.repo.steps(self.execution.id):
             if step.status.finished:
                 continue
@@ -611,9 +620,21 @@ class _Run:
             if name and self.actions.exists(step.type, name):
                 with contextlib.suppress(SluiceError):
                     await self.actions.stop(step.type, name)
-            self._end(step, StepStatus.STOPPED, "the execution was stopped")
+                self.s.repo.put_step(replace(step, status=StepStatus.STOPPING))
+                stopping.append(self._stopped(step, name))
+            else:
+                self._end(step, StepStatus.STOPPED, "the execution was stopped")
+        await asyncio.gather(*stopping)
         self.s.stopping.discard(self.execution.id)
         self.s.repo.set_execution(self.execution.id, PipelineExecutionStatus.STOPPED)
+
+    async def _stopped(self, step: ExecutionStep, name: str) -> None:
+        outcome = await self.actions.wait(step.type, name)
+        status = (
+            StepStatus.SUCCEEDED if outcome.status is StepStatus.SUCCEEDED else StepStatus.STOPPED
+        )
+        reason = None if status is StepStatus.SUCCEEDED else "the execution was stopped"
+        self._end(step, status, reason, metadata=outcome.metadata, properties=outcome.properties)
 
 
 def _retry_delay(step: Step, outcome: Outcome, attempt: int) -> float | None:

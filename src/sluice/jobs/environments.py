@@ -22,6 +22,7 @@ from pathlib import Path
 from sluice.errors import ValidationError
 
 PYTHON_NAME = re.compile(r"python(3(\.\d+)?)?")
+INHERITED = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,21 @@ class Environment:
             f"a job may start {allowed} (setting job_programs), not {argv0!r}", field=field
         )
 
-    def path(self) -> str:
-        """PATH for the job: the interpreter's folder first, so `pip` and `python` in a
-        shell script are its own."""
-        return os.pathsep.join(
-            [str(Path(self.interpreter).parent), os.environ.get("PATH", "/usr/bin:/bin")]
+    def base(self, region: str) -> dict[str, str]:
+        """A job's environment before its own settings: a few of the server's variables
+        (no credentials, no SLUICE_ setting), PATH with the interpreter's folder first (so
+        `pip` and `python` in a shell script are its own), unbuffered output, the region."""
+        env = {key: os.environ[key] for key in INHERITED if key in os.environ}
+        path = [str(Path(self.interpreter).parent), os.environ.get("PATH", "/usr/bin:/bin")]
+        env.update(
+            {
+                "PATH": os.pathsep.join(path),
+                "PYTHONUNBUFFERED": "1",
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+            }
         )
+        return env
 
 
 def environment_for(image: str, images: dict[str, str], programs: list[str]) -> Environment:

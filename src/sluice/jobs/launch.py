@@ -17,6 +17,9 @@ from pathlib import Path
 
 LOG_NAME = "output.log"
 MAX_LINE = 64 * 1024
+EXIT_POLL_S = 0.05
+DRAIN_S = 5.0
+"""How long output is read after the program ended, before what it left is killed."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class Launch:
         if self.on_start is not None:
             self.on_start(self.process.pid)
         reader = asyncio.create_task(self._read())
-        waiter = asyncio.create_task(self.process.wait())
+        waiter = asyncio.create_task(self._exited())
         stopper = asyncio.create_task(self._stop.wait())
         timed_out = stopped = False
         try:
@@ -100,7 +103,13 @@ class Launch:
             if waiter not in done:
                 timed_out, stopped = not done, bool(done)
                 await self._end(waiter, grace_s)
-            await reader
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), DRAIN_S)
+            except TimeoutError:  # something the program left holds its output open
+                self._kill()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader, DRAIN_S)
+            await asyncio.sleep(0.01)  # the closed pipe's callbacks run
         finally:
             stopper.cancel()
             if not waiter.done():  # cancelled: the server is stopping, the job ends now
@@ -109,6 +118,14 @@ class Launch:
             reader.cancel()
         code = self.process.returncode if self.process.returncode is not None else -9
         return Ended(code, timed_out, stopped, time.monotonic() - started)
+
+    async def _exited(self) -> int:
+        """The program's exit code, once it has exited. (Process.wait() also waits for
+        its output to close, which a process it left behind can hold open.)"""
+        assert self.process is not None
+        while self.process.returncode is None:
+            await asyncio.sleep(EXIT_POLL_S)
+        return self.process.returncode
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None

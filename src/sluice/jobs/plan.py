@@ -36,7 +36,3 @@ class Plan:
     folders: list[str] = field(default_factory=list)
     """Folders made before the program starts (container paths)."""
     max_runtime_s: float | None = None
-
-
-BASE_ENVIRONMENT = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-"""What a job inherits of the server's environment (no credentials, no SLUICE_ setting)."""

@@ -9,13 +9,12 @@ containers, /opt/ml/config holds processingjobconfig.json and resourceconfig.jso
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from sluice.errors import ValidationError
 from sluice.jobs.environments import Environment
 from sluice.jobs.launch import Program
-from sluice.jobs.plan import BASE_ENVIRONMENT, Input, Output, Plan
+from sluice.jobs.plan import Input, Output, Plan
 from sluice.jobs.staging import check_container_path
 
 PROCESSING_ROOT = "/opt/ml/processing"
@@ -37,16 +36,7 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
         for i, spec in enumerate((request.get("ProcessingOutputConfig") or {}).get("Outputs", []))
     ]
     _no_overlap([i.path for i in inputs] + [o.path for o in outputs])
-    env = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
-    env.update(
-        {
-            "PATH": environment.path(),
-            "PYTHONUNBUFFERED": "1",
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            **(request.get("Environment") or {}),
-        }
-    )
+    env = {**environment.base(region), **(request.get("Environment") or {})}
     resources = request["ProcessingResources"]["ClusterConfig"]
     files = {
         "/opt/ml/config/processingjobconfig.json": json.dumps(

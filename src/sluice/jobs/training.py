@@ -27,7 +27,7 @@ from typing import Any
 from sluice.errors import ValidationError
 from sluice.jobs.environments import Environment
 from sluice.jobs.launch import Program
-from sluice.jobs.plan import BASE_ENVIRONMENT, Input, Plan
+from sluice.jobs.plan import Input, Plan
 from sluice.jobs.staging import check_container_path
 from sluice.store.objects import ObjectStore
 
@@ -112,14 +112,10 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
         "hosts": [HOST],
         "network_interface_name": "eth0",
     }
-    env = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
+    env = environment.base(region)
     env.update(
         {
-            "PATH": environment.path(),
-            "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": CODE,
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
             "TRAINING_JOB_NAME": name,
             "SM_TRAINING_ENV": json.dumps(
                 {
