@@ -352,3 +352,37 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
         ]
     finally:
         restarted.stop()
+
+
+def test_a_step_is_held_to_what_a_job_may_do(server: RunningServer, data: Path) -> None:
+    """A step's request is checked as the same request sent alone would be: the program
+    allow-list, the service model's shapes, the path policy."""
+    sm = aws_client("sagemaker", server.url)
+    bad = processing("Wipe", "split.py", [], [])
+    bad["Arguments"]["AppSpecification"]["ContainerEntrypoint"] = ["rm", "-rf", "/"]
+    shapeless = processing("Shapeless", "split.py", [], [])
+    shapeless["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "many"
+    outside = processing("Outside", "split.py", [("raw", str(server.home / "sluice.db"))], [])
+    for step in (bad, shapeless, outside):
+        definition = {"Version": "2020-12-01", "Steps": [step]}
+        name = step["Name"].lower()
+        sm.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=json.dumps(definition),
+            RoleArn=ROLE,
+            ClientRequestToken=name * 8,
+        )
+        arn = sm.start_pipeline_execution(PipelineName=name, ClientRequestToken=name * 8)
+        assert ended(sm, arn["PipelineExecutionArn"])["PipelineExecutionStatus"] == "Failed"
+    reasons = {
+        name: steps_of(sm, arn)
+        for name, arn in (
+            (e["PipelineExecutionArn"].split("/")[1], e["PipelineExecutionArn"])
+            for p in ("wipe", "shapeless", "outside")
+            for e in sm.list_pipeline_executions(PipelineName=p)["PipelineExecutionSummaries"]
+        )
+    }
+    assert "not 'rm'" in reasons["wipe"]["Wipe"]["FailureReason"]
+    assert "instanceCount" in reasons["shapeless"]["Shapeless"]["FailureReason"]
+    assert "home" in reasons["outside"]["Outside"]["FailureReason"]
+    assert sm.list_processing_jobs()["ProcessingJobSummaries"] == []

@@ -82,6 +82,7 @@ def test_parameters_take_their_types_and_defaults() -> None:
         (json.dumps({"Version": "2019-01-01", "Steps": []}), "Version"),
         (document(), "no steps"),
         (document(processing("A"), processing("A")), "used twice"),
+        (document(processing("../../etc")), "must be 1 to 64 letters"),
         (document({"Name": "T", "Type": "Tuning", "Arguments": {}}), "Tuning steps are not served"),
         (document({"Name": "T", "Type": "Teleport", "Arguments": {}}), "unknown step Type"),
         (document(processing("A", {"Get": "Steps.Z.X"})), "unknown step 'Z'"),

@@ -220,7 +220,13 @@ class PipelineService:
         return [f"since execution {before.execution_id}: {line}" for line in lines]
 
     def folder(self, execution: PipelineExecution, step: str) -> Path:
-        return self.settings.pipelines_dir / execution.pipeline.lower() / execution.id / step
+        """<home>/pipelines/<pipeline>/<execution>/<step> (names checked when the pipeline
+        was created: no separators, no dots)."""
+        root = self.settings.pipelines_dir
+        folder = root / execution.pipeline.lower() / execution.id / step
+        if root.resolve() not in folder.resolve().parents:
+            raise ValidationError(f"step {step!r} has no folder of its own", field="StepName")
+        return folder
 
     def recover(self) -> None:
         """Carry on with the executions a stopped server left."""

@@ -21,6 +21,7 @@ SERVED = ("Processing", "Training", "Transform", "Model", "RegisterModel", "Cond
 NOT_SERVED = ("Tuning", "AutoML", "Lambda", "Callback", "ClarifyCheck", "QualityCheck", "EMR")
 CACHEABLE = ("Processing", "Training", "Transform")
 PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
+STEP_NAME = re.compile(r"[A-Za-z0-9\-_]{1,64}")
 _STEP_REFERENCE = re.compile(r"^Steps\.([^.\[]+)")
 FIELD = "PipelineDefinition"
 
@@ -138,6 +139,12 @@ def _collect(
     for step in raw:
         if not isinstance(step, dict) or not isinstance(step.get("Name"), str):
             raise ValidationError("each step needs a Name", field=FIELD)
+        if not STEP_NAME.fullmatch(step["Name"]):
+            raise ValidationError(
+                f"step name {step['Name']!r} must be 1 to 64 letters, digits, - and _ "
+                "(SageMaker's StepName)",
+                field=FIELD,
+            )
         out.append((step, condition))
         if step.get("Type") == "Condition":
             arguments = step.get("Arguments") or {}
