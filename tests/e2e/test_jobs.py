@@ -20,7 +20,7 @@ from tests.conftest import RunningServer
 from tests.e2e.helpers import aws_client, sluice_children
 from tests.e2e.test_sagemaker_workflow import ROLE, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jobs")]  # one shared server
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
@@ -63,13 +63,12 @@ open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "seen.json"), "w").write(jso
 """
 
 
-@pytest.fixture
-def bucket(server: RunningServer) -> Path:
+def write_bucket(home: Path) -> Path:
     """The local stand-in of s3://data, with the digits as CSV (features, then label)."""
     import numpy as np
     from sklearn.datasets import load_digits
 
-    root = server.home / "s3" / "data"
+    root = home / "s3" / "data"
     (root / "raw").mkdir(parents=True)
     (root / "code").mkdir()
     digits = load_digits()
@@ -86,9 +85,24 @@ def bucket(server: RunningServer) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for the tests that do not stop it, with the data split once."""
+    running = RunningServer(tmp_path_factory.mktemp("jobs") / "home")
+    write_bucket(running.home)
+    split(aws_client("sagemaker", running.url))
+    yield running
+    running.stop()
+
+
 @pytest.fixture
-def sm(server: RunningServer) -> Iterator[BaseClient]:
-    yield aws_client("sagemaker", server.url)
+def sm(shared: RunningServer) -> BaseClient:
+    return aws_client("sagemaker", shared.url)
+
+
+@pytest.fixture
+def bucket(shared: RunningServer) -> Path:
+    return shared.home / "s3" / "data"
 
 
 def processing_request(name: str, **extra: Any) -> dict[str, Any]:
@@ -193,16 +207,16 @@ def split(sm: BaseClient, name: str = "split") -> dict[str, Any]:
 
 
 def test_a_processing_job_reads_and_writes_at_its_container_paths(
-    server: RunningServer, sm: BaseClient, bucket: Path
+    shared: RunningServer, sm: BaseClient, bucket: Path
 ) -> None:
-    job = split(sm)
+    job = sm.describe_processing_job(ProcessingJobName="split")
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert job["ProcessingJobArn"].endswith(":processing-job/split")
     assert job["AppSpecification"]["ContainerArguments"] == ["--rows", "600"]
     assert job["ProcessingStartTime"] <= job["ProcessingEndTime"]
     assert len((bucket / "split" / "train" / "train.csv").read_text().splitlines()) == 300
     assert len((bucket / "split" / "test" / "test.csv").read_text().splitlines()) == 300
-    log = (server.home / "jobs" / "processing" / "split" / "output.log").read_text()
+    log = (shared.home / "jobs" / "processing" / "split" / "output.log").read_text()
     assert "read 600 rows; MODE=split" in log
     assert "mount namespace" in log
     listed = sm.list_processing_jobs(StatusEquals="Completed")["ProcessingJobSummaries"]
@@ -217,7 +231,7 @@ def test_a_processing_job_reads_and_writes_at_its_container_paths(
 
 
 def test_bad_processing_requests_are_refused_and_failures_explained(
-    server: RunningServer, sm: BaseClient, bucket: Path
+    shared: RunningServer, sm: BaseClient, bucket: Path
 ) -> None:
     request = processing_request("rm")
     request["AppSpecification"]["ContainerEntrypoint"] = ["rm", "-rf", "/"]
@@ -232,7 +246,7 @@ def test_bad_processing_requests_are_refused_and_failures_explained(
     assert "must be a path under /opt/ml/processing" in escape.value.response["Error"]["Message"]
 
     request = processing_request("outside")
-    request["ProcessingInputs"][1]["S3Input"]["S3Uri"] = str(server.home / "sluice.db")
+    request["ProcessingInputs"][1]["S3Input"]["S3Uri"] = str(shared.home / "sluice.db")
     with pytest.raises(ClientError) as home:
         sm.create_processing_job(**request)
     assert "home" in home.value.response["Error"]["Message"]
@@ -258,9 +272,8 @@ def test_bad_processing_requests_are_refused_and_failures_explained(
 
 
 def test_a_training_job_in_script_mode_packs_its_model_and_reads_its_metrics(
-    server: RunningServer, sm: BaseClient, bucket: Path
+    sm: BaseClient, bucket: Path
 ) -> None:
-    split(sm)
     sm.create_training_job(**training_request("fit"))
     job = finished(sm, "training", "fit")
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
@@ -283,13 +296,12 @@ def test_a_training_job_in_script_mode_packs_its_model_and_reads_its_metrics(
 
 
 def test_a_stopped_job_ends_stopped_and_a_job_past_its_time_ends_with_its_model(
-    server: RunningServer, sm: BaseClient, bucket: Path
+    shared: RunningServer, sm: BaseClient
 ) -> None:
-    split(sm)
     slow = training_request("slow", Environment={"EPOCH_S": "1"})
     slow["HyperParameters"]["epochs"] = "60"
     sm.create_training_job(**slow)
-    until(lambda: "epoch 1 " in _log(server, "slow"), 30)
+    until(lambda: "epoch 1 " in _log(shared, "slow"), 30)
     sm.stop_training_job(TrainingJobName="slow")
     job = finished(sm, "training", "slow", 30)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
@@ -304,8 +316,10 @@ def test_a_stopped_job_ends_stopped_and_a_job_past_its_time_ends_with_its_model(
 
 
 def test_a_training_job_killed_with_the_server_resumes_from_its_checkpoint(
-    server: RunningServer, sm: BaseClient, bucket: Path, tmp_path: Path
+    server: RunningServer,
 ) -> None:
+    bucket = write_bucket(server.home)
+    sm = aws_client("sagemaker", server.url)
     split(sm)
     request = training_request(
         "resumed",

@@ -155,7 +155,7 @@ def test_unknown_operations_and_bodies_that_are_not_json(server: RunningServer) 
         return httpx.post(server.url + "/", content=body, headers=headers)
 
     for target, body, code in [
-        ("SageMaker.CreateTrainingJob", b"{}", "UnknownOperationException"),
+        ("SageMaker.CreateAutoMLJob", b"{}", "UnknownOperationException"),
         ("Kinesis.PutRecord", b"{}", "UnknownOperationException"),
         (None, b"{}", "UnknownOperationException"),
         ("SageMaker.ListModels", b"{not json", "SerializationException"),
