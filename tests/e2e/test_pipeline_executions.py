@@ -173,6 +173,7 @@ DEFINITION = {
                 "RoleArn": ROLE,
             },
             "DependsOn": ["Probe"],
+            "CacheConfig": {"Enabled": True, "ExpireAfter": "P1D"},
         },
         {
             "Name": "MakeModel",
@@ -214,6 +215,7 @@ DEFINITION = {
                 },
                 "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
             },
+            "CacheConfig": {"Enabled": True, "ExpireAfter": "P1D"},
         },
     ],
 }
@@ -344,6 +346,14 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
     try:
         sm = aws_client("sagemaker", restarted.url)
         assert ended(sm, resumed)["PipelineExecutionStatus"] == "Succeeded"
+        # The split's bytes are the same (only its pause changed): training comes from the
+        # cache, and so does scoring with the model made afresh from the same artifact.
+        reused = steps_of(sm, resumed)
+        assert (
+            "CacheHitResult" not in reused["Split"] and "CacheHitResult" not in reused["MakeModel"]
+        )
+        for step in ("Train", "Score"):
+            assert reused[step]["CacheHitResult"]["SourcePipelineExecutionArn"] == arn, step
         listed = sm.list_pipeline_executions(PipelineName="scoring")["PipelineExecutionSummaries"]
         assert [e["PipelineExecutionStatus"] for e in listed] == [
             "Succeeded",

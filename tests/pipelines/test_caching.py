@@ -47,3 +47,14 @@ def test_expiry_reads_iso_8601_durations() -> None:
     assert expire_after_s("P1W") == 7 * 86400
     assert expire_after_s(None) is None
     assert expire_after_s("soon") is None
+
+
+def test_a_transform_keys_by_what_its_model_is_not_by_its_name() -> None:
+    def transform(model: str) -> dict[str, Any]:
+        return {"ModelName": model, "TransformInput": {"DataSource": {"S3DataSource": {
+            "S3Uri": "s3://b/e1/data"}}}}  # fmt: skip
+
+    first, _ = key("Transform", transform("m-e1-aaa"), "e1", DIGESTS.__getitem__, {"m-e1-aaa": "x"})
+    again, _ = key("Transform", transform("m-e2-bbb"), "e2", DIGESTS.__getitem__, {"m-e2-bbb": "x"})
+    other, _ = key("Transform", transform("m-e3-ccc"), "e3", DIGESTS.__getitem__, {"m-e3-ccc": "y"})
+    assert first == again != other

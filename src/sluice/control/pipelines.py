@@ -77,6 +77,9 @@ class StepActions(Protocol):
 
     def digest(self, uri: str) -> str: ...
 
+    def model(self, name: str) -> str:
+        """What the model `name` is, as a digest (for cache keys)."""
+
 
 class PipelineService:
     def __init__(
@@ -511,8 +514,13 @@ class _Run:
         self, step: Step, record: ExecutionStep, arguments: dict[str, Any]
     ) -> ExecutionStep | None:
         try:
+            models = (
+                {arguments["ModelName"]: self.actions.model(arguments["ModelName"])}
+                if step.type == "Transform" and "ModelName" in arguments
+                else None
+            )
             key, parts = await asyncio.to_thread(
-                caching.key, step.type, arguments, self.execution.id, self.actions.digest
+                caching.key, step.type, arguments, self.execution.id, self.actions.digest, models
             )
         except (SluiceError, OSError) as exc:
             log.info("step %s: no cache key (%s)", step.name, exc)

@@ -68,17 +68,22 @@ def key(
     arguments: dict[str, Any],
     execution_id: str,
     digest: Callable[[str], str],
+    models: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The cache key and its parts: {"type", "arguments": digest, "inputs": {uri: digest},
     "normalized": the arguments hashed}. An input stands in the arguments as its content's
     digest, so an input read from another execution's output (a cache hit upstream) keys
-    the same as the same bytes read from this one's."""
+    the same as the same bytes read from this one's. `models`: a model's name (a Transform
+    step's ModelName) to what the model is (its content, runtime, image, environment), so
+    a model an execution makes afresh (in a Model step) keys by what it is, not its name."""
     digests = {uri: digest(uri) for uri in input_uris(step_type, arguments)}
 
     def normal(text: str) -> str:
         bare = text.strip('"')
         if bare in digests:
             return f"sha256:{digests[bare]}"
+        if models and text in models:
+            return f"model:{models[text]}"
         return text.replace(execution_id, PLACEHOLDER) if execution_id else text
 
     normalized = _normalize(arguments, normal)

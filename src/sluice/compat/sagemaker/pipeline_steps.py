@@ -17,6 +17,7 @@ matching Describe operation's answer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ JOB_STEP_STATUS = {
 class SageMakerSteps:
     def __init__(self, services: Services, model: LazyServiceModel) -> None:
         self.s = services
-        self.model = model
+        self.service_model = model
         self.packages: dict[str, str] = {}
         """RegisterModel steps' packages by the step's resource name (their ARNs)."""
 
@@ -91,7 +92,7 @@ class SageMakerSteps:
         members = dict(arguments)
         if step_type in NAME_MEMBER:
             members[NAME_MEMBER[step_type]] = name
-        checked = (await self.model.get()).decode_input(operation, members)
+        checked = (await self.service_model.get()).decode_input(operation, members)
         if step_type in JOBS:
             request = {k: v for k, v in checked.items() if k != "Tags"}
             self.s.jobs.create(JOBS[step_type], name, request, folder=folder)
@@ -149,6 +150,13 @@ class SageMakerSteps:
             return json.loads(path.read_text())
         except ValueError as exc:
             raise ValidationError(f"{uri!r} is not JSON: {exc}", field="PropertyFile") from None
+
+    def model(self, name: str) -> str:
+        """A digest of what the model is: its unpacked content (the folder is named by its
+        content), runtime, image and environment."""
+        found = self.s.endpoints.get_model(name)
+        what = [found.model_dir, found.runtime, found.image, sorted(found.environment.items())]
+        return hashlib.sha256(json.dumps(what, default=str).encode()).hexdigest()
 
     def digest(self, uri: str) -> str:
         path = self.s.jobs.objects.fetch(uri.rstrip("/") or uri, "S3Uri")
