@@ -23,6 +23,7 @@ from sluice.compat.autoscaling.api import AutoscalingApi
 from sluice.compat.cloudwatch.alarms import CloudWatchAlarms
 from sluice.compat.cloudwatch.api import CloudWatchApi
 from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
+from sluice.compat.logs import LogsApi
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.operations import Services
@@ -398,6 +399,7 @@ def build_server(settings: Settings) -> Server:
             ),
         ),
         AutoscalingApi(autoscaler),
+        LogsApi(jobs, settings.aws_region, settings.aws_account_id),
         open_inference.routes(gateway, service),
         build_api(
             service,

@@ -352,3 +352,38 @@ def test_a_training_job_killed_with_the_server_resumes_from_its_checkpoint(
 def _log(server: RunningServer, name: str) -> str:
     path = server.home / "jobs" / "training" / name / "output.log"
     return path.read_text() if path.exists() else ""
+
+
+def test_a_jobs_log_reads_as_cloudwatch_logs(shared: RunningServer) -> None:
+    logs = aws_client("logs", shared.url)
+    group = "/aws/sagemaker/ProcessingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix="split/")
+    (stream,) = [s["logStreamName"] for s in streams["logStreams"]]
+    assert stream.startswith("split/algo-1-")
+    first = logs.get_log_events(
+        logGroupName=group, logStreamName=stream, startFromHead=True, limit=2
+    )
+    assert [e["message"] for e in first["events"]][0].startswith("[sluice] processing job split")
+    rest = logs.get_log_events(
+        logGroupName=group, logStreamName=stream, nextToken=first["nextForwardToken"]
+    )
+    messages = [e["message"] for e in first["events"] + rest["events"]]
+    assert "read 600 rows; MODE=split" in messages
+    times = [e["timestamp"] for e in first["events"] + rest["events"]]
+    assert times == sorted(times) and times[0] > 1_700_000_000_000
+    end = logs.get_log_events(
+        logGroupName=group, logStreamName=stream, nextToken=rest["nextForwardToken"]
+    )
+    assert end["events"] == [] and end["nextForwardToken"] == rest["nextForwardToken"]
+
+    for call, code in (
+        (lambda: logs.describe_log_streams(logGroupName="/aws/lambda/x"),
+         "ResourceNotFoundException"),
+        (lambda: logs.get_log_events(logGroupName=group, logStreamName="split/algo-1-1"),
+         "ResourceNotFoundException"),
+        (lambda: logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken="zz"),
+         "InvalidParameterException"),
+    ):  # fmt: skip
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert refused.value.response["Error"]["Code"] == code

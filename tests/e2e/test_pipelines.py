@@ -298,3 +298,81 @@ def test_an_sdk_pipeline_runs_registers_and_caches(
     # The first two executions registered a version each; this one none.
     listed = sm.list_model_packages(ModelPackageGroupName="digits")["ModelPackageSummaryList"]
     assert len(listed) == 2
+
+
+def test_sdk_processing_and_training_jobs_run_and_show_their_logs(
+    sdk: tuple[RunningServer, str],
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A processor and an estimator used as in a notebook; the SDK's log reader (over
+    CloudWatch Logs, served here) prints what each job printed."""
+    import numpy as np
+    import sagemaker
+    from sagemaker.processing import ProcessingInput, ProcessingOutput
+    from sagemaker.sklearn.estimator import SKLearn
+    from sagemaker.sklearn.processing import SKLearnProcessor
+    from sklearn.datasets import load_digits
+
+    from tests.e2e.test_sagemaker_workflow import until
+
+    server, bucket = sdk
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", server.url)
+    digits = load_digits()
+    raw = tmp_path / "digits.csv"
+    np.savetxt(raw, np.column_stack([digits.data, digits.target]), delimiter=",", fmt="%g")
+    s3_server.client().upload_file(str(raw), bucket, "raw/digits.csv")
+    code = tmp_path / "code"
+    (code / "train").mkdir(parents=True)
+    (code / "preprocess.py").write_text(textwrap.dedent(PREPROCESS))
+    (code / "train" / "train.py").write_text(textwrap.dedent(TRAIN))
+    session = sagemaker.Session(boto3.Session(), default_bucket=bucket)
+    sm = session.sagemaker_client
+
+    processor = SKLearnProcessor(
+        framework_version="1.2-1",
+        role=ROLE,
+        instance_type="ml.m5.large",
+        instance_count=1,
+        sagemaker_session=session,
+    )
+    processor.run(
+        code=str(code / "preprocess.py"),
+        inputs=[
+            ProcessingInput(
+                source=f"s3://{bucket}/raw/digits.csv", destination="/opt/ml/processing/input/raw"
+            )
+        ],
+        outputs=[
+            ProcessingOutput(output_name="train", source="/opt/ml/processing/train"),
+            ProcessingOutput(output_name="test", source="/opt/ml/processing/test"),
+        ],
+        wait=False,
+    )
+    name = processor.latest_job.job_name
+    until(lambda: sm.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"]
+          == "Completed", 60)  # fmt: skip
+    session.logs_for_processing_job(name, wait=False, poll=1)  # poll: its first sleep
+    assert "train 1257 rows, test 540 rows" in capsys.readouterr().out
+    train = processor.latest_job.describe()["ProcessingOutputConfig"]["Outputs"][0]
+
+    estimator = SKLearn(
+        entry_point="train.py",
+        source_dir=str(code / "train"),
+        framework_version="1.2-1",
+        instance_type="ml.m5.large",
+        role=ROLE,
+        hyperparameters={"C": 0.5},
+        sagemaker_session=session,
+    )
+    estimator.fit({"train": train["S3Output"]["S3Uri"]}, wait=False)
+    job = estimator.latest_training_job.name
+    until(lambda: sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
+          == "Completed", 60)  # fmt: skip
+    session.logs_for_job(job, wait=False, poll=1)
+    assert "train_accuracy=" in capsys.readouterr().out
+    assert estimator.model_data.endswith(f"{job}/output/model.tar.gz")
+    key = estimator.model_data.split("/", 3)[3]
+    assert s3_server.client().head_object(Bucket=bucket, Key=key)["ContentLength"] > 0

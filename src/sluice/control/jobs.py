@@ -27,7 +27,8 @@ from sluice.entities import Job, JobKind, JobStatus
 from sluice.errors import SluiceError, ValidationError
 from sluice.jobs import processing, training
 from sluice.jobs.environments import environment_for
-from sluice.jobs.launch import Ended, Launch, tail
+from sluice.jobs.launch import Ended, Launch
+from sluice.jobs.output import JobLog, tail
 from sluice.jobs.plan import Plan
 from sluice.jobs.staging import Checkpoints, inside, publish, stage
 from sluice.processes import runner_id, runner_is_gone
@@ -325,9 +326,11 @@ class _Run:
         self.folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir()
-        with (self.folder / "output.log").open("a") as note:
+        with JobLog(self.folder) as note:
             attempt = self.job.details.get("attempts", 1)
-            note.write(f"[sluice] {self.job.kind.value} job {self.job.name}, attempt {attempt}\n")
+            note.write(
+                f"[sluice] {self.job.kind.value} job {self.job.name}, attempt {attempt}".encode()
+            )
         for source in plan.inputs:
             stage(
                 self.s.objects,

@@ -23,6 +23,8 @@ from sluice.compat.autoscaling.api import TARGET as AUTOSCALING
 from sluice.compat.autoscaling.api import AutoscalingApi
 from sluice.compat.cloudwatch.api import TARGET as CLOUDWATCH
 from sluice.compat.cloudwatch.api import CloudWatchApi, is_form
+from sluice.compat.logs import TARGET as LOGS
+from sluice.compat.logs import LogsApi
 from sluice.compat.sagemaker.control import ControlPlane
 from sluice.compat.sagemaker.runtime import RuntimeHandler, endpoint_of
 from sluice.gateway.metrics import Metrics
@@ -56,6 +58,7 @@ def build_app(
     control: ControlPlane,
     cloudwatch: CloudWatchApi,
     autoscaling: AutoscalingApi,
+    logs: LogsApi,
     open_inference: list[Route],
     api: Any,
     dashboard: list[BaseRoute],
@@ -81,13 +84,16 @@ def build_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def post_root(request: Request) -> Response:
-        """SageMaker's control plane, CloudWatch (AWS JSON 1.0) or Application Auto Scaling
-        by X-Amz-Target, or CloudWatch's query protocol (a form body, no target)."""
+        """SageMaker's control plane, CloudWatch (AWS JSON 1.0), Application Auto Scaling or
+        CloudWatch Logs by X-Amz-Target, or CloudWatch's query protocol (a form body, no
+        target)."""
         target = request.headers.get("x-amz-target", "")
         if target.startswith(f"{CLOUDWATCH}."):
             return await cloudwatch.handle_json(request)
         if target.startswith(f"{AUTOSCALING}."):
             return await autoscaling.handle(request)
+        if target.startswith(f"{LOGS}."):
+            return await logs.handle(request)
         if not target and is_form(request.headers.get("content-type", "")):
             return await cloudwatch.handle_query(request)
         return await control.handle(request)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-LOG_NAME = "output.log"
+from sluice.jobs.output import JobLog
+
 MAX_LINE = 64 * 1024
 EXIT_POLL_S = 0.05
 DRAIN_S = 5.0
@@ -129,7 +130,7 @@ class Launch:
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        with (self.folder / LOG_NAME).open("ab") as log:
+        with JobLog(self.folder) as log:
             while True:
                 try:
                     raw = await self.process.stdout.readline()
@@ -137,8 +138,7 @@ class Launch:
                     raw = await self.process.stdout.read(MAX_LINE)
                 if not raw:
                     return
-                log.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                log.flush()
+                log.write(raw)
                 self.on_line(raw.decode("utf-8", "replace").rstrip("\n"))
 
     async def _end(self, waiter: asyncio.Task[int], grace_s: float) -> None:
@@ -157,13 +157,3 @@ class Launch:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def tail(folder: Path, lines: int = 20) -> list[str]:
-    """The last lines of a job's log."""
-    path = folder / LOG_NAME
-    if not path.exists():
-        return []
-    with path.open("rb") as log:
-        log.seek(max(0, path.stat().st_size - 16384))
-        return [line.decode("utf-8", "replace") for line in log.read().splitlines()[-lines:]]
