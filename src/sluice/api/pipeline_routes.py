@@ -281,7 +281,7 @@ def pipeline_router(
             status=execution.status,
             failure_reason=execution.failure_reason,
             parameters=execution.parameters,
-            folder=str(pipelines.folder(execution, "")).rstrip("/"),
+            folder=str(pipelines.execution_folder(execution)),
             created_at=execution.created_at,
             ended_at=execution.ended_at,
             steps=[StepRunOut.of(s) for s in sorted(steps, key=lambda s: s.started_at)],

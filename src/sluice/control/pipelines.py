@@ -222,11 +222,15 @@ class PipelineService:
             ]
         return [f"since execution {before.execution_id}: {line}" for line in lines]
 
+    def execution_folder(self, execution: PipelineExecution) -> Path:
+        """<home>/pipelines/<pipeline>/<execution>: one folder per step under it."""
+        return self.settings.pipelines_dir / execution.pipeline.lower() / execution.id
+
     def folder(self, execution: PipelineExecution, step: str) -> Path:
-        """<home>/pipelines/<pipeline>/<execution>/<step> (names checked when the pipeline
-        was created: no separators, no dots)."""
+        """The step's folder in its execution's (names checked when the pipeline was
+        created: no separators, no dots)."""
         root = self.settings.pipelines_dir
-        folder = root / execution.pipeline.lower() / execution.id / step
+        folder = self.execution_folder(execution) / step
         if root.resolve() not in folder.resolve().parents:
             raise ValidationError(f"step {step!r} has no folder of its own", field="StepName")
         return folder
@@ -447,19 +451,9 @@ class _Run:
                 hit = await self._cached(step, record, arguments)
                 if hit is not None:
                     return hit
-                record = self.state_record(record)  # with its cache key
+                record = self._current(record)  # with its cache key
             name = name or _resource_name(self.execution.id, step.name)
-            record = self.s.repo.put_step(
-                replace(
-                    record,
-                    status=StepStatus.EXECUTING,
-                    metadata={
-                        **record.metadata,
-                        **self.actions.metadata(step.type, name),
-                        "ResourceName": name,
-                    },
-                )
-            )
+            record = self._running(record, step, name, status=StepStatus.EXECUTING)
             folder.mkdir(parents=True, exist_ok=True)
             _write_step_file(folder, arguments, record)
             await self.actions.start(step.type, name, arguments, folder)
@@ -472,10 +466,18 @@ class _Run:
             properties=outcome.properties,
         )
 
-    def state_record(self, record: ExecutionStep) -> ExecutionStep:
-        return next(
-            (s for s in self.s.repo.steps(self.execution.id) if s.name == record.name), record
+    def _running(
+        self, record: ExecutionStep, step: Step, name: str, **changes: Any
+    ) -> ExecutionStep:
+        """The step recorded as running the job (or model) `name`."""
+        metadata = {**record.metadata, **self.actions.metadata(step.type, name)}
+        return self.s.repo.put_step(
+            replace(record, metadata={**metadata, "ResourceName": name}, **changes)
         )
+
+    def _current(self, record: ExecutionStep) -> ExecutionStep:
+        """The step as last recorded."""
+        return self.s.repo.step(self.execution.id, record.name) or record
 
     async def _wait_with_retries(
         self,
@@ -497,17 +499,7 @@ class _Run:
             log.info("step %s: retry %d in %.1f s", step.name, attempt, delay)
             await asyncio.sleep(delay)
             name = _resource_name(self.execution.id, step.name)
-            record = self.s.repo.put_step(
-                replace(
-                    record,
-                    attempts=record.attempts + 1,
-                    metadata={
-                        **record.metadata,
-                        **self.actions.metadata(step.type, name),
-                        "ResourceName": name,
-                    },
-                )
-            )
+            record = self._running(record, step, name, attempts=record.attempts + 1)
             await self.actions.start(step.type, name, arguments, folder)
 
     async def _cached(
@@ -550,7 +542,7 @@ class _Run:
         metadata: dict[str, Any] | None = None,
         properties: dict[str, Any] | None = None,
     ) -> ExecutionStep:
-        current = self.state_record(record)
+        current = self._current(record)
         ended = replace(
             current,
             status=status,

@@ -21,7 +21,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sluice.errors import ValidationError
@@ -61,7 +61,7 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
     hps = hyperparameters(request)
     user = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
     channels = [_channel(i, c) for i, c in enumerate(request.get("InputDataConfig") or [])]
-    names = [c.path.rsplit("/", 1)[1] for c in channels]
+    names = [PurePosixPath(c.path).name for c in channels]
     if len(set(names)) != len(names):
         raise ValidationError("channel names must differ", field="InputDataConfig")
     entry = spec.get("ContainerEntrypoint")
@@ -99,12 +99,12 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
     check_container_path(checkpoints, "/opt/ml", "CheckpointConfig.LocalPath")
     resources = request.get("ResourceConfig") or {}
     input_config = {
-        Path(c.path).name: {
+        name: {
             "TrainingInputMode": "File",
             "S3DistributionType": "FullyReplicated",
             "RecordWrapperType": "None",
         }
-        for c in channels
+        for name in names
     }
     resource_config = {
         "current_host": HOST,

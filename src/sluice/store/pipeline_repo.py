@@ -177,6 +177,11 @@ class PipelineRepository:
             query = select(ExecutionStepRow).where(ExecutionStepRow.execution_id == execution_id)
             return [r.to_entity() for r in session.scalars(query)]
 
+    def step(self, execution_id: str, name: str) -> e.ExecutionStep | None:
+        with self.db.session() as session:
+            row = session.get(ExecutionStepRow, (execution_id, name))
+            return row.to_entity() if row else None
+
     def put_step(self, step: e.ExecutionStep) -> e.ExecutionStep:
         """Record a step's state (inserted on its first start, replaced after)."""
         with self.db.session() as session:
