@@ -1,14 +1,18 @@
 """A worker's answers to the frames it reads: file requests answered together, a
-malformed one failing alone."""
+malformed one failing alone, and answers sent before a request that kills the worker."""
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
+from typing import cast
 
+from sluice.runtimes.base import Runtime
 from sluice.runtimes.sklearn import SklearnRuntime
 from sluice.workers import main, protocol
-from sluice.workers.batching import take_head
+from sluice.workers.batching import Batching, take_head
 from sluice.workers.file_request import Burst, FileRequest
 from tests import models
 
@@ -57,3 +61,48 @@ def test_file_requests_are_taken_up_to_the_first_other_frame() -> None:
     frames += [frame(protocol.PING), frame(protocol.FILE_REQUEST)]
     taken = take_head(frames, main.BATCH_FRAMES, main._is_file_request)
     assert len(taken) == 3 and [f.kind for f in frames] == [protocol.PING, protocol.FILE_REQUEST]
+
+
+class WorkerDies(BaseException):
+    """Stands for a fatal signal: nothing in the worker catches it."""
+
+
+class DyingRuntime:
+    """Answers each request with its own body, and dies on `die`."""
+
+    step_seconds = None
+
+    def invoke_many(self, requests: list[tuple[bytes, str, str]]) -> list[tuple[bytes, str]]:
+        if any(body == b"die" for body, _, _ in requests):
+            raise WorkerDies
+        return [(body, "application/octet-stream") for body, _, _ in requests]
+
+
+def test_a_worker_that_dies_has_sent_the_answers_it_computed_before(tmp_path: Path) -> None:
+    """The gateway blames a worker's death on its oldest unanswered request, so answers to
+    requests read together with the fatal one must be on the wire before it runs."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "worker.sock"))
+    listener.listen(1)
+    runtime = cast(Runtime, DyingRuntime())
+    died: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            main.serve(runtime, listener, Batching(max_size=1, cap=1))
+        except WorkerDies as exc:
+            died.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(tmp_path / "worker.sock"))
+        sent = [(1, b"one"), (2, b"two"), (3, b"die"), (4, b"four")]
+        conn.sendall(b"".join(protocol.pack(i, protocol.REQUEST, 0, "", "", b) for i, b in sent))
+        thread.join(timeout=10)
+        conn.shutdown(socket.SHUT_WR)
+        received = bytearray()
+        while chunk := conn.recv(1 << 16):
+            received += chunk
+    answers = [(f.request_id, f.body) for f in protocol.split(received)]
+    assert died and answers == [(1, b"one"), (2, b"two")]

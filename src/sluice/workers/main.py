@@ -162,6 +162,11 @@ BATCH_FRAMES = 16
 """At most this many file requests are answered together."""
 REPLY_EVERY_S = 0.002
 """How much work a worker does before it sends the answers so far."""
+ANSWERED_ALONE = frozenset({protocol.REQUEST, protocol.MODEL_REQUEST})
+"""Real-time batches are a burst of their own: the answers so far are sent before one
+starts and its answers as soon as it ends. If the worker dies in a batch, the gateway
+then fails only the requests that were running (the oldest unanswered) and sends the
+rest to another instance; a crash never takes down answers already computed."""
 
 
 class Replies:
@@ -274,6 +279,8 @@ def serve(
                 try:
                     while frames and (not out or time.perf_counter() - started < REPLY_EVERY_S):
                         kind = frames[0].kind
+                        if out and kind in ANSWERED_ALONE:
+                            break
                         if kind == protocol.FILE_REQUEST:
                             files = take_head(frames, BATCH_FRAMES, _is_file_request)
                             out += handle_files(runtime, files, burst)
@@ -287,6 +294,8 @@ def serve(
                             out += handle_model_requests(runtime, batch, received, batching)
                         else:
                             out.append(handle(runtime, frames.pop(0)))
+                        if kind in ANSWERED_ALONE:
+                            break
                 except BaseException:
                     burst.close(sync=False)
                     raise
