@@ -26,6 +26,7 @@ from sluice.compat.cloudwatch.metrics import CloudWatchMetrics
 from sluice.compat.logs import LogsApi
 from sluice.compat.sagemaker.arns import Arns
 from sluice.compat.sagemaker.control import ControlPlane
+from sluice.compat.sagemaker.idempotency import Idempotency
 from sluice.compat.sagemaker.operations import Services
 from sluice.compat.sagemaker.pipeline_steps import SageMakerSteps
 from sluice.compat.sagemaker.runtime import RuntimeHandler
@@ -66,6 +67,7 @@ from sluice.store.artifacts import ArtifactStore
 from sluice.store.db import open_database
 from sluice.store.deployment_repo import DeploymentRepository
 from sluice.store.experiment_repo import ExperimentRepository
+from sluice.store.idempotency_repo import IdempotencyRepository
 from sluice.store.job_repo import JobRepository
 from sluice.store.lease_repo import LeaseRepository
 from sluice.store.metric_repo import MetricRepository
@@ -386,7 +388,7 @@ def build_server(settings: Settings) -> Server:
         jobs,
         pipelines,
     )
-    control_plane = ControlPlane(sagemaker_services)
+    control_plane = ControlPlane(sagemaker_services, Idempotency(IdempotencyRepository(database)))
     pipelines.actions = SageMakerSteps(sagemaker_services, control_plane.model)
     app = build_app(
         guard,

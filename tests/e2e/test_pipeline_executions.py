@@ -258,19 +258,16 @@ def steps_of(sm: BaseClient, arn: str) -> dict[str, dict[str, Any]]:
 
 def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, data: Path) -> None:
     sm = aws_client("sagemaker", server.url)
-    sm.create_pipeline(
-        PipelineName="scoring",
-        PipelineDefinition=json.dumps(DEFINITION),
-        RoleArn=ROLE,
-        ClientRequestToken="t" * 32,
-    )
+    create = {
+        "PipelineName": "scoring",
+        "PipelineDefinition": json.dumps(DEFINITION),
+        "RoleArn": ROLE,
+    }
+    created = sm.create_pipeline(**create, ClientRequestToken="t" * 32)["PipelineArn"]
+    # The same request sent again (botocore retries with the same token): the same answer.
+    assert sm.create_pipeline(**create, ClientRequestToken="t" * 32)["PipelineArn"] == created
     with pytest.raises(ClientError) as twice:
-        sm.create_pipeline(
-            PipelineName="scoring",
-            PipelineDefinition=json.dumps(DEFINITION),
-            RoleArn=ROLE,
-            ClientRequestToken="t" * 32,
-        )
+        sm.create_pipeline(**create, ClientRequestToken="T" * 32)
     assert twice.value.response["Error"]["Code"] == "ValidationException"
     assert "already exists" in twice.value.response["Error"]["Message"]
     broken = {
@@ -289,6 +286,14 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
     arn = sm.start_pipeline_execution(PipelineName="scoring", ClientRequestToken="a" * 32)[
         "PipelineExecutionArn"
     ]
+    again = sm.start_pipeline_execution(PipelineName="scoring", ClientRequestToken="a" * 32)
+    assert again["PipelineExecutionArn"] == arn  # started once (the listing below: 3 in all)
+    with pytest.raises(ClientError, match="was used with another StartPipelineExecution"):
+        sm.start_pipeline_execution(
+            PipelineName="scoring",
+            PipelineParameters=[{"Name": "Pause", "Value": "1"}],
+            ClientRequestToken="a" * 32,
+        )
     failed = ended(sm, arn)
     assert failed["PipelineExecutionStatus"] == "Failed"
     assert "Probe" in failed["FailureReason"]
@@ -314,9 +319,11 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
     execution_id = arn.rsplit("/", 1)[1]
     scores = json.loads((data / "scores" / execution_id / "features.csv.out").read_text())
     assert len(scores) == 50  # one batch's answer: the predictions, as the image's container
-    with pytest.raises(ClientError) as again:
+    retried = sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="b" * 32)
+    assert retried["PipelineExecutionArn"] == arn  # the retry's answer again, not a conflict
+    with pytest.raises(ClientError) as conflict:
         sm.retry_pipeline_execution(PipelineExecutionArn=arn, ClientRequestToken="c" * 32)
-    assert again.value.response["Error"]["Code"] == "ConflictException"
+    assert conflict.value.response["Error"]["Code"] == "ConflictException"
 
     # Stopped while the split sleeps: the split's job and the execution end Stopped.
     slow = sm.start_pipeline_execution(
@@ -346,6 +353,9 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
     try:
         sm = aws_client("sagemaker", restarted.url)
         assert ended(sm, resumed)["PipelineExecutionStatus"] == "Succeeded"
+        start = {"PipelineName": "scoring", "PipelineParameters": [{"Name": "Pause", "Value": "3"}]}
+        kept = sm.start_pipeline_execution(**start, ClientRequestToken="f" * 32)
+        assert kept["PipelineExecutionArn"] == resumed  # tokens outlive a restart
         # The split's bytes are the same (only its pause changed): training comes from the
         # cache, and so does scoring with the model made afresh from the same artifact.
         reused = steps_of(sm, resumed)

@@ -4,6 +4,7 @@ versioned packages, approval, a model made from a package, and the refusals."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -56,33 +57,36 @@ def test_registry_workflow_through_boto3(
     with pytest.raises(ClientError, match="already exists"):
         sm.create_model_package_group(ModelPackageGroupName="churn")
 
+    def candidate(i: int, name: str) -> dict[str, Any]:
+        return {
+            "ModelPackageGroupName": group_arn if i == 1 else "Churn",
+            "ModelPackageDescription": f"candidate {i + 1}",
+            "InferenceSpecification": _spec(artifacts[name]),
+            "MetadataProperties": {"CommitId": f"abc{i}", "Repository": "git@example:ml"},
+            "CustomerMetadataProperties": {"owner": "ml"},
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://reports/eval-{i}.json",
+                    }
+                }
+            },
+            "ClientToken": f"build-{i}",
+        }
+
     arns = []
     for i, name in enumerate(["logreg", "tree", "logreg"]):
-        arns.append(
-            sm.create_model_package(
-                ModelPackageGroupName=group_arn if i == 1 else "Churn",
-                ModelPackageDescription=f"candidate {i + 1}",
-                InferenceSpecification=_spec(artifacts[name]),
-                MetadataProperties={"CommitId": f"abc{i}", "Repository": "git@example:ml"},
-                CustomerMetadataProperties={"owner": "ml"},
-                ModelMetrics={
-                    "ModelQuality": {
-                        "Statistics": {
-                            "ContentType": "application/json",
-                            "S3Uri": f"s3://reports/eval-{i}.json",
-                        }
-                    }
-                },
-                ClientToken=f"build-{i}",
-            )["ModelPackageArn"]
-        )
+        arns.append(sm.create_model_package(**candidate(i, name))["ModelPackageArn"])
     assert arns == [f"{ARN}:model-package/churn/{v}" for v in (1, 2, 3)]
-    again = sm.create_model_package(
-        ModelPackageGroupName="Churn",
-        InferenceSpecification=_spec(artifacts["logreg"]),
-        ClientToken="build-1",
-    )
-    assert again["ModelPackageArn"] == arns[1]  # the same token: the same package
+    again = sm.create_model_package(**candidate(1, "tree"))
+    assert again["ModelPackageArn"] == arns[1]  # the same request and token: the same package
+    with pytest.raises(ClientError, match="ClientToken 'build-1' was used with another"):
+        sm.create_model_package(
+            ModelPackageGroupName="Churn",
+            InferenceSpecification=_spec(artifacts["logreg"]),
+            ClientToken="build-1",
+        )
 
     described = sm.describe_model_package(ModelPackageName=arns[1])
     conforms(shapes, "DescribeModelPackage", described)

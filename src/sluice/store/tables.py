@@ -856,6 +856,15 @@ class LeaseRow(Base):
     """When the present holder took it (renewals keep it)."""
 
 
+class IdempotencyTokenRow(Base):
+    __tablename__ = "idempotency_tokens"
+    operation: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("ux_jobs_kind_name_nocase", "kind", text("lower(name)"), unique=True),)

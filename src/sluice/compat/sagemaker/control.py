@@ -1,9 +1,10 @@
 """SageMaker's control plane: `POST /` with `X-Amz-Target: SageMaker.<Operation>`.
 
 The AWS JSON 1.1 protocol, top to bottom (the guard has checked the caller already):
-find the operation, check the body against the service model, call the operation, and
-answer with its members (timestamps as epoch seconds) or with an AWS error
-(`{"__type", "message"}`; HTTP 400 for what the caller can fix, 500 for our faults).
+find the operation, check the body against the service model, call the operation (once
+per idempotency token: see `idempotency`), and answer with its members (timestamps as
+epoch seconds) or with an AWS error (`{"__type", "message"}`; HTTP 400 for what the
+caller can fix, 500 for our faults).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluice.compat.sagemaker.arns import Arns
+from sluice.compat.sagemaker.idempotency import Idempotency
 from sluice.compat.sagemaker.operations import Handler, Services, caller, load
 from sluice.compat.sagemaker.shapes import LazyServiceModel, ValidationException
 from sluice.compat.sagemaker.signing import access_key_of
@@ -42,8 +44,9 @@ TARGET_PREFIX = "SageMaker."
 class ControlPlane:
     """`handle` is the Starlette endpoint for `POST /`."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, idempotency: Idempotency) -> None:
         self.services = services
+        self.idempotency = idempotency
         self.handlers: dict[str, Handler] = load()
         self.model = LazyServiceModel("sagemaker", self.handlers)
 
@@ -59,7 +62,13 @@ class ControlPlane:
             model = await self.model.get()
             members = model.decode_input(name, _json(body))
             caller.set(access_key_of(request.headers))
-            result = await handler(self.services, members)
+            token = model.idempotency_token(name)
+            if token is not None and members.get(token):
+                result = await self.idempotency.once(
+                    name, token, members, lambda: self._run(handler, members)
+                )
+            else:
+                result = await self._run(handler, members)
         except SluiceError as exc:
             loaded = self.model.loaded
             modelled = loaded.errors(name) if loaded and name in loaded.operations else set()
@@ -72,10 +81,15 @@ class ControlPlane:
                 request_id, "InternalFailure", "internal failure; see the server log", 500
             )
         return Response(
-            json.dumps(to_wire(result), separators=(",", ":")),
+            json.dumps(result, separators=(",", ":")),
             headers={"x-amzn-RequestId": request_id},
             media_type=CONTENT_TYPE,
         )
+
+    async def _run(self, handler: Handler, members: dict[str, Any]) -> dict[str, Any]:
+        """The operation's answer, as it goes on the wire."""
+        answer: dict[str, Any] = to_wire(await handler(self.services, members))
+        return answer
 
 
 _STATUS = {

@@ -79,6 +79,13 @@ class ServiceModel:
         """The error codes the operation models (ResourceNotFound, ConflictException, ...)."""
         return {e["shape"] for e in self.operations[operation].get("errors", ())}
 
+    def idempotency_token(self, operation: str) -> str | None:
+        """The input member botocore fills with a fresh token when the caller gives none
+        (ClientRequestToken, ClientToken): the operation is to be done once per token."""
+        ref = self.operations[operation].get("input")
+        members = self.shapes[ref["shape"]].get("members", {}) if ref else {}
+        return next((k for k, v in members.items() if v.get("idempotencyToken")), None)
+
     def output_shape(self, operation: str) -> str | None:
         output = self.operations[operation].get("output")
         return str(output["shape"]) if output else None

@@ -35,7 +35,7 @@ PACKAGE_FIELDS: listing.Fields[ModelPackage] = listing.Fields(
 """Packages sort by group, then version (a key unique to each, as pages need)."""
 STORED = ("InferenceSpecification", "MetadataProperties", "ModelMetrics", "DriftCheckBaselines",
           "ValidationSpecification", "SourceAlgorithmSpecification", "Domain", "Task",
-          "SamplePayloadUrl", "SourceUri", "SkipModelValidation", "ClientToken",
+          "SamplePayloadUrl", "SourceUri", "SkipModelValidation",
           "AdditionalInferenceSpecifications", "SecurityConfig", "ModelCard", "ModelLifeCycle",
           "CertifyForMarketplace", "ModelPackageRegistrationType")  # fmt: skip
 """CreateModelPackage members kept as given and described back."""
@@ -94,11 +94,6 @@ async def create_package(s: Services, m: Members) -> Members:
             field="ModelPackageGroupName",
         )
     group = _group(s, m["ModelPackageGroupName"])
-    token = m.get("ClientToken")
-    if token:  # idempotent: the same token gives back the same package
-        for known in s.registry.packages(group.name):
-            if known.details.get("ClientToken") == token:
-                return {"ModelPackageArn": _arn(s, known)}
     spec = m.get("InferenceSpecification")
     if not spec:
         raise ValidationException(
@@ -141,7 +136,7 @@ async def describe_package(s: Services, m: Members) -> Members:
         "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
         "CertifyForMarketplace": stored.get("CertifyForMarketplace", False),
         "LastModifiedTime": package.updated_at,
-        **{k: stored[k] for k in STORED if k in stored and k != "ClientToken"},
+        **{k: stored[k] for k in STORED if k in stored},
     }
     if "InferenceSpecification" not in stored:  # registered through the native API
         out["InferenceSpecification"] = {
