@@ -212,8 +212,9 @@ class Settings(BaseSettings):
 
     instance_memory_mb: dict[str, int] = Field(default_factory=dict)
     """Instance type (SageMaker's InstanceType) to the memory, in MiB, each worker of a
-    variant of that type may map; beyond it the worker's allocations fail. Empty (the
-    default): no limits. Example: SLUICE_INSTANCE_MEMORY_MB='{"ml.t2.medium": 4096}'."""
+    variant (or transform job) of that type, and each process of a processing or
+    training job on it, may map; beyond it allocations fail. Empty (the default): no
+    limits. Example: SLUICE_INSTANCE_MEMORY_MB='{"ml.t2.medium": 4096}'."""
 
     backend: Literal["local", "ray"] = "local"
     """Where instances run: `local`, worker processes on this machine; `ray`, Ray actors

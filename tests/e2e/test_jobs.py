@@ -88,7 +88,8 @@ def write_bucket(home: Path) -> Path:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One server for the tests that do not stop it, with the data split once."""
-    running = RunningServer(tmp_path_factory.mktemp("jobs") / "home")
+    memory = {"SLUICE_INSTANCE_MEMORY_MB": json.dumps({"ml.t3.medium": 1024})}
+    running = RunningServer(tmp_path_factory.mktemp("jobs") / "home", memory)
     write_bucket(running.home)
     split(aws_client("sagemaker", running.url))
     yield running
@@ -269,6 +270,17 @@ def test_bad_processing_requests_are_refused_and_failures_explained(
     assert job["ProcessingJobStatus"] == "Failed"
     assert "exited with code 1" in job["FailureReason"]
     assert "ValueError" in job["FailureReason"]
+
+    # Held to its instance type's memory: the allocation fails, not the machine.
+    request = processing_request("hungry")
+    request["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "ml.t3.medium"
+    request["AppSpecification"]["ContainerEntrypoint"] = ["python3", "-c", "bytearray(2 << 30)"]
+    del request["AppSpecification"]["ContainerArguments"]
+    sm.create_processing_job(**request)
+    job = finished(sm, "processing", "hungry")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert "MemoryError" in job["FailureReason"]
+    assert "may map 1024 MiB, the memory of ml.t3.medium" in job["FailureReason"]
 
 
 def test_a_training_job_in_script_mode_packs_its_model_and_reads_its_metrics(

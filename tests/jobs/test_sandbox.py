@@ -1,4 +1,5 @@
-"""The sandbox a job's program runs in: /opt/ml where it expects it, or rewritten paths."""
+"""The sandbox a job's program runs in: /opt/ml where it expects it, or rewritten paths;
+each process held to the memory it may map."""
 
 from __future__ import annotations
 
@@ -94,3 +95,23 @@ def test_what_a_program_leaves_running_ends_with_it(
             p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "60"]
         ]
         assert psutil.wait_procs(sleepers, timeout=5)[1] == [], isolate
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_each_process_is_held_to_the_memory_it_may_map(tmp_path: Path, isolate: bool) -> None:
+    folder = tmp_path / "job"
+    (folder / "ml").mkdir(parents=True)
+    hungry = (
+        "import resource\n"
+        "print('limit', resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)\n"
+        "small = bytearray(64 << 20)\n"
+        "print('64 MiB taken')\n"
+        "bytearray(1 << 30)\n"
+    )
+    program = Program([sys.executable, "-c", hungry], {"PATH": "/usr/bin:/bin"}, "/opt/ml")
+    lines: list[str] = []
+    launch = Launch(folder, program, lines.append, isolate=isolate, memory_mb=512)
+    ended = asyncio.run(launch.run(30, 5))
+    assert ended.exit_code == 1
+    assert "limit 512" in lines and "64 MiB taken" in lines
+    assert "MemoryError" in lines

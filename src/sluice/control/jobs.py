@@ -307,6 +307,7 @@ class _Run:
             self._line,
             self._started,
             self.s.settings.job_mount_namespace,
+            self.s.settings.instance_memory_mb.get(plan.instance_type or ""),
         )
         self.s.launches[self.key] = launch
         syncing = asyncio.create_task(self._sync_checkpoints()) if self.checkpoints else None
@@ -398,7 +399,9 @@ class _Run:
             self.s._ended(self.job, JobStatus.FAILED, "Failed", reason, **details)
             return
         if ended.exit_code != 0 and not ended.timed_out:
-            self.s._ended(self.job, JobStatus.FAILED, "Failed", self._failure(ended), **details)
+            self.s._ended(
+                self.job, JobStatus.FAILED, "Failed", self._failure(ended, plan), **details
+            )
             return
         self.job = self.s._move(self.job, "Uploading", "Uploading generated training model")
         try:
@@ -429,12 +432,18 @@ class _Run:
             return
         self.s._ended(self.job, JobStatus.COMPLETED, "Completed", None, **details)
 
-    def _failure(self, ended: Ended) -> str:
+    def _failure(self, ended: Ended, plan: Plan) -> str:
         written = training.failure(self.root)
         if written:
             return f"AlgorithmError: {written}"
         lines = [line for line in tail(self.folder, 5) if line.strip()]
         last = f"; its last line: {lines[-1][:300]}" if lines else ""
+        memory_mb = self.s.settings.instance_memory_mb.get(plan.instance_type or "")
+        if memory_mb and any("MemoryError" in line for line in lines):
+            last += (
+                f" (each of its processes may map {memory_mb} MiB, the memory of "
+                f"{plan.instance_type}: setting instance_memory_mb)"
+            )
         return f"AlgorithmError: the program exited with code {ended.exit_code}{last}"
 
 

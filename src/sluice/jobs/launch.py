@@ -49,12 +49,15 @@ class Launch:
         on_line: Callable[[str], None],
         on_start: Callable[[int], None] | None = None,
         isolate: bool = True,
+        memory_mb: int | None = None,
     ) -> None:
         self.folder = folder
         self.program = program
         self.on_line = on_line
         self.on_start = on_start
         self.isolate = isolate
+        self.memory_mb = memory_mb
+        """The address space each of the program's processes may map (None: no limit)."""
         self.process: asyncio.subprocess.Process | None = None
         self._stop = asyncio.Event()
 
@@ -76,6 +79,7 @@ class Launch:
                     "root": str(self.folder / "ml"),
                     "parent": os.getpid(),
                     "isolate": self.isolate,
+                    "memory_mb": self.memory_mb,
                 }
             )
         )

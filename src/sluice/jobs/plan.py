@@ -36,3 +36,6 @@ class Plan:
     folders: list[str] = field(default_factory=list)
     """Folders made before the program starts (container paths)."""
     max_runtime_s: float | None = None
+    instance_type: str | None = None
+    """The instance type asked for (its memory, where setting instance_memory_mb has it,
+    limits each of the job's processes)."""

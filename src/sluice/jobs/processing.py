@@ -59,6 +59,7 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
         files,
         [PROCESSING_ROOT, *(o.path for o in outputs)],
         float(limit) if limit else None,
+        resources.get("InstanceType"),
     )
 
 

@@ -12,7 +12,8 @@ program runs in a session of its own. The first line of the log says which it wa
 
 The spec (JSON): `argv`, `env`, `cwd` (container paths), `root` (the job's folder),
 `parent` (the server's pid, so the launcher dies with it), `isolate` (false: rewritten
-paths, without trying namespaces).
+paths, without trying namespaces), `memory_mb` (the address space each of the program's
+processes may map; beyond it allocations fail: MemoryError in Python).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -149,7 +151,7 @@ def _alive(pid: int) -> bool:
 def _supervise(spec: dict[str, Any]) -> int:
     child = os.fork()
     if child == 0:
-        _exec(spec["argv"], spec["env"], spec["cwd"])
+        _exec(spec["argv"], spec["env"], spec["cwd"], spec.get("memory_mb"))
     return _wait_forwarding(child)
 
 
@@ -184,7 +186,7 @@ def _run_rewritten(spec: dict[str, Any], root: Path, why: str) -> int:
     # The server started the launcher in a session of its own: a stop ends the group.
     argv = [rewrite(a, root) for a in spec["argv"]]
     env = {k: rewrite(v, root) for k, v in spec["env"].items()}
-    _exec(argv, env, rewrite(spec["cwd"], root))
+    _exec(argv, env, rewrite(spec["cwd"], root), spec.get("memory_mb"))
     return 1  # not reached
 
 
@@ -197,8 +199,11 @@ def rewrite(value: str, root: Path) -> str:
 _CONTAINER_PATH = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[\"':,;\s])")
 
 
-def _exec(argv: list[str], env: dict[str, str], cwd: str) -> None:
+def _exec(argv: list[str], env: dict[str, str], cwd: str, memory_mb: int | None) -> None:
     try:
+        if memory_mb:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         os.chdir(cwd)
         os.execvpe(argv[0], argv, env)
     except OSError as exc:

@@ -169,6 +169,7 @@ def plan(name: str, request: dict[str, Any], environment: Environment, region: s
         files,
         [CODE, MODEL, f"{OUTPUT}/data", f"{OUTPUT}/intermediate", checkpoints],
         float(limit) if limit else None,
+        resources.get("InstanceType"),
     )
 
 
