@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -63,6 +63,32 @@ class Invocation:
         import json
 
         return json.loads(self.body)
+
+
+State = TypeVar("State")
+
+
+def poll_until(
+    read: Callable[[], State],
+    done: Callable[[State], bool],
+    still: Callable[[State], str],
+    timeout: float,
+    poll: float = 0.2,
+    on_progress: Callable[[State], None] | None = None,
+) -> State:
+    """`read()` every `poll` s until `done` holds for what it read, which is returned;
+    after `timeout` s, TimeoutError with `still`'s account of the last state.
+    `on_progress` sees each state on the way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read()
+        if on_progress is not None:
+            on_progress(state)
+        if done(state):
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(still(state))
+        time.sleep(poll)
 
 
 class Client:
@@ -210,16 +236,15 @@ class Client:
 
     def wait_for_endpoint(self, name: str, timeout: float = 300.0) -> EndpointOut:
         """Poll until the endpoint settles; raise if it Failed or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            endpoint = self.get_endpoint(name)
-            if endpoint.status == "InService":
-                return endpoint
-            if endpoint.status == "Failed":
-                raise errors.ModelLoadError(f"endpoint {name!r} failed: {endpoint.failure_reason}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"endpoint {name!r} still {endpoint.status} after {timeout:g} s")
-            time.sleep(0.2)
+        endpoint = poll_until(
+            lambda: self.get_endpoint(name),
+            lambda e: e.status in ("InService", "Failed"),
+            lambda e: f"endpoint {name!r} still {e.status} after {timeout:g} s",
+            timeout,
+        )
+        if endpoint.status == "Failed":
+            raise errors.ModelLoadError(f"endpoint {name!r} failed: {endpoint.failure_reason}")
+        return endpoint
 
     def get_endpoint(self, name: str) -> EndpointOut:
         return EndpointOut.model_validate(self._call("GET", f"/endpoints/{name}"))
@@ -257,14 +282,12 @@ class Client:
         return self.wait_for_deployment(deployment.id, timeout) if wait else deployment
 
     def wait_for_deployment(self, deployment_id: int, timeout: float = 3600.0) -> DeploymentOut:
-        deadline = time.monotonic() + timeout
-        while True:
-            deployment = self.get_deployment(deployment_id)
-            if deployment.finished_at is not None:
-                return deployment
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"deployment {deployment_id} still {deployment.state}")
-            time.sleep(0.2)
+        return poll_until(
+            lambda: self.get_deployment(deployment_id),
+            lambda d: d.finished_at is not None,
+            lambda d: f"deployment {deployment_id} still {d.state}",
+            timeout,
+        )
 
     def get_deployment(self, deployment_id: int) -> DeploymentOut:
         return DeploymentOut.model_validate(self._call("GET", f"/deployments/{deployment_id}"))
@@ -410,14 +433,12 @@ class Client:
         self, name: str, statuses: Sequence[str] = ("Running",), timeout: float = 300.0
     ) -> ExperimentOut:
         """Poll until the experiment is in one of `statuses` (or has finished)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            experiment = self.get_experiment(name)
-            if experiment.status in statuses or experiment.status in FINISHED:
-                return experiment
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"experiment {name!r} still {experiment.status}")
-            time.sleep(0.2)
+        return poll_until(
+            lambda: self.get_experiment(name),
+            lambda e: e.status in statuses or e.status in FINISHED,
+            lambda e: f"experiment {name!r} still {e.status}",
+            timeout,
+        )
 
     def delete_experiment(self, name: str) -> None:
         self._call("DELETE", f"/experiments/{name}")
@@ -540,17 +561,16 @@ class Client:
         self, endpoint: str, inference_id: str, timeout: float = 3600, poll: float = 0.25
     ) -> AsyncInvocationOut:
         """Poll until the request has finished (Succeeded, Failed, Expired or Cancelled)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.async_status(endpoint, inference_id)
-            if state.status.finished:
-                return state
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"async invocation {inference_id!r} is still {state.status.value} "
-                    f"after {timeout:g} s"
-                )
-            time.sleep(poll)
+        return poll_until(
+            lambda: self.async_status(endpoint, inference_id),
+            lambda state: state.status.finished,
+            lambda state: (
+                f"async invocation {inference_id!r} is still {state.status.value} "
+                f"after {timeout:g} s"
+            ),
+            timeout,
+            poll,
+        )
 
     # -- batch transform
 
@@ -586,16 +606,14 @@ class Client:
     ) -> TransformJobOut:
         """Poll until the job has ended (Completed, Failed or Stopped); `on_progress` sees
         each state on the way."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.describe_transform(name)
-            if on_progress is not None:
-                on_progress(job)
-            if job.status.finished:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transform job {name!r} is still {job.status.value}")
-            time.sleep(poll)
+        return poll_until(
+            lambda: self.describe_transform(name),
+            lambda job: job.status.finished,
+            lambda job: f"transform job {name!r} is still {job.status.value}",
+            timeout,
+            poll,
+            on_progress,
+        )
 
     def metrics(self) -> str:
         """The Prometheus exposition text of /metrics."""
@@ -812,14 +830,12 @@ class Client:
         self, execution_id: int, timeout: float = 600.0
     ) -> ExecutionOut:
         """Poll until the execution has finished (any status but Pending or InProgress)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            execution = self.get_monitoring_execution(execution_id)
-            if execution.status not in ("Pending", "InProgress"):
-                return execution
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"monitoring execution {execution_id} still {execution.status}")
-            time.sleep(0.2)
+        return poll_until(
+            lambda: self.get_monitoring_execution(execution_id),
+            lambda e: e.status not in ("Pending", "InProgress"),
+            lambda e: f"monitoring execution {execution_id} still {e.status}",
+            timeout,
+        )
 
     def monitoring_file(self, execution_id: int, name: str = "report.html") -> bytes:
         response = self.http.get(f"/api/v1/monitoring-executions/{execution_id}/{name}")
@@ -903,16 +919,14 @@ class Client:
         on_progress: Callable[[PipelineExecutionOut], None] | None = None,
     ) -> PipelineExecutionOut:
         """Poll until the execution has ended (Succeeded, Failed or Stopped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            execution = self.describe_execution(execution_id)
-            if on_progress is not None:
-                on_progress(execution)
-            if execution.status.finished:
-                return execution
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"pipeline execution {execution_id} is still {execution.status}")
-            time.sleep(poll)
+        return poll_until(
+            lambda: self.describe_execution(execution_id),
+            lambda e: e.status.finished,
+            lambda e: f"pipeline execution {execution_id} is still {e.status}",
+            timeout,
+            poll,
+            on_progress,
+        )
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = self.http.request(method, f"/api/v1{path}", json=body)

@@ -96,7 +96,8 @@ class PipelineService:
         """Set once the SageMaker operations exist (they run the steps)."""
         self.runner = runner_id()
         self.runs: dict[str, asyncio.Task[None]] = {}
-        self.stopping: set[str] = set()
+        self.stop_asked: dict[str, asyncio.Event] = {}
+        """Executions asked to stop here: the event their run waits on."""
 
     # -- pipelines
 
@@ -177,7 +178,7 @@ class PipelineService:
             raise InvalidState(
                 f"pipeline execution {execution_id} has ended ({execution.status.value})"
             )
-        self.stopping.add(execution_id)
+        self.asked_to_stop(execution_id).set()
         execution = self.repo.set_execution(execution_id, PipelineExecutionStatus.STOPPING)
         if execution_id not in self.runs:  # nobody runs it here: end it from here
             self._launch_stop(execution)
@@ -241,9 +242,13 @@ class PipelineService:
             if execution.runner and not runner_is_gone(execution.runner, self.runner):
                 continue  # a live gateway runs it
             if execution.status is PipelineExecutionStatus.STOPPING:
-                self.stopping.add(execution.id)
+                self.asked_to_stop(execution.id).set()
             log.info("pipeline execution %s: resumed", execution.id)
             self._launch(execution)
+
+    def asked_to_stop(self, execution_id: str) -> asyncio.Event:
+        """Set once the execution is asked to stop."""
+        return self.stop_asked.setdefault(execution_id, asyncio.Event())
 
     async def close(self) -> None:
         for task in list(self.runs.values()):
@@ -298,14 +303,17 @@ class _Run:
                 PipelineExecutionStatus.FAILED,
                 f"internal failure: {type(exc).__name__}: {exc}",
             )
+        finally:
+            self.s.stop_asked.pop(self.execution.id, None)
 
     async def _go(self) -> None:
         self._forget_unfinished_ends()
         running: dict[str, asyncio.Task[ExecutionStep]] = {}
         limit = self.execution.parallelism or DEFAULT_PARALLELISM
+        stop_asked = self.s.asked_to_stop(self.execution.id)
         try:
             while True:
-                if self.execution.id in self.s.stopping:
+                if stop_asked.is_set():
                     await self._stop(running)
                     return
                 ready = [] if self._failed() else self._ready(set(running))
@@ -313,7 +321,7 @@ class _Run:
                     running[name] = asyncio.create_task(self._step(self.definition.steps[name]))
                 if not running:
                     break
-                stop_watch = asyncio.create_task(self._until_stopping())
+                stop_watch = asyncio.create_task(stop_asked.wait())
                 done, _ = await asyncio.wait(
                     [*running.values(), stop_watch], return_when=asyncio.FIRST_COMPLETED
                 )
@@ -336,10 +344,6 @@ class _Run:
             self.s.repo.set_execution(self.execution.id, PipelineExecutionStatus.FAILED, reason)
         else:
             self.s.repo.set_execution(self.execution.id, PipelineExecutionStatus.SUCCEEDED, None)
-
-    async def _until_stopping(self) -> None:
-        while self.execution.id not in self.s.stopping:
-            await asyncio.sleep(0.1)
 
     def _forget_unfinished_ends(self) -> None:
         """On a retry: failed and stopped steps run again (counting their attempts)."""
@@ -631,7 +635,7 @@ class _Run:
             else:
                 self._end(step, StepStatus.STOPPED, "the execution was stopped")
         await asyncio.gather(*stopping)
-        self.s.stopping.discard(self.execution.id)
+        self.s.stop_asked.pop(self.execution.id, None)
         self.s.repo.set_execution(self.execution.id, PipelineExecutionStatus.STOPPED)
 
     async def _stopped(self, step: ExecutionStep, name: str) -> None:
