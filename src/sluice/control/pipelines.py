@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 import string
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -493,10 +494,10 @@ class _Run:
     ) -> Outcome:
         """The job's outcome; a job that failed for a fault of ours is started again as
         the step's RetryPolicies allow."""
-        attempt = 1
+        attempt, first = 1, time.monotonic()
         while True:
             outcome = await self.actions.wait(step.type, name)
-            delay = _retry_delay(step, outcome, attempt)
+            delay = retry_delay(step, outcome, attempt, time.monotonic() - first)
             if delay is None:
                 return outcome
             attempt += 1
@@ -647,8 +648,11 @@ class _Run:
         self._end(step, status, reason, metadata=outcome.metadata, properties=outcome.properties)
 
 
-def _retry_delay(step: Step, outcome: Outcome, attempt: int) -> float | None:
-    """Seconds until the next attempt when a policy covers this failure, else None."""
+def retry_delay(step: Step, outcome: Outcome, attempt: int, elapsed_s: float) -> float | None:
+    """Seconds until the next attempt when a policy covers this failure, else None.
+    `attempt`: the attempt that failed (1 for the first); `elapsed_s`: since it started.
+    A policy allows MaxAttempts attempts (5 when it has neither limit) and, with
+    ExpireAfterMin, only attempts that start within that many minutes of the first."""
     if outcome.status is not StepStatus.FAILED or not (outcome.reason or "").startswith(
         "InternalServerError"
     ):
@@ -656,10 +660,17 @@ def _retry_delay(step: Step, outcome: Outcome, attempt: int) -> float | None:
     for policy in step.retry_policies:
         if not set(policy.get("ExceptionType", [])) & set(INTERNAL_ERRORS):
             continue
-        if attempt >= int(policy.get("MaxAttempts", 5)):
+        expire_after_s = (
+            60 * float(policy["ExpireAfterMin"]) if "ExpireAfterMin" in policy else None
+        )
+        max_attempts = policy.get("MaxAttempts", 5 if expire_after_s is None else None)
+        if max_attempts is not None and attempt >= int(max_attempts):
             return None
         interval = float(policy.get("IntervalSeconds", 1))
-        return interval * float(policy.get("BackoffRate", 2.0)) ** (attempt - 1)
+        delay = interval * float(policy.get("BackoffRate", 2.0)) ** (attempt - 1)
+        if expire_after_s is not None and elapsed_s + delay > expire_after_s:
+            return None
+        return delay
     return None
 
 
