@@ -94,6 +94,7 @@ class Server:
     alarms: AlarmService
     experiments: ExperimentService
     monitoring: MonitoringService
+    pipelines: PipelineService
 
 
 def open_credentials(settings: Settings) -> Credentials | None:
@@ -389,7 +390,9 @@ def build_server(settings: Settings) -> Server:
         pipelines,
     )
     control_plane = ControlPlane(sagemaker_services, Idempotency(IdempotencyRepository(database)))
-    pipelines.actions = SageMakerSteps(sagemaker_services, control_plane.model)
+    pipelines.actions = SageMakerSteps(
+        sagemaker_services, control_plane.model, control_plane.idempotency
+    )
     app = build_app(
         guard,
         RuntimeHandler(gateway, settings.max_payload_bytes, arns, asynchronous),
@@ -434,7 +437,9 @@ def build_server(settings: Settings) -> Server:
         metrics,
         lifespan,
     )
-    return Server(settings, app, service, deployments, alarms, experiments, monitoring)
+    return Server(
+        settings, app, service, deployments, alarms, experiments, monitoring, pipelines
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.compat.sagemaker.control import to_wire
+from sluice.compat.sagemaker.idempotency import Idempotency
 from sluice.compat.sagemaker.operations import OPERATIONS, Services
 from sluice.compat.sagemaker.operations.jobs import describe_processing, describe_training
 from sluice.compat.sagemaker.shapes import LazyServiceModel
@@ -53,9 +54,13 @@ JOB_STEP_STATUS = {
 
 
 class SageMakerSteps:
-    def __init__(self, services: Services, model: LazyServiceModel) -> None:
+    def __init__(
+        self, services: Services, model: LazyServiceModel, idempotency: Idempotency
+    ) -> None:
         self.s = services
         self.service_model = model
+        self.idempotency = idempotency
+        """Registers a RegisterModel step's package once, however often the step starts."""
         self.packages: dict[str, str] = {}
         """RegisterModel steps' packages by the step's resource name (their ARNs)."""
 
@@ -104,7 +109,15 @@ class SageMakerSteps:
                     self.s.registry.get_group(group)
                 except NotFound:
                     self.s.registry.create_group(group)
-            answer = await OPERATIONS[operation](self.s, checked)
+            # Its token is the step's resource name's: a step started again (its server
+            # died between registering and recording it) gets the package it made.
+            token = checked.get("ClientToken") or hashlib.sha256(name.encode()).hexdigest()[:32]
+            answer = await self.idempotency.once(
+                operation,
+                "ClientToken",
+                {**checked, "ClientToken": token},
+                lambda: OPERATIONS[operation](self.s, checked),
+            )
             self.packages[name] = answer["ModelPackageArn"]
             return
         await OPERATIONS[operation](self.s, checked)
