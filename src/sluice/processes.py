@@ -71,14 +71,18 @@ def runner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def runner_is_gone(runner: str, me: str) -> bool:
+def runner_is_gone(runner: str, me: str, alone: bool = False) -> bool:
     """True when `runner` (a `runner_id`) was a process on this host that no longer runs:
     its work can be taken at once rather than after its lease. A pid reused since (a
-    restarted server in a container is often pid 1 again) counts as gone too."""
+    restarted server in a container is often pid 1 again) counts as gone too. `alone`:
+    no other gateway shares the database, so a runner on another host was this server
+    in an earlier life (a container made again under a new host name)."""
     host, _, rest = runner.partition(":")
     pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or runner == me or not pid_text.isdigit():
+    if runner == me or not pid_text.isdigit():
         return False
+    if host != socket.gethostname():
+        return alone
     pid = int(pid_text)
     if pid == os.getpid():
         return True  # this process, but not this runner: an earlier life under the same pid

@@ -437,9 +437,7 @@ def build_server(settings: Settings) -> Server:
         metrics,
         lifespan,
     )
-    return Server(
-        settings, app, service, deployments, alarms, experiments, monitoring, pipelines
-    )
+    return Server(settings, app, service, deployments, alarms, experiments, monitoring, pipelines)
 
 
 @dataclass(frozen=True)

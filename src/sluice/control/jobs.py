@@ -175,9 +175,10 @@ class JobService:
     def recover(self) -> None:
         """Carry on with the jobs a stopped server left: those stopping end Stopped, those
         running start again (training from its last checkpoint)."""
+        alone = not self.settings.shared_database
         for job in self.repo.unfinished():
             runner = str(job.details.get("runner", ""))
-            if runner and not runner_is_gone(runner, self.runner):
+            if runner and not runner_is_gone(runner, self.runner, alone):
                 continue  # a live gateway runs it
             _kill_leftover(job)
             if job.status is JobStatus.STOPPING:

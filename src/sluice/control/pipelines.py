@@ -239,8 +239,9 @@ class PipelineService:
 
     def recover(self) -> None:
         """Carry on with the executions a stopped server left."""
+        alone = not self.settings.shared_database
         for execution in self.repo.unfinished_executions():
-            if execution.runner and not runner_is_gone(execution.runner, self.runner):
+            if execution.runner and not runner_is_gone(execution.runner, self.runner, alone):
                 continue  # a live gateway runs it
             if execution.status is PipelineExecutionStatus.STOPPING:
                 self.asked_to_stop(execution.id).set()
