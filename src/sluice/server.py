@@ -37,6 +37,7 @@ from sluice.control.deployments import DeploymentService
 from sluice.control.endpoints import EndpointService
 from sluice.control.experiment_reports import ExperimentReports
 from sluice.control.experiments import ExperimentService
+from sluice.control.gateways import Gateways
 from sluice.control.jobs import JobService
 from sluice.control.labels import LabelStore
 from sluice.control.leadership import Leadership
@@ -58,7 +59,6 @@ from sluice.gateway.capture_uploads import CaptureUploads
 from sluice.gateway.invoke import Gateway
 from sluice.gateway.metrics import Metrics
 from sluice.gateway.routing import Router
-from sluice.processes import runner_id
 from sluice.security.credentials import Credentials, parse_principals, secret_file
 from sluice.security.guard import Guard, HostCheck, is_loopback
 from sluice.settings import Settings
@@ -246,12 +246,15 @@ def build_server(settings: Settings) -> Server:
         settings,
         on_chunk=metrics.transform_chunk,
     )
-    jobs = JobService(JobRepository(database), objects, settings)
+    leases = LeaseRepository(database)
+    gateways = Gateways(leases if settings.shared_database else None, settings.lease_term_s)
+    jobs = JobService(JobRepository(database), objects, settings, gateways)
     arns = Arns(settings.aws_region, settings.aws_account_id)
     pipelines = PipelineService(
         PipelineRepository(database),
         settings,
         lambda name: arns.of(ResourceKind.PIPELINE, name),
+        gateways,
     )
     tags = TagService(
         TagRepository(database),
@@ -308,6 +311,19 @@ def build_server(settings: Settings) -> Server:
         transforms.recover()
         jobs.recover()
         pipelines.recover()
+        if settings.shared_database:
+            driving.append(asyncio.create_task(adopt_orphans(), name="adopt orphans"))
+
+    async def adopt_orphans() -> None:
+        """Take up, every lease term, the jobs and pipeline executions a gateway that died
+        left (others than the leader may die while it leads)."""
+        while True:
+            await asyncio.sleep(settings.lease_term_s)
+            try:
+                jobs.recover()
+                pipelines.recover()
+            except Exception:  # noqa: BLE001 - the database may be back at the next look
+                log.exception("jobs and executions left by other gateways: not taken up")
 
     async def step_down() -> None:
         for task in driving:
@@ -324,7 +340,7 @@ def build_server(settings: Settings) -> Server:
 
     shared: SharedDatabase | None = None
     if settings.shared_database:
-        leases, holder = LeaseRepository(database), runner_id()
+        holder = gateways.me
         leadership = Leadership(leases, holder, settings.lease_term_s, lead, step_down)
         driven_here = deployments.controllers.__contains__
         shared = SharedDatabase(Mirror(service, deployments.repo, driven_here), leadership)
@@ -349,6 +365,7 @@ def build_server(settings: Settings) -> Server:
         else:
             # Every endpoint served here as the database says; the singletons run on the
             # gateway holding the controller lease.
+            await gateways.start()
             await shared.mirror.once()
             shared.mirror.start()
             await shared.leadership.start()
@@ -366,6 +383,7 @@ def build_server(settings: Settings) -> Server:
                 await shared.mirror.close()
                 await shared.leadership.close()
             await step_down()
+            await gateways.close()  # after its jobs and executions have stopped
             await history.close()
             await reports.close()
             await deployments.close()

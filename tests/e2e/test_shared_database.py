@@ -1,7 +1,7 @@
 """Two gateways on one PostgreSQL database: an endpoint created on one is served by both,
 a weight change on one is seen by the other within a second, a deletion on the other
-stops it on both, and when the gateway holding the controller lease is killed the other
-takes the lease over."""
+stops it on both, when the gateway holding the controller lease is killed the other
+takes the lease over, and a job whose gateway died is finished by the leader."""
 
 from __future__ import annotations
 
@@ -260,3 +260,46 @@ def test_a_gateway_unpacks_a_model_whose_folder_only_another_had(
     assert any((second.home / "models").iterdir())  # unpacked in its own home
     until(lambda: _served_by(rt_first, "digits") == "A", timeout=30)
     assert folder.is_dir()  # the first unpacked it again
+
+
+def test_a_job_whose_gateway_died_is_finished_by_the_leader(
+    gateways: list[RunningServer], database_url: str
+) -> None:
+    holder = until(lambda: _holder(database_url), timeout=10)
+    first, second = gateways
+    leader, follower = (first, second) if f":{first.process.pid}:" in holder else (second, first)
+    for server in gateways:  # each gateway's stand-in for S3 (one S3 store in production)
+        (server.home / "s3" / "data").mkdir(parents=True)
+    script = "import time; time.sleep(2); open('/opt/ml/processing/out/done.txt', 'w').write('ok')"
+    sm = aws_client("sagemaker", follower.url)
+    sm.create_processing_job(
+        ProcessingJobName="left",
+        RoleArn=ROLE,
+        ProcessingResources={
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                              "VolumeSizeInGB": 5}
+        },
+        AppSpecification={
+            "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1",
+            "ContainerEntrypoint": ["python3", "-c", script],
+        },
+        ProcessingOutputConfig={
+            "Outputs": [{"OutputName": "out", "S3Output": {
+                "S3Uri": "s3://data/out", "LocalPath": "/opt/ml/processing/out",
+                "S3UploadMode": "EndOfJob"}}]
+        },
+    )  # fmt: skip
+    log = follower.home / "jobs" / "processing" / "left" / "output.log"
+    until(lambda: log.exists() and "mount namespace" in log.read_text(), timeout=20)
+    # The follower dies mid-job (its job with it); the leader, which did not change,
+    # takes the job up within a lease term and runs it to its end.
+    follower.stop(signal.SIGKILL)
+    sm = aws_client("sagemaker", leader.url)
+    until(
+        lambda: (
+            sm.describe_processing_job(ProcessingJobName="left")["ProcessingJobStatus"]
+            == "Completed"
+        ),
+        timeout=30,
+    )
+    assert (leader.home / "s3" / "data" / "out" / "done.txt").read_text() == "ok"

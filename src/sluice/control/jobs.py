@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sluice.control.gateways import Gateways
 from sluice.entities import Job, JobKind, JobStatus
 from sluice.errors import SluiceError, ValidationError
 from sluice.jobs import processing, training
@@ -31,7 +32,6 @@ from sluice.jobs.launch import Ended, Launch
 from sluice.jobs.output import JobLog, tail
 from sluice.jobs.plan import Plan
 from sluice.jobs.staging import Checkpoints, inside, publish, stage
-from sluice.processes import runner_id, runner_is_gone
 from sluice.settings import Settings
 from sluice.store.job_repo import JobRepository
 from sluice.store.objects import ObjectStore
@@ -54,14 +54,16 @@ class JobService:
         repo: JobRepository,
         objects: ObjectStore,
         settings: Settings,
+        gateways: Gateways,
         on_end: Callable[[Job], None] | None = None,
     ) -> None:
         self.repo = repo
         self.objects = objects
         self.settings = settings
+        self.gateways = gateways
         self.on_end = on_end
         """Called with each job as it ends (metrics)."""
-        self.runner = runner_id()
+        self.runner = gateways.me
         """Who runs the jobs started here (another gateway's live jobs are not taken)."""
         self.tasks: dict[tuple[JobKind, str], asyncio.Task[None]] = {}
         self.launches: dict[tuple[JobKind, str], Launch] = {}
@@ -175,16 +177,20 @@ class JobService:
     def recover(self) -> None:
         """Carry on with the jobs a stopped server left: those stopping end Stopped, those
         running start again (training from its last checkpoint)."""
-        alone = not self.settings.shared_database
         for job in self.repo.unfinished():
             runner = str(job.details.get("runner", ""))
-            if runner and not runner_is_gone(runner, self.runner, alone):
+            if (job.kind, job.name.lower()) in self.tasks:
+                continue  # running (or waiting for a slot) here
+            if runner and not self.gateways.is_gone(runner):
                 continue  # a live gateway runs it
             _kill_leftover(job)
             if job.status is JobStatus.STOPPING:
                 self._ended(job, JobStatus.STOPPED, "Stopped", None)
                 continue
             attempts = int(job.details.get("attempts", 1)) + 1
+            folder = Path(job.details["folder"])
+            if not folder.exists():  # it ran on another host: it starts in a folder here
+                folder = self.settings.jobs_dir / job.kind.value / job.name.lower()
             message = "The server restarted; the job starts again"
             if job.kind is JobKind.TRAINING and (job.request.get("CheckpointConfig") or {}):
                 message += " from its last checkpoint"
@@ -194,6 +200,8 @@ class JobService:
                 secondary="Restarting",
                 details={
                     "attempts": attempts,
+                    "runner": self.runner,
+                    "folder": str(folder),
                     "transitions": _append(job, _transition("Restarting", message)),
                 },
             )

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from sluice.control.gateways import Gateways
 from sluice.entities import (
     ExecutionStep,
     Pipeline,
@@ -38,7 +39,6 @@ from sluice.entities import (
 from sluice.errors import InvalidState, SluiceError, ValidationError
 from sluice.pipelines import caching, expressions
 from sluice.pipelines.definition import Definition, Step, parse
-from sluice.processes import runner_id, runner_is_gone
 from sluice.settings import Settings
 from sluice.store.pipeline_repo import PipelineRepository
 from sluice.store.tables import utcnow
@@ -88,6 +88,7 @@ class PipelineService:
         repo: PipelineRepository,
         settings: Settings,
         pipeline_arn: Any,
+        gateways: Gateways,
     ) -> None:
         self.repo = repo
         self.settings = settings
@@ -95,7 +96,8 @@ class PipelineService:
         """name -> the pipeline's ARN."""
         self.actions: StepActions | None = None
         """Set once the SageMaker operations exist (they run the steps)."""
-        self.runner = runner_id()
+        self.gateways = gateways
+        self.runner = gateways.me
         self.runs: dict[str, asyncio.Task[None]] = {}
         self.stop_asked: dict[str, asyncio.Event] = {}
         """Executions asked to stop here: the event their run waits on."""
@@ -239,9 +241,10 @@ class PipelineService:
 
     def recover(self) -> None:
         """Carry on with the executions a stopped server left."""
-        alone = not self.settings.shared_database
         for execution in self.repo.unfinished_executions():
-            if execution.runner and not runner_is_gone(execution.runner, self.runner, alone):
+            if execution.id in self.runs:
+                continue  # running here
+            if execution.runner and not self.gateways.is_gone(execution.runner):
                 continue  # a live gateway runs it
             if execution.status is PipelineExecutionStatus.STOPPING:
                 self.asked_to_stop(execution.id).set()
