@@ -954,6 +954,10 @@ class PipelineExecution:
     ended_at: datetime | None = None
     runner: str | None = None
     """The server running it (`processes.runner_id`)."""
+    selected_steps: tuple[str, ...] | None = None
+    """A selective execution's steps (SelectiveExecutionConfig): only these run."""
+    source_execution: str | None = None
+    """The execution whose results the steps not selected take (its id)."""
 
 
 @dataclass(frozen=True)
@@ -976,5 +980,7 @@ class ExecutionStep:
     cache_key: str | None = None
     cached_from: str | None = None
     """The execution whose run of this step was reused (a cache hit)."""
+    reused_from: str | None = None
+    """The execution whose results a selective execution took for this step, not run."""
     display_name: str | None = None
     description: str | None = None

@@ -370,6 +370,31 @@ def test_a_pipeline_retries_stops_and_survives_a_restart(server: RunningServer, 
             "Stopped",
             "Succeeded",
         ]
+
+        # A selective execution: the model is made again from the first execution's
+        # training, and nothing else runs.
+        def selective(*steps: str, source: str | None = arn) -> dict[str, Any]:
+            config: dict[str, Any] = {"SelectedSteps": [{"StepName": n} for n in steps]}
+            if source:
+                config["SourcePipelineExecutionArn"] = source
+            return {"PipelineName": "scoring", "SelectiveExecutionConfig": config}
+
+        with pytest.raises(ClientError, match="'Train' lies between selected steps"):
+            sm.start_pipeline_execution(**selective("Split", "MakeModel"))
+        with pytest.raises(ClientError, match="need the results of 'Train'"):
+            sm.start_pipeline_execution(**selective("MakeModel", source=None))
+        with pytest.raises(ClientError, match="must have Succeeded or Failed"):
+            sm.start_pipeline_execution(**selective("MakeModel", source=slow))  # Stopped
+        chosen = sm.start_pipeline_execution(**selective("MakeModel"))["PipelineExecutionArn"]
+        assert ended(sm, chosen)["PipelineExecutionStatus"] == "Succeeded"
+        described = sm.describe_pipeline_execution(PipelineExecutionArn=chosen)
+        assert described["SelectiveExecutionConfig"]["SourcePipelineExecutionArn"] == arn
+        ran = steps_of(sm, chosen)
+        assert sorted(ran) == ["MakeModel", "Train"]
+        assert ran["Train"]["SelectiveExecutionResult"]["SourcePipelineExecutionArn"] == arn
+        assert "SelectiveExecutionResult" not in ran["MakeModel"]
+        made = ran["MakeModel"]["Metadata"]["Model"]["Arn"]
+        assert made != after["MakeModel"]["Metadata"]["Model"]["Arn"]  # a new model
     finally:
         restarted.stop()
 

@@ -1,4 +1,4 @@
-"""Reading pipeline definitions: dependencies, branches, and the refusals."""
+"""Reading pipeline definitions: dependencies, branches, selections, and the refusals."""
 
 from __future__ import annotations
 
@@ -102,3 +102,28 @@ def test_parameters_take_their_types_and_defaults() -> None:
 def test_bad_definitions_are_refused_with_the_reason(text: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         parse(text)
+
+
+def test_a_selection_names_what_it_takes_from_its_source_and_leaves_no_gap() -> None:
+    def after(step: str) -> dict[str, str]:
+        return {"Get": f"Steps.{step}.ProcessingOutputConfig.Outputs['x'].S3Output.S3Uri"}
+
+    # A -> B -> C -> D, and E after A.
+    definition = parse(
+        document(
+            processing("A"),
+            processing("B", after("A")),
+            processing("C", after("B")),
+            processing("D", after("C")),
+            processing("E", after("A")),
+        )
+    )
+    assert definition.ancestors("D") == {"A", "B", "C"}
+    assert definition.selection(["C", "D"]) == {"B"}
+    assert definition.selection(["A", "E"]) == set()
+    assert definition.selection(["B", "E"]) == {"A"}
+    with pytest.raises(ValidationError, match="step 'C' lies between selected steps"):
+        definition.selection(["B", "D"])
+    with pytest.raises(ValidationError, match="no step 'Z'") as unknown:
+        definition.selection(["Z"])
+    assert unknown.value.field == "SelectiveExecutionConfig.SelectedSteps"

@@ -142,10 +142,15 @@ class PipelineService:
         display_name: str | None = None,
         description: str | None = None,
         parallelism: int | None = None,
+        selected: builtins.list[str] | None = None,
+        source: PipelineExecution | None = None,
     ) -> PipelineExecution:
+        """Start an execution; with `selected`, a selective one: only those steps run, and
+        the steps they wait for take their results from `source`."""
         pipeline = self.repo.get(name)
         definition = parse(pipeline.definition)
         values = definition.parameter_values(parameters)
+        reused = self._reused(pipeline.name, definition, selected, source)
         execution = self.repo.add_execution(
             PipelineExecution(
                 _execution_id(),
@@ -158,11 +163,68 @@ class PipelineService:
                 display_name,
                 description,
                 parallelism=parallelism or pipeline.parallelism,
+                selected_steps=tuple(selected) if selected is not None else None,
+                source_execution=source.id if source is not None else None,
             )
         )
+        for step in reused:
+            self.repo.put_step(
+                replace(
+                    step,
+                    execution_id=execution.id,
+                    cache_key=None,
+                    cached_from=None,
+                    reused_from=step.execution_id,
+                )
+            )
         self.repo.ran(pipeline.name, execution.created_at)
         self._launch(execution)
         return execution
+
+    def _reused(
+        self,
+        pipeline: str,
+        definition: Definition,
+        selected: builtins.list[str] | None,
+        source: PipelineExecution | None,
+    ) -> builtins.list[ExecutionStep]:
+        """The source's runs of the steps a selection needs (none without a selection)."""
+        where = "SelectiveExecutionConfig.SourcePipelineExecutionArn"
+        if selected is None:
+            return []
+        needed = definition.selection(selected)
+        if source is None:
+            if needed:
+                raise ValidationError(
+                    f"the selected steps need the results of {sorted(needed)[0]!r}: name "
+                    "the execution to take them from",
+                    field=where,
+                )
+            return []
+        if source.pipeline.lower() != pipeline.lower():
+            raise ValidationError(
+                f"execution {source.id} belongs to pipeline {source.pipeline!r}", field=where
+            )
+        if source.status not in (
+            PipelineExecutionStatus.SUCCEEDED,
+            PipelineExecutionStatus.FAILED,
+        ):
+            raise ValidationError(
+                f"execution {source.id} is {source.status.value}: a source execution must "
+                "have Succeeded or Failed",
+                field=where,
+            )
+        runs = {step.name: step for step in self.repo.steps(source.id)}
+        missing = sorted(
+            n for n in needed if n not in runs or runs[n].status is not StepStatus.SUCCEEDED
+        )
+        if missing:
+            raise ValidationError(
+                f"step {missing[0]!r} did not succeed in execution {source.id}: its results "
+                "are not there to take",
+                field=where,
+            )
+        return [runs[name] for name in sorted(needed)]
 
     def execution(self, execution_id: str) -> PipelineExecution:
         return self.repo.execution(execution_id)
@@ -287,6 +349,10 @@ class _Run:
             step.name: step for step in service.repo.steps(execution.id)
         }
         self.arn = f"{service.pipeline_arn(execution.pipeline)}/execution/{execution.id}"
+        self.selected = (
+            set(execution.selected_steps) if execution.selected_steps is not None else None
+        )
+        """A selective execution's steps: no other runs."""
         self._retried: dict[str, int] = {}
         """Attempts so far of the steps a retry runs again."""
 
@@ -369,14 +435,14 @@ class _Run:
         while changed:
             changed = False
             for name, step in self.definition.steps.items():
-                if name in skipped:
-                    continue
-                out = False
+                if name in skipped or name in self.state:
+                    continue  # settled, or running: it is not skipped
+                out = self.selected is not None and name not in self.selected
                 if step.condition is not None:
                     condition = self.state.get(step.condition)
                     if condition is not None and condition.status is StepStatus.SUCCEEDED:
                         outcome = condition.metadata.get("Condition", {}).get("Outcome") == "True"
-                        out = name not in self.definition.branch_of(step.condition, outcome)
+                        out = out or name not in self.definition.branch_of(step.condition, outcome)
                 if out or step.depends_on & skipped:
                     skipped.add(name)
                     changed = True

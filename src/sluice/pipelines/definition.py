@@ -97,6 +97,38 @@ class Definition:
         key = "IfSteps" if outcome else "ElseSteps"
         return [s["Name"] for s in self.steps[condition].arguments.get(key, [])]
 
+    def ancestors(self, name: str) -> set[str]:
+        """Every step `name` waits for, directly or through others."""
+        found: set[str] = set()
+        waiting = list(self.steps[name].depends_on)
+        while waiting:
+            step = waiting.pop()
+            if step not in found:
+                found.add(step)
+                waiting.extend(self.steps[step].depends_on)
+        return found
+
+    def selection(self, selected: list[str]) -> set[str]:
+        """The steps outside `selected` whose results the selected ones take (a selective
+        execution's needs from its source execution); refuses unknown steps and a
+        selection that leaves out a step on a path between two selected ones."""
+        where = "SelectiveExecutionConfig.SelectedSteps"
+        unknown = [name for name in selected if name not in self.steps]
+        if unknown:
+            raise ValidationError(f"the pipeline has no step {unknown[0]!r}", field=where)
+        chosen = set(selected)
+        for name in self.steps:
+            if name in chosen or not self.ancestors(name) & chosen:
+                continue
+            after = sorted(s for s in chosen if name in self.ancestors(s))
+            if after:
+                raise ValidationError(
+                    f"step {name!r} lies between selected steps (before {after[0]!r}): "
+                    "select it too",
+                    field=where,
+                )
+        return {dep for name in chosen for dep in self.steps[name].depends_on} - chosen
+
 
 def parse(text: str) -> Definition:
     try:

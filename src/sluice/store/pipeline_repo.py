@@ -118,6 +118,10 @@ class PipelineRepository:
             display_name=execution.display_name,
             description=execution.description,
             parallelism=execution.parallelism,
+            selected_steps=(
+                list(execution.selected_steps) if execution.selected_steps is not None else None
+            ),
+            source_execution=execution.source_execution,
             created_at=now,
             updated_at=now,
         )
@@ -197,6 +201,7 @@ class PipelineRepository:
             row.properties = step.properties
             row.cache_key = step.cache_key
             row.cached_from = step.cached_from
+            row.reused_from = step.reused_from
             row.display_name = step.display_name
             row.description = step.description
             row.started_at = step.started_at

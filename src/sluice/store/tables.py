@@ -937,6 +937,8 @@ class PipelineExecutionRow(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     parallelism: Mapped[int | None] = mapped_column(Integer, nullable=True)
     runner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    selected_steps: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    source_execution: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -956,6 +958,8 @@ class PipelineExecutionRow(Base):
             self.parallelism,
             aware(self.ended_at) if self.ended_at else None,
             self.runner,
+            tuple(self.selected_steps) if self.selected_steps is not None else None,
+            self.source_execution,
         )
 
 
@@ -973,6 +977,7 @@ class ExecutionStepRow(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cache_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     cached_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reused_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
     display_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -994,6 +999,7 @@ class ExecutionStepRow(Base):
             dict(self.properties or {}),
             self.cache_key,
             self.cached_from,
+            self.reused_from,
             self.display_name,
             self.description,
         )

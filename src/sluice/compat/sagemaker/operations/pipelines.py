@@ -173,18 +173,17 @@ def _sorting(m: Members, names: dict[str, str]) -> Members:
 @operation("StartPipelineExecution")
 async def start_pipeline_execution(s: Services, m: Members) -> Members:
     given = {p["Name"]: str(p["Value"]) for p in m.get("PipelineParameters") or []}
-    if m.get("SelectiveExecutionConfig"):
-        raise ValidationException(
-            "SelectiveExecutionConfig is not served: retry an execution "
-            "(RetryPipelineExecution) to run its failed steps again",
-            field="SelectiveExecutionConfig",
-        )
+    selective = m.get("SelectiveExecutionConfig")
+    selected = [step["StepName"] for step in selective["SelectedSteps"]] if selective else None
+    source_arn = (selective or {}).get("SourcePipelineExecutionArn")
     execution = s.pipelines.start(
         m["PipelineName"],
         given,
         m.get("PipelineExecutionDisplayName"),
         m.get("PipelineExecutionDescription"),
         _parallelism(m),
+        selected,
+        _execution(s, source_arn) if source_arn else None,
     )
     return {"PipelineExecutionArn": execution_arn(s, execution)}
 
@@ -211,7 +210,18 @@ async def describe_pipeline_execution(s: Services, m: Members) -> Members:
         "ParallelismConfiguration": (
             {"MaxParallelExecutionSteps": execution.parallelism} if execution.parallelism else None
         ),
+        "SelectiveExecutionConfig": _selective(s, execution),
     }
+
+
+def _selective(s: Services, execution: PipelineExecution) -> Members | None:
+    if execution.selected_steps is None:
+        return None
+    config: Members = {"SelectedSteps": [{"StepName": n} for n in execution.selected_steps]}
+    if execution.source_execution:
+        source = s.pipelines.execution(execution.source_execution)
+        config["SourcePipelineExecutionArn"] = execution_arn(s, source)
+    return config
 
 
 @operation("ListPipelineExecutions")
@@ -262,6 +272,9 @@ def _step(s: Services, execution: PipelineExecution, step: ExecutionStep) -> Mem
     if step.cached_from:
         source = s.pipelines.execution(step.cached_from)
         out["CacheHitResult"] = {"SourcePipelineExecutionArn": execution_arn(s, source)}
+    if step.reused_from:
+        source = s.pipelines.execution(step.reused_from)
+        out["SelectiveExecutionResult"] = {"SourcePipelineExecutionArn": execution_arn(s, source)}
     return out
 
 
