@@ -881,9 +881,19 @@ class Client:
         return PipelineOut.model_validate(self._call("GET", f"/pipelines/{name}"))
 
     def start_pipeline(
-        self, name: str, parameters: dict[str, Any] | None = None
+        self,
+        name: str,
+        parameters: dict[str, Any] | None = None,
+        steps: Sequence[str] | None = None,
+        source: str | None = None,
     ) -> PipelineExecutionOut:
-        body = {"parameters": parameters or {}}
+        """Start an execution; with `steps`, only those run, the steps they wait for
+        taking their results from the execution `source`."""
+        body: dict[str, Any] = {"parameters": parameters or {}}
+        if steps is not None:
+            body["steps"] = list(steps)
+        if source is not None:
+            body["source"] = source
         return PipelineExecutionOut.model_validate(
             self._call("POST", f"/pipelines/{name}/executions", body)
         )

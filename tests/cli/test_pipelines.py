@@ -91,6 +91,18 @@ def test_a_pipeline_run_from_the_command_line(
     ]
     assert failures == ["Probe"]
 
+    # Only the failed step again, once its flag is right (a selective execution).
+    (data / "flag" / "flag.txt").write_text("ok")
+    source = failed.output.split("execution ", 1)[1].split()[0]
+    again = run(
+        cli,
+        [*base, "pipeline", "start", "nightly", "--step", "Probe", "--from", source, "--wait"],
+    )
+    assert again.exit_code == 0, again.output
+    assert "│ Probe" in again.output and "│ Split" not in again.output
+    refused = run(cli, [*base, "pipeline", "start", "nightly", "--step", "Nope"])
+    assert refused.exit_code != 0 and "the pipeline has no step 'Nope'" in refused.output
+
     jobs = run(cli, [*base, "jobs", "list", "--kind", "processing", "--status", "Failed"])
     assert jobs.exit_code == 0 and "exited with code 3" in jobs.output
     name = next(

@@ -133,6 +133,12 @@ class StartIn(BaseModel):
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     description: str | None = Field(None, max_length=3072)
     parallelism: int | None = Field(None, ge=1, le=1000)
+    steps: list[str] | None = Field(
+        None, min_length=1, max_length=50, description="Run only these steps (a selective run)"
+    )
+    source: str | None = Field(
+        None, description="The execution whose results the steps not run are taken from"
+    )
 
 
 class StepRunOut(BaseModel):
@@ -142,6 +148,9 @@ class StepRunOut(BaseModel):
     failure_reason: str | None
     attempts: int
     cached_from: str | None = Field(description="The execution whose run was reused")
+    reused_from: str | None = Field(
+        None, description="The execution whose results a selective run took, not run"
+    )
     job: str | None = Field(description="The job, model or transform job the step ran")
     outcome: str | None = Field(description="A condition's outcome (True or False)")
     started_at: datetime
@@ -156,6 +165,7 @@ class StepRunOut(BaseModel):
             failure_reason=step.failure_reason,
             attempts=step.attempts,
             cached_from=step.cached_from,
+            reused_from=step.reused_from,
             job=step.metadata.get("ResourceName"),
             outcome=step.metadata.get("Condition", {}).get("Outcome"),
             started_at=step.started_at,
@@ -247,8 +257,14 @@ def pipeline_router(
         given = {
             k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in body.parameters.items()
         }
+        source = await asyncio.to_thread(pipelines.execution, body.source) if body.source else None
         started = pipelines.start(
-            name, given, description=body.description, parallelism=body.parallelism
+            name,
+            given,
+            description=body.description,
+            parallelism=body.parallelism,
+            selected=body.steps,
+            source=source,
         )
         return await execution_out(started)
 

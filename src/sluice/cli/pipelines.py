@@ -63,12 +63,25 @@ def list_(ctx: click.Context) -> None:
 @pipeline.command("start")
 @click.argument("name")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE")
+@click.option("--step", "steps", multiple=True, help="Run only this step (repeatable).")
+@click.option(
+    "--from", "source", metavar="EXECUTION", help="Take the other steps' results from it."
+)
 @click.option("--wait", is_flag=True, help="Follow the execution until it ends.")
 @click.pass_context
-def start(ctx: click.Context, name: str, parameters: tuple[str, ...], wait: bool) -> None:
-    """Start an execution."""
+def start(
+    ctx: click.Context,
+    name: str,
+    parameters: tuple[str, ...],
+    steps: tuple[str, ...],
+    source: str | None,
+    wait: bool,
+) -> None:
+    """Start an execution (with --step, a selective one)."""
     with client(ctx) as c:
-        execution = c.start_pipeline(name, parse_assignments(parameters, "--parameter"))
+        execution = c.start_pipeline(
+            name, parse_assignments(parameters, "--parameter"), list(steps) or None, source
+        )
         if not wait:
             show_json(execution)
             return
@@ -187,7 +200,11 @@ def _show_steps(execution: PipelineExecutionOut) -> None:
             s.type,
             s.status.value,
             str(s.attempts),
-            f"hit ({s.cached_from})" if s.cached_from else "",
+            f"hit ({s.cached_from})"
+            if s.cached_from
+            else f"taken from {s.reused_from}"
+            if s.reused_from
+            else "",
             s.outcome or s.job or "",
             f"{(s.ended_at - s.started_at).total_seconds():.1f}" if s.ended_at else "",
             s.failure_reason or "",
