@@ -332,7 +332,8 @@ class Settings(BaseSettings):
     """A stopped job's program gets SIGTERM, then SIGKILL this much later."""
 
     checkpoint_sync_s: float = 1.0
-    """How often a training job's new checkpoint files are copied to CheckpointConfig.S3Uri."""
+    """How often a running job's new files are copied out: a training job's checkpoints to
+    CheckpointConfig.S3Uri, a processing job's Continuous outputs to their S3Uri."""
 
     @property
     def resolved_database_url(self) -> str:

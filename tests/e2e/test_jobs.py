@@ -326,6 +326,41 @@ def test_a_stopped_job_ends_stopped_and_a_job_past_its_time_ends_with_its_model(
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
     assert "MaxRuntimeInSeconds" in job["FailureReason"]
 
+    # A Continuous output is uploaded while the job runs, and what it held stays when the
+    # job is stopped.
+    streaming = processing_request("streaming")
+    streaming["ProcessingInputs"] = []
+    streaming["AppSpecification"] = {
+        "ImageUri": IMAGE,
+        "ContainerEntrypoint": ["python3", "-c", STREAMING],
+    }
+    streaming["ProcessingOutputConfig"]["Outputs"] = [
+        {
+            "OutputName": "parts",
+            "S3Output": {
+                "S3Uri": "s3://data/streaming",
+                "LocalPath": "/opt/ml/processing/parts",
+                "S3UploadMode": "Continuous",
+            },
+        }
+    ]
+    sm.create_processing_job(**streaming)
+    uploaded = shared.home / "s3" / "data" / "streaming" / "part-1.txt"
+    until(lambda: uploaded.exists(), 20)
+    assert sm.describe_processing_job(ProcessingJobName="streaming")["ProcessingJobStatus"] == (
+        "InProgress"
+    )
+    sm.stop_processing_job(ProcessingJobName="streaming")
+    assert finished(sm, "processing", "streaming", 30)["ProcessingJobStatus"] == "Stopped"
+    assert uploaded.read_text() == "first part"
+
+
+STREAMING = """
+import time
+open("/opt/ml/processing/parts/part-1.txt", "w").write("first part")
+time.sleep(60)
+"""
+
 
 def test_a_training_job_killed_with_the_server_resumes_from_its_checkpoint(
     server: RunningServer,

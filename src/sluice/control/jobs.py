@@ -31,7 +31,7 @@ from sluice.jobs.environments import environment_for
 from sluice.jobs.launch import Ended, Launch
 from sluice.jobs.output import JobLog, tail
 from sluice.jobs.plan import Plan
-from sluice.jobs.staging import Checkpoints, inside, publish, stage
+from sluice.jobs.staging import Checkpoints, FolderSync, inside, publish, stage
 from sluice.settings import Settings
 from sluice.store.job_repo import JobRepository
 from sluice.store.objects import ObjectStore
@@ -292,7 +292,8 @@ class _Run:
         self.key = (job.kind, job.name.lower())
         definitions = (job.request.get("AlgorithmSpecification") or {}).get("MetricDefinitions")
         self.metrics = training.MetricReader(list(definitions or []))
-        self.checkpoints: Checkpoints | None = None
+        self.synced: list[FolderSync] = []
+        """Folders copied out while the job runs: checkpoints, Continuous outputs."""
 
     async def go(self) -> None:
         plan = self.s.plan(self.job.kind, self.job.name, self.job.request)
@@ -319,7 +320,7 @@ class _Run:
             self.s.settings.instance_memory_mb.get(plan.instance_type or ""),
         )
         self.s.launches[self.key] = launch
-        syncing = asyncio.create_task(self._sync_checkpoints()) if self.checkpoints else None
+        syncing = asyncio.create_task(self._sync_folders()) if self.synced else None
         try:
             ended = await launch.run(plan.max_runtime_s, self.s.settings.job_stop_grace_s)
         finally:
@@ -357,11 +358,17 @@ class _Run:
             target.write_text(text)
         for path in plan.folders:
             inside(self.root, path).mkdir(parents=True, exist_ok=True)
+        self.synced = [
+            FolderSync(self.s.objects, out.uri, inside(self.root, out.path), out.field)
+            for out in plan.outputs
+            if out.continuous
+        ]
         config = self.job.request.get("CheckpointConfig") or {}
         if self.job.kind is JobKind.TRAINING and config.get("S3Uri"):
             local = inside(self.root, training.checkpoint_path(self.job.request))
-            self.checkpoints = Checkpoints(self.s.objects, config["S3Uri"], local)
-            return self.checkpoints.restore()
+            checkpoints = Checkpoints(self.s.objects, config["S3Uri"], local)
+            self.synced.append(checkpoints)
+            return checkpoints.restore()
         return 0
 
     def _line(self, line: str) -> None:
@@ -379,14 +386,17 @@ class _Run:
             self.job.kind, self.job.name, details={"pid": pid, "pid_started": created}
         )
 
-    async def _sync_checkpoints(self) -> None:
-        assert self.checkpoints is not None
+    async def _sync_folders(self) -> None:
         while True:
             await asyncio.sleep(self.s.settings.checkpoint_sync_s)
+            await asyncio.to_thread(self._sync_once)
+
+    def _sync_once(self) -> None:
+        for folder in self.synced:
             try:
-                await asyncio.to_thread(self.checkpoints.sync)
+                folder.sync()
             except (OSError, SluiceError) as exc:
-                log.warning("job %s: checkpoint sync failed: %s", self.job.name, exc)
+                log.warning("job %s: copying out %s failed: %s", self.job.name, folder.uri, exc)
 
     async def _conclude(self, plan: Plan, ended: Ended, seconds: float) -> None:
         details: dict[str, Any] = {
@@ -397,8 +407,7 @@ class _Run:
         message = self.root / "output" / "message"
         if message.is_file():
             details["exit_message"] = message.read_text(errors="replace")[:1024]
-        if self.checkpoints is not None:
-            await asyncio.to_thread(self.checkpoints.sync)
+        await asyncio.to_thread(self._sync_once)
         kind = self.job.kind
         if ended.stopped:
             self.s._ended(self.job, JobStatus.STOPPED, "Stopped", None, **details)

@@ -24,6 +24,9 @@ class Output:
     """What the program wrote (a folder under /opt/ml)."""
     uri: str
     field: str
+    continuous: bool = False
+    """Uploaded as its files change while the job runs (S3UploadMode Continuous), not
+    only when it has ended well."""
 
 
 @dataclass(frozen=True)

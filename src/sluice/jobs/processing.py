@@ -96,7 +96,8 @@ def _output(index: int, spec: dict[str, Any]) -> Output:
         )
     path = target["LocalPath"]
     check_container_path(path, PROCESSING_ROOT, f"{where}.S3Output.LocalPath")
-    return Output(path, target["S3Uri"], f"{where}.S3Output.S3Uri")
+    continuous = target.get("S3UploadMode") == "Continuous"
+    return Output(path, target["S3Uri"], f"{where}.S3Output.S3Uri", continuous)
 
 
 def _no_overlap(paths: list[str]) -> None:

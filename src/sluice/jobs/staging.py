@@ -120,32 +120,16 @@ def publish(objects: ObjectStore, source: Path, uri: str, field: str) -> list[Pa
     return written
 
 
-class Checkpoints:
-    """A training job's checkpoint folder kept in step with its URI (CheckpointConfig):
-    restored before the program starts, copied out as files change and at the end."""
+class FolderSync:
+    """A folder of a running job copied out to its URI as its files change (and once more
+    at the end): checkpoints, and outputs uploaded in Continuous mode."""
 
-    def __init__(self, objects: ObjectStore, uri: str, local: Path) -> None:
+    def __init__(self, objects: ObjectStore, uri: str, local: Path, field: str) -> None:
         self.objects = objects
         self.uri = uri
         self.local = local
+        self.field = field
         self.seen: dict[str, tuple[int, int]] = {}
-
-    def restore(self) -> int:
-        """Copy what the URI holds into the local folder; how many files that was."""
-        self.local.mkdir(parents=True, exist_ok=True)
-        field = "CheckpointConfig.S3Uri"
-        key = self.objects.remote(self.uri, field)
-        source = self.objects.writable(self.uri, field)
-        if key is not None:
-            try:
-                source = self.objects.fetch(self.uri, field)
-            except ValidationError:
-                return 0  # nothing saved yet
-        if not source.is_dir():
-            return 0
-        shutil.copytree(source, self.local, dirs_exist_ok=True)
-        self.seen = self._scan()
-        return len(self.seen)
 
     def sync(self) -> int:
         """Copy out the files that changed since the last sync; how many there were."""
@@ -153,9 +137,8 @@ class Checkpoints:
         changed = [name for name, mark in now.items() if self.seen.get(name) != mark]
         if not changed:
             return 0
-        field = "CheckpointConfig.S3Uri"
-        destination = self.objects.writable(self.uri, field)
-        key = self.objects.remote(self.uri, field)
+        destination = self.objects.writable(self.uri, self.field)
+        key = self.objects.remote(self.uri, self.field)
         for name in changed:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -179,3 +162,27 @@ class Checkpoints:
             except FileNotFoundError:
                 continue  # written and removed between listing and looking
         return found
+
+
+class Checkpoints(FolderSync):
+    """A training job's checkpoint folder kept in step with its URI (CheckpointConfig):
+    restored before the program starts, copied out as files change and at the end."""
+
+    def __init__(self, objects: ObjectStore, uri: str, local: Path) -> None:
+        super().__init__(objects, uri, local, "CheckpointConfig.S3Uri")
+
+    def restore(self) -> int:
+        """Copy what the URI holds into the local folder; how many files that was."""
+        self.local.mkdir(parents=True, exist_ok=True)
+        key = self.objects.remote(self.uri, self.field)
+        source = self.objects.writable(self.uri, self.field)
+        if key is not None:
+            try:
+                source = self.objects.fetch(self.uri, self.field)
+            except ValidationError:
+                return 0  # nothing saved yet
+        if not source.is_dir():
+            return 0
+        shutil.copytree(source, self.local, dirs_exist_ok=True)
+        self.seen = self._scan()
+        return len(self.seen)
