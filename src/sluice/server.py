@@ -248,7 +248,14 @@ def build_server(settings: Settings) -> Server:
     )
     leases = LeaseRepository(database)
     gateways = Gateways(leases if settings.shared_database else None, settings.lease_term_s)
-    jobs = JobService(JobRepository(database), objects, settings, gateways)
+    cloudwatch_metrics = CloudWatchMetrics(metric_repo)
+    jobs = JobService(
+        JobRepository(database),
+        objects,
+        settings,
+        gateways,
+        on_metrics=lambda job, points: cloudwatch_metrics.put_training_metrics(job.name, points),
+    )
     arns = Arns(settings.aws_region, settings.aws_account_id)
     pipelines = PipelineService(
         PipelineRepository(database),
@@ -416,7 +423,7 @@ def build_server(settings: Settings) -> Server:
         RuntimeHandler(gateway, settings.max_payload_bytes, arns, asynchronous),
         control_plane,
         CloudWatchApi(
-            CloudWatchMetrics(metric_repo),
+            cloudwatch_metrics,
             CloudWatchAlarms(
                 alarms, settings.sns_topics, settings.aws_region, autoscaler.check_actions
             ),

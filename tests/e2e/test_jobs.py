@@ -9,6 +9,7 @@ import signal
 import tarfile
 import textwrap
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,7 @@ def test_bad_processing_requests_are_refused_and_failures_explained(
 
 
 def test_a_training_job_in_script_mode_packs_its_model_and_reads_its_metrics(
-    sm: BaseClient, bucket: Path
+    shared: RunningServer, sm: BaseClient, bucket: Path
 ) -> None:
     sm.create_training_job(**training_request("fit"))
     job = finished(sm, "training", "fit")
@@ -298,6 +299,20 @@ def test_a_training_job_in_script_mode_packs_its_model_and_reads_its_metrics(
     assert seen["sagemaker_program"] == '"train.py"'
     metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
     assert metrics["train:loss"] == pytest.approx(1 / 3, abs=1e-3)
+    # Every value read is in CloudWatch, where SageMaker puts them (the SDK's
+    # TrainingJobAnalytics reads them there).
+    series = aws_client("cloudwatch", shared.url).get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs",
+        MetricName="train:loss",
+        Dimensions=[{"Name": "Host", "Value": "fit/algo-1"}],
+        StartTime=job["TrainingStartTime"] - timedelta(minutes=1),
+        EndTime=job["TrainingEndTime"] + timedelta(minutes=1),
+        Period=60,
+        Statistics=["SampleCount", "Minimum", "Maximum"],
+    )["Datapoints"]
+    assert sum(p["SampleCount"] for p in series) == 3  # one per epoch
+    assert min(p["Minimum"] for p in series) == pytest.approx(1 / 3, abs=1e-3)
+    assert max(p["Maximum"] for p in series) == 1.0
     assert 0.9 < metrics["train:accuracy"] <= 1.0
     statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
     assert statuses == ["Starting", "Downloading", "Training", "Uploading", "Completed"]

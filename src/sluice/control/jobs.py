@@ -56,6 +56,7 @@ class JobService:
         settings: Settings,
         gateways: Gateways,
         on_end: Callable[[Job], None] | None = None,
+        on_metrics: Callable[[Job, list[tuple[str, float, float]]], None] | None = None,
     ) -> None:
         self.repo = repo
         self.objects = objects
@@ -63,6 +64,9 @@ class JobService:
         self.gateways = gateways
         self.on_end = on_end
         """Called with each job as it ends (metrics)."""
+        self.on_metrics = on_metrics
+        """Called with a training job's metric values as they are read from its log
+        (metric, value, epoch seconds), every second or so."""
         self.runner = gateways.me
         """Who runs the jobs started here (another gateway's live jobs are not taken)."""
         self.tasks: dict[tuple[JobKind, str], asyncio.Task[None]] = {}
@@ -320,7 +324,8 @@ class _Run:
             self.s.settings.instance_memory_mb.get(plan.instance_type or ""),
         )
         self.s.launches[self.key] = launch
-        syncing = asyncio.create_task(self._sync_folders()) if self.synced else None
+        ticking = self.synced or self.metrics.patterns
+        syncing = asyncio.create_task(self._every_tick()) if ticking else None
         try:
             ended = await launch.run(plan.max_runtime_s, self.s.settings.job_stop_grace_s)
         finally:
@@ -386,12 +391,19 @@ class _Run:
             self.job.kind, self.job.name, details={"pid": pid, "pid_started": created}
         )
 
-    async def _sync_folders(self) -> None:
+    async def _every_tick(self) -> None:
         while True:
             await asyncio.sleep(self.s.settings.checkpoint_sync_s)
             await asyncio.to_thread(self._sync_once)
 
     def _sync_once(self) -> None:
+        """Copy out the folders' new files, and pass on the metric values read."""
+        points = self.metrics.take()
+        if points and self.s.on_metrics is not None:
+            try:
+                self.s.on_metrics(self.job, points)
+            except Exception:  # noqa: BLE001 - the job goes on without its series
+                log.exception("job %s: its metric values were not recorded", self.job.name)
         for folder in self.synced:
             try:
                 folder.sync()

@@ -219,10 +219,13 @@ def _arguments(user: dict[str, Any]) -> list[str]:
 
 @dataclass
 class MetricReader:
-    """`MetricDefinitions` applied to each log line: the last value of each metric."""
+    """`MetricDefinitions` applied to each log line: the last value of each metric, and
+    every value read (for the metric's series)."""
 
     definitions: list[dict[str, str]]
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    points: list[tuple[str, float, float]] = field(default_factory=list)
+    """Every value read since the last `take`: (metric, value, epoch seconds)."""
 
     def __post_init__(self) -> None:
         self.patterns = []
@@ -246,9 +249,16 @@ class MetricReader:
                 value = float(match.group(1) if match.groups() else match.group(0))
             except (ValueError, IndexError):
                 continue
-            self.values[name] = {"value": value, "timestamp": datetime.now(UTC).timestamp()}
+            now = datetime.now(UTC).timestamp()
+            self.values[name] = {"value": value, "timestamp": now}
+            self.points.append((name, value, now))
             found = True
         return found
+
+    def take(self) -> list[tuple[str, float, float]]:
+        """The values read since the last call (a metric series' new points)."""
+        taken, self.points = self.points, []
+        return taken
 
 
 def model_uri(request: dict[str, Any], name: str) -> str:

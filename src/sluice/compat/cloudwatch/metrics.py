@@ -68,6 +68,9 @@ class InvalidNextToken(CloudWatchError):
     status = 400
 
 
+TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+
 class CloudWatchMetrics:
     def __init__(self, repo: MetricRepository, now: Callable[[], datetime] | None = None) -> None:
         self.repo = repo
@@ -94,6 +97,25 @@ class CloudWatchMetrics:
             periods.append(_datum_period(item, at, resolution, datum, where))
         self.repo.add(periods)
         return {}
+
+    def put_training_metrics(self, job: str, points: Sequence[tuple[str, float, float]]) -> None:
+        """A training job's metric values (metric, value, epoch seconds) where SageMaker
+        keeps them: namespace /aws/sagemaker/TrainingJobs, dimension Host <job>/algo-1,
+        at high resolution (the SDK's TrainingJobAnalytics reads them there)."""
+        host = [{"Name": "Host", "Value": f"{job}/algo-1"}]
+        data = [
+            {
+                "MetricName": name,
+                "Value": value,
+                "Timestamp": datetime.fromtimestamp(at, UTC),
+                "Dimensions": host,
+                "StorageResolution": 1,
+            }
+            for name, value, at in points
+            if math.isfinite(value)
+        ]
+        if data:
+            self.put_metric_data({"Namespace": TRAINING_NAMESPACE, "MetricData": data})
 
     def get_metric_statistics(self, members: dict[str, Any]) -> dict[str, Any]:
         statistics: list[str] = members.get("Statistics") or []
