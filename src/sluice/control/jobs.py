@@ -394,11 +394,11 @@ class _Run:
     async def _every_tick(self) -> None:
         while True:
             await asyncio.sleep(self.s.settings.checkpoint_sync_s)
-            await asyncio.to_thread(self._sync_once)
+            # The values are taken here, on the loop that reads the log into them.
+            await asyncio.to_thread(self._sync_once, self.metrics.take())
 
-    def _sync_once(self) -> None:
+    def _sync_once(self, points: list[tuple[str, float, float]]) -> None:
         """Copy out the folders' new files, and pass on the metric values read."""
-        points = self.metrics.take()
         if points and self.s.on_metrics is not None:
             try:
                 self.s.on_metrics(self.job, points)
@@ -419,7 +419,7 @@ class _Run:
         message = self.root / "output" / "message"
         if message.is_file():
             details["exit_message"] = message.read_text(errors="replace")[:1024]
-        await asyncio.to_thread(self._sync_once)
+        await asyncio.to_thread(self._sync_once, self.metrics.take())
         kind = self.job.kind
         if ended.stopped:
             self.s._ended(self.job, JobStatus.STOPPED, "Stopped", None, **details)
