@@ -289,3 +289,17 @@ def postgres() -> Iterator[PostgresServer]:
     running = PostgresServer()
     yield running
     running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """An empty store of sluice's tables, on SQLite and on the session's PostgreSQL."""
+    from sluice.store.db import open_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sluice.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+    opened = open_database(url)
+    yield opened
+    opened.close()

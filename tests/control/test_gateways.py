@@ -7,21 +7,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from sluice.control.gateways import Gateways
-from sluice.store.db import Database, open_database
+from sluice.store.db import Database
 from sluice.store.lease_repo import LeaseRepository
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'sluice.db'}")
-    yield database
-    database.close()
 
 
 def test_alone_every_runner_but_a_live_local_process_is_gone() -> None:

@@ -5,26 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from sluice.store.db import Database, open_database
+from sluice.store.db import Database
 from sluice.store.lease_repo import LeaseRepository
-from tests.conftest import PostgresServer
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'leases.db'}"
-    else:
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        url = postgres.new_database()
-    database = open_database(url)
-    yield database
-    database.close()
 
 
 def test_one_holder_at_a_time_until_its_term_runs_out(database: Database) -> None:

@@ -6,9 +6,7 @@ forgotten. On SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,24 +15,11 @@ from sqlalchemy import update
 from sluice.compat.sagemaker.idempotency import Idempotency
 from sluice.compat.sagemaker.shapes import ServiceModel, ValidationException
 from sluice.errors import InvalidState
-from sluice.store.db import Database, open_database
+from sluice.store.db import Database
 from sluice.store.idempotency_repo import KEPT_FOR, IdempotencyRepository
 from sluice.store.tables import IdempotencyTokenRow, utcnow
-from tests.conftest import PostgresServer
 
 START = "StartPipelineExecution"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sluice.db'}"
-    else:
-        postgres: PostgresServer = request.getfixturevalue("postgres")
-        url = postgres.new_database()
-    database = open_database(url)
-    yield database
-    database.close()
 
 
 class Starts:
