@@ -5,32 +5,22 @@ The log groups are SageMaker's, `/aws/sagemaker/ProcessingJobs` and
 `/aws/sagemaker/TrainingJobs`; each job that has printed anything has one stream,
 `<job>/algo-1-<creation time>`. Served: DescribeLogGroups, DescribeLogStreams,
 GetLogEvents (by time, from the head or the tail, with forward and backward tokens).
-Top to bottom as the other AWS APIs here: read the JSON body, check it against botocore's
-model, run the operation off the event loop, answer JSON or `{"__type", "message"}`.
+Requests go through `JsonService` as the other AWS JSON APIs here; errors are
+`{"__type", "message"}`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from sluice.compat.sagemaker.shapes import LazyServiceModel, ValidationException
+from sluice.compat.json_service import JsonService, Operation, ServiceError, Wording
 from sluice.control.jobs import JobService
 from sluice.entities import Job, JobKind
 from sluice.errors import NotFound
 from sluice.jobs.output import LOG_NAME, events
 
-log = logging.getLogger(__name__)
-
 TARGET = "Logs_20140328"
-JSON_1_1 = "application/x-amz-json-1.1"
 GROUPS = {
     "/aws/sagemaker/ProcessingJobs": JobKind.PROCESSING,
     "/aws/sagemaker/TrainingJobs": JobKind.TRAINING,
@@ -39,55 +29,30 @@ HOST = "algo-1"
 MAX_EVENTS = 10_000
 
 
-class LogsError(Exception):
-    def __init__(self, kind: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.status = kind, message, status
-
-
-Operation = Callable[[dict[str, Any]], dict[str, Any]]
+class LogsError(ServiceError):
+    """An error in CloudWatch Logs' words."""
 
 
 def stream_name(job: Job) -> str:
     return f"{job.name}/{HOST}-{int(job.created_at.timestamp())}"
 
 
-class LogsApi:
+class LogsApi(JsonService):
     def __init__(self, jobs: JobService, region: str, account: str) -> None:
         self.jobs = jobs
         self.region, self.account = region, account
-        self.operations: dict[str, Operation] = {
+        operations: dict[str, Operation] = {
             "DescribeLogGroups": self.describe_log_groups,
             "DescribeLogStreams": self.describe_log_streams,
             "GetLogEvents": self.get_log_events,
         }
-        self.model = LazyServiceModel("logs", self.operations)
-
-    async def handle(self, request: Request) -> Response:
-        name = request.headers.get("x-amz-target", "").removeprefix(f"{TARGET}.")
-        try:
-            operation = self.operations.get(name)
-            if operation is None:
-                raise LogsError(
-                    "UnknownOperationException",
-                    f"sluice does not serve the CloudWatch Logs operation {name!r}",
-                )
-            body = await request.body()
-            try:
-                params = json.loads(body) if body else {}
-            except ValueError as exc:
-                raise LogsError("SerializationException", f"not JSON: {exc}") from None
-            model = await self.model.get()
-            try:
-                members = model.decode_input(name, params)
-            except ValidationException as exc:
-                raise LogsError("InvalidParameterException", exc.message) from None
-            return _answer(200, await asyncio.to_thread(operation, members))
-        except LogsError as exc:
-            return _answer(exc.status, {"__type": exc.kind, "message": exc.message})
-        except Exception:  # noqa: BLE001 - no traceback ever reaches a client
-            log.exception("CloudWatch Logs %s failed", name)
-            return _answer(500, {"__type": "ServiceUnavailableException", "message": "internal"})
+        wording = Wording(
+            "CloudWatch Logs",
+            "InvalidParameterException",
+            "message",
+            ("ServiceUnavailableException", "internal"),
+        )
+        super().__init__("logs", TARGET, operations, wording)
 
     def describe_log_groups(self, m: dict[str, Any]) -> dict[str, Any]:
         prefix = m.get("logGroupNamePrefix", "")
@@ -191,12 +156,3 @@ def _token(token: str | None, kind: str) -> int:
     if head != kind or not number.isdigit():
         raise LogsError("InvalidParameterException", "The specified nextToken is invalid.")
     return int(number)
-
-
-def _answer(status: int, body: dict[str, Any]) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        media_type=JSON_1_1,
-        headers={"x-amzn-ErrorType": body["__type"]} if status >= 400 else None,
-    )

@@ -1,53 +1,37 @@
 """Application Auto Scaling (AWS JSON 1.1, `X-Amz-Target: AnyScaleFrontendService.<Op>`)
 for SageMaker variants, over sluice's autoscaler.
 
-Top to bottom: read the JSON body, check it against botocore's model of the operation,
-check the namespace, dimension and resource id, run the operation off the event loop,
-answer JSON; errors carry Application Auto Scaling's `__type` (ValidationException,
+Requests go through `JsonService` (the body checked against botocore's model, the
+operation run off the event loop); each operation checks the namespace, dimension and
+resource id. Errors carry Application Auto Scaling's `__type` (ValidationException,
 ObjectNotFoundException, InvalidNextTokenException, InternalServiceException).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
-from sluice.compat.cloudwatch.api import epoch_seconds
-from sluice.compat.sagemaker.shapes import LazyServiceModel, ValidationException
+from sluice.compat.json_service import JsonService, Operation, ServiceError, Wording
 from sluice.control.autoscaling import Autoscaler
 from sluice.entities import ScalableTarget, ScalingActivity, ScalingPolicy, ScheduledAction
 from sluice.errors import NotFound, SluiceError
 
-log = logging.getLogger(__name__)
-
 TARGET = "AnyScaleFrontendService"
-JSON_1_1 = "application/x-amz-json-1.1"
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 PAGE = 50
 _RESOURCE = re.compile(r"^endpoint/([^/]+)/variant/([^/]+)$")
 
 
-class AutoscalingError(Exception):
-    def __init__(self, kind: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.status = kind, message, status
+class AutoscalingError(ServiceError):
+    """An error in Application Auto Scaling's words."""
 
 
-Operation = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class AutoscalingApi:
+class AutoscalingApi(JsonService):
     def __init__(self, autoscaler: Autoscaler) -> None:
         self.autoscaler = autoscaler
-        self.operations: dict[str, Operation] = {
+        operations: dict[str, Operation] = {
             "RegisterScalableTarget": self.register_scalable_target,
             "DescribeScalableTargets": self.describe_scalable_targets,
             "DeregisterScalableTarget": self.deregister_scalable_target,
@@ -59,33 +43,13 @@ class AutoscalingApi:
             "DescribeScheduledActions": self.describe_scheduled_actions,
             "DeleteScheduledAction": self.delete_scheduled_action,
         }
-        self.model = LazyServiceModel("application-autoscaling", self.operations)
-
-    async def handle(self, request: Request) -> Response:
-        name = request.headers.get("x-amz-target", "").removeprefix(f"{TARGET}.")
-        try:
-            operation = self.operations.get(name)
-            if operation is None:
-                raise AutoscalingError(
-                    "UnknownOperationException",
-                    f"sluice does not serve the Application Auto Scaling operation {name!r}",
-                )
-            body = await request.body()
-            try:
-                params = json.loads(body) if body else {}
-            except ValueError as exc:
-                raise AutoscalingError("SerializationException", f"not JSON: {exc}") from None
-            model = await self.model.get()
-            try:
-                members = model.decode_input(name, params)
-            except ValidationException as exc:
-                raise AutoscalingError("ValidationException", exc.message) from None
-            return _answer(200, await asyncio.to_thread(_run, operation, members))
-        except AutoscalingError as exc:
-            return _answer(exc.status, {"__type": exc.kind, "Message": exc.message})
-        except Exception:  # noqa: BLE001 - no traceback ever reaches a client
-            log.exception("Application Auto Scaling %s failed", name)
-            return _answer(500, {"__type": "InternalServiceException", "Message": "internal error"})
+        wording = Wording(
+            "Application Auto Scaling",
+            "ValidationException",
+            "Message",
+            ("InternalServiceException", "internal error"),
+        )
+        super().__init__("application-autoscaling", TARGET, operations, wording, _run)
 
     # -- scalable targets
 
@@ -367,9 +331,3 @@ def _page(m: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict[str,
     if offset + size < len(items):
         out["NextToken"] = str(offset + size)
     return out
-
-
-def _answer(status: int, members: dict[str, Any]) -> Response:
-    return Response(
-        json.dumps(members, default=epoch_seconds).encode(), status_code=status, media_type=JSON_1_1
-    )
