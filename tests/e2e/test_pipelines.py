@@ -96,12 +96,39 @@ def sdk(
     server.stop()
 
 
+def sklearn_processor(session: Any) -> Any:
+    """The SDK's scikit-learn processor, as a notebook makes it."""
+    from sagemaker.sklearn.processing import SKLearnProcessor
+
+    return SKLearnProcessor(
+        framework_version="1.2-1",
+        role=ROLE,
+        instance_type="ml.m5.large",
+        instance_count=1,
+        sagemaker_session=session,
+    )
+
+
+def sklearn_estimator(session: Any, code: Path, **extra: Any) -> Any:
+    """The SDK's scikit-learn estimator for `code/train/train.py`, in script mode."""
+    from sagemaker.sklearn.estimator import SKLearn
+
+    return SKLearn(
+        entry_point="train.py",
+        source_dir=str(code / "train"),
+        framework_version="1.2-1",
+        instance_type="ml.m5.large",
+        role=ROLE,
+        hyperparameters={"C": 0.5},
+        sagemaker_session=session,
+        **extra,
+    )
+
+
 def digits_pipeline(bucket: str, code: Path) -> Any:
     """The pipeline, as a user of SageMaker writes it."""
     from sagemaker.inputs import TrainingInput
     from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.sklearn.estimator import SKLearn
-    from sagemaker.sklearn.processing import SKLearnProcessor
     from sagemaker.workflow.condition_step import ConditionStep
     from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.workflow.fail_step import FailStep
@@ -117,13 +144,7 @@ def digits_pipeline(bucket: str, code: Path) -> Any:
     threshold = ParameterFloat("AccuracyThreshold", default_value=0.9)
     raw = ParameterString("RawData", default_value=f"s3://{bucket}/raw/digits.csv")
     cache = CacheConfig(enable_caching=True, expire_after="P30D")
-    processor = SKLearnProcessor(
-        framework_version="1.2-1",
-        role=ROLE,
-        instance_type="ml.m5.large",
-        instance_count=1,
-        sagemaker_session=session,
-    )
+    processor = sklearn_processor(session)
     preprocess = ProcessingStep(
         "Preprocess",
         step_args=processor.run(
@@ -136,15 +157,10 @@ def digits_pipeline(bucket: str, code: Path) -> Any:
         ),
         cache_config=cache,
     )
-    estimator = SKLearn(
-        entry_point="train.py",
-        source_dir=str(code / "train"),
-        framework_version="1.2-1",
-        instance_type="ml.m5.large",
-        role=ROLE,
-        hyperparameters={"C": 0.5},
+    estimator = sklearn_estimator(
+        session,
+        code,
         metric_definitions=[{"Name": "train:accuracy", "Regex": "train_accuracy=([0-9.]+)"}],
-        sagemaker_session=session,
     )
     train = TrainingStep(
         "Train",
@@ -312,8 +328,6 @@ def test_sdk_processing_and_training_jobs_run_and_show_their_logs(
     import numpy as np
     import sagemaker
     from sagemaker.processing import ProcessingInput, ProcessingOutput
-    from sagemaker.sklearn.estimator import SKLearn
-    from sagemaker.sklearn.processing import SKLearnProcessor
     from sklearn.datasets import load_digits
 
     from tests.e2e.test_sagemaker_workflow import until
@@ -331,13 +345,7 @@ def test_sdk_processing_and_training_jobs_run_and_show_their_logs(
     session = sagemaker.Session(boto3.Session(), default_bucket=bucket)
     sm = session.sagemaker_client
 
-    processor = SKLearnProcessor(
-        framework_version="1.2-1",
-        role=ROLE,
-        instance_type="ml.m5.large",
-        instance_count=1,
-        sagemaker_session=session,
-    )
+    processor = sklearn_processor(session)
     processor.run(
         code=str(code / "preprocess.py"),
         inputs=[
@@ -358,15 +366,7 @@ def test_sdk_processing_and_training_jobs_run_and_show_their_logs(
     assert "train 1257 rows, test 540 rows" in capsys.readouterr().out
     train = processor.latest_job.describe()["ProcessingOutputConfig"]["Outputs"][0]
 
-    estimator = SKLearn(
-        entry_point="train.py",
-        source_dir=str(code / "train"),
-        framework_version="1.2-1",
-        instance_type="ml.m5.large",
-        role=ROLE,
-        hyperparameters={"C": 0.5},
-        sagemaker_session=session,
-    )
+    estimator = sklearn_estimator(session, code)
     estimator.fit({"train": train["S3Output"]["S3Uri"]}, wait=False)
     job = estimator.latest_training_job.name
     until(lambda: sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"]
